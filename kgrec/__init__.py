@@ -1,0 +1,20 @@
+"""kgrec: knowledge-graph-augmented recommendation from RDF.
+
+The public API: :func:`load` (RDF -> :class:`KnowledgeGraph`), :func:`split`, :class:`Recommender`.
+"""
+
+__version__ = "0.1.0"
+
+from kgrec.api import Recommender, load, split  # noqa: E402
+from kgrec.data.graph import Interactions, KnowledgeGraph  # noqa: E402
+from kgrec.data.splits import Split  # noqa: E402
+from kgrec.errors import (  # noqa: E402
+    CheckpointError, EmptyGraphError, KgrecError, MappingError, RDFFormatError, RDFParseError,
+    SplitError, UnknownIRIError,
+)
+
+__all__ = [
+    "__version__", "load", "split", "Recommender", "KnowledgeGraph", "Interactions", "Split",
+    "KgrecError", "RDFFormatError", "RDFParseError", "MappingError", "EmptyGraphError", "SplitError",
+    "CheckpointError", "UnknownIRIError",
+]

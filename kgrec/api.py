@@ -1,0 +1,218 @@
+"""The Python API: ``load``, ``split``, ``Recommender``. The only module (with the CLI) reading configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from kgrec.checkpoint import load_checkpoint, save_checkpoint
+from kgrec.data.graph import KnowledgeGraph
+from kgrec.data.splits import Split
+from kgrec.data.splits import split as _split
+from kgrec.data.vocab import Vocab
+from kgrec.errors import CheckpointError, KgrecError, SplitError
+
+__all__ = ["load", "split", "Recommender"]
+
+
+def load(paths, mapping=None, format: str | None = None) -> KnowledgeGraph:
+    """Read RDF file(s) into a :class:`KnowledgeGraph` through a mapping.
+
+    Args:
+        paths: one path or a list of paths (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD, N3,
+            optionally ``.gz``/``.bz2``), merged into one graph.
+        mapping: a :class:`~kgrec.data.mapping.Mapping`, a path to a TOML/YAML mapping, a profile
+            name (``"kgrec"``, ``"schema-org"``), or ``None`` for the kgrec vocabulary.
+        format: the RDF format for every file, instead of guessing from the suffix.
+    """
+    from kgrec.data.loader import load as _load
+
+    return _load(paths, mapping=mapping, format=format)
+
+
+def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:
+    """Split the interactions of ``kg`` (``random``, ``temporal``, ``global-time``, ``cold-item``)."""
+    return _split(kg, strategy=strategy, ratios=ratios, seed=seed)
+
+
+def _models() -> dict:
+    from kgrec.models import MODELS
+
+    return MODELS
+
+
+class Recommender:
+    """Train, evaluate, query, save and reload any kgrec model by name.
+
+    Args:
+        model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"hybrid"``.
+        **params: the model's config fields (see ``Recommender.params_of(model)``).
+
+    Example::
+
+        kg = kgrec.load("kg_data/toy/toy.ttl")
+        sp = kgrec.split(kg, "random", seed=2020)
+        rec = kgrec.Recommender("lightgcn", epochs=50).fit(kg, sp)
+        rec.evaluate(sp, ks=(10, 20))
+        rec.recommend(["https://example.org/user/1"], k=5)
+    """
+
+    def __init__(self, model: str = "hybrid", **params):
+        models = _models()
+        if model not in models:
+            raise KgrecError(f"'model' must be one of {', '.join(sorted(models))} (got {model!r})")
+        self.model_name = model
+        self.estimator = models[model].from_params(**params)
+        self.users: Vocab | None = None
+        self.items: Vocab | None = None
+        self.item_labels: list[str] = []
+
+    @staticmethod
+    def params_of(model: str) -> dict:
+        """The configurable fields of ``model`` with their defaults."""
+        cls = _models()[model]
+        return {f.name: getattr(cls.Config(), f.name) for f in dataclasses.fields(cls.Config)}
+
+    @property
+    def config(self):
+        return self.estimator.config
+
+    @property
+    def fit_info(self) -> dict:
+        return self.estimator.fit_info
+
+    # -------------------------------------------------------------- training
+    def fit(self, kg: KnowledgeGraph, split: Split | None = None, log: Callable[[str], None] | None = None,
+            **kwargs) -> "Recommender":
+        """Fit on ``split.train`` (model selection on ``split.valid``); all interactions if no split."""
+        if split is None:
+            from kgrec.data.graph import Interactions
+
+            empty = Interactions.empty()
+            split = Split("all", 0, (1.0, 0.0, 0.0), kg.num_users, kg.num_items, kg.interactions, empty, empty)
+        self._check_split(split, kg.num_users, kg.num_items)
+        if len(split.train) == 0:
+            raise SplitError("the split's training part is empty: nothing to fit")
+        self.users, self.items = kg.users, kg.items
+        self.item_labels = [kg.label(i) for i in range(kg.num_items)]
+        if self.estimator.trainable:
+            self.estimator.fit(kg, split, log=log, **kwargs)
+        else:
+            self.estimator.fit(kg, split)
+        return self
+
+    def _require_fit(self) -> None:
+        if self.users is None:
+            raise KgrecError("this Recommender is not fitted: call .fit(kg, split) or Recommender.load(dir)")
+
+    @staticmethod
+    def _check_split(split: Split, n_users: int, n_items: int) -> None:
+        if split.num_users != n_users or split.num_items != n_items:
+            raise SplitError(f"the split has {split.num_users} users / {split.num_items} items but the "
+                             f"model's graph has {n_users} / {n_items}: split the same graph")
+
+    # --------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """Raw scores ``[B, I]`` of user ids ``[B]`` (no masking), on the CPU."""
+        self._require_fit()
+        return self.estimator.score(users).float().cpu()
+
+    @torch.no_grad()
+    def recommend(self, users: str | Sequence[str], k: int = 10, exclude_seen: bool = True,
+                  candidates: Sequence[str] | None = None) -> dict[str, list[tuple[str, float]]]:
+        """Top-``k`` items for each user IRI, as ``{user: [(item IRI, score), ...]}``, best first.
+
+        Items the user has in the training data are excluded unless ``exclude_seen=False``;
+        ``candidates`` restricts the ranking to those item IRIs.
+        """
+        self._require_fit()
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+            raise KgrecError(f"'k' must be a positive integer (got {k!r})")
+        if isinstance(users, str):
+            users = [users]
+        ids = self.users.ids(list(users))
+        scores = self.score(ids)
+        if exclude_seen:
+            scores = scores.masked_fill(self.estimator.history(ids.to(self.estimator.device)).cpu() > 0, -torch.inf)
+        if candidates is not None:
+            keep = torch.zeros(len(self.items), dtype=torch.bool)
+            keep[self.items.ids(list(candidates))] = True
+            scores = scores.masked_fill(~keep, -torch.inf)
+        from kgrec.rank import topk
+
+        vals, idx = topk(scores, min(k, scores.shape[1]))  # ties -> lower item id, as the evaluator
+        out = {}
+        for u, v_row, i_row in zip(users, vals.tolist(), idx.tolist()):
+            out[u] = [(self.items[i], v) for v, i in zip(v_row, i_row) if v != -float("inf")]
+        return out
+
+    def evaluate(self, split: Split, ks: Sequence[int] = (10, 20), part: str = "test",
+                 users: torch.Tensor | None = None) -> dict:
+        """Full-ranking metrics on ``split.<part>`` (PROTOCOL.md): seen items masked, users without
+        items in that part not counted."""
+        from kgrec.evaluate import evaluate
+
+        self._require_fit()
+        self._check_split(split, len(self.users), len(self.items))
+        item_pop = torch.bincount(split.train.item, minlength=len(self.items)).float()
+        return evaluate(self.score, split, ks=tuple(ks), part=part, users=users, item_popularity=item_pop)
+
+    # --------------------------------------------------------------- storage
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Save config, id maps and weights (safetensors + JSON) into ``directory``, atomically."""
+        self._require_fit()
+        meta = {
+            "model": self.model_name,
+            "config": dataclasses.asdict(self.estimator.config),
+            "meta": self.estimator.meta,
+            "fit_info": _jsonable(self.estimator.fit_info),
+            "users": self.users.to_list(),
+            "items": self.items.to_list(),
+            "item_labels": self.item_labels,
+            "kgrec_version": _version(),
+        }
+        return save_checkpoint(directory, meta, self.estimator.state_tensors())
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> "Recommender":
+        """Reload a model saved with :meth:`save` (no pickle; weights map to ``device``)."""
+        meta, tensors = load_checkpoint(directory)
+        models = _models()
+        if meta.get("model") not in models:
+            raise CheckpointError(f"'{directory}': unknown model {meta.get('model')!r}")
+        rec = cls(meta["model"], **meta["config"])
+        est = rec.estimator
+        est.meta = meta["meta"]
+        est.fit_info = meta.get("fit_info", {})
+        est.load_state_tensors(tensors)
+        est.to(device)
+        rec.users = Vocab.from_list(meta["users"], "user")
+        rec.items = Vocab.from_list(meta["items"], "item")
+        rec.item_labels = meta.get("item_labels", [])
+        return rec
+
+    def __repr__(self) -> str:
+        state = f"{len(self.users)} users, {len(self.items)} items" if self.users else "not fitted"
+        return f"Recommender({self.model_name!r}, {state})"
+
+
+def _version() -> str:
+    from kgrec import __version__
+
+    return __version__
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    return x

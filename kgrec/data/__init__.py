@@ -1,0 +1,1 @@
+"""RDF parsing, mapping, id maps, graph container, interactions, splits, text rendering."""

@@ -1,0 +1,83 @@
+"""Exceptions raised by kgrec for user errors.
+
+Every error that comes from input data names the file and, when known, the line, so that a
+user can fix the input without reading kgrec's code.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "KgrecError",
+    "RDFFormatError",
+    "DataFileError",
+    "RDFParseError",
+    "SourceFormatError",
+    "EvaluationError",
+    "TextModelError",
+    "MappingError",
+    "EmptyGraphError",
+    "SplitError",
+    "CheckpointError",
+    "UnknownIRIError",
+]
+
+
+class KgrecError(Exception):
+    """Base class of every error kgrec raises for bad input or bad arguments."""
+
+
+class RDFFormatError(KgrecError, ValueError):
+    """The RDF serialisation of a file is unknown or cannot be guessed from its suffix."""
+
+
+class DataFileError(KgrecError, ValueError):
+    """An input file is malformed. ``path`` and ``line`` (1-based, or ``None``) say where."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = None if path is None else str(path)
+        self.line = line
+
+
+class RDFParseError(DataFileError):
+    """An RDF file is malformed."""
+
+
+class SourceFormatError(DataFileError):
+    """A source file of a dataset converter does not have the documented format."""
+
+
+class EvaluationError(KgrecError, ValueError):
+    """A ranking or metric argument is invalid (bad ``k``, wrong score shape, NaN scores...)."""
+
+
+class TextModelError(KgrecError, ValueError):
+    """A text model argument is not a usable local model directory."""
+
+
+class MappingError(KgrecError, ValueError):
+    """A mapping file is invalid, or a mapping matches nothing in the graph."""
+
+
+class EmptyGraphError(KgrecError, ValueError):
+    """The graph holds no users, items or interactions after mapping."""
+
+
+class SplitError(KgrecError, ValueError):
+    """A split cannot be made (unknown strategy, bad ratios, missing timestamps...)."""
+
+
+class CheckpointError(KgrecError, ValueError):
+    """A saved model directory is missing files or was written by an incompatible version."""
+
+
+class UnknownIRIError(KgrecError, KeyError):
+    """An IRI passed to the API is not a known user or item."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""

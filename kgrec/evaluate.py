@@ -1,0 +1,295 @@
+"""Full-ranking evaluation of a scorer on a :class:`~kgrec.data.splits.Split` (PROTOCOL.md).
+
+Protocol: each evaluated user's scores over the whole catalogue (or over ``split.test_candidates``
+on a cold-item test) are ranked after masking the items the user has in train (and in valid when
+the test part is scored). Relevant items are the user's items in the evaluated part; users with
+none are not counted. Metrics are averaged over the evaluated users.
+
+A test (or valid) item that the user also has in a masked part (a repeated interaction) can never
+be ranked, so it is not counted as relevant either; :attr:`Evaluator.n_dropped` says how many such
+pairs were left out (none on MovieLens, which has one rating per user-item pair).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from kgrec.data.splits import Split
+from kgrec.metrics import EvaluationError, average_popularity, check_k, hit, mrr, ndcg, precision, recall
+from kgrec.rank import mask_seen, restrict, seen_csr, topk
+
+__all__ = ["Evaluator", "evaluate", "evaluate_topk", "PARTS"]
+
+PARTS = ("valid", "test")
+_ACCURACY = ("recall", "ndcg", "precision", "hit", "mrr")
+
+ScoreFn = Callable[[Tensor], Tensor]
+
+
+class Evaluator:
+    """Precomputed masks and ground truth of one split part, reusable every epoch.
+
+    Building the per-user seen items (CSR), the relevant items and the evaluated users happens once
+    here; :meth:`__call__` then only scores, masks, ranks and counts.
+
+    Args:
+        split: the split to evaluate on.
+        ks: cut-offs (default ``(10, 20)``).
+        part: ``"valid"`` (train items masked) or ``"test"`` (train and valid items masked,
+            candidates restricted to ``split.test_candidates`` when set) (default ``"test"``).
+        batch_size: users scored per call of ``score_fn`` (default ``1024``).
+        users: evaluate only these user ids, e.g. the cold users of a global-time split
+            (default ``None``: every user with a relevant item).
+        item_popularity: popularity of each item for ``avg_pop@k`` (default ``None``: training
+            interaction counts).
+
+    Shapes:
+        users: ``[U']`` long; item_popularity: ``[num_items]``.
+    """
+
+    def __init__(self, split: Split, ks: Iterable[int] = (10, 20), part: str = "test",
+                 batch_size: int = 1024, users: Tensor | Sequence[int] | None = None,
+                 item_popularity: Tensor | None = None):
+        if part not in PARTS:
+            raise EvaluationError(f"'part' must be one of {', '.join(PARTS)} (got {part!r})")
+        self.ks = _check_ks(ks)
+        self.part = part
+        self.batch_size = check_k(batch_size, "batch_size")
+        self.num_users, self.num_items = split.num_users, split.num_items
+        n_items = self.num_items
+
+        seen = split.train if part == "valid" else split.train.concat(split.valid)
+        self.seen_indptr, self.seen_indices = seen_csr(seen.user, seen.item, self.num_users, n_items)
+
+        self.candidates: Tensor | None = None  # [n_items] bool
+        if part == "test" and split.test_candidates is not None:
+            cand = torch.as_tensor(split.test_candidates).long().view(-1)
+            if cand.numel() and (int(cand.min()) < 0 or int(cand.max()) >= n_items):
+                raise EvaluationError(f"'split.test_candidates' must be item ids in [0, {n_items}) "
+                                      f"(got range [{int(cand.min())}, {int(cand.max())}])")
+            self.candidates = torch.zeros(n_items, dtype=torch.bool)
+            self.candidates[cand] = True
+
+        target = split.valid if part == "valid" else split.test
+        _check_range(target.user, self.num_users, "user", f"'split.{part}'")
+        _check_range(target.item, n_items, "item", f"'split.{part}'")
+        # relevant (user, item) pairs as sorted int64 keys u * n_items + i, so a hit is one lookup
+        key = torch.unique(target.user.long() * n_items + target.item.long())
+        if self.candidates is not None:
+            key = key[self.candidates[key % n_items]]
+        seen_key = torch.repeat_interleave(torch.arange(self.num_users), self.seen_indptr.diff()) * n_items \
+            + self.seen_indices
+        masked = torch.isin(key, seen_key)
+        self.n_dropped = int(masked.sum())
+        self.relevant_keys = key[~masked]
+        self.n_relevant = torch.bincount(self.relevant_keys // n_items, minlength=self.num_users)
+
+        has = self.n_relevant > 0
+        if users is not None:
+            users = torch.as_tensor(users, dtype=torch.long).view(-1).cpu()
+            _check_range(users, self.num_users, "user", "'users'")
+            wanted = torch.zeros(self.num_users, dtype=torch.bool)
+            wanted[users] = True
+            has &= wanted
+        self.users = has.nonzero().view(-1)  # [n_eval], ascending
+
+        if item_popularity is None:
+            item_popularity = torch.bincount(split.train.item.long(), minlength=n_items)
+        item_popularity = torch.as_tensor(item_popularity).view(-1)
+        if item_popularity.numel() != n_items:
+            raise EvaluationError(f"'item_popularity' must have {n_items} entries (got {item_popularity.numel()})")
+        self.item_popularity = item_popularity.double()
+        self.n_rankable = int(self.candidates.sum()) if self.candidates is not None else n_items
+
+    def __call__(self, score_fn: ScoreFn) -> dict[str, float]:
+        """Score every evaluated user with ``score_fn`` and return the averaged metrics.
+
+        Args:
+            score_fn: maps user ids to scores over all items; called under ``torch.no_grad()``
+                with CPU ids (move them to the model's device inside). Scores may live on any device.
+
+        Shapes:
+            score_fn: ``users [B]`` long -> ``[B, num_items]`` float.
+
+        Returns:
+            ``{"recall@k", "ndcg@k", "precision@k", "hit@k", "mrr@k", "coverage@k", "avg_pop@k"}``
+            for each ``k``, then ``"users"`` (number evaluated), ``"seconds"`` (wall time of
+            scoring, masking, ranking and counting) and ``"users_per_second"``.
+        """
+        n_items, ks = self.num_items, self.ks
+        kmax = min(max(ks), n_items)
+        sums = {f"{m}@{k}": 0.0 for k in ks for m in (*_ACCURACY, "avg_pop")}
+        covered = {k: torch.zeros(n_items, dtype=torch.bool) for k in ks}
+        start = time.perf_counter()
+        with torch.no_grad():
+            for b in range(0, self.users.numel(), self.batch_size):
+                users = self.users[b:b + self.batch_size]
+                scores = score_fn(users)
+                _check_scores(scores, users.numel(), n_items)
+                if self.candidates is not None:
+                    scores = restrict(scores, self.candidates)  # a copy, so masking may go in place
+                    scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices, inplace=True)
+                else:
+                    scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices)
+                values, index = topk(scores, kmax)
+                valid = (values != float("-inf")).cpu()  # masked / non-candidate ranks are empty
+                index = index.cpu().masked_fill(~valid, -1)
+                query = users.view(-1, 1) * n_items + index
+                hits = _lookup(self.relevant_keys, query) & valid
+                n_rel = self.n_relevant[users]
+                for k in ks:
+                    per_user = {"recall": recall(hits, n_rel, k), "ndcg": ndcg(hits, n_rel, k),
+                                "precision": precision(hits, k), "hit": hit(hits, k), "mrr": mrr(hits, k),
+                                "avg_pop": average_popularity(index, self.item_popularity, k)}
+                    for m, v in per_user.items():
+                        sums[f"{m}@{k}"] += float(v.double().sum())
+                    top = index[:, :k]
+                    covered[k][top[top >= 0]] = True
+        seconds = time.perf_counter() - start
+        n = self.users.numel()
+        out: dict[str, float] = {}
+        for k in ks:
+            for m in _ACCURACY:
+                out[f"{m}@{k}"] = sums[f"{m}@{k}"] / n if n else math.nan
+            out[f"coverage@{k}"] = int(covered[k].sum()) / self.n_rankable if self.n_rankable else math.nan
+            out[f"avg_pop@{k}"] = sums[f"avg_pop@{k}"] / n if n else math.nan
+        out["users"] = n
+        out["seconds"] = seconds
+        out["users_per_second"] = n / seconds if seconds > 0 else math.inf
+        return out
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(part={self.part!r}, ks={self.ks}, users={self.users.numel()}, "
+                f"items={self.num_items}, candidates={self.n_rankable})")
+
+
+def evaluate(score_fn: ScoreFn, split: Split, ks: Iterable[int] = (10, 20), part: str = "test",
+             batch_size: int = 1024, users: Tensor | Sequence[int] | None = None,
+             item_popularity: Tensor | None = None) -> dict[str, float]:
+    """Full-ranking evaluation of ``score_fn`` on one part of ``split``; see :class:`Evaluator`.
+
+    Shapes:
+        score_fn: ``users [B]`` long -> ``[B, num_items]`` float.
+    """
+    return Evaluator(split, ks, part, batch_size, users, item_popularity)(score_fn)
+
+
+def evaluate_topk(topk_items: Mapping[int, Sequence[int]], split: Split, ks: Iterable[int] = (10, 20),
+                  part: str = "test", users: Sequence[int] | None = None,
+                  item_popularity: Sequence[float] | Tensor | None = None) -> dict[str, float]:
+    """Score given recommendation lists with plain per-user Python (no shared ranking code).
+
+    Meant to cross-check the lists a recommender returns (e.g. ``recommend()``) against
+    :class:`Evaluator`: the relevant items and evaluated users are defined as there (candidates,
+    masked repeats, users without relevant items left out), but computed independently.
+
+    Args:
+        topk_items: each evaluated user's recommended item ids, best first (at least ``max(ks)``
+            long unless the catalogue is smaller; shorter lists count the missing ranks as misses).
+        split: the split the lists were made for.
+        ks: cut-offs (default ``(10, 20)``).
+        part: ``"valid"`` or ``"test"`` (default ``"test"``).
+        users: score only these users (default ``None``: every user with a relevant item).
+        item_popularity: popularity of each item for ``avg_pop@k`` (default ``None``: training
+            interaction counts).
+
+    Returns:
+        The same keys as :class:`Evaluator` without ``"seconds"`` and ``"users_per_second"``.
+    """
+    if part not in PARTS:
+        raise EvaluationError(f"'part' must be one of {', '.join(PARTS)} (got {part!r})")
+    ks = _check_ks(ks)
+    n_items = split.num_items
+    seen_parts = [split.train] if part == "valid" else [split.train, split.valid]
+    seen = {(u, i) for p in seen_parts for u, i in zip(p.user.tolist(), p.item.tolist())}
+    cand = None
+    if part == "test" and split.test_candidates is not None:
+        cand = set(torch.as_tensor(split.test_candidates).view(-1).tolist())
+    target = split.valid if part == "valid" else split.test
+    relevant: dict[int, set[int]] = {}
+    for u, i in zip(target.user.tolist(), target.item.tolist()):
+        if (cand is None or i in cand) and (u, i) not in seen:
+            relevant.setdefault(u, set()).add(i)
+    chosen = sorted(relevant) if users is None else sorted(set(int(u) for u in users) & set(relevant))
+    if item_popularity is None:
+        pop = [0.0] * n_items
+        for i in split.train.item.tolist():
+            pop[i] += 1.0
+    else:
+        pop = [float(x) for x in torch.as_tensor(item_popularity).view(-1).tolist()]
+    n_cover = len(cand) if cand is not None else n_items
+
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in (*_ACCURACY, "avg_pop")}
+    covered = {k: set() for k in ks}
+    for u in chosen:
+        if u not in topk_items:
+            raise EvaluationError(f"'topk_items' has no list for user {u}, who has "
+                                  f"{len(relevant[u])} relevant {part} items")
+        items = [int(i) for i in topk_items[u]]
+        if len(set(items)) != len(items):
+            raise EvaluationError(f"'topk_items' list of user {u} repeats an item (got {items})")
+        bad = [i for i in items if not 0 <= i < n_items]
+        if bad:
+            raise EvaluationError(f"'topk_items' list of user {u} holds ids outside [0, {n_items}) (got {bad})")
+        rel = relevant[u]
+        for k in ks:
+            top = items[:k]
+            flags = [i in rel for i in top]
+            n_hit = sum(flags)
+            dcg = sum(1.0 / math.log2(r + 2) for r, f in enumerate(flags) if f)
+            idcg = sum(1.0 / math.log2(r + 2) for r in range(min(len(rel), k)))
+            first = next((r for r, f in enumerate(flags) if f), None)
+            sums[f"recall@{k}"] += n_hit / len(rel)
+            sums[f"precision@{k}"] += n_hit / k
+            sums[f"hit@{k}"] += float(n_hit > 0)
+            sums[f"mrr@{k}"] += 0.0 if first is None else 1.0 / (first + 1)
+            sums[f"ndcg@{k}"] += dcg / idcg
+            sums[f"avg_pop@{k}"] += sum(pop[i] for i in top) / len(top) if top else 0.0
+            covered[k].update(top)
+    n = len(chosen)
+    out: dict[str, float] = {}
+    for k in ks:
+        for m in _ACCURACY:
+            out[f"{m}@{k}"] = sums[f"{m}@{k}"] / n if n else math.nan
+        out[f"coverage@{k}"] = len(covered[k]) / n_cover if n_cover else math.nan
+        out[f"avg_pop@{k}"] = sums[f"avg_pop@{k}"] / n if n else math.nan
+    out["users"] = n
+    return out
+
+
+def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    if isinstance(ks, numbers.Integral):
+        ks = (ks,)
+    ks = tuple(dict.fromkeys(check_k(k) for k in ks))
+    if not ks:
+        raise EvaluationError("'ks' must hold at least one cut-off (got an empty sequence)")
+    return ks
+
+
+def _lookup(sorted_keys: Tensor, query: Tensor) -> Tensor:
+    """``query`` entries present in ``sorted_keys`` (``[M]`` sorted) as a bool tensor of ``query``'s shape."""
+    if sorted_keys.numel() == 0:
+        return torch.zeros_like(query, dtype=torch.bool)
+    pos = torch.searchsorted(sorted_keys, query).clamp(max=sorted_keys.numel() - 1)
+    return sorted_keys[pos] == query
+
+
+def _check_range(ids: Tensor, n: int, what: str, where: str) -> None:
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        raise EvaluationError(f"{where} holds {what} ids outside [0, {n}) "
+                              f"(got range [{int(ids.min())}, {int(ids.max())}])")
+
+
+def _check_scores(scores, batch: int, n_items: int) -> None:
+    if not isinstance(scores, Tensor) or not scores.is_floating_point():
+        raise EvaluationError(f"'score_fn' must return a float tensor (got {type(scores).__name__}"
+                              f"{'' if not isinstance(scores, Tensor) else ' of dtype ' + str(scores.dtype)})")
+    if tuple(scores.shape) != (batch, n_items):
+        raise EvaluationError(f"'score_fn' must return scores of shape [B, num_items] = [{batch}, {n_items}] "
+                              f"(got {list(scores.shape)})")

@@ -1,0 +1,221 @@
+"""The estimator contract shared by every model the API can train, save and reload.
+
+An estimator turns a graph + split into the tensors its module needs (``prepare``: data side), builds
+its ``nn.Module`` from plain sizes (``build``), fits it (closed form or by the pairwise trainer) and
+scores users against the whole catalogue (``score``). What ``prepare`` derived is kept in
+``context`` (tensors) and ``meta`` (JSON-able sizes) so a saved model reloads without the graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from kgrec.data.graph import Interactions, KnowledgeGraph
+from kgrec.data.splits import Split
+from kgrec.errors import KgrecError
+
+__all__ = ["Estimator", "PairwiseEstimator", "TrainConfig", "history_rows", "csr_of"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the pairwise (BPR) trainer, shared by every gradient-trained model.
+
+    Args:
+        epochs: maximum epochs (default ``200``).
+        batch_size: positive pairs per step (default ``2048``).
+        lr: Adam learning rate (default ``1e-3``).
+        reg: L2 weight on the embeddings a batch touches (default ``1e-4``).
+        num_neg: negatives per positive (default ``1``).
+        loss: ``"bpr"`` or ``"softmax"`` (sampled softmax over the negatives).
+        patience: epochs without a better validation NDCG@10 before stopping (default ``10``).
+        eval_every: validate every this many epochs (default ``1``).
+        seed: seed of initialisation and sampling (default ``2020``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:n]"``.
+        progress: show tqdm progress bars.
+    """
+
+    epochs: int = 200
+    batch_size: int = 2048
+    lr: float = 1e-3
+    reg: float = 1e-4
+    num_neg: int = 1
+    loss: str = "bpr"
+    patience: int = 10
+    eval_every: int = 1
+    seed: int = 2020
+    device: str = "auto"
+    progress: bool = False
+
+
+def history_rows(indptr: Tensor, indices: Tensor, users: Tensor, num_items: int) -> Tensor:
+    """Dense binary history rows of ``users`` from a CSR (indptr ``[U+1]``, indices ``[nnz]``).
+
+    Shapes: users ``[B]`` -> ``[B, num_items]`` float on ``indices.device``.
+    """
+    start, end = indptr[users], indptr[users + 1]
+    counts = end - start
+    rows = torch.repeat_interleave(torch.arange(users.numel(), device=indices.device), counts)
+    offsets = torch.arange(int(counts.sum()), device=indices.device) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts)
+    cols = indices[torch.repeat_interleave(start, counts) + offsets]
+    out = torch.zeros(users.numel(), num_items, device=indices.device)
+    out[rows, cols] = 1.0
+    return out
+
+
+def csr_of(inter: Interactions, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+    """(indptr ``[U+1]``, indices ``[nnz]``) of the unique (user, item) pairs, items sorted per user."""
+    key = torch.unique(inter.user * num_items + inter.item)
+    users, items = key // num_items, key % num_items
+    indptr = torch.zeros(num_users + 1, dtype=torch.long)
+    indptr[1:] = torch.cumsum(torch.bincount(users, minlength=num_users), 0)
+    return indptr, items
+
+
+class Estimator:
+    """Base class: a named model with a typed config, data-derived context and a module."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = TrainConfig
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.context: dict[str, Tensor] = {}
+        self.meta: dict[str, Any] = {}
+        self.module: torch.nn.Module | None = None
+        self.fit_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_params(cls, **params) -> "Estimator":
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(params) - fields)
+        if unknown:
+            raise KgrecError(f"unknown parameter(s) {', '.join(repr(u) for u in unknown)} for model "
+                             f"'{cls.name}'; accepted: {', '.join(sorted(fields))}")
+        return cls(cls.Config(**params))
+
+    def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
+        """Derive ``context``/``meta`` from the data (training interactions only)."""
+        indptr, indices = csr_of(split.train, kg.num_users, kg.num_items)
+        self.context = {"hist_indptr": indptr, "hist_indices": indices}
+        self.meta = {"num_users": kg.num_users, "num_items": kg.num_items}
+
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "Estimator":
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- scoring
+    def history(self, users: Tensor) -> Tensor:
+        """Binary training history rows ``[B, I]`` of ``users``."""
+        return history_rows(self.context["hist_indptr"], self.context["hist_indices"], users,
+                            self.meta["num_items"])
+
+    def score(self, users: Tensor) -> Tensor:
+        """Scores ``[B, I]`` of ``users`` ``[B]`` over the whole catalogue (no masking)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- device
+    @property
+    def device(self) -> torch.device:
+        return self.context["hist_indptr"].device
+
+    def to(self, device) -> "Estimator":
+        self.context = {k: v.to(device) for k, v in self.context.items()}
+        if self.module is not None:
+            self.module.to(device)
+        return self
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Everything to save: ``context.*`` and ``module.*`` tensors (CPU, contiguous)."""
+        out = {f"context.{k}": v.detach().cpu().contiguous() for k, v in self.context.items()}
+        if self.module is not None:
+            out.update({f"module.{k}": v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()})
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        self.context = {k[8:]: v for k, v in tensors.items() if k.startswith("context.")}
+        self.build()
+        if self.module is not None:
+            state = {k[7:]: v for k, v in tensors.items() if k.startswith("module.")}
+            # fitted buffers (e.g. ItemKNN's sparse similarity) have data-dependent sizes
+            for name, buf in list(self.module.named_buffers()):
+                if name in state and state[name].shape != buf.shape:
+                    owner, _, leaf = name.rpartition(".")
+                    setattr(self.module.get_submodule(owner) if owner else self.module, leaf, state[name].clone())
+            self.module.load_state_dict(state)
+
+
+class PairwiseEstimator(Estimator):
+    """An embedding model trained by :func:`kgrec.train.fit_pairwise`; scores are dot products.
+
+    Subclasses implement :meth:`embed` (user vectors ``[U, d]``, item vectors ``[I, d]``) and may
+    override :meth:`batch_loss` or :meth:`param_groups`.
+    """
+
+    trainable = True
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        self._frozen: tuple[Tensor, Tensor] | None = None
+
+    def embed(self) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "PairwiseEstimator":
+        """Prepare the data, build the module from a seeded generator, train with validation."""
+        from kgrec.train import fit_pairwise
+
+        self.prepare(kg, split)
+        torch.manual_seed(self.config.seed)
+        self.build()
+        fit_pairwise(self, split, **kwargs)
+        return self
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": [p for p in self.module.parameters() if p.requires_grad]}]
+
+    def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """Shapes: users ``[B]``, pos ``[B]``, neg ``[B]`` or ``[B, n]`` -> scalar loss."""
+        from kgrec.losses import bpr_loss, l2_reg, sampled_softmax_loss
+
+        u_vec, i_vec = self.embed()
+        u = u_vec[users]
+        s_pos = (u * i_vec[pos]).sum(-1)
+        s_neg = (u.unsqueeze(1) * i_vec[neg]).sum(-1) if neg.dim() == 2 else (u * i_vec[neg]).sum(-1)
+        loss = bpr_loss(s_pos, s_neg) if self.config.loss == "bpr" else sampled_softmax_loss(
+            s_pos, s_neg if neg.dim() == 2 else s_neg.unsqueeze(-1))
+        ego_u, ego_p = self.module.ego(users, pos)
+        ego_n = self.module.ego(users, neg.reshape(-1))[1]
+        return loss + self.config.reg * l2_reg(ego_u, ego_p, ego_n)
+
+    def freeze(self) -> None:
+        """Cache the full embeddings for scoring (after training or before validation)."""
+        if self.module is not None:
+            self.module.eval()
+        with torch.no_grad():
+            self._frozen = tuple(t.float() for t in self.embed())
+
+    def unfreeze(self) -> None:
+        self._frozen = None
+        if self.module is not None:
+            self.module.train()
+
+    def score(self, users: Tensor) -> Tensor:
+        if self._frozen is None:
+            self.freeze()
+        u_vec, i_vec = self._frozen
+        return u_vec[users.to(u_vec.device)] @ i_vec.t()
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        super().load_state_tensors(tensors)
+        self._frozen = None

@@ -1,0 +1,126 @@
+"""The baselines every kgrec model is measured against: MostPop, ItemKNN, EASE, BPR-MF, LightGCN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from kgrec.data.graph import KnowledgeGraph
+from kgrec.data.splits import Split
+from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
+from kgrec.nn.cf import MF, LightGCNEmbed, sparse_adjacency
+from kgrec.nn.linear import EASE, ItemKNN, MostPop
+
+__all__ = ["MostPopModel", "ItemKNNModel", "EASEModel", "BPRMFModel", "LightGCNModel"]
+
+
+class _ClosedForm(Estimator):
+    """A model fitted in one step from the training matrix; scores from history rows."""
+
+    def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "_ClosedForm":
+        import time
+
+        t0 = time.perf_counter()
+        self.prepare(kg, split)
+        self.build()
+        self.module.fit(split.train.to_csr(kg.num_users, kg.num_items))
+        self.fit_info = {"fit_seconds": time.perf_counter() - t0, "epochs": 0}
+        return self
+
+    @torch.no_grad()
+    def score(self, users: Tensor) -> Tensor:
+        return self.module(self.history(users.to(self.device)))
+
+
+@dataclass
+class MostPopConfig:
+    """MostPop has no hyper-parameters."""
+
+
+class MostPopModel(_ClosedForm):
+    name = "mostpop"
+    Config = MostPopConfig
+
+    def build(self) -> None:
+        self.module = MostPop(self.meta["num_items"])
+
+
+@dataclass
+class ItemKNNConfig:
+    """Args: k: neighbours per item (default ``100``). shrink: similarity shrinkage (default ``10``)."""
+
+    k: int = 100
+    shrink: float = 10.0
+
+
+class ItemKNNModel(_ClosedForm):
+    name = "itemknn"
+    Config = ItemKNNConfig
+
+    def build(self) -> None:
+        self.module = ItemKNN(self.meta["num_items"], k=self.config.k, shrink=self.config.shrink)
+
+
+@dataclass
+class EASEConfig:
+    """Args: reg: L2 weight lambda of EASE (default ``250``)."""
+
+    reg: float = 250.0
+
+
+class EASEModel(_ClosedForm):
+    name = "ease"
+    Config = EASEConfig
+
+    def build(self) -> None:
+        self.module = EASE(self.meta["num_items"], reg=self.config.reg)
+
+
+@dataclass
+class BPRMFConfig(TrainConfig):
+    """BPR matrix factorisation. Args: dim: embedding size (default ``64``); see :class:`TrainConfig`."""
+
+    dim: int = 64
+
+
+class BPRMFModel(PairwiseEstimator):
+    name = "bprmf"
+    Config = BPRMFConfig
+
+    def build(self) -> None:
+        self.module = MF(self.meta["num_users"], self.meta["num_items"], dim=self.config.dim)
+
+    def embed(self) -> tuple[Tensor, Tensor]:
+        return self.module()
+
+
+@dataclass
+class LightGCNConfig(TrainConfig):
+    """LightGCN. Args: dim (default ``64``), num_layers (default ``3``); see :class:`TrainConfig`."""
+
+    dim: int = 64
+    num_layers: int = 3
+
+
+class LightGCNModel(BPRMFModel):
+    name = "lightgcn"
+    Config = LightGCNConfig
+
+    def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
+        super().prepare(kg, split)
+        u, i = split.train.user, split.train.item + kg.num_users
+        # message passing uses training interactions only
+        self.context["edge_index"] = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+
+    def build(self) -> None:
+        self.module = LightGCNEmbed(self.meta["num_users"], self.meta["num_items"],
+                                    dim=self.config.dim, num_layers=self.config.num_layers)
+
+    def embed(self) -> tuple[Tensor, Tensor]:
+        adj = getattr(self, "_adj", None)
+        if adj is None or adj.device != self.device:
+            n = self.meta["num_users"] + self.meta["num_items"]
+            self._adj = adj = sparse_adjacency(self.context["edge_index"], n)
+        return self.module(adj)

@@ -1,0 +1,1 @@
+"""Neural modules: CF, KG encoder, text encoder, fusion, hybrid scorer. Tensors in, tensors out."""

