@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from kgrec.api import Recommender, load, split  # noqa: E402
 from kgrec.data.graph import Interactions, KnowledgeGraph  # noqa: E402
+from kgrec.data.mapping import Mapping  # noqa: E402
 from kgrec.data.splits import Split  # noqa: E402
 from kgrec.errors import (  # noqa: E402
     CheckpointError, EmptyGraphError, KgrecError, MappingError, RDFFormatError, RDFParseError,
@@ -14,7 +15,7 @@ from kgrec.errors import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__", "load", "split", "Recommender", "KnowledgeGraph", "Interactions", "Split",
+    "__version__", "load", "split", "Recommender", "Mapping", "KnowledgeGraph", "Interactions", "Split",
     "KgrecError", "RDFFormatError", "RDFParseError", "MappingError", "EmptyGraphError", "SplitError",
     "CheckpointError", "UnknownIRIError",
 ]

@@ -75,7 +75,10 @@ class Recommender:
     @staticmethod
     def params_of(model: str) -> dict:
         """The configurable fields of ``model`` with their defaults."""
-        cls = _models()[model]
+        models = _models()
+        if model not in models:
+            raise KgrecError(f"'model' must be one of {', '.join(sorted(models))} (got {model!r})")
+        cls = models[model]
         return {f.name: getattr(cls.Config(), f.name) for f in dataclasses.fields(cls.Config)}
 
     @property

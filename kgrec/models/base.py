@@ -91,6 +91,7 @@ class Estimator:
         self.meta: dict[str, Any] = {}
         self.module: torch.nn.Module | None = None
         self.fit_info: dict[str, Any] = {}
+        self._derived: dict[str, Any] = {}
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -129,7 +130,15 @@ class Estimator:
     def device(self) -> torch.device:
         return self.context["hist_indptr"].device
 
+    def derived(self, key: str, build):
+        """A structure computed from ``context`` once per device (e.g. a normalised adjacency);
+        never saved, rebuilt after :meth:`to` or a reload."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
+
     def to(self, device) -> "Estimator":
+        self._derived = {}
         self.context = {k: v.to(device) for k, v in self.context.items()}
         if self.module is not None:
             self.module.to(device)
@@ -144,6 +153,7 @@ class Estimator:
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
         self.context = {k[8:]: v for k, v in tensors.items() if k.startswith("context.")}
+        self._derived = {}
         self.build()
         if self.module is not None:
             state = {k[7:]: v for k, v in tensors.items() if k.startswith("module.")}

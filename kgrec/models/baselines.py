@@ -10,7 +10,8 @@ from torch import Tensor
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
-from kgrec.nn.cf import MF, LightGCNEmbed, sparse_adjacency
+from kgrec.nn.cf import MF, LightGCNEmbed
+from kgrec.nn.sparse import gcn_adjacency
 from kgrec.nn.linear import EASE, ItemKNN, MostPop
 
 __all__ = ["MostPopModel", "ItemKNNModel", "EASEModel", "BPRMFModel", "LightGCNModel"]
@@ -26,7 +27,10 @@ class _ClosedForm(Estimator):
         self.prepare(kg, split)
         self.build()
         self.module.fit(split.train.to_csr(kg.num_users, kg.num_items))
-        self.fit_info = {"fit_seconds": time.perf_counter() - t0, "epochs": 0}
+        from kgrec.train import peak_memory_mb
+
+        self.fit_info = {"fit_seconds": time.perf_counter() - t0, "seconds_to_best": time.perf_counter() - t0,
+                         "peak_rss_mb": peak_memory_mb(), "device": "cpu"}
         return self
 
     @torch.no_grad()
@@ -119,8 +123,5 @@ class LightGCNModel(BPRMFModel):
                                     dim=self.config.dim, num_layers=self.config.num_layers)
 
     def embed(self) -> tuple[Tensor, Tensor]:
-        adj = getattr(self, "_adj", None)
-        if adj is None or adj.device != self.device:
-            n = self.meta["num_users"] + self.meta["num_items"]
-            self._adj = adj = sparse_adjacency(self.context["edge_index"], n)
-        return self.module(adj)
+        n = self.meta["num_users"] + self.meta["num_items"]
+        return self.module(self.derived("adj", lambda: gcn_adjacency(self.context["edge_index"], n)))

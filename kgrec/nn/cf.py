@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = ["MF", "LightGCNEmbed", "sparse_adjacency"]
+from kgrec.nn.sparse import SparseOperator, spmm
+
+__all__ = ["MF", "LightGCNEmbed"]
 
 
 class MF(nn.Module):
@@ -69,14 +71,22 @@ class LightGCNEmbed(nn.Module):
         self.gcn.reset_parameters()
         nn.init.normal_(self.gcn.embedding.weight, std=0.1)
 
-    def forward(self, edge_index: Tensor) -> tuple[Tensor, Tensor]:
-        """Args: edge_index: ``[2, 2N]`` user-item edges in both directions (users ``[0, U)``, items
-        ``[U, U + I)``), or the same graph as a ``[U + I, U + I]`` torch sparse CSR adjacency
-        (:func:`sparse_adjacency`), ~5x faster on CPU because scatter's backward is slow there.
+    def forward(self, graph: "Tensor | SparseOperator") -> tuple[Tensor, Tensor]:
+        """Args: graph: ``[2, 2N]`` user-item edges in both directions (users ``[0, U)``, items
+        ``[U, U + I)``), propagated by PyG's ``LightGCN.get_embedding``; or the same graph's
+        normalised adjacency from :func:`kgrec.nn.sparse.gcn_adjacency`, propagated with a
+        precomputed transpose (same result, ~60x faster forward+backward on CPU).
 
         Returns user vectors ``[U, d]`` and item vectors ``[I, d]``.
         """
-        out = self.gcn.get_embedding(edge_index)
+        if isinstance(graph, SparseOperator):
+            x = self.gcn.embedding.weight
+            out = x * self.gcn.alpha[0]
+            for layer in range(self.num_layers):
+                x = spmm(graph, x)
+                out = out + x * self.gcn.alpha[layer + 1]
+        else:
+            out = self.gcn.get_embedding(graph)
         return out[: self.num_users], out[self.num_users:]
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
@@ -87,11 +97,3 @@ class LightGCNEmbed(nn.Module):
         return (f"{self.__class__.__name__}({self.num_users}, {self.num_items}, dim={self.dim}, "
                 f"num_layers={self.num_layers})")
 
-
-def sparse_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
-    """The (unnormalised, binary) adjacency of ``edge_index`` ``[2, M]`` as a sparse CSR tensor
-    ``[num_nodes, num_nodes]`` with duplicate edges merged. PyG convs normalise it themselves."""
-    from torch_geometric.utils import coalesce, to_torch_csr_tensor
-
-    edge_index = coalesce(edge_index, num_nodes=num_nodes)
-    return to_torch_csr_tensor(edge_index, size=(num_nodes, num_nodes))

@@ -94,7 +94,7 @@ class ItemKNN(nn.Module):
     def forward(self, history: Tensor) -> Tensor:
         """history ``[B, I]`` binary -> scores ``[B, I]``."""
         w = torch.sparse_coo_tensor(self.sim_index, self.sim_value, (self.num_items, self.num_items),
-                                    device=history.device)
+                                    device=history.device, check_invariants=False)
         return torch.sparse.mm(w.t(), history.t()).t()  # (W^T H^T)^T = H W
 
     def __repr__(self) -> str:

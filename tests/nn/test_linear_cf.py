@@ -4,7 +4,8 @@ import scipy.sparse as sp
 import torch
 
 from kgrec.losses import bpr_loss, l2_reg, sampled_softmax_loss
-from kgrec.nn.cf import MF, LightGCNEmbed, sparse_adjacency
+from kgrec.nn.cf import MF, LightGCNEmbed
+from kgrec.nn.sparse import gcn_adjacency
 from kgrec.nn.linear import EASE, ItemKNN, MostPop
 
 
@@ -59,7 +60,7 @@ def test_mf_and_lightgcn_shapes_and_grads():
     ei = torch.stack([torch.cat([users, items]), torch.cat([items, users])])
     lg = LightGCNEmbed(5, 7, dim=8, num_layers=2)
     a, b = lg(ei)
-    a2, b2 = lg(sparse_adjacency(ei, 12))
+    a2, b2 = lg(gcn_adjacency(ei, 12))
     assert a.shape == (5, 8) and b.shape == (7, 8)
     assert torch.allclose(a, a2, atol=1e-6) and torch.allclose(b, b2, atol=1e-6)
     # user 4 has no edges: its output is its own embedding / (L + 1)

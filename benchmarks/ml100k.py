@@ -1,0 +1,201 @@
+"""MovieLens-100K (+ Freebase KG + DBpedia abstracts): baselines, the hybrid and its ablations.
+
+Data: the original MovieLens-100K files, converted to RDF (``kgrec.data.convert``) and loaded with
+``kgrec.load``; splits: the exact train/valid/test pairs of the RecBole peer table in
+ANCHORS.md (``peer-splits/{random,temporal}``, per-user 80/10/10, RecBole seed 2020), so kgrec's
+figures compare with the peers' on identical data. ``--seeds`` are model seeds (initialisation and
+negative sampling); closed-form models are deterministic. Selection on validation NDCG@10 only; the
+test set is scored once, at the selected checkpoint (PROTOCOL.md).
+
+Example::
+
+    python benchmarks/ml100k.py --models mostpop,itemknn,ease,bprmf,lightgcn --out benchmarks/results/ml100k-baselines
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, fmt_pm, load_dataset, machine, mean_std
+
+import kgrec
+from kgrec.data.splits import split_from_pairs
+from kgrec.report import markdown_table, write_results
+
+BASE = "https://w3id.org/kgrec/data/movielens-100k/"
+
+#: name -> (kgrec model, params). Closed-form models' grids are searched on validation NDCG@10.
+SPECS: dict[str, tuple[str, dict]] = {
+    "MostPop": ("mostpop", {}),
+    "ItemKNN": ("itemknn", {"grid": {"k": [50, 100, 200], "shrink": [0.0, 10.0, 50.0]}}),
+    "EASE": ("ease", {"grid": {"reg": [100.0, 250.0, 500.0, 1000.0]}}),
+    "BPR-MF": ("bprmf", {"lr": 1e-3, "reg": 0.0, "dim": 64, "patience": 10}),
+    "LightGCN": ("lightgcn", {"lr": 5e-3, "reg": 1e-4, "dim": 64, "num_layers": 3, "patience": 10}),
+    "Hybrid": ("hybrid", {}),
+    "Hybrid w/o KG": ("hybrid", {"use_kg": False}),
+    "Hybrid w/o text": ("hybrid", {"use_text": False}),
+    "Hybrid w/o CF": ("hybrid", {"use_cf": False}),
+    "Hybrid concat (no cross-attn)": ("hybrid", {"fusion": "concat"}),
+}
+ALIASES = {"mostpop": "MostPop", "itemknn": "ItemKNN", "ease": "EASE", "bprmf": "BPR-MF", "lightgcn": "LightGCN",
+           "hybrid": "Hybrid", "hybrid-nokg": "Hybrid w/o KG", "hybrid-notext": "Hybrid w/o text",
+           "hybrid-nocf": "Hybrid w/o CF", "hybrid-concat": "Hybrid concat (no cross-attn)"}
+
+#: RecBole figures measured by this workplace (ANCHORS.md "Peers measured"), quoted for comparison.
+PEERS = {
+    ("EASE", "random"): (0.2805, 0.3998, 0.3295, 0.3465), ("BPR-MF", "random"): (0.2502, 0.3647, 0.2931, 0.3108),
+    ("LightGCN", "random"): (0.2447, 0.3532, 0.2908, 0.3061), ("ItemKNN", "random"): (0.2470, 0.3662, 0.2834, 0.3038),
+    ("MostPop", "random"): (0.0810, 0.1651, 0.1033, 0.1244), ("EASE", "temporal"): (0.1208, 0.1991, 0.1272, 0.1477),
+    ("MostPop", "temporal"): (0.0616, 0.1092, 0.0672, 0.0801),
+}
+METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "hit@10", "mrr@10", "coverage@10",
+           "avg_pop@10"]
+
+
+def peer_split(kg, data_root: str, kind: str):
+    parts = {}
+    for part in ("train", "valid", "test"):
+        a = np.loadtxt(Path(data_root) / "movielens-100k" / "peer-splits" / kind / f"{part}.tsv", dtype=np.int64,
+                       skiprows=1, ndmin=2)
+        parts[part] = [(f"{BASE}user/{u}", f"{BASE}item/{i}") for u, i in a]
+    return split_from_pairs(kg, parts, name=f"peer-{kind}", seed=2020)
+
+
+def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict) -> tuple[kgrec.Recommender, dict]:
+    """Fit (searching ``grid`` on validation NDCG@10 when given); return the model and its record."""
+    params = dict(params)
+    grid = params.pop("grid", None)
+    if "seed" in kgrec.Recommender.params_of(model):
+        params["seed"] = seed
+    params.update({k: v for k, v in extra.items() if k in kgrec.Recommender.params_of(model)})
+    candidates = [params]
+    if grid:
+        keys = list(grid)
+        combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij")).reshape(len(keys), -1).T
+        candidates = [dict(params, **{k: type(grid[k][0])(v) for k, v in zip(keys, row)}) for row in combos]
+    best, best_rec, searched = -1.0, None, []
+    t0 = time.perf_counter()
+    for cand in candidates:
+        rec = kgrec.Recommender(model, **cand).fit(kg, sp)
+        valid = rec.evaluate(sp, ks=(10, 20), part="valid")
+        searched.append({"params": cand, "valid_ndcg@10": valid["ndcg@10"]})
+        if valid["ndcg@10"] > best:
+            best, best_rec, best_params, best_valid = valid["ndcg@10"], rec, cand, valid
+    search_seconds = time.perf_counter() - t0
+    test = best_rec.evaluate(sp, ks=(10, 20), part="test")
+    info = best_rec.fit_info
+    record = {
+        "model": model, "params": best_params, "seed": seed, "valid": best_valid, "test": test,
+        "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
+        "seconds_per_epoch_median": info.get("seconds_per_epoch_median"),
+        "seconds_to_best": info.get("seconds_to_best", info.get("fit_seconds")),
+        "fit_seconds": info.get("fit_seconds"), "search_seconds": search_seconds,
+        "peak_rss_mb": info.get("peak_rss_mb"), "peak_gpu_mb": info.get("peak_gpu_mb"),
+        "users_per_second": test.get("users_per_second"), "searched": searched if grid else None,
+    }
+    return best_rec, record
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
+    p.add_argument("--cache", default=DEFAULT_CACHE)
+    p.add_argument("--splits", default="random,temporal")
+    p.add_argument("--seeds", default="2020,2021,2022")
+    p.add_argument("--models", default="mostpop,itemknn,ease,bprmf,lightgcn")
+    p.add_argument("--param", action="append", default=[], help="key=value applied to every model that has it")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ml100k"))
+    args = p.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    extra = {}
+    for kv in args.param:
+        k, _, v = kv.partition("=")
+        extra[k] = json.loads(v) if v[:1] in "0123456789-[{tf" and v not in ("t", "f") else v
+    names = [ALIASES.get(m, m) for m in args.models.split(",")]
+    unknown = [n for n in names if n not in SPECS]
+    if unknown:
+        p.error(f"unknown model(s) {unknown}; known: {sorted(ALIASES)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    kg = load_dataset("movielens-100k", args.data_root, args.cache)
+    runs = []
+    for kind in args.splits.split(","):
+        sp = peer_split(kg, args.data_root, kind)
+        for name in names:
+            model, params = SPECS[name]
+            deterministic = model in ("mostpop", "itemknn", "ease")
+            for seed in seeds[:1] if deterministic else seeds:
+                t = time.perf_counter()
+                _, rec = fit_one(kg, sp, model, params, seed, extra)
+                rec.update(name=name, split=kind)
+                runs.append(rec)
+                print(f"[{kind}] {name} seed {seed}: test ndcg@10 {rec['test']['ndcg@10']:.4f} "
+                      f"recall@20 {rec['test']['recall@20']:.4f} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+
+    rows = []
+    for kind in args.splits.split(","):
+        for name in names:
+            rs = [r for r in runs if r["name"] == name and r["split"] == kind]
+            row = {"split": kind, "model": name, "seeds": len(rs)}
+            for m in METRICS:
+                row[m] = fmt_pm(*mean_std([r["test"][m] for r in rs]))
+            row["s/epoch"] = mean_std([r["seconds_per_epoch_median"] for r in rs])[0] if rs[0]["best_epoch"] else None
+            row["s to best"] = mean_std([r["seconds_to_best"] for r in rs])[0]
+            row["peak RSS MB"] = max(r["peak_rss_mb"] or 0 for r in rs) or None
+            row["users/s"] = mean_std([r["users_per_second"] for r in rs])[0]
+            peer = PEERS.get((name, kind))
+            row["RecBole N@10"] = peer[2] if peer else None
+            rows.append(row)
+    cols = ["split", "model", "seeds", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10",
+            "coverage@10", "s/epoch", "s to best", "peak RSS MB", "users/s", "RecBole N@10"]
+    info = machine()
+    payload = {"dataset": "movielens-100k", "kg": kg.stats(), "protocol": "PROTOCOL.md; RecBole peer splits",
+               "machine": info, "args": vars(args), "runs": runs, "table": rows}
+    text = (f"MovieLens-100K, RecBole peer splits (943 users evaluated), full ranking, mean ± std over model seeds "
+            f"{args.seeds} (closed-form models: one deterministic run). Machine: {info['cpu']}, "
+            f"{info['torch_threads']} torch threads, GPU {info['gpu']}; commit {info['commit']}; {info['date']}. "
+            "'RecBole N@10' quotes the peer table of ANCHORS.md (same split, RecBole 1.2.1).")
+    out = Path(args.out)
+    write_results(out.parent, out.name, payload, rows, cols, title=f"MovieLens-100K: {', '.join(names)}", text=text)
+    _plot(rows, out.with_suffix(".png"))
+    print(markdown_table(rows, cols))
+    return 0
+
+
+def _plot(rows, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4), squeeze=False)
+    for ax, kind in zip(axes[0], splits):
+        rs = [r for r in rows if r["split"] == kind]
+        means = [float(r["ndcg@10"].split(" ± ")[0]) for r in rs]
+        stds = [float(r["ndcg@10"].split(" ± ")[1]) for r in rs]
+        ax.barh([r["model"] for r in rs], means, xerr=stds, color="tab:blue")
+        for r, y in zip(rs, range(len(rs))):
+            if r["RecBole N@10"]:
+                ax.plot(r["RecBole N@10"], y, "k|", markersize=14)
+        ax.set_title(f"MovieLens-100K {kind}: test NDCG@10 (| = RecBole)")
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,703 @@
+"""The ``kgrec`` command line: ``demo``, ``inspect``, ``validate``, ``train``, ``evaluate``, ``recommend``,
+``convert``.
+
+Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.split`,
+:class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.report`. Results go to stdout,
+progress and training logs to stderr. A :class:`~kgrec.errors.KgrecError` (bad input, bad argument)
+ends the command with ``kgrec: error: <message>`` on stderr and exit status 2, without a
+traceback; ``kgrec validate`` reports an invalid file with exit status 1. Any other exception is a
+bug and propagates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kgrec.errors import KgrecError
+from kgrec.report import markdown_table, write_results
+
+__all__ = ["main", "build_parser", "parse_param", "DEMO_MODELS", "DEMO_PARAMS", "DEMO_DATASET", "DATASETS",
+           "graph_report"]
+
+#: Models ``kgrec demo`` trains, in table order.
+DEMO_MODELS: tuple[str, ...] = ("mostpop", "itemknn", "ease", "bprmf", "lightgcn", "hybrid")
+
+#: Per-model parameters of ``kgrec demo`` (on top of each model's defaults; ``--epochs`` and
+#: ``--seed`` override ``epochs`` / ``seed`` of the models that have them).
+DEMO_PARAMS: dict[str, dict[str, Any]] = {
+    "mostpop": {},
+    "itemknn": {"k": 100, "shrink": 10.0},
+    "ease": {"reg": 250.0},
+    "bprmf": {"epochs": 100, "batch_size": 2048, "lr": 1e-3, "patience": 10},
+    "lightgcn": {"epochs": 100, "batch_size": 2048, "lr": 1e-3, "patience": 10},
+    "hybrid": {"epochs": 50, "batch_size": 2048, "lr": 1e-3, "patience": 10},
+}
+
+#: The shipped default dataset, relative to the data folder (``kg_data`` or ``$KGREC_DATA_DIR``).
+DEMO_DATASET = "movielens-small/movielens-small.nt.gz"
+
+#: ``kgrec convert`` datasets: name -> (folder under ``--data-root``, converter in :mod:`kgrec.data.convert`).
+DATASETS: dict[str, tuple[str, str]] = {
+    "movielens-100k": ("movielens-100k", "convert_movielens_100k"),
+    "movielens-latest-small": ("movielens-latest-small", "convert_movielens_latest_small"),
+    "lastfm": ("lastfm-kg", "convert_lastfm"),
+    "book-crossing": ("book-crossing-kg", "convert_book_crossing"),
+}
+
+_SPLITS = ("random", "temporal", "global-time", "cold-item")
+_DEFAULT_SPLIT = {"strategy": "random", "seed": 2020, "ratios": [0.8, 0.1, 0.1]}
+_RUN_FILE = "metrics.json"  # written by `kgrec train` beside the saved model
+_QUIET_WARNINGS = (r"Sparse CSR tensor support is in beta", r"Sparse invariant checks are implicitly disabled")
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _log(message: str) -> None:
+    from tqdm import tqdm
+
+    # tqdm.write moves an open progress bar below the line instead of breaking it
+    tqdm.write(message, file=sys.stderr)
+
+
+def _data_dir() -> Path:
+    from kgrec.data.mapping import data_dir
+
+    return data_dir()
+
+
+def _models() -> dict:
+    from kgrec.models import MODELS
+
+    return MODELS
+
+
+def _check_model(name: str, option: str = "--model") -> str:
+    models = _models()
+    if name not in models:
+        raise KgrecError(f"'{option}' must be one of {', '.join(sorted(models))} (got {name!r})")
+    return name
+
+
+def _params_of(model: str) -> dict[str, Any]:
+    from kgrec.api import Recommender
+
+    return Recommender.params_of(_check_model(model))
+
+
+def _scalar(raw: str) -> Any:
+    """``true``/``false`` -> bool, ``none``/``null`` -> None, then int, then float, else the string."""
+    low = raw.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def parse_param(text: str) -> tuple[str, str]:
+    """``"key=value"`` -> ``("key", "value")`` (the value is typed later, against the model's config)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value (got {text!r})")
+    return key, value
+
+
+def _typed_params(pairs: Sequence[tuple[str, str]], defaults: dict[str, Any], what: str) -> dict[str, Any]:
+    """Type ``--param`` values after the default of the same field.
+
+    Unknown keys are passed on untyped: the model's (or converter's) error lists the accepted ones.
+    """
+    out: dict[str, Any] = {}
+    for key, raw in pairs:
+        value = _scalar(raw)
+        if key in defaults:
+            default = defaults[key]
+            where = f"'--param {key}' of {what}"
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise KgrecError(f"{where} must be true or false (got {raw!r})")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise KgrecError(f"{where} must be an integer (got {raw!r})")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise KgrecError(f"{where} must be a number (got {raw!r})")
+                value = float(value)
+            elif isinstance(default, str):
+                value = raw  # a string field keeps digits as text ("--param device=0" stays "0")
+            elif default is None and value is not None and not isinstance(value, bool):
+                value = raw  # optional fields (text_model, cache_dir) are paths: keep the text
+        out[key] = value
+    return out
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in text.split(",") if k.strip())
+    except ValueError:
+        ks = ()
+    if not ks or any(k <= 0 for k in ks):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 10,20 (got {text!r})")
+    return ks
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        r = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        r = ()
+    if len(r) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated shares such as 0.8,0.1,0.1 (got {text!r})")
+    return r  # type: ignore[return-value]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (got {text!r})")
+    return v
+
+
+def _load(paths: Sequence[str], mapping: str | None, fmt: str | None):
+    """``kgrec.load`` with its summary warning silenced: commands print ``kg.warnings`` themselves."""
+    import kgrec
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"kgrec\.load\(", category=UserWarning)
+        return kgrec.load(list(paths), mapping=mapping, format=fmt)
+
+
+def _note_warnings(kg) -> None:
+    if kg.warnings:
+        total = sum(kg.warnings.values())
+        _log(f"kgrec: note: {total} problem(s) of {len(kg.warnings)} kind(s) while loading; "
+             f"'kgrec validate' lists them")
+
+
+def _progress(args) -> bool:
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+
+
+def _with_run_params(model: str, params: dict[str, Any], progress: bool) -> dict[str, Any]:
+    accepted = _params_of(model)
+    if "progress" in accepted and "progress" not in params:
+        params = {**params, "progress": progress}
+    return params
+
+
+def _epoch_logger(model: str):
+    def log(line: str) -> None:
+        _log(f"[{model}] {line}")
+
+    return log
+
+
+def _metric_columns(ks: Sequence[int]) -> list[tuple[str, str]]:
+    """Recall and NDCG at every k; hit, MRR and coverage at the first k."""
+    k0 = ks[0]
+    return ([(f"recall@{k}", f"Recall@{k}") for k in ks] + [(f"ndcg@{k}", f"NDCG@{k}") for k in ks]
+            + [(f"hit@{k0}", f"Hit@{k0}"), (f"mrr@{k0}", f"MRR@{k0}"), (f"coverage@{k0}", f"coverage@{k0}")])
+
+
+def _fit(rec, kg, sp) -> float:
+    t0 = time.perf_counter()
+    rec.fit(kg, sp, log=_epoch_logger(rec.model_name))
+    return time.perf_counter() - t0
+
+
+def _version() -> str:
+    from kgrec import __version__
+
+    return __version__
+
+
+def _date(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+# -------------------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    import kgrec
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise KgrecError(f"'--models' must name at least one model (got {args.models!r})")
+    for m in models:
+        _check_model(m, "--models")
+    if args.data:
+        paths = args.data
+    else:
+        default = _data_dir() / DEMO_DATASET
+        if not default.is_file():
+            raise KgrecError(f"the default dataset '{default}' is missing (set KGREC_DATA_DIR to the folder holding "
+                             f"'{DEMO_DATASET}', or pass --data)")
+        paths = [str(default)]
+    _log(f"loading {', '.join(paths)}")
+    kg = _load(paths, args.mapping, args.format)
+    _note_warnings(kg)
+    sp = kgrec.split(kg, "random", seed=args.seed)
+    st = sp.stats()
+    _log(f"{kg!r}; split random-seed{args.seed}: {st['train']} train / {st['valid']} valid / {st['test']} test")
+    progress = _progress(args)
+    ks = (10, 20)
+    rows, results = [], {}
+    for m in models:
+        accepted = _params_of(m)
+        params = dict(DEMO_PARAMS.get(m, {}))
+        if args.epochs is not None and "epochs" in accepted:
+            params["epochs"] = args.epochs
+        if "seed" in accepted:
+            params["seed"] = args.seed
+        params = _with_run_params(m, params, progress)
+        _log(f"fitting {m}")
+        rec = kgrec.Recommender(m, **params)
+        fit_s = _fit(rec, kg, sp)
+        test = rec.evaluate(sp, ks=ks, part="test")
+        _log(f"{m}: fit {fit_s:.1f} s, test NDCG@10 {test['ndcg@10']:.4f}")
+        rows.append({"model": m, **test, "fit_seconds": fit_s})
+        results[m] = {"params": dataclasses.asdict(rec.config), "fit_seconds": fit_s, "fit_info": rec.fit_info,
+                      "test": test}
+    columns = [("model", "model"), *_metric_columns(ks), ("fit_seconds", "fit s")]
+    payload = {"command": "demo", "kgrec_version": _version(), "data": paths, "mapping": args.mapping,
+               "graph": kg.stats(), "split": sp.stats(), "ks": list(ks), "models": results}
+    text = (f"Data: {', '.join(f'`{p}`' for p in paths)} ({kg.num_users} users, {kg.num_items} items, "
+            f"{len(kg.interactions)} interactions). Split: random 80/10/10, seed {args.seed}. "
+            f"Full-ranking test metrics, training (and validation) items masked.")
+    json_path, md_path = write_results(args.out, "results", payload, rows, columns, title="kgrec demo", text=text)
+    print(markdown_table(rows, columns))
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- inspect
+def _summary(values) -> dict[str, float]:
+    """Count, min, median, p90, max and mean of integer counts (degrees)."""
+    import numpy as np
+
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        return {"count": 0, "min": None, "median": None, "p90": None, "max": None, "mean": None}
+    return {"count": int(a.size), "min": int(a.min()), "median": float(np.median(a)),
+            "p90": float(np.percentile(a, 90)), "max": int(a.max()), "mean": float(a.mean())}
+
+
+def graph_report(kg) -> dict[str, Any]:
+    """``kg.stats()`` plus the structure seen through ``kg.to_networkx()``.
+
+    Adds degree summaries per node kind (all edges, interactions included), item popularity
+    (interactions per item) and the weakly connected components.
+    """
+    import networkx as nx
+    import torch
+
+    st = kg.stats()
+    g = kg.to_networkx(interactions=True)
+    by_kind: dict[str, list[int]] = {"user": [], "item": [], "entity": []}
+    for node, deg in g.degree():
+        by_kind[g.nodes[node]["kind"]].append(deg)
+    popularity = torch.bincount(kg.interactions.item, minlength=kg.num_items).tolist() if len(kg.interactions) \
+        else [0] * kg.num_items
+    sizes = sorted((len(c) for c in nx.weakly_connected_components(g)), reverse=True)
+    return {
+        **st,
+        "degrees": {"users": _summary(by_kind["user"]), "items": _summary(by_kind["item"]),
+                    "entities": _summary(by_kind["entity"]), "item_interactions": _summary(popularity)},
+        "components": {"count": len(sizes), "largest": sizes[0] if sizes else 0,
+                       "largest_share": sizes[0] / g.number_of_nodes() if sizes else 0.0},
+    }
+
+
+def cmd_inspect(args) -> int:
+    kg = _load(args.paths, args.mapping, args.format)
+    rep = graph_report(kg)
+    rep["sources"] = list(kg.sources)
+    if args.json:
+        from kgrec.report import to_jsonable
+
+        print(json.dumps(to_jsonable(rep), indent=2, ensure_ascii=False))
+        return 0
+    print(f"sources: {', '.join(kg.sources)}")
+    counts = [{"what": k, "count": rep[k]} for k in
+              ("users", "items", "attribute_entities", "entities", "relations", "triples", "interactions",
+               "users_without_interactions", "items_without_interactions", "items_with_text",
+               "interactions_with_time")]
+    counts.append({"what": "density", "count": rep["density"]})
+    print(markdown_table(counts, ["what", "count"], floatfmt=".6f"))
+    if rep["time_range"]:
+        lo, hi = rep["time_range"]
+        print(f"\ntime range: {_date(lo)} .. {_date(hi)}")
+    rels = [{"relation": r, "triples": n} for r, n in sorted(rep["triples_per_relation"].items(),
+                                                             key=lambda kv: (-kv[1], kv[0]))]
+    print("\nrelations:")
+    print(markdown_table(rels, ["relation", "triples"]) if rels else "(none)")
+    print("\ndegrees (all edges; item_interactions: interactions only):")
+    deg = [{"nodes": k, **v} for k, v in rep["degrees"].items()]
+    print(markdown_table(deg, ["nodes", "count", "min", "median", "p90", "max", "mean"], floatfmt=".2f"))
+    c = rep["components"]
+    print(f"\nweakly connected components: {c['count']} (largest: {c['largest']} nodes, "
+          f"{100 * c['largest_share']:.1f}%)")
+    print("\nwarnings:")
+    if rep["warnings"]:
+        w = [{"warning": k, "count": n} for k, n in sorted(rep["warnings"].items(), key=lambda kv: (-kv[1], kv[0]))]
+        print(markdown_table(w, ["warning", "count"]))
+    else:
+        print("(none)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- validate
+def cmd_validate(args) -> int:
+    try:
+        kg = _load(args.paths, args.mapping, args.format)
+    except KgrecError as e:
+        print(f"invalid: {e}")
+        return 1
+    print(f"ok: {', '.join(kg.sources)}: {kg.num_users} users, {kg.num_items} items, "
+          f"{kg.num_entities - kg.num_items} attribute entities, {kg.num_relations} relations, "
+          f"{kg.triples.shape[0]} triples, {len(kg.interactions)} interactions")
+    if kg.warnings:
+        total = sum(kg.warnings.values())
+        print(f"{total} warning(s) of {len(kg.warnings)} kind(s):")
+        w = [{"warning": k, "count": n} for k, n in sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))]
+        print(markdown_table(w, ["warning", "count"]))
+        if args.strict:
+            print("invalid: --strict and the files have warnings")
+            return 1
+    else:
+        print("no warnings")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    import kgrec
+
+    _check_model(args.model)
+    params = _typed_params(args.param or [], _params_of(args.model), f"model '{args.model}'")
+    params = _with_run_params(args.model, params, _progress(args))
+    rec = kgrec.Recommender(args.model, **params)  # unknown parameters fail here, before loading
+    kg = _load(args.paths, args.mapping, args.format)
+    _note_warnings(kg)
+    sp = kgrec.split(kg, args.split, ratios=args.ratios, seed=args.seed)
+    st = sp.stats()
+    _log(f"{kg!r}; split {sp.name}: {st['train']} train / {st['valid']} valid / {st['test']} test")
+    _log(f"fitting {args.model}")
+    fit_s = _fit(rec, kg, sp)
+    ks = args.ks
+    valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
+    test = rec.evaluate(sp, ks=ks, part="test")
+    out = rec.save(args.out)
+    rows = ([{"part": "valid", **valid}] if valid else []) + [{"part": "test", **test}]
+    columns = [("part", "part"), *_metric_columns(ks)]
+    payload = {
+        "command": "train", "kgrec_version": _version(), "model": args.model,
+        "params": dataclasses.asdict(rec.config),
+        "data": {"paths": [str(p) for p in args.paths], "mapping": args.mapping, "format": args.format},
+        "graph": kg.stats(), "split": sp.stats(), "ks": list(ks),
+        "fit": {"seconds": fit_s, **rec.fit_info}, "valid": valid, "test": test,
+    }
+    text = (f"Model `{args.model}` trained on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name} "
+            f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`.")
+    json_path, md_path = write_results(out, "metrics", payload, rows, columns, title=f"kgrec train: {args.model}",
+                                       text=text)
+    print(markdown_table(rows, columns))
+    print(f"\nsaved model to {out}; wrote {json_path.name} and {md_path.name} there")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- evaluate
+def _saved_run(model_dir: Path) -> dict[str, Any]:
+    """What ``kgrec train`` recorded beside the model (split, mapping, format), or ``{}``."""
+    path = model_dir / _RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise KgrecError(f"'{path}' line {e.lineno}: invalid JSON ({e.msg})") from None
+    return run if isinstance(run, dict) else {}
+
+
+def cmd_evaluate(args) -> int:
+    import kgrec
+
+    model_dir = Path(args.model_dir)
+    rec = kgrec.Recommender.load(model_dir)
+    run = _saved_run(model_dir)
+    saved_split = {**_DEFAULT_SPLIT, **(run.get("split") or {})}
+    saved_data = run.get("data") or {}
+    strategy = args.split or saved_split["strategy"]
+    seed = args.seed if args.seed is not None else int(saved_split["seed"])
+    ratios = args.ratios or tuple(saved_split["ratios"])
+    mapping = args.mapping if args.mapping is not None else saved_data.get("mapping")
+    fmt = args.format if args.format is not None else saved_data.get("format")
+    kg = _load(args.paths, mapping, fmt)
+    _note_warnings(kg)
+    # the split has to number users and items as the model does, or every metric is noise
+    for what, mine, theirs in (("users", rec.users, kg.users), ("items", rec.items, kg.items)):
+        if mine != theirs:
+            raise KgrecError(f"the data's {what} ({len(theirs)}) are not the {what} the model in '{model_dir}' was "
+                             f"trained on ({len(mine)}): evaluate on the same files and mapping")
+    sp = kgrec.split(kg, strategy, ratios=ratios, seed=seed)
+    metrics = rec.evaluate(sp, ks=args.ks, part=args.part)
+    row = {"model": rec.model_name, "part": args.part, **metrics}
+    columns = [("model", "model"), ("part", "part"), *_metric_columns(args.ks)]
+    payload = {"command": "evaluate", "kgrec_version": _version(), "model_dir": str(model_dir),
+               "model": rec.model_name, "data": {"paths": [str(p) for p in args.paths], "mapping": mapping,
+                                                 "format": fmt},
+               "split": sp.stats(), "ks": list(args.ks), "part": args.part, "metrics": metrics}
+    out = Path(args.out) if args.out else model_dir
+    text = f"Model `{model_dir}` on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name}, part {args.part}."
+    json_path, md_path = write_results(out, "evaluation", payload, [row], columns,
+                                       title=f"kgrec evaluate: {rec.model_name}", text=text)
+    print(markdown_table([row], columns))
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------- recommend
+def cmd_recommend(args) -> int:
+    import kgrec
+
+    rec = kgrec.Recommender.load(args.model_dir)
+    users = list(dict.fromkeys(args.user))
+    result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen)
+    labels = rec.item_labels
+
+    def label(iri: str) -> str | None:
+        return labels[rec.items.id(iri)] if labels else None
+
+    out = {u: [{"rank": r, "item": i, "score": s, "label": label(i)} for r, (i, s) in enumerate(items, 1)]
+           for u, items in result.items()}
+    if args.json:
+        from kgrec.report import to_jsonable
+
+        print(json.dumps(to_jsonable(out), indent=2, ensure_ascii=False))
+        return 0
+    for n, (u, items) in enumerate(out.items()):
+        if n:
+            print()
+        print(f"{u}:")
+        cols = ["rank", "item", "score"] + (["label"] if labels else [])
+        print(markdown_table(items, cols) if items else "(no items left to recommend)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- convert
+def cmd_convert(args) -> int:
+    from kgrec.data import convert as conv
+
+    folder, fn_name = DATASETS[args.dataset]
+    fn = getattr(conv, fn_name)
+    root = Path(args.data_root)
+    src = root / folder if (root / folder).is_dir() else root
+    if not src.is_dir():
+        raise KgrecError(f"'--data-root' must be a folder holding '{folder}/' or the {args.dataset} files "
+                         f"themselves (got '{root}')")
+    accepted = {name: p.default for name, p in inspect.signature(fn).parameters.items()
+                if name not in ("root", "out")}
+    pairs = args.param or []
+    unknown = sorted({k for k, _ in pairs} - set(accepted))
+    if unknown:
+        raise KgrecError(f"unknown parameter(s) {', '.join(repr(u) for u in unknown)} for dataset "
+                         f"'{args.dataset}'; accepted: {', '.join(sorted(accepted))}")
+    kwargs = _typed_params(pairs, accepted, f"dataset '{args.dataset}'")
+    _log(f"converting {src} -> {args.out}")
+    t0 = time.perf_counter()
+    counts = fn(src, args.out, **kwargs)
+    rows = [{"what": k, "count": v} for k, v in counts.items()]
+    print(markdown_table(rows, ["what", "count"]))
+    print(f"\nwrote {args.out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parser
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the examples' line breaks and show defaults."""
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mapping", metavar="M", default=None,
+                   help="mapping profile name (kgrec, schema-org) or a .toml/.yaml mapping file "
+                        "(default: the kgrec profile)")
+    p.add_argument("--format", metavar="F", default=None,
+                   help="RDF format of every file (turtle, ntriples, nquads, trig, xml, json-ld, n3); "
+                        "default: guessed from each suffix")
+
+
+def _progress_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="tqdm progress bars while fitting (default: when stderr is a terminal)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kgrec`` argument parser (one sub-parser per command)."""
+    parser = argparse.ArgumentParser(
+        prog="kgrec", formatter_class=_Formatter,
+        description="Knowledge-graph-augmented recommendation from RDF.",
+        epilog="Run 'kgrec COMMAND --help' for the options of a command. Start with 'kgrec demo'.")
+    parser.add_argument("--version", action="version", version=f"kgrec {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    models = ", ".join(sorted(_models()))
+
+    p = sub.add_parser(
+        "demo", formatter_class=_Formatter, help="train and compare the models on the shipped MovieLens graph",
+        description="Load the shipped dataset (MovieLens latest-small as RDF), split it at random (80/10/10), "
+                    "train each model, evaluate on the test part (full ranking) and print a metrics table; "
+                    "write results.json and results.md into --out.",
+        epilog="examples:\n  kgrec demo\n  kgrec demo --models ease,lightgcn --epochs 20\n"
+               "  kgrec demo --data kg_data/toy/toy.ttl --models mostpop,ease")
+    p.add_argument("--data", metavar="PATH", action="append", default=None,
+                   help=f"RDF file or folder (repeatable); default: <data dir>/{DEMO_DATASET}, the data dir being "
+                        "$KGREC_DATA_DIR or the kg_data folder beside the package")
+    p.add_argument("--models", metavar="LIST", default=",".join(DEMO_MODELS),
+                   help=f"comma-separated models to train (known: {models})")
+    p.add_argument("--epochs", metavar="N", type=_positive_int, default=None,
+                   help="maximum epochs of the trained models (default: per model, see DEMO_PARAMS)")
+    p.add_argument("--out", metavar="DIR", default="kgrec-out/demo", help="where results.json / results.md go")
+    p.add_argument("--seed", metavar="S", type=int, default=2020, help="seed of the split and of training")
+    _data_args(p)
+    _progress_arg(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "inspect", formatter_class=_Formatter, help="print statistics of an RDF dataset after mapping",
+        description="Load RDF file(s) through a mapping and print counts, density, triples per relation, "
+                    "degree summaries (min/median/p90/max) of users, items and attribute entities, weakly "
+                    "connected components, users/items without interactions and the loader's warnings.",
+        epilog="example:\n  kgrec inspect kg_data/toy/toy.ttl\n  kgrec inspect data.ttl --mapping schema-org --json")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s), merged into one graph")
+    _data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "validate", formatter_class=_Formatter, help="check that RDF files parse and map; list warnings",
+        description="Parse and map RDF file(s); print what was found and the warnings with their counts. "
+                    "Exit status 0 when the files load, 1 with the error (file and line) when they do not.",
+        epilog="example:\n  kgrec validate kg_data/toy/toy.ttl --strict")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
+    _data_args(p)
+    p.add_argument("--strict", action="store_true", help="also exit 1 when there are warnings")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "train", formatter_class=_Formatter, help="train one model, save it with its valid/test metrics",
+        description="Load, split, fit one model (validation lines on stderr), evaluate on the valid and test "
+                    "parts, save the model into --out (safetensors + JSON) and write metrics.json and "
+                    "metrics.md there. 'kgrec evaluate' reuses the recorded split settings.",
+        epilog="examples:\n  kgrec train kg_data/toy/toy.ttl --model ease\n"
+               "  kgrec train data.nt.gz --model lightgcn --split temporal --param epochs=50 --param dim=128")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
+    p.add_argument("--model", required=True, help=f"model name ({models})")
+    _data_args(p)
+    p.add_argument("--split", choices=_SPLITS, default="random", help="split strategy")
+    p.add_argument("--ratios", metavar="T,V,E", type=_ratios, default=(0.8, 0.1, 0.1), help="train,valid,test shares")
+    p.add_argument("--seed", metavar="S", type=int, default=2020, help="seed of the split")
+    p.add_argument("--param", metavar="KEY=VALUE", type=parse_param, action="append",
+                   help="model parameter (repeatable), typed like its default: int, float, true/false, none "
+                        "or text; see the model's config for the keys")
+    p.add_argument("--ks", metavar="K,K", type=_ks, default=(10, 20), help="metric cut-offs")
+    p.add_argument("--out", metavar="DIR", default=None, help="model directory (default: kgrec-out/<model>)")
+    _progress_arg(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", formatter_class=_Formatter, help="evaluate a saved model on a rebuilt split",
+        description="Reload a model saved by 'kgrec train' (or Recommender.save), rebuild the split from the data "
+                    "(by default with the strategy, ratios, seed, mapping and format recorded in MODEL_DIR/"
+                    "metrics.json, else random 80/10/10 seed 2020), evaluate and write evaluation.json and "
+                    "evaluation.md (into --out, default MODEL_DIR).",
+        epilog="example:\n  kgrec evaluate kgrec-out/ease kg_data/toy/toy.ttl --ks 5,10")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="the RDF file(s) the model was trained on")
+    _data_args(p)
+    p.add_argument("--split", choices=_SPLITS, default=None, help="split strategy (default: as recorded)")
+    p.add_argument("--ratios", metavar="T,V,E", type=_ratios, default=None, help="shares (default: as recorded)")
+    p.add_argument("--seed", metavar="S", type=int, default=None, help="split seed (default: as recorded)")
+    p.add_argument("--part", choices=("test", "valid"), default="test", help="the part to evaluate")
+    p.add_argument("--ks", metavar="K,K", type=_ks, default=(10, 20), help="metric cut-offs")
+    p.add_argument("--out", metavar="DIR", default=None, help="where the result files go (default: MODEL_DIR)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "recommend", formatter_class=_Formatter, help="top-k items for users of a saved model",
+        description="Reload a saved model and print each user's top-k items with scores (and item labels), "
+                    "leaving out the items the user had in training.",
+        epilog="example:\n  kgrec recommend kgrec-out/ease --user https://w3id.org/kgrec/data/toy/user/u1 -k 3")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
+    p.add_argument("--user", metavar="IRI", action="append", required=True, help="user IRI (repeatable)")
+    p.add_argument("-k", type=int, default=10, help="items per user")
+    p.add_argument("--include-seen", action="store_true", help="also rank the items the user had in training")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
+        "convert", formatter_class=_Formatter, help="convert a public dataset to kgrec RDF (N-Triples)",
+        description="Convert a dataset as its publisher distributes it into N-Triples in the kgrec vocabulary "
+                    "(gzip'd when --out ends in .gz). The datasets are not shipped: download them first.",
+        epilog="example:\n  kgrec convert movielens-100k --data-root ../shared/data --out ml-100k.nt.gz\n"
+               "  kgrec convert movielens-latest-small --data-root data --out ml.nt.gz --param tags=false")
+    p.add_argument("dataset", metavar="DATASET", choices=sorted(DATASETS),
+                   help=f"one of {', '.join(sorted(DATASETS))}")
+    p.add_argument("--data-root", metavar="ROOT", required=True,
+                   help="folder holding the dataset's folder (" + ", ".join(f"{k}: {v[0]}/" for k, v in
+                                                                          sorted(DATASETS.items()))
+                        + ") or the dataset folder itself")
+    p.add_argument("--out", metavar="FILE", required=True, help="output file (.nt or .nt.gz)")
+    p.add_argument("--param", metavar="KEY=VALUE", type=parse_param, action="append",
+                   help="converter option (repeatable), e.g. tags=false, linked_only=true, kg=false")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``kgrec`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as e:  # --help, --version and usage errors: return the status instead of exiting
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    if getattr(args, "out", None) is None and args.command == "train":
+        args.out = os.path.join("kgrec-out", args.model)
+    try:
+        with warnings.catch_warnings():
+            # torch's notes on its own sparse kernels say nothing a kgrec user can act on
+            for message in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            return int(args.func(args))
+    except KgrecError as e:
+        print(f"kgrec: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

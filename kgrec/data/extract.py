@@ -1,0 +1,648 @@
+"""Triples + :class:`~kgrec.data.mapping.Mapping` -> :class:`~kgrec.data.graph.KnowledgeGraph`.
+
+One pass over the triples groups them by predicate (plain dicts and lists, no triple store);
+every rule then reads those groups. The order of the input triples never changes the result:
+ids come from sorted IRIs, triples and interactions are sorted, literal lists are sorted.
+
+Rules, in order:
+
+1. users = instances of the user classes (+ interaction agents when ``users.infer``);
+   items = instances of the item classes (+ interaction objects when ``items.infer``).
+2. ``items.same_as`` links from an item to a non-item IRI (either direction) merge that IRI into
+   the item: every triple naming it is read as naming the item.
+3. KG edges are followed from the items (and, step by step, from the attribute entities they
+   reach); objects that are not items become attribute entities. Users, event nodes, blank
+   nodes and literals never become entities.
+4. Text literals (filtered by language) go to ``literals`` / ``user_literals``; numeric
+   feature literals to ``features``.
+
+Problems are counted in ``KnowledgeGraph.warnings`` (rule -> count) instead of failing; a mapping
+that finds no users, items or interactions raises :class:`MappingError` listing what the data
+does contain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from kgrec.data.graph import Interactions, KnowledgeGraph
+from kgrec.data.mapping import CompiledMapping, Mapping
+from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
+from kgrec.data.vocab import Vocab
+from kgrec.errors import EmptyGraphError, MappingError
+
+__all__ = ["build_graph", "parse_timestamp", "parse_number", "RDF_TYPE"]
+
+RDF_TYPE = RDF + "type"
+
+_NUMERIC_TYPES = frozenset(XSD + t for t in (
+    "integer", "long", "int", "short", "byte", "decimal", "double", "float", "nonNegativeInteger",
+    "positiveInteger", "nonPositiveInteger", "negativeInteger", "unsignedLong", "unsignedInt",
+    "unsignedShort", "unsignedByte"))
+_DATETIME_TYPES = frozenset((XSD + "dateTime", XSD + "dateTimeStamp"))
+_PLAIN_TYPES = frozenset((XSD + "string", RDF + "langString"))
+
+
+def _iso_seconds(value: str) -> float:
+    v = value.strip()
+    if v.endswith(("Z", "z")):  # Python < 3.11 fromisoformat rejects the 'Z' zone
+        v = v[:-1] + "+00:00"
+    dt = datetime.fromisoformat(v)
+    if dt.tzinfo is None:  # xsd:dateTime without a zone: read as UTC so results never depend on the machine
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def parse_timestamp(lit: Literal) -> tuple[float, str | None]:
+    """Unix seconds of a timestamp literal, and the problem met (``None`` when fine).
+
+    ``xsd:dateTime`` / ``xsd:date`` (no zone = UTC) and numeric types (unix seconds) are read;
+    a plain literal is read if it looks like an ISO date or a number, flagged
+    ``"timestamp without datatype"``. Anything else gives ``nan``.
+    """
+    dt = lit.datatype
+    try:
+        if dt in _DATETIME_TYPES or dt == XSD + "date":
+            return _iso_seconds(lit.value), None
+        if dt in _NUMERIC_TYPES:
+            return float(lit.value), None
+    except ValueError:
+        return math.nan, "unparseable timestamp"
+    if dt in _PLAIN_TYPES:
+        v = lit.value.strip()
+        try:
+            return float(v), "timestamp without datatype"
+        except ValueError:
+            pass
+        try:
+            return _iso_seconds(v), "timestamp without datatype"
+        except ValueError:
+            return math.nan, "unparseable timestamp"
+    return math.nan, f"timestamp with unsupported datatype <{dt}>"
+
+
+def parse_number(lit: Literal) -> float:
+    """A literal's number (``nan`` if not numeric); dates give unix seconds, ``xsd:gYear`` its year."""
+    v = lit.value.strip()
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    if lit.datatype == XSD + "gYear" and len(v) >= 4:
+        try:
+            return float(v[:4] if v[0] != "-" else v[:5])
+        except ValueError:
+            return math.nan
+    try:
+        return _iso_seconds(v)
+    except ValueError:
+        return math.nan
+
+
+class _Builder:
+    def __init__(self, mapping: Mapping, warnings: Counter, sources: Sequence[str]):
+        self.mapping = mapping
+        self.cm: CompiledMapping = mapping.compile()
+        self.W = warnings
+        self.sources = list(sources)
+        self.by_pred: dict[str, list] = defaultdict(list)
+        self.n_triples = 0
+        self._index: dict[str, dict[str, list[Term]]] = {}
+        self.canon: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- reading
+    def read(self, triples: Iterable[Triple]) -> None:
+        by_pred = self.by_pred
+        rw = self.cm.rewrite
+        prefixes = tuple(k for k, _ in rw)
+
+        def rewrite(iri: str) -> str:
+            for old, new in rw:
+                if iri.startswith(old):
+                    return new + iri[len(old):]
+            return iri
+
+        n = 0
+        if prefixes:
+            for s, p, o in triples:
+                n += 1
+                if s.startswith(prefixes):
+                    s = rewrite(s)
+                if p.startswith(prefixes):
+                    p = rewrite(p)
+                if type(o) is str and o.startswith(prefixes):
+                    o = rewrite(o)
+                by_pred[p].append((s, o))
+        else:
+            for s, p, o in triples:
+                n += 1
+                by_pred[p].append((s, o))
+        self.n_triples = n
+        n_dup = 0
+        for p, pairs in by_pred.items():
+            uniq = list(dict.fromkeys(pairs))
+            if len(uniq) != len(pairs):
+                n_dup += len(pairs) - len(uniq)
+                by_pred[p] = uniq
+        if n_dup:
+            self.W["duplicate triple"] += n_dup
+
+    def index(self, p: str) -> dict[str, list[Term]]:
+        """Map each subject to its objects under predicate ``p`` (built on first use)."""
+        ix = self._index.get(p)
+        if ix is None:
+            ix = defaultdict(list)
+            for s, o in self.by_pred.get(p, ()):
+                ix[s].append(o)
+            ix = self._index[p] = dict(ix)
+        return ix
+
+    def paths(self, paths) -> list[tuple[dict[str, list[Term]], ...]]:
+        """Alternative property paths as tuples of subject -> objects indexes."""
+        return [tuple(self.index(step) for step in path) for path in paths]
+
+    @staticmethod
+    def resolve(node: str, paths: list[tuple[dict[str, list[Term]], ...]]) -> list[Term]:
+        """Values of the first alternative path (from :meth:`paths`) that yields any, from ``node``."""
+        for path in paths:
+            if len(path) == 1:  # the common case: one property
+                found = path[0].get(node)
+                if found:
+                    return found
+                continue
+            frontier: list[Term] = [node]
+            for ix in path:
+                nxt: list[Term] = []
+                for x in frontier:
+                    if type(x) is str:
+                        nxt.extend(ix.get(x, ()))
+                frontier = nxt
+                if not frontier:
+                    break
+            if frontier:
+                return frontier
+        return []
+
+    def short(self, iri: str) -> str:
+        return self.cm.shorten(iri)
+
+    def lang_ok(self, lang: str | None) -> bool:
+        langs = self.cm.languages
+        if "*" in langs:
+            return True
+        if not lang:
+            return "" in langs
+        return any(lang == x or lang.startswith(x + "-") for x in langs if x)
+
+    # ---------------------------------------------------------- interactions
+    def _pick_iri(self, values: list[Term], rule: str, role: str) -> str | None:
+        if len(values) == 1:
+            v = values[0]
+            if type(v) is str and not v.startswith("_:"):
+                return v
+        iris = sorted({v for v in values if type(v) is str and not v.startswith("_:")})
+        if len(iris) != len(values):
+            n_lit = sum(1 for v in values if type(v) is not str)
+            if n_lit:
+                self.W[f"interaction '{rule}': {role} is a literal, not an IRI (skipped)"] += n_lit
+            n_bn = sum(1 for v in values if type(v) is str and v.startswith("_:"))
+            if n_bn:
+                self.W[f"interaction '{rule}': {role} is a blank node, not an IRI (skipped)"] += n_bn
+        if not iris:
+            return None
+        if len(iris) > 1:
+            self.W[f"interaction '{rule}': event with several {role}s, the first (sorted) used"] += 1
+        return iris[0]
+
+    def _literal_value(self, values: list[Term], rule: str, role: str) -> Literal | None:
+        if len(values) == 1 and type(values[0]) is not str:
+            return values[0]
+        lits = sorted(v for v in values if type(v) is not str)
+        if len(lits) != len(values):
+            self.W[f"interaction '{rule}': {role} is an IRI, not a literal (skipped)"] += len(values) - len(lits)
+        return lits[0] if lits else None
+
+    def interactions(self):
+        """Raw interaction records and the set of event nodes."""
+        W = self.W
+        recs = []  # (rule index, agent IRI, object IRI, weight or nan, time or nan, text or None)
+        events: set[str] = set()
+        type_pairs = self.by_pred.get(RDF_TYPE, ())
+        for ri, rule in enumerate(self.cm.rules):
+            name = rule.name
+            if rule.predicate is not None:
+                for s, o in self.by_pred.get(rule.predicate, ()):
+                    if rule.inverse:
+                        s, o = o, s
+                    if type(o) is not str or type(s) is not str:
+                        W[f"interaction '{name}': literal where an IRI is expected (skipped)"] += 1
+                        continue
+                    if s.startswith("_:") or o.startswith("_:"):
+                        W[f"interaction '{name}': blank node where an IRI is expected (skipped)"] += 1
+                        continue
+                    recs.append((ri, s, o, math.nan, math.nan, None))
+                continue
+            if rule.classes:
+                cands = {s for s, o in type_pairs if o in rule.classes}
+            else:
+                cands = set()
+                for path in rule.agent + rule.object:
+                    cands.update(self.index(path[0]).keys())
+            events |= cands
+            p_agent, p_object = self.paths(rule.agent), self.paths(rule.object)
+            p_time, p_weight, p_text = self.paths(rule.time), self.paths(rule.weight), self.paths(rule.text)
+            resolve = self.resolve
+            for e in cands:
+                agent = self._pick_iri(resolve(e, p_agent), name, "agent")
+                obj = self._pick_iri(resolve(e, p_object), name, "object")
+                if agent is None or obj is None:
+                    if agent is None:
+                        W[f"interaction '{name}': event without agent (skipped)"] += 1
+                    if obj is None:
+                        W[f"interaction '{name}': event without object (skipped)"] += 1
+                    continue
+                t = math.nan
+                if rule.time:
+                    lit = self._literal_value(resolve(e, p_time), name, "timestamp")
+                    if lit is None:
+                        W[f"interaction '{name}': event without timestamp"] += 1
+                    else:
+                        t, problem = parse_timestamp(lit)
+                        if problem:
+                            W[f"interaction '{name}': {problem}"] += 1
+                w = math.nan
+                if rule.weight:
+                    lit = self._literal_value(resolve(e, p_weight), name, "weight")
+                    if lit is None:
+                        W[f"interaction '{name}': event without weight"] += 1
+                    else:
+                        try:
+                            w = float(lit.value)
+                        except ValueError:
+                            W[f"interaction '{name}': non-numeric weight"] += 1
+                text = None
+                if rule.text:
+                    vals = resolve(e, p_text)
+                    kept = sorted({v.value for v in vals if type(v) is not str and self.lang_ok(v.language)})
+                    dropped = [v for v in vals if type(v) is not str and not self.lang_ok(v.language)]
+                    for v in dropped:
+                        W[f"text literal in language '{v.language or ''}' dropped"] += 1
+                    if kept:
+                        text = "\n".join(kept)
+                recs.append((ri, agent, obj, w, t, text))
+        return recs, events
+
+    # --------------------------------------------------------------- same-as
+    def same_as_graph(self) -> tuple[dict[str, set[str]], list[tuple[str, str]]]:
+        """Same-as links as an undirected adjacency, and as sorted (subject, object) pairs."""
+        sa: dict[str, set[str]] = defaultdict(set)
+        pairs = set()
+        for p in sorted(self.cm.same_as):
+            for s, o in self.by_pred.get(p, ()):
+                if type(o) is not str:
+                    self.W[f"literal where an IRI is expected ({self.short(p)})"] += 1
+                    continue
+                if s != o:
+                    sa[s].add(o)
+                    sa[o].add(s)
+                    pairs.add((s, o))
+        return sa, sorted(pairs)
+
+    def absorb(self, new_items: Iterable[str], items: set[str], users: set[str], sa) -> None:
+        """Merge the same-as neighbours of ``new_items`` into them (first item, sorted, wins)."""
+        canon = self.canon
+        for item in sorted(new_items):
+            for x in sorted(sa.get(item, ())):
+                if x in items:
+                    if item < x:
+                        self.W["same-as link between two items ignored"] += 1
+                elif x.startswith("_:") or x in users:
+                    continue
+                elif x in canon:
+                    if canon[x] != item:
+                        self.W["IRI same-as several items: merged into the first (sorted)"] += 1
+                else:
+                    canon[x] = item
+
+    # ---------------------------------------------------------------- build
+    def build(self) -> KnowledgeGraph:
+        cm, W, by_pred = self.cm, self.W, self.by_pred
+        if self.n_triples == 0:
+            raise EmptyGraphError(f"no triples in {self._where()}: the file is empty or holds only prefixes/comments")
+
+        type_pairs = by_pred.get(RDF_TYPE, ())
+        users: set[str] = set()
+        items: set[str] = set()
+        n_type_lit = 0
+        for s, o in type_pairs:
+            if type(o) is not str:
+                n_type_lit += 1
+                continue
+            if s.startswith("_:"):
+                continue
+            if o in cm.user_classes:
+                users.add(s)
+            if o in cm.item_classes:
+                items.add(s)
+        if n_type_lit:
+            W[f"literal where an IRI is expected ({self.short(RDF_TYPE)})"] += n_type_lit
+
+        recs, events = self.interactions()
+        names = [r.name for r in cm.rules]
+
+        if cm.infer_users:
+            users.update(r[1] for r in recs)
+        else:
+            kept = [r for r in recs if r[1] in users]
+            for r in recs:
+                if r[1] not in users:
+                    W[f"interaction '{names[r[0]]}': agent is not of a user class (skipped)"] += 1
+            recs = kept
+
+        sa, sa_pairs = self.same_as_graph()
+        self.absorb(items, items, users, sa)
+        canon = self.canon
+        recs = [(r[0], r[1], canon.get(r[2], r[2]), *r[3:]) for r in recs]
+        if cm.infer_items:
+            new = {r[2] for r in recs} - items
+            # two untyped objects linked by same-as (events naming both the dataset IRI and the
+            # external one): the subject of the link is the item, its object is merged into it
+            targets: set[str] = set()
+            for s, o in sa_pairs:
+                if s in new and o in new and s not in canon and o not in canon and o not in targets:
+                    canon[o] = s
+                    targets.add(s)
+            new = {x for x in new if x not in canon}
+            items |= new
+            self.absorb(new, items, users, sa)
+            recs = [(r[0], r[1], canon.get(r[2], r[2]), *r[3:]) for r in recs]
+        else:
+            for r in recs:
+                if r[2] not in items:
+                    W[f"interaction '{names[r[0]]}': object is not of an item class (skipped)"] += 1
+            recs = [r for r in recs if r[2] in items]
+
+        # the positivity rule drops interactions but not the users/items they name
+        kept = []
+        for r in recs:
+            rule = cm.rules[r[0]]
+            if rule.positive(r[3]):
+                kept.append(r)
+            else:
+                W[f"interaction '{rule.name}': dropped by positive rule '{rule.positive.text}'"] += 1
+        n_complete = len(recs)
+        recs = kept
+
+        if not users or not items or not recs:
+            self._no_match(users, items, n_complete)
+
+        # ------------------------------------------------------------- KG
+        blocked = (users | events) - items
+        skip = {RDF_TYPE} | set(cm.same_as) | {r.predicate for r in cm.rules if r.predicate} | set(cm.exclude) \
+            | set(cm.text_predicates) | set(cm.numeric)
+        if cm.edges is None:
+            preds = [p for p in by_pred if p not in skip]
+        else:
+            preds = [p for p in cm.edges - set(cm.exclude) if p in by_pred]
+        out_adj: dict[str, list] = defaultdict(list)
+        in_adj: dict[str, list] = defaultdict(list)
+        for p in sorted(preds):
+            n_lit = 0
+            for s, o in by_pred[p]:
+                if type(o) is not str:
+                    n_lit += 1
+                    continue
+                s = canon.get(s, s)
+                o = canon.get(o, o)
+                out_adj[s].append((p, o))
+                if cm.incoming:
+                    in_adj[o].append((p, s))
+            if n_lit and cm.edges is not None:
+                W[f"literal where an IRI is expected ({self.short(p)})"] += n_lit
+
+        entities = set(items)
+        kg_triples: set[tuple[str, str, str]] = set()
+        frontier = sorted(items)
+        hop = 0
+        while frontier and (cm.max_hops is None or hop < cm.max_hops):
+            hop += 1
+            nxt = []
+            for node in frontier:
+                for p, o in out_adj.get(node, ()):
+                    if o.startswith("_:"):
+                        W["KG edge to a blank node skipped"] += 1
+                        continue
+                    if o in blocked:
+                        W["KG edge to a user or an interaction event skipped"] += 1
+                        continue
+                    kg_triples.add((node, p, o))
+                    if o not in entities:
+                        entities.add(o)
+                        nxt.append(o)
+                if cm.incoming:
+                    for p, s in in_adj.get(node, ()):
+                        if s.startswith("_:") or s in blocked:
+                            continue
+                        kg_triples.add((s, p, node))
+                        if s not in entities:
+                            entities.add(s)
+                            nxt.append(s)
+            frontier = sorted(nxt)
+
+        item_labels = sorted(items)
+        user_vocab = Vocab(users, name="user")
+        item_vocab = Vocab(item_labels, sort=False, name="item")
+        entity_vocab = Vocab(item_labels + sorted(entities - items), sort=False, name="entity")
+        relation_vocab = Vocab({p for _, p, _ in kg_triples}, name="relation")
+        if kg_triples:
+            eix, rix = entity_vocab._index, relation_vocab._index
+            arr = np.array([(eix[h], rix[r], eix[t]) for h, r, t in kg_triples], dtype=np.int64)
+            arr = np.unique(arr, axis=0)
+            triples = torch.from_numpy(arr)
+        else:
+            triples = torch.empty(0, 3, dtype=torch.long)
+
+        literals, user_literals = self.literals(entity_vocab, user_vocab)
+        features = self.features(entity_vocab)
+        self.iri_like_literals(entity_vocab, skip)
+
+        # ------------------------------------------------------ interactions
+        uix, iix = user_vocab._index, item_vocab._index
+        n = len(recs)
+        u = np.fromiter((uix[r[1]] for r in recs), dtype=np.int64, count=n)
+        i = np.fromiter((iix[r[2]] for r in recs), dtype=np.int64, count=n)
+        w = np.fromiter((r[3] for r in recs), dtype=np.float64, count=n)
+        w = np.where(np.isnan(w), 1.0, w)
+        t = np.fromiter((r[4] for r in recs), dtype=np.float64, count=n)
+        order = np.lexsort((w, t, i, u))
+        inter = Interactions.from_lists(u[order], i[order], w[order], t[order])
+        texts = [recs[k][5] for k in order.tolist()]
+
+        kg = KnowledgeGraph(
+            users=user_vocab, items=item_vocab, entities=entity_vocab, relations=relation_vocab,
+            triples=triples, interactions=inter, literals=literals, user_literals=user_literals,
+            features=features, feature_names=list(cm.numeric), warnings=W, sources=self.sources,
+        )
+        # per-interaction texts (reviews, tags) have no field in KnowledgeGraph yet
+        kg.interaction_text = texts
+        return kg
+
+    # -------------------------------------------------------- literals etc.
+    def literals(self, entity_vocab: Vocab, user_vocab: Vocab):
+        canon, W = self.canon, self.W
+        eix, uix = entity_vocab._index, user_vocab._index
+        ent: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        usr: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        lang_cache: dict = {}
+        for p in self.cm.text_predicates:
+            n_iri = 0
+            for s, o in self.by_pred.get(p, ()):
+                s = canon.get(s, s)
+                k = eix.get(s)
+                target = ent
+                if k is None:
+                    k = uix.get(s)
+                    target = usr
+                    if k is None:
+                        continue
+                if type(o) is str:
+                    n_iri += 1
+                    continue
+                lang = o.language
+                ok = lang_cache.get(lang)
+                if ok is None:
+                    ok = lang_cache[lang] = self.lang_ok(lang)
+                if not ok:
+                    W[f"text literal in language '{lang or ''}' dropped"] += 1
+                    continue
+                target[k][p].add(o.value)
+            if n_iri:
+                W[f"IRI where a literal is expected ({self.short(p)})"] += n_iri
+        order = {p: j for j, p in enumerate(self.cm.text_predicates)}
+
+        def finish(d):
+            return {k: {p: sorted(v[p]) for p in sorted(v, key=order.__getitem__)} for k, v in sorted(d.items())}
+
+        return finish(ent), finish(usr)
+
+    def features(self, entity_vocab: Vocab) -> torch.Tensor | None:
+        numeric = self.cm.numeric
+        if not numeric:
+            return None
+        canon, W, eix = self.canon, self.W, entity_vocab._index
+        total = np.zeros((len(entity_vocab), len(numeric)), dtype=np.float64)
+        count = np.zeros((len(entity_vocab), len(numeric)), dtype=np.int64)
+        for j, p in enumerate(numeric):
+            bad = 0
+            for s, o in self.by_pred.get(p, ()):
+                k = eix.get(canon.get(s, s))
+                if k is None:
+                    continue
+                x = parse_number(o) if type(o) is not str else math.nan
+                if math.isnan(x):
+                    bad += 1
+                    continue
+                total[k, j] += x
+                count[k, j] += 1
+            if bad:
+                W[f"non-numeric value of feature ({self.short(p)}) ignored"] += bad
+            if (count[:, j] > 1).any():
+                W[f"several values of feature ({self.short(p)}): mean used"] += int((count[:, j] > 1).sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            feats = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return torch.from_numpy(feats.astype(np.float32))
+
+    def iri_like_literals(self, entity_vocab: Vocab, skip: set[str]) -> None:
+        """Count string literals holding an IRI on entities: a common export mistake."""
+        canon, eix = self.canon, entity_vocab._index
+        for p, pairs in self.by_pred.items():
+            if p in skip:
+                continue
+            n = 0
+            for s, o in pairs:
+                if type(o) is str or o.datatype not in _PLAIN_TYPES:
+                    continue
+                v = o.value
+                if v.startswith(("http://", "https://")) and " " not in v and canon.get(s, s) in eix:
+                    n += 1
+            if n:
+                self.W[f"string literal that looks like an IRI ({self.short(p)}): not a KG edge"] += n
+
+    # --------------------------------------------------------------- errors
+    def _where(self) -> str:
+        if not self.sources:
+            return "the given triples"
+        return ", ".join(f"'{s}'" for s in self.sources)
+
+    def _no_match(self, users: set, items: set, n_complete: int) -> None:
+        classes = Counter(o for _, o in self.by_pred.get(RDF_TYPE, ()) if type(o) is str)
+        preds = Counter({p: len(v) for p, v in self.by_pred.items()})
+        if not users and not items:
+            what = "no users and no items"
+        elif not users:
+            what = "no users"
+        elif not items:
+            what = "no items"
+        elif n_complete:
+            what = (f"no positive interactions ({n_complete} interactions found, all dropped by the "
+                    "'positive' rules)")
+        else:
+            what = "no interactions"
+        def top(counter: Counter) -> str:
+            ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+            return ", ".join(f"{self.short(k)} ({n})" for k, n in ranked) or "(none)"
+
+        top_c, top_p = top(classes), top(preds)
+        rules = "; ".join(
+            f"{r.name}: " + (f"predicate {self.short(r.predicate)}" if r.predicate else
+                             f"agent {'/'.join(map(self.short, r.agent[0]))}, "
+                             f"object {'/'.join(map(self.short, r.object[0]))}")
+            for r in self.cm.rules)
+        n_rel = self.W.get(RELATIVE_IRI_WARNING, 0)
+        note = (f" {n_rel} IRIs were relative (no @base) and were resolved against the file location: "
+                "pass base_iri= to choose their namespace." if n_rel else "")
+        raise MappingError(
+            f"mapping {self.mapping.name!r} ({self.mapping.source}) finds {what} in {self._where()} "
+            f"({self.n_triples} triples). Its interaction rules look for: {rules}. "
+            f"Most frequent rdf:type classes in the data: {top_c}. "
+            f"Most frequent predicates: {top_p}. Edit the mapping's [users], [items] and "
+            f"[[interactions]] to use these terms (see kg_data/mappings/README.md), or try another "
+            f"profile (mapping='schema-org').{note}")
+
+
+def build_graph(
+    triples: Iterable[Triple],
+    mapping: Mapping | None = None,
+    *,
+    warnings: Counter | None = None,
+    sources: Sequence[str] = (),
+) -> KnowledgeGraph:
+    """Build a :class:`KnowledgeGraph` from triples (see :mod:`kgrec.data.rdf` for the terms).
+
+    Args:
+        triples: ``(subject, predicate, object)`` tuples, read once.
+        mapping: the :class:`Mapping` (default ``Mapping()``, the kgrec vocabulary).
+        warnings: a ``Counter`` the parser counts into while ``triples`` is streamed; it is
+            extended in place and becomes ``KnowledgeGraph.warnings``.
+        sources: file names for messages and ``KnowledgeGraph.sources``.
+
+    Returns:
+        The graph; ``kg.interaction_text`` (a list aligned with ``kg.interactions``) holds the
+        text of each interaction (``None`` when it has none).
+
+    Raises:
+        EmptyGraphError: no triples at all.
+        MappingError: the mapping finds no users, no items or no (positive) interactions; the
+            message lists the most frequent classes and predicates of the data.
+    """
+    # the same Counter object: a parser streaming ``triples`` keeps counting into it while we read
+    b = _Builder(mapping if mapping is not None else Mapping(), warnings if warnings is not None else Counter(),
+                 sources)
+    b.read(triples)
+    return b.build()

