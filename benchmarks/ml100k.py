@@ -59,6 +59,8 @@ METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "hit@
 
 
 def peer_split(kg, data_root: str, kind: str):
+    if kind not in ("random", "temporal"):  # no peer split: kgrec's own (cold-item, global-time)
+        return kgrec.split(kg, kind, seed=2020)
     parts = {}
     for part in ("train", "valid", "test"):
         a = np.loadtxt(Path(data_root) / "movielens-100k" / "peer-splits" / kind / f"{part}.tsv", dtype=np.int64,
@@ -98,6 +100,7 @@ def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict) -> tuple[k
         "fit_seconds": info.get("fit_seconds"), "search_seconds": search_seconds,
         "peak_rss_mb": info.get("peak_rss_mb"), "peak_gpu_mb": info.get("peak_gpu_mb"),
         "users_per_second": test.get("users_per_second"), "searched": searched if grid else None,
+        "fit_info": {k: v for k, v in info.items() if k != "valid"},
     }
     return best_rec, record
 
@@ -108,6 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default=DEFAULT_CACHE)
     p.add_argument("--splits", default="random,temporal")
     p.add_argument("--seeds", default="2020,2021,2022")
+    p.add_argument("--ablation-seeds", default="2020", help="seeds of the hybrid's ablation variants")
     p.add_argument("--models", default="mostpop,itemknn,ease,bprmf,lightgcn")
     p.add_argument("--param", action="append", default=[], help="key=value applied to every model that has it")
     p.add_argument("--threads", type=int, default=None)
@@ -134,7 +138,10 @@ def main(argv=None) -> int:
         for name in names:
             model, params = SPECS[name]
             deterministic = model in ("mostpop", "itemknn", "ease")
-            for seed in seeds[:1] if deterministic else seeds:
+            ablation = name.startswith("Hybrid ")
+            run_seeds = seeds[:1] if deterministic else ([int(x) for x in args.ablation_seeds.split(",")] if ablation
+                                                          else seeds)
+            for seed in run_seeds:
                 t = time.perf_counter()
                 _, rec = fit_one(kg, sp, model, params, seed, extra)
                 rec.update(name=name, split=kind)
@@ -146,7 +153,8 @@ def main(argv=None) -> int:
     for kind in args.splits.split(","):
         for name in names:
             rs = [r for r in runs if r["name"] == name and r["split"] == kind]
-            row = {"split": kind, "model": name, "seeds": len(rs)}
+            row = {"split": kind, "model": name, "seeds": len(rs),
+                   "valid ndcg@10": mean_std([r["valid"]["ndcg@10"] for r in rs])[0]}
             for m in METRICS:
                 row[m] = fmt_pm(*mean_std([r["test"][m] for r in rs]))
             row["s/epoch"] = mean_std([r["seconds_per_epoch_median"] for r in rs])[0] if rs[0]["best_epoch"] else None
@@ -156,13 +164,17 @@ def main(argv=None) -> int:
             peer = PEERS.get((name, kind))
             row["RecBole N@10"] = peer[2] if peer else None
             rows.append(row)
-    cols = ["split", "model", "seeds", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10",
+    cols = ["split", "model", "seeds", "valid ndcg@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10",
             "coverage@10", "s/epoch", "s to best", "peak RSS MB", "users/s", "RecBole N@10"]
     info = machine()
     payload = {"dataset": "movielens-100k", "kg": kg.stats(), "protocol": "PROTOCOL.md; RecBole peer splits",
                "machine": info, "args": vars(args), "runs": runs, "table": rows}
-    text = (f"MovieLens-100K, RecBole peer splits (943 users evaluated), full ranking, mean ± std over model seeds "
-            f"{args.seeds} (closed-form models: one deterministic run). Machine: {info['cpu']}, "
+    n_users = sorted({r["test"]["users"] for r in runs})
+    text = (f"Command: `python benchmarks/ml100k.py {' '.join(argv if argv is not None else sys.argv[1:])}`.\n\n"
+            f"MovieLens-100K + Freebase KG + DBpedia abstracts; splits {args.splits} (random/temporal: the RecBole "
+            f"peer splits; others: kgrec.split seed 2020), {n_users} users evaluated, full ranking (cold-item: over "
+            f"the cold items), mean ± std over model seeds {args.seeds} (ablations: {args.ablation_seeds}; "
+            f"closed-form models: one deterministic run). Machine: {info['cpu']}, "
             f"{info['torch_threads']} torch threads, GPU {info['gpu']}; commit {info['commit']}; {info['date']}. "
             "'RecBole N@10' quotes the peer table of ANCHORS.md (same split, RecBole 1.2.1).")
     out = Path(args.out)

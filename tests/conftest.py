@@ -53,3 +53,22 @@ def two_cluster_kg(n_per=6, items_per=4, seed=0) -> KnowledgeGraph:
 @pytest.fixture
 def cluster_kg():
     return two_cluster_kg()
+
+
+TINY_WORDS = ["item", "action", "romance", "genre", "a", "b", "today", "rated", "days", "earlier", "the", "of"]
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory):
+    """A local model directory holding a tiny random BERT + tokenizer (no hub access)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny-bert")
+    words = [f"{i}" for i in range(10)] + [".", ",", "(", ")", ":"] + TINY_WORDS
+    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    BertTokenizerFast.from_pretrained(str(d)).save_pretrained(str(d))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(words) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=37, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(str(d))
+    return str(d)

@@ -11,10 +11,13 @@ __all__ = ["NegativeSampler"]
 
 
 class NegativeSampler:
-    """Uniform negatives that the user has not interacted with in training.
+    """Uniform negatives among the items seen in training that the user has not interacted with.
 
-    Rejection sampling against a hashed set of ``user * num_items + item`` keys: exact, and fast
-    when users have seen a small share of the catalogue.
+    Items with no training interaction are never drawn: a cold item (known only by its KG and
+    text) would otherwise be pushed down for every user, teaching the model that items which look
+    like it are bad, exactly what cold-start must avoid. Rejection sampling against a sorted array
+    of ``user * num_items + item`` keys: exact, and fast when users have seen a small share of the
+    catalogue.
 
     Args:
         train: training interactions.
@@ -25,6 +28,7 @@ class NegativeSampler:
     def __init__(self, train: Interactions, num_items: int, seed: int = 0):
         self.num_items = num_items
         self.keys = np.unique(train.user.numpy() * num_items + train.item.numpy())
+        self.pool = np.unique(train.item.numpy())
         self.rng = np.random.default_rng(seed)
 
     def _seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -36,11 +40,11 @@ class NegativeSampler:
     def sample(self, users: torch.Tensor, n: int = 1, max_tries: int = 20) -> torch.Tensor:
         """Shapes: users ``[B]`` -> negatives ``[B, n]`` (``[B]`` when ``n == 1``)."""
         u = np.repeat(users.numpy(), n)
-        items = self.rng.integers(0, self.num_items, size=u.shape[0])
+        items = self.pool[self.rng.integers(0, len(self.pool), size=u.shape[0])]
         for _ in range(max_tries):
             bad = self._seen(u, items)
             if not bad.any():
                 break
-            items[bad] = self.rng.integers(0, self.num_items, size=int(bad.sum()))
+            items[bad] = self.pool[self.rng.integers(0, len(self.pool), size=int(bad.sum()))]
         out = torch.as_tensor(items, dtype=torch.long).view(-1, n)
         return out[:, 0] if n == 1 else out

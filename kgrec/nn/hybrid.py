@@ -49,13 +49,14 @@ class HybridModel(nn.Module):
         use_kg / use_text / use_cf: switch branches off for ablations.
         fusion: ``"cross"`` (cross-attention) or ``"concat"`` (pooled concatenation, an ablation).
         decay_days: time constant of the recency encoding of history items (default ``365``).
+        branch_init: initial gate of each branch (default ``1``).
     """
 
     def __init__(self, num_users: int, num_items: int, num_entities: int, num_edge_types: int,
                  text_dim: int = 0, dim: int = 64, kg_layers: int = 2, kg_conv: str = "compgcn",
                  cf_layers: int = 2, num_heads: int = 4, dropout: float = 0.1, use_kg: bool = True,
                  use_text: bool = True, use_cf: bool = True, fusion: str = "cross",
-                 decay_days: float = 365.0):
+                 decay_days: float = 365.0, branch_init: float = 1.0):
         super().__init__()
         if fusion not in ("cross", "concat"):
             raise ValueError(f"'fusion' must be 'cross' or 'concat' (got {fusion!r})")
@@ -89,8 +90,10 @@ class HybridModel(nn.Module):
             self.user_fusion = fuse(dim, num_heads=num_heads, dropout=dropout)
             self.item_fusion = fuse(dim, num_heads=num_heads, dropout=dropout)
             self.recency = nn.Linear(1, dim)
-        # log-weights of the branches (cf, kg, fused text)
-        self.branch_logit = nn.Parameter(torch.zeros(3))
+        # gates of the branches (cf, kg, fused text); weight of an optional fixed prior branch
+        self.branch_gate = nn.Parameter(torch.empty(3))
+        self.register_buffer("prior_gate", torch.zeros(1))
+        self.branch_init = branch_init
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -104,17 +107,21 @@ class HybridModel(nn.Module):
                 m.reset_parameters()
             self.user_fusion.reset_parameters()
             self.item_fusion.reset_parameters()
-        nn.init.zeros_(self.branch_logit)
+        nn.init.constant_(self.branch_gate, self.branch_init)
+        # the prior's weight is chosen after training, on validation data (see HybridEstimator)
+        nn.init.zeros_(self.prior_gate)
 
     def branch_weights(self) -> Tensor:
-        """Shape ``[3]``: the positive weights of the (cf, kg, text) branches (0 when off)."""
-        on = torch.tensor([self.use_cf, self.use_kg, self.use_text], device=self.branch_logit.device)
-        return F.softplus(self.branch_logit) / math.log(2.0) * on
+        """Shape ``[3]``: the gates of the (cf, kg, text) branches (0 when off)."""
+        on = torch.tensor([self.use_cf, self.use_kg, self.use_text], device=self.branch_gate.device)
+        return self.branch_gate * on
 
     def forward(self, cf_edge_index: Tensor | None, edge_index: Tensor | None, edge_type: Tensor | None,
                 item_warm: Tensor, item_text: Tensor | None = None, item_text_mask: Tensor | None = None,
                 user_text: Tensor | None = None, hist_items: Tensor | None = None,
-                hist_mask: Tensor | None = None, hist_age: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                hist_mask: Tensor | None = None, hist_age: Tensor | None = None,
+                kg_graph=None, prior_user: Tensor | None = None,
+                prior_item: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""All user and item vectors.
 
         Shapes:
@@ -122,13 +129,16 @@ class HybridModel(nn.Module):
             edge_type ``[M]`` over CKG nodes ``[0, E + U)``; item_warm ``[I]`` bool;
             item_text ``[I, S, H]`` text segments with mask ``[I, S]``; user_text ``[U, H]``;
             hist_items ``[U, L]`` item ids (padding any id, masked by hist_mask ``[U, L]``);
-            hist_age ``[U, L]`` days before the user's latest interaction.
+            hist_age ``[U, L]`` days before the user's latest interaction; kg_graph: optional
+            ``KGEncoder.prepare_graph`` result for ``edge_index`` (built once by the caller);
+            prior_user ``[U, P]`` / prior_item ``[I, P]``: a fixed linear CF model whose dot
+            product is added with weight ``prior_gate`` (EASE: history rows and its item-item matrix).
 
         Returns:
             users ``[U, 3d]`` and items ``[I, 3d]``; the dot product of the two is the score.
         """
         U, I, d = self.num_users, self.num_items, self.dim
-        ref = self.branch_logit
+        ref = self.branch_gate
         zeros_u, zeros_i = ref.new_zeros(U, d), ref.new_zeros(I, d)
         warm = item_warm.to(ref.dtype).unsqueeze(-1)  # [I, 1]
 
@@ -150,7 +160,7 @@ class HybridModel(nn.Module):
             x = x * ent_scale
             if item_txt is not None:
                 x = x + F.pad(item_txt, (0, 0, 0, x.shape[0] - I))
-            h = self.kg_encoder(x, edge_index, edge_type)  # [E + U, d]
+            h = self.kg_encoder(x, edge_index, edge_type, graph=kg_graph)  # [E + U, d]
             h_i, h_u = h[:I], h[self.num_entities:]
 
         t_u, t_i = zeros_u, zeros_i
@@ -166,9 +176,12 @@ class HybridModel(nn.Module):
             t_u = self.user_fusion(query, ctx, hist_mask).squeeze(1)  # [U, d]
 
         w = self.branch_weights()
-        users = torch.cat([w[0] * p, w[1] * h_u, w[2] * t_u], dim=-1)
-        items = torch.cat([q, h_i, t_i], dim=-1)
-        return users, items
+        users = [w[0] * p, w[1] * h_u, w[2] * t_u]
+        items = [q, h_i, t_i]
+        if prior_user is not None:
+            users.append(self.prior_gate * prior_user.to(ref.dtype))
+            items.append(prior_item.to(ref.dtype))
+        return torch.cat(users, dim=-1), torch.cat(items, dim=-1)
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """Free id embeddings a batch touches (L2-regularised by the trainer)."""

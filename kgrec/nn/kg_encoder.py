@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
+from kgrec.nn.sparse import SparseOperator, spmm
+
 __all__ = ["KGEncoder", "CONVS"]
 
 #: The convolutions :class:`KGEncoder` offers.
@@ -95,8 +97,8 @@ class KGEncoder(nn.Module):
         edge_dropout (float, optional): Fraction of edges removed at random in each training
             forward pass (each direction of an edge independently); normalisers are computed on
             the kept edges. (default: :obj:`0.0`)
-        comp (str, optional): CompGCN's composition, ``"mult"`` or ``"sub"``; ignored by the
-            other convolutions. (default: :obj:`"mult"`)
+        comp (str, optional): CompGCN's composition, ``"sub"`` or ``"mult"``; ignored by the
+            other convolutions. (default: :obj:`"sub"`)
         act (str, optional): Nonlinearity after each convolution: ``"relu"``, ``"tanh"``,
             ``"leaky_relu"`` or ``"identity"``. ``None`` picks the paper's: ReLU for R-GCN, tanh
             for CompGCN, LeakyReLU for KGAT. (default: :obj:`None`)
@@ -116,7 +118,7 @@ class KGEncoder(nn.Module):
         num_bases: int | None = None,
         dropout: float = 0.0,
         edge_dropout: float = 0.0,
-        comp: str = "mult",
+        comp: str = "sub",
         act: str | None = None,
     ) -> None:
         super().__init__()
@@ -187,26 +189,42 @@ class KGEncoder(nn.Module):
             return self.rel_emb
         return self.rel_comp @ self.rel_basis
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+    def prepare_graph(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> "_Graph":
+        """Index structures of a fixed graph, to pass as ``forward(..., graph=)`` on every call.
+
+        Building them sorts all edges (the bulk of a forward pass on CPU); a caller that trains on
+        one graph builds them once. The sparse aggregation matrix also gets a cached transpose, so
+        the backward pass does not rebuild it either. Ignores ``edge_dropout``.
+        """
+        g = _Graph.build(self.conv, edge_index, edge_type, num_nodes, self.num_relations, torch.float32)
+        if g.adj is not None:
+            a = g.adj.coalesce()
+            g.op = SparseOperator(a.indices(), a.values(), tuple(a.shape))
+        return g
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, graph: "_Graph | None" = None) -> Tensor:
         """Refine node states by ``num_layers`` relational convolutions.
 
         Args:
             x (Tensor): Initial node states.
             edge_index (Tensor): Messages ``edge_index[0] -> edge_index[1]``.
             edge_type (Tensor): Edge type of each column of ``edge_index``.
+            graph (optional): the result of :meth:`prepare_graph` for these edges; when given,
+                ``edge_index``/``edge_type`` are not read again.
 
         Shapes:
             - **input:** ``x`` ``[N, d]``, ``edge_index`` ``[2, M]``, ``edge_type`` ``[M]``
             - **output:** ``[N, d]``
         """
-        self._check_inputs(x, edge_index, edge_type)
+        if graph is None:
+            self._check_inputs(x, edge_index, edge_type)
         if self.num_layers == 0:
             return x
-        if self.training and self.edge_dropout > 0 and edge_type.numel() > 0:
-            keep = torch.rand(edge_type.numel(), device=edge_type.device) >= self.edge_dropout
-            edge_index, edge_type = edge_index[:, keep], edge_type[keep]
-
-        graph = _Graph.build(self.conv, edge_index, edge_type, x.size(0), self.num_relations, x.dtype)
+        if graph is None:
+            if self.training and self.edge_dropout > 0 and edge_type.numel() > 0:
+                keep = torch.rand(edge_type.numel(), device=edge_type.device) >= self.edge_dropout
+                edge_index, edge_type = edge_index[:, keep], edge_type[keep]
+            graph = _Graph.build(self.conv, edge_index, edge_type, x.size(0), self.num_relations, x.dtype)
         z = self.relation_embeddings()
         total = x
         h = x
@@ -266,6 +284,13 @@ class _Graph:
     pair_rel: Tensor | None = None      # [P]
     rel_sizes: list[int] | None = None  # R ints summing to P
     pair_scale: Tensor | None = None    # [P] compgcn: sum of the pair's edge norms
+    op: SparseOperator | None = None    # adj with a cached transpose (graphs reused across calls)
+
+    def aggregate(self, x: Tensor) -> Tensor:
+        """``adj @ x``: ``[N, d]`` -> ``[P, d]``."""
+        if self.op is not None:
+            return spmm(self.op, x)
+        return torch.sparse.mm(self.adj, x)
 
     @classmethod
     def build(cls, conv: str, edge_index: Tensor, edge_type: Tensor, num_nodes: int,
@@ -345,7 +370,7 @@ class _RGCNLayer(nn.Module):
         weight = self.weight
         if self.comp is not None:
             weight = (self.comp @ weight.view(self.num_bases, -1)).view(self.num_relations, self.dim, self.dim)
-        agg = torch.sparse.mm(g.adj, x)  # per-pair means
+        agg = g.aggregate(x)  # per-pair means
         # One [P_r, d] x [d, d] product per relation present; unbind (not weight[r]) keeps the
         # backward to one stack instead of R zero-filled [R, d, d] gradients.
         parts = [chunk @ w for chunk, w in zip(agg.split(g.rel_sizes), weight.unbind(0)) if chunk.size(0)]
@@ -388,7 +413,7 @@ class _CompGCNLayer(nn.Module):
         N = x.size(0)
         # phi is linear in h for a fixed relation, so composing the per-pair normalised sum
         # equals summing the composed messages.
-        agg = torch.sparse.mm(g.adj, x)
+        agg = g.aggregate(x)
         msg = self._compose(agg, z.index_select(0, g.pair_rel), g.pair_scale)
         by_dir = scatter(msg, g.pair_dst + (g.pair_rel % 2) * N, 0, 2 * N, reduce="sum")
         out = (by_dir[:N] @ self.w_orig + by_dir[N:] @ self.w_inv

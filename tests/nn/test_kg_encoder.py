@@ -18,7 +18,7 @@ CONVS = {
     "rgcn_bases": dict(conv="rgcn", num_bases=2),
     "compgcn_mult": dict(conv="compgcn", comp="mult"),
     "compgcn_sub": dict(conv="compgcn", comp="sub"),
-    "compgcn_bases": dict(conv="compgcn", num_bases=2),
+    "compgcn_bases": dict(conv="compgcn", comp="mult", num_bases=2),
     "kgat": dict(conv="kgat"),
 }
 
@@ -81,7 +81,7 @@ def _naive_layer(conv, kw, layer, x, z, ei, et):
                     out[i] += x[s] @ w[r] / len(nbr)
         return act(out + x @ layer.root + layer.bias), z
     if conv == "compgcn":
-        phi = (lambda h, r: h * r) if kw.get("comp", "mult") == "mult" else (lambda h, r: h - r)
+        phi = (lambda h, r: h * r) if kw.get("comp", "sub") == "mult" else (lambda h, r: h - r)
         agg = torch.zeros(2, N, D)
         for s, d, t in zip(src, dst, types):
             dr = t % 2
@@ -136,7 +136,7 @@ def test_isolated_node_is_a_function_of_its_own_input(kw):
             if kw["conv"] == "rgcn":
                 h = F.relu(h @ layer.root + layer.bias)
             elif kw["conv"] == "compgcn":
-                phi = h * layer.loop_rel if kw.get("comp", "mult") == "mult" else h - layer.loop_rel
+                phi = h * layer.loop_rel if kw.get("comp", "sub") == "mult" else h - layer.loop_rel
                 h = torch.tanh(phi @ layer.w_loop / 3 + layer.bias)
             else:
                 h = F.leaky_relu(layer.lin_sum(h)) + F.leaky_relu(layer.lin_prod(torch.zeros_like(h)))
@@ -238,6 +238,22 @@ def test_dropout_only_in_training(kw):
     assert not torch.allclose(m(x, ei, et), m.eval()(x, ei, et))
 
 
+def test_prepared_graph_gives_the_same_output_and_gradients(kw):
+    x, ei, et = _graph()
+    m = _model(kw, edge_dropout=0.5)
+    graph = m.prepare_graph(ei, et, N)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_a = m(xa, ei, et)
+    out_b = m(xb, ei, et, graph=graph)
+    torch.testing.assert_close(out_b, out_a)
+    grads_a = torch.autograd.grad(out_a.square().sum(), [xa, *m.parameters()])
+    grads_b = torch.autograd.grad(out_b.square().sum(), [xb, *m.parameters()])
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(gb, ga)
+    m.train()  # a prepared graph is fixed: edge dropout does not apply to it
+    torch.testing.assert_close(m(x, ei, et, graph=graph), out_a.detach())
+
+
 def test_zero_layers_returns_input():
     x, ei, et = _graph()
     assert torch.equal(KGEncoder(R, D, num_layers=0)(x, ei, et), x)
@@ -251,7 +267,7 @@ def test_relation_embeddings():
 
 def test_repr():
     assert str(KGEncoder(94, 64)) == (
-        "KGEncoder(conv='compgcn', comp='mult', num_relations=94, dim=64, num_layers=2, "
+        "KGEncoder(conv='compgcn', comp='sub', num_relations=94, dim=64, num_layers=2, "
         "num_bases=None, dropout=0.0, edge_dropout=0.0, act='tanh')")
     assert str(KGEncoder(10, 8, num_layers=1, conv="rgcn", num_bases=3, edge_dropout=0.1)) == (
         "KGEncoder(conv='rgcn', num_relations=10, dim=8, num_layers=1, num_bases=3, "

@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import kgrec
+from kgrec.models.hybrid import segment_text
+from tests.conftest import two_cluster_kg
+
+
+def _params(text_model, **kw):
+    p = dict(text_model=text_model, cache_dir="", dim=16, num_heads=2, epochs=40, lr=0.02, batch_size=16, reg=0.0,
+             patience=100, seed=0, text_segments=2, max_history=4)
+    p.update(kw)
+    return p
+
+
+def _drop_item(kg, item):
+    keep = kg.interactions.item != item
+    kg.interactions = kg.interactions.select(keep)
+    return kg
+
+
+def test_cold_item_ranked_by_its_kg_neighbourhood(tiny_text_model):
+    kg = _drop_item(two_cluster_kg(n_per=6, items_per=4), 3)  # item 3 (genre A) has no interaction at all
+    sp = kgrec.split(kg, "random", seed=0)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, use_cf=False, use_text=False)).fit(kg, sp)
+    scores = rec.score(torch.arange(kg.num_users))
+    # share of the other cluster's items that the cold genre-A item beats, per user
+    beats_b = (scores[:, 3:4] > scores[:, 4:8]).float().mean(1)
+    # genre-A users rank it above most genre-B items, genre-B users mostly below them
+    assert beats_b[:6].mean() > 0.6
+    assert beats_b[:6].mean() > beats_b[6:].mean() + 0.3
+
+
+def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=3)).fit(kg, sp)
+    assert rec.fit_info["prior_relative_weight"] in rec.config.prior_grid  # EASE weight chosen on valid
+    rec.save(tmp_path / "m")
+    users = kg.users.labels
+    expected = {u: [i for i, _ in v] for u, v in rec.recommend(users, k=3).items()}
+    code = ("import json, sys, kgrec; r = kgrec.Recommender.load(sys.argv[1]); "
+            "print(json.dumps({u: [i for i, _ in v] for u, v in r.recommend(sys.argv[2:], k=3).items()}))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m"), *users], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == expected
+
+
+@pytest.mark.parametrize("kw", [{"use_kg": False}, {"use_text": False}, {"use_cf": False}, {"fusion": "concat"},
+                                {"ease_prior": False}])
+def test_ablations_train(tiny_text_model, kw):
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", seed=1)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, **kw)).fit(kg, sp)
+    m = rec.evaluate(sp, ks=(5,))
+    assert 0.0 <= m["ndcg@5"] <= 1.0 and m["users"] > 0
+
+
+def test_segment_text():
+    assert segment_text("Title (1995). genre: A. Long abstract here. More.", 2) == [
+        "Title (1995). genre: A.", "Long abstract here. More."]
+    assert segment_text("One.", 4) == ["One."]
+
+
+def test_bad_text_model(tmp_path):
+    kg = two_cluster_kg()
+    with pytest.raises(kgrec.KgrecError, match="local model directory"):
+        kgrec.Recommender("hybrid", text_model=str(tmp_path / "nope"), cache_dir="", epochs=1).fit(kg)
