@@ -131,6 +131,7 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown model(s) {unknown}; known: {sorted(ALIASES)}")
     seeds = [int(s) for s in args.seeds.split(",")]
+    info = machine()  # at the start: the commit that ran, even if the tree changes meanwhile
     kg = load_dataset("movielens-100k", args.data_root, args.cache)
     runs = []
     for kind in args.splits.split(","):
@@ -166,7 +167,6 @@ def main(argv=None) -> int:
             rows.append(row)
     cols = ["split", "model", "seeds", "valid ndcg@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10",
             "coverage@10", "s/epoch", "s to best", "peak RSS MB", "users/s", "RecBole N@10"]
-    info = machine()
     payload = {"dataset": "movielens-100k", "kg": kg.stats(), "protocol": "PROTOCOL.md; RecBole peer splits",
                "machine": info, "args": vars(args), "runs": runs, "table": rows}
     n_users = sorted({r["test"]["users"] for r in runs})
