@@ -91,8 +91,17 @@ class Recommender:
 
     # -------------------------------------------------------------- training
     def fit(self, kg: KnowledgeGraph, split: Split | None = None, log: Callable[[str], None] | None = None,
-            **kwargs) -> "Recommender":
-        """Fit on ``split.train`` (model selection on ``split.valid``); all interactions if no split."""
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> "Recommender":
+        """Fit on ``split.train`` (model selection on ``split.valid``); all interactions if no split.
+
+        Args:
+            kg, split: the data; without a split every interaction trains and the last epoch is kept.
+            log: called with one line per validation.
+            checkpoint_dir: save the model there (atomically, like :meth:`save`) at every new best
+                validation epoch of a gradient-trained model.
+            resume: continue from the checkpoint in ``checkpoint_dir`` when it holds this model
+                with the same configuration (``epochs`` may differ); start afresh when it is absent.
+        """
         if split is None:
             from kgrec.data.graph import Interactions
 
@@ -104,7 +113,12 @@ class Recommender:
         self.users, self.items = kg.users, kg.items
         self.item_labels = [kg.label(i) for i in range(kg.num_items)]
         if self.estimator.trainable:
-            self.estimator.fit(kg, split, log=log, **kwargs)
+            kwargs = {"log": log}
+            if checkpoint_dir is not None:
+                kwargs["checkpoint"] = lambda est, info: self.save(checkpoint_dir, progress=info)
+                if resume:
+                    kwargs["resume"] = self._resume_state(checkpoint_dir)
+            self.estimator.fit(kg, split, **kwargs)
         else:
             self.estimator.fit(kg, split)
         return self
@@ -167,9 +181,32 @@ class Recommender:
         return evaluate(self.score, split, ks=tuple(ks), part=part, users=users, item_popularity=item_pop)
 
     # --------------------------------------------------------------- storage
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Save config, id maps and weights (safetensors + JSON) into ``directory``, atomically."""
+    def _resume_state(self, directory) -> dict | None:
+        if not (Path(directory) / "config.json").is_file():
+            return None
+        meta, tensors = load_checkpoint(directory)
+        mine = dataclasses.asdict(self.estimator.config)
+        theirs = meta.get("config", {})
+        differ = sorted(k for k in mine if k not in ("epochs", "progress", "device") and theirs.get(k) != mine[k])
+        if meta.get("model") != self.model_name or differ or not meta.get("progress"):
+            raise CheckpointError(f"cannot resume from '{directory}': it holds model {meta.get('model')!r}"
+                                  + (f" with other settings for {', '.join(differ)}" if differ else "")
+                                  + ("" if meta.get("progress") else " and no training progress"))
+        if meta["users"] != self.users.to_list() or meta["items"] != self.items.to_list():
+            raise CheckpointError(f"cannot resume from '{directory}': it was trained on other users/items")
+        state = {k[7:]: v for k, v in tensors.items() if k.startswith("module.")}
+        return {"state": state, **meta["progress"]}
+
+    def save(self, directory: str | os.PathLike, progress: dict | None = None) -> Path:
+        """Save config, id maps and weights (safetensors + JSON) into ``directory``, atomically.
+
+        ``progress`` (``{"epoch", "valid"}``) lets a later ``fit(..., resume=True)`` continue; a
+        fitted gradient model records its selected epoch by default.
+        """
         self._require_fit()
+        info = self.estimator.fit_info
+        if progress is None and info.get("best_epoch") and info.get("valid"):
+            progress = {"epoch": info["best_epoch"], "valid": info["valid"]}
         meta = {
             "model": self.model_name,
             "config": dataclasses.asdict(self.estimator.config),
@@ -179,6 +216,7 @@ class Recommender:
             "items": self.items.to_list(),
             "item_labels": self.item_labels,
             "kgrec_version": _version(),
+            "progress": _jsonable(progress),
         }
         return save_checkpoint(directory, meta, self.estimator.state_tensors())
 

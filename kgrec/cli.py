@@ -222,9 +222,9 @@ def _metric_columns(ks: Sequence[int]) -> list[tuple[str, str]]:
             + [(f"hit@{k0}", f"Hit@{k0}"), (f"mrr@{k0}", f"MRR@{k0}"), (f"coverage@{k0}", f"coverage@{k0}")])
 
 
-def _fit(rec, kg, sp) -> float:
+def _fit(rec, kg, sp, checkpoint_dir=None, resume: bool = False) -> float:
     t0 = time.perf_counter()
-    rec.fit(kg, sp, log=_epoch_logger(rec.model_name))
+    rec.fit(kg, sp, log=_epoch_logger(rec.model_name), checkpoint_dir=checkpoint_dir, resume=resume)
     return time.perf_counter() - t0
 
 
@@ -411,7 +411,8 @@ def cmd_train(args) -> int:
     st = sp.stats()
     _log(f"{kg!r}; split {sp.name}: {st['train']} train / {st['valid']} valid / {st['test']} test")
     _log(f"fitting {args.model}")
-    fit_s = _fit(rec, kg, sp)
+    ckpt = args.out if (args.checkpoint or args.resume) else None
+    fit_s = _fit(rec, kg, sp, checkpoint_dir=ckpt, resume=args.resume)
     ks = args.ks
     valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
     test = rec.evaluate(sp, ks=ks, part="test")
@@ -628,6 +629,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "or text; see the model's config for the keys")
     p.add_argument("--ks", metavar="K,K", type=_ks, default=(10, 20), help="metric cut-offs")
     p.add_argument("--out", metavar="DIR", default=None, help="model directory (default: kgrec-out/<model>)")
+    p.add_argument("--checkpoint", action="store_true",
+                   help="save the model into --out at every new best validation epoch (atomic), not only at the end")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out (same model and settings); implies --checkpoint")
     _progress_arg(p)
     p.set_defaults(func=cmd_train)
 

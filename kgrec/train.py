@@ -30,7 +30,8 @@ def peak_memory_mb() -> float:
 
 
 def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
-                 metric: str = "ndcg@10", checkpoint: Callable[[object, dict], None] | None = None) -> dict:
+                 metric: str = "ndcg@10", checkpoint: Callable[[object, dict], None] | None = None,
+                 resume: dict | None = None) -> dict:
     """Train a :class:`~kgrec.models.base.PairwiseEstimator` with sampled negatives.
 
     Every ``eval_every`` epochs the model is scored on ``split.valid`` (full ranking, train items
@@ -42,7 +43,11 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         split: the split; only ``train`` and ``valid`` are used.
         log: called with one line per evaluation.
         metric: the validation metric to select on (default ``"ndcg@10"``).
-        checkpoint: called as ``checkpoint(est, info)`` after each new best epoch.
+        checkpoint: called as ``checkpoint(est, info)`` after each new best epoch, with ``info``
+            ``{"epoch": e, "valid": metrics}`` (the API saves the model there, atomically).
+        resume: ``{"state": module state dict, "epoch": e, "valid": metrics}`` of a checkpoint to
+            continue from: its weights are loaded and training goes on at epoch ``e + 1`` with its
+            validation score as the best so far (Adam's moments start afresh).
 
     Returns:
         ``fit_info``: best epoch, best validation metrics, seconds per epoch, seconds to the best
@@ -68,10 +73,16 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
 
     best, best_state, best_epoch, bad = -math.inf, None, 0, 0
     best_metrics: dict = {}
+    first_epoch = 1
+    if resume is not None:
+        module.load_state_dict(resume["state"])
+        best_state = copy.deepcopy(module.state_dict())
+        best_epoch, best_metrics = int(resume["epoch"]), dict(resume["valid"])
+        best, first_epoch = float(best_metrics.get(metric, -math.inf)), best_epoch + 1
     epoch_seconds: list[float] = []
     t_start = time.perf_counter()
     t_best = 0.0
-    epochs = range(1, cfg.epochs + 1)
+    epochs = range(first_epoch, cfg.epochs + 1)
     if cfg.progress:
         from tqdm.auto import tqdm
 
@@ -126,6 +137,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         "device": str(device),
         "best_epoch": best_epoch,
         "epochs_run": len(epoch_seconds),
+        "resumed_from_epoch": first_epoch - 1 if resume is not None else None,
         "valid": best_metrics,
         "seconds_per_epoch_median": float(np.median(epoch_seconds)) if epoch_seconds else 0.0,
         "seconds_to_best": t_best,

@@ -139,3 +139,25 @@ def test_checkpoint_errors_keep_old_model(tmp_path):
     except Exception:
         pass
     assert kgrec.Recommender.load(tmp_path / "m").recommend(kg.users[0], k=2)
+
+
+def test_checkpoint_every_best_epoch_and_resume_after_crash(tmp_path):
+    kg = two_cluster_kg(n_per=10, items_per=6)
+    sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=2)
+    params = dict(FAST["lightgcn"], epochs=12, patience=100)
+
+    def crash_at_epoch_5(line):
+        if line.startswith("epoch    5"):
+            raise KeyboardInterrupt("simulated crash")
+
+    rec = kgrec.Recommender("lightgcn", **params)
+    with pytest.raises(KeyboardInterrupt):
+        rec.fit(kg, sp, log=crash_at_epoch_5, checkpoint_dir=tmp_path / "ckpt")
+    saved = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert 1 <= saved["progress"]["epoch"] <= 5
+    resumed = kgrec.Recommender("lightgcn", **params).fit(kg, sp, checkpoint_dir=tmp_path / "ckpt", resume=True)
+    assert resumed.fit_info["resumed_from_epoch"] == saved["progress"]["epoch"]
+    assert resumed.fit_info["epochs_run"] == 12 - saved["progress"]["epoch"]
+    assert resumed.fit_info["valid"]["ndcg@10"] >= saved["progress"]["valid"]["ndcg@10"]
+    with pytest.raises(CheckpointError, match="other settings for dim"):
+        kgrec.Recommender("lightgcn", **dict(params, dim=4)).fit(kg, sp, checkpoint_dir=tmp_path / "ckpt", resume=True)

@@ -404,3 +404,14 @@ def test_convert_errors(tmp_path):
     assert code == 2 and "'--data-root' must be a folder holding 'lastfm-kg/'" in err
     code, _, err = run(["convert", "netflix", "--data-root", tmp_path, "--out", tmp_path / "x.nt"])
     assert code == 2 and "invalid choice: 'netflix'" in err
+
+
+def test_train_checkpoint_and_resume(tmp_path, capsys):
+    from kgrec.cli import main
+
+    toy = str(Path(__file__).resolve().parents[1] / "kg_data" / "toy" / "toy.ttl")
+    out = tmp_path / "m"
+    args = ["train", toy, "--model", "bprmf", "--ratios", "0.6,0.2,0.2", "--param", "epochs=3", "--out", str(out)]
+    assert main(args + ["--checkpoint"]) == 0
+    assert main(args[:-4] + ["--param", "epochs=5", "--out", str(out), "--resume"]) == 0
+    assert (out / "config.json").is_file() and (out / "metrics.json").is_file()

@@ -70,3 +70,27 @@ def test_bad_text_model(tmp_path):
     kg = two_cluster_kg()
     with pytest.raises(kgrec.KgrecError, match="local model directory"):
         kgrec.Recommender("hybrid", text_model=str(tmp_path / "nope"), cache_dir="", epochs=1).fit(kg)
+
+
+@pytest.mark.parametrize("mode", ["top-k", "full"])
+def test_text_fine_tuning_changes_bert_and_user_vectors(tiny_text_model, tmp_path, mode):
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
+    params = _params(tiny_text_model, epochs=3, text_mode=mode, text_top_k=1, text_lr=1e-2)
+    rec = kgrec.Recommender("hybrid", **params).fit(kg, sp)
+    est = rec.estimator
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(tiny_text_model, local_files_only=True)
+    tuned = est.text_encoder.model
+    last = dict(tuned.encoder.layer[-1].named_parameters())
+    first = dict(tuned.embeddings.named_parameters())
+    base_last = dict(base.encoder.layer[-1].named_parameters())
+    base_first = dict(base.embeddings.named_parameters())
+    assert any(not torch.allclose(last[k], base_last[k]) for k in last)  # top layer trained
+    embeddings_moved = any(not torch.allclose(first[k], base_first[k]) for k in first)
+    assert embeddings_moved == (mode == "full")  # top-k leaves the lower layers alone
+    # user vectors were re-encoded with the tuned weights; a reload scores identically
+    rec.save(tmp_path / "m")
+    back = kgrec.Recommender.load(tmp_path / "m")
+    assert torch.allclose(back.score(torch.arange(4)), rec.score(torch.arange(4)), atol=1e-5)

