@@ -25,10 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kgrec.data.convert import CONVERTERS
 from kgrec.errors import KgrecError
 from kgrec.report import markdown_table, write_results
 
-__all__ = ["main", "build_parser", "parse_param", "DEMO_MODELS", "DEMO_PARAMS", "DEMO_DATASET", "DATASETS",
+__all__ = ["main", "build_parser", "parse_param", "DEMO_MODELS", "DEMO_PARAMS", "DEMO_DATASET",
            "graph_report"]
 
 #: Models ``kgrec demo`` trains, in table order.
@@ -48,14 +49,6 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {
 
 #: The shipped default dataset, relative to the data folder (``kg_data`` or ``$KGREC_DATA_DIR``).
 DEMO_DATASET = "movielens-small/movielens-small.nt.gz"
-
-#: ``kgrec convert`` datasets: name -> (folder under ``--data-root``, converter in :mod:`kgrec.data.convert`).
-DATASETS: dict[str, tuple[str, str]] = {
-    "movielens-100k": ("movielens-100k", "convert_movielens_100k"),
-    "movielens-latest-small": ("movielens-latest-small", "convert_movielens_latest_small"),
-    "lastfm": ("lastfm-kg", "convert_lastfm"),
-    "book-crossing": ("book-crossing-kg", "convert_book_crossing"),
-}
 
 _SPLITS = ("random", "temporal", "global-time", "cold-item")
 _DEFAULT_SPLIT = {"strategy": "random", "seed": 2020, "ratios": [0.8, 0.1, 0.1]}
@@ -517,8 +510,7 @@ def cmd_recommend(args) -> int:
 def cmd_convert(args) -> int:
     from kgrec.data import convert as conv
 
-    folder, fn_name = DATASETS[args.dataset]
-    fn = getattr(conv, fn_name)
+    folder, fn = conv.CONVERTERS[args.dataset]
     root = Path(args.data_root)
     src = root / folder if (root / folder).is_dir() else root
     if not src.is_dir():
@@ -671,12 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert a dataset as its publisher distributes it into N-Triples in the kgrec vocabulary "
                     "(gzip'd when --out ends in .gz). The datasets are not shipped: download them first.",
         epilog="example:\n  kgrec convert movielens-100k --data-root ../shared/data --out ml-100k.nt.gz\n"
-               "  kgrec convert movielens-latest-small --data-root data --out ml.nt.gz --param tags=false")
-    p.add_argument("dataset", metavar="DATASET", choices=sorted(DATASETS),
-                   help=f"one of {', '.join(sorted(DATASETS))}")
+               "  kgrec convert movielens-small --data-root data --out ml.nt.gz --param tags=false")
+    p.add_argument("dataset", metavar="DATASET", choices=sorted(CONVERTERS),
+                   help=f"one of {', '.join(sorted(CONVERTERS))}")
     p.add_argument("--data-root", metavar="ROOT", required=True,
                    help="folder holding the dataset's folder (" + ", ".join(f"{k}: {v[0]}/" for k, v in
-                                                                          sorted(DATASETS.items()))
+                                                                          sorted(CONVERTERS.items()))
                         + ") or the dataset folder itself")
     p.add_argument("--out", metavar="FILE", required=True, help="output file (.nt or .nt.gz)")
     p.add_argument("--param", metavar="KEY=VALUE", type=parse_param, action="append",

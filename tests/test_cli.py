@@ -376,7 +376,7 @@ def _tiny_movielens(folder: Path) -> Path:
 def test_convert_tiny_movielens(tmp_path):
     _tiny_movielens(tmp_path)
     out = tmp_path / "ml.nt.gz"
-    code, stdout, err = run(["convert", "movielens-latest-small", "--data-root", tmp_path, "--out", out,
+    code, stdout, err = run(["convert", "movielens-small", "--data-root", tmp_path, "--out", out,
                              "--param", "tags=false", "--param", "links=false"])
     assert code == 0, err
     counts = {c[0]: c[1] for c in ([x.strip() for x in line.strip("|").split("|")]
@@ -385,7 +385,7 @@ def test_convert_tiny_movielens(tmp_path):
     kg = kgrec.load(out)
     assert (kg.num_users, kg.num_items, len(kg.interactions)) == (2, 3, 3)
     # the dataset folder itself is accepted as --data-root too
-    code, _, err = run(["convert", "movielens-latest-small", "--data-root", tmp_path / "movielens-latest-small",
+    code, _, err = run(["convert", "movielens-small", "--data-root", tmp_path / "movielens-latest-small",
                         "--out", tmp_path / "b.nt", "--param", "tags=false", "--param", "links=false"])
     assert code == 0, err
 
@@ -393,13 +393,13 @@ def test_convert_tiny_movielens(tmp_path):
 def test_convert_errors(tmp_path):
     src = _tiny_movielens(tmp_path)
     (src / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,9,3.5,964981247\n")
-    code, _, err = run(["convert", "movielens-latest-small", "--data-root", tmp_path, "--out", tmp_path / "x.nt",
+    code, _, err = run(["convert", "movielens-small", "--data-root", tmp_path, "--out", tmp_path / "x.nt",
                         "--param", "tags=false", "--param", "links=false"])
     assert code == 2
     assert err.endswith(f"\nkgrec: error: {src / 'ratings.csv'}:3: movieId 9 is not in movies.csv\n")
-    code, _, err = run(["convert", "movielens-latest-small", "--data-root", tmp_path, "--out", tmp_path / "x.nt",
+    code, _, err = run(["convert", "movielens-small", "--data-root", tmp_path, "--out", tmp_path / "x.nt",
                         "--param", "nope=1"])
-    assert code == 2 and "unknown parameter(s) 'nope' for dataset 'movielens-latest-small'; accepted: " in err
+    assert code == 2 and "unknown parameter(s) 'nope' for dataset 'movielens-small'; accepted: " in err
     code, _, err = run(["convert", "lastfm", "--data-root", tmp_path / "absent", "--out", tmp_path / "x.nt"])
     assert code == 2 and "'--data-root' must be a folder holding 'lastfm-kg/'" in err
     code, _, err = run(["convert", "netflix", "--data-root", tmp_path, "--out", tmp_path / "x.nt"])

@@ -18,8 +18,9 @@ from torch import Tensor
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
+from kgrec.rank import csr_rows, seen_csr
 
-__all__ = ["Estimator", "PairwiseEstimator", "TrainConfig", "history_rows", "csr_of"]
+__all__ = ["Estimator", "PairwiseEstimator", "TrainConfig", "history_rows"]
 
 
 @dataclass
@@ -54,28 +55,14 @@ class TrainConfig:
 
 
 def history_rows(indptr: Tensor, indices: Tensor, users: Tensor, num_items: int) -> Tensor:
-    """Dense binary history rows of ``users`` from a CSR (indptr ``[U+1]``, indices ``[nnz]``).
+    """Dense binary history rows of ``users`` from a CSR (:func:`kgrec.rank.seen_csr`).
 
     Shapes: users ``[B]`` -> ``[B, num_items]`` float on ``indices.device``.
     """
-    start, end = indptr[users], indptr[users + 1]
-    counts = end - start
-    rows = torch.repeat_interleave(torch.arange(users.numel(), device=indices.device), counts)
-    offsets = torch.arange(int(counts.sum()), device=indices.device) - torch.repeat_interleave(
-        torch.cumsum(counts, 0) - counts, counts)
-    cols = indices[torch.repeat_interleave(start, counts) + offsets]
+    rows, cols = csr_rows(indptr, indices, users)
     out = torch.zeros(users.numel(), num_items, device=indices.device)
     out[rows, cols] = 1.0
     return out
-
-
-def csr_of(inter: Interactions, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
-    """(indptr ``[U+1]``, indices ``[nnz]``) of the unique (user, item) pairs, items sorted per user."""
-    key = torch.unique(inter.user * num_items + inter.item)
-    users, items = key // num_items, key % num_items
-    indptr = torch.zeros(num_users + 1, dtype=torch.long)
-    indptr[1:] = torch.cumsum(torch.bincount(users, minlength=num_users), 0)
-    return indptr, items
 
 
 class Estimator:
@@ -105,7 +92,7 @@ class Estimator:
 
     def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
         """Derive ``context``/``meta`` from the data (training interactions only)."""
-        indptr, indices = csr_of(split.train, kg.num_users, kg.num_items)
+        indptr, indices = seen_csr(split.train.user, split.train.item, kg.num_users, kg.num_items)
         self.context = {"hist_indptr": indptr, "hist_indices": indices}
         self.meta = {"num_users": kg.num_users, "num_items": kg.num_items}
 
