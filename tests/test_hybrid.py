@@ -94,3 +94,16 @@ def test_text_fine_tuning_changes_bert_and_user_vectors(tiny_text_model, tmp_pat
     rec.save(tmp_path / "m")
     back = kgrec.Recommender.load(tmp_path / "m")
     assert torch.allclose(back.score(torch.arange(4)), rec.score(torch.arange(4)), atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_hybrid_trains_on_gpu_with_bf16_autocast(tiny_text_model, tmp_path):
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=3, device="cuda",
+                                                 text_mode="top-k", text_top_k=1)).fit(kg, sp)
+    assert rec.fit_info["device"].startswith("cuda") and rec.fit_info["peak_gpu_mb"] > 0
+    rec.save(tmp_path / "m")
+    back = kgrec.Recommender.load(tmp_path / "m", device="cpu")
+    assert torch.allclose(back.score(torch.arange(4)), rec.score(torch.arange(4)), atol=1e-3)
