@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
 #: result files shown in the README, in order (missing ones are skipped)
-SHOWN = ["ml100k-hybrid.md", "ml100k-baselines.md", "ml100k-cold-item.md", "kg_encoder_speed.md"]
+SHOWN = ["ml100k-random.md", "ml100k-temporal.md", "ml100k-cold-item.md", "kg_encoder_speed.md"]
 
 
 def main(argv=None) -> int:

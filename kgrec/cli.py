@@ -41,10 +41,10 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "mostpop": {},
     "itemknn": {"k": 100, "shrink": 10.0},
     "ease": {"reg": 250.0},
-    "bprmf": {"epochs": 60, "lr": 1e-3, "reg": 0.0, "patience": 5, "eval_every": 2},
-    "lightgcn": {"epochs": 60, "lr": 5e-3, "reg": 1e-4, "patience": 5, "eval_every": 2},
+    "bprmf": {"epochs": 40, "lr": 2e-3, "reg": 0.0, "patience": 5, "eval_every": 2},
+    "lightgcn": {"epochs": 40, "lr": 5e-3, "reg": 1e-4, "patience": 5, "eval_every": 2},
     # one short text segment per item keeps MiniLM's CPU encoding of 9,742 items to about a minute
-    "hybrid": {"epochs": 30, "text_segments": 1, "text_max_length": 64},
+    "hybrid": {"epochs": 20, "text_segments": 1, "text_max_length": 64},
 }
 
 #: The shipped default dataset, relative to the data folder (``kg_data`` or ``$KGREC_DATA_DIR``).
