@@ -72,3 +72,16 @@ def tiny_text_model(tmp_path_factory):
                      intermediate_size=37, max_position_embeddings=128)
     BertModel(cfg).save_pretrained(str(d))
     return str(d)
+
+
+def topk_in_fresh_process(model_dir, users, k: int) -> dict:
+    """Reload a saved model in a new Python process and return its top-k item IRIs per user."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys, kgrec; r = kgrec.Recommender.load(sys.argv[1]); k = int(sys.argv[2]); "
+            "print(json.dumps({u: [i for i, _ in v] for u, v in r.recommend(sys.argv[3:], k=k).items()}))")
+    out = subprocess.run([sys.executable, "-c", code, str(model_dir), str(k), *users], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout)

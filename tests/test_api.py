@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -9,7 +7,7 @@ import kgrec
 from kgrec.data.splits import Split
 from kgrec.errors import CheckpointError, KgrecError, UnknownIRIError
 from kgrec.evaluate import evaluate_topk
-from tests.conftest import two_cluster_kg
+from tests.conftest import topk_in_fresh_process, two_cluster_kg
 
 FAST = {
     "mostpop": {},
@@ -79,11 +77,7 @@ def test_reload_in_fresh_process(tmp_path):
     rec.save(tmp_path / "m")
     users = kg.users.labels[:3]
     expected = {u: [i for i, _ in v] for u, v in rec.recommend(users, k=3).items()}
-    code = ("import json, sys, kgrec; r = kgrec.Recommender.load(sys.argv[1]); "
-            "print(json.dumps({u: [i for i, _ in v] for u, v in r.recommend(sys.argv[2:], k=3).items()}))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m"), *users], capture_output=True, text=True,
-                         check=True)
-    assert json.loads(out.stdout) == expected
+    assert topk_in_fresh_process(tmp_path / "m", users, k=3) == expected
 
 
 def test_evaluate_agrees_with_independent_recount_of_recommend():

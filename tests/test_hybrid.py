@@ -1,13 +1,10 @@
-import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import kgrec
 from kgrec.models.hybrid import segment_text
-from tests.conftest import two_cluster_kg
+from tests.conftest import topk_in_fresh_process, two_cluster_kg
 
 
 def _params(text_model, **kw):
@@ -43,11 +40,7 @@ def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
     rec.save(tmp_path / "m")
     users = kg.users.labels
     expected = {u: [i for i, _ in v] for u, v in rec.recommend(users, k=3).items()}
-    code = ("import json, sys, kgrec; r = kgrec.Recommender.load(sys.argv[1]); "
-            "print(json.dumps({u: [i for i, _ in v] for u, v in r.recommend(sys.argv[2:], k=3).items()}))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m"), *users], capture_output=True, text=True,
-                         check=True)
-    assert json.loads(out.stdout) == expected
+    assert topk_in_fresh_process(tmp_path / "m", users, k=3) == expected
 
 
 @pytest.mark.parametrize("kw", [{"use_kg": False}, {"use_text": False}, {"use_cf": False}, {"fusion": "concat"},
