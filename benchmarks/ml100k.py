@@ -105,6 +105,28 @@ def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict) -> tuple[k
     return best_rec, record
 
 
+def _init_worker(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _task(job, kg=None, sp=None) -> dict:
+    """One fit: ``job = ((split, model name, seed), data_root, cache, extra params)`` -> its record."""
+    (kind, name, seed), data_root, cache, extra = job
+    if kg is None:
+        kg = load_dataset("movielens-100k", data_root, cache)
+        sp = peer_split(kg, data_root, kind)
+    model, params = SPECS[name]
+    t = time.perf_counter()
+    _, rec = fit_one(kg, sp, model, params, seed, extra)
+    rec.update(name=name, split=kind)
+    print(f"[{kind}] {name} seed {seed}: test ndcg@10 {rec['test']['ndcg@10']:.4f} "
+          f"recall@20 {rec['test']['recall@20']:.4f} ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+    return rec
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
@@ -114,7 +136,8 @@ def main(argv=None) -> int:
     p.add_argument("--ablation-seeds", default="2020", help="seeds of the hybrid's ablation variants")
     p.add_argument("--models", default="mostpop,itemknn,ease,bprmf,lightgcn")
     p.add_argument("--param", action="append", default=[], help="key=value applied to every model that has it")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--jobs", type=int, default=1, help="fits run in parallel processes (on a GPU machine)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ml100k"))
     args = p.parse_args(argv)
 
@@ -132,23 +155,27 @@ def main(argv=None) -> int:
         p.error(f"unknown model(s) {unknown}; known: {sorted(ALIASES)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     info = machine()  # at the start: the commit that ran, even if the tree changes meanwhile
+    info["jobs"] = args.jobs
     kg = load_dataset("movielens-100k", args.data_root, args.cache)
-    runs = []
+    tasks = []
     for kind in args.splits.split(","):
-        sp = peer_split(kg, args.data_root, kind)
         for name in names:
-            model, params = SPECS[name]
+            model = SPECS[name][0]
             deterministic = model in ("mostpop", "itemknn", "ease")
             ablation = name.startswith("Hybrid ")
             run_seeds = seeds[:1] if deterministic else ([int(x) for x in args.ablation_seeds.split(",")] if ablation
                                                           else seeds)
-            for seed in run_seeds:
-                t = time.perf_counter()
-                _, rec = fit_one(kg, sp, model, params, seed, extra)
-                rec.update(name=name, split=kind)
-                runs.append(rec)
-                print(f"[{kind}] {name} seed {seed}: test ndcg@10 {rec['test']['ndcg@10']:.4f} "
-                      f"recall@20 {rec['test']['recall@20']:.4f} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+            tasks += [(kind, name, seed) for seed in run_seeds]
+    if args.jobs > 1:  # independent fits in parallel processes (timings then share the machine)
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(args.threads,)) as pool:
+            runs = list(pool.map(_task, [(t, args.data_root, args.cache, extra) for t in tasks]))
+    else:
+        splits = {kind: peer_split(kg, args.data_root, kind) for kind in args.splits.split(",")}
+        runs = [_task((t, args.data_root, args.cache, extra), kg, splits[t[0]]) for t in tasks]
 
     rows = []
     for kind in args.splits.split(","):
@@ -175,7 +202,7 @@ def main(argv=None) -> int:
             f"peer splits; others: kgrec.split seed 2020), {n_users} users evaluated, full ranking (cold-item: over "
             f"the cold items), mean ± std over model seeds {args.seeds} (ablations: {args.ablation_seeds}; "
             f"closed-form models: one deterministic run). Machine: {info['cpu']}, "
-            f"{info['torch_threads']} torch threads, GPU {info['gpu']}; commit {info['commit']}; {info['date']}. "
+            f"{info['torch_threads']} torch threads, {args.jobs} fit(s) at a time, GPU {info['gpu']}; commit {info['commit']}; {info['date']}. "
             "'RecBole N@10' quotes the peer table of ANCHORS.md (same split, RecBole 1.2.1).")
     out = Path(args.out)
     write_results(out.parent, out.name, payload, rows, cols, title=f"MovieLens-100K: {', '.join(names)}", text=text)

@@ -37,6 +37,11 @@ def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
     sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=3)).fit(kg, sp)
     assert rec.fit_info["prior_relative_weight"] in rec.config.prior_grid  # EASE weight chosen on valid
+    assert rec.fit_info["prior_reg"] in rec.config.ease_reg  # ... with EASE's own L2 weight
+    regs = {t[2] for t in rec.fit_info["prior_trials"]}
+    assert regs == set(rec.config.ease_reg)
+    best = max(t[0] for t in rec.fit_info["prior_trials"])
+    assert rec.fit_info["valid"]["ndcg@10"] == best
     rec.save(tmp_path / "m")
     users = kg.users.labels
     expected = {u: [i for i, _ in v] for u, v in rec.recommend(users, k=3).items()}
@@ -100,3 +105,11 @@ def test_hybrid_trains_on_gpu_with_bf16_autocast(tiny_text_model, tmp_path):
     rec.save(tmp_path / "m")
     back = kgrec.Recommender.load(tmp_path / "m", device="cpu")
     assert torch.allclose(back.score(torch.arange(4)), rec.score(torch.arange(4)), atol=1e-3)
+
+
+@pytest.mark.parametrize("reg", [0.0, -5.0, ()])
+def test_bad_ease_reg_is_named(tiny_text_model, reg):
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", seed=1)
+    with pytest.raises(kgrec.KgrecError, match="'ease_reg'"):
+        kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, ease_reg=reg)).fit(kg, sp)

@@ -34,6 +34,7 @@ class TrainConfig:
         reg: L2 weight on the embeddings a batch touches (default ``1e-4``).
         num_neg: negatives per positive (default ``1``).
         loss: ``"bpr"`` or ``"softmax"`` (sampled softmax over the negatives).
+        temperature: divides the scores in the sampled softmax (default ``1``).
         patience: epochs without a better validation NDCG@10 before stopping (default ``10``).
         eval_every: validate every this many epochs (default ``1``).
         seed: seed of initialisation and sampling (default ``2020``).
@@ -47,6 +48,7 @@ class TrainConfig:
     reg: float = 1e-4
     num_neg: int = 1
     loss: str = "bpr"
+    temperature: float = 1.0
     patience: int = 10
     eval_every: int = 1
     seed: int = 2020
@@ -191,7 +193,7 @@ class PairwiseEstimator(Estimator):
         s_pos = (u * i_vec[pos]).sum(-1)
         s_neg = (u.unsqueeze(1) * i_vec[neg]).sum(-1) if neg.dim() == 2 else (u * i_vec[neg]).sum(-1)
         loss = bpr_loss(s_pos, s_neg) if self.config.loss == "bpr" else sampled_softmax_loss(
-            s_pos, s_neg if neg.dim() == 2 else s_neg.unsqueeze(-1))
+            s_pos, s_neg if neg.dim() == 2 else s_neg.unsqueeze(-1), self.config.temperature)
         ego_u, ego_p = self.module.ego(users, pos)
         ego_n = self.module.ego(users, neg.reshape(-1))[1]
         return loss + self.config.reg * l2_reg(ego_u, ego_p, ego_n)

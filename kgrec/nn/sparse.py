@@ -12,7 +12,7 @@ import warnings
 import torch
 from torch import Tensor
 
-__all__ = ["SparseOperator", "spmm", "gcn_adjacency"]
+__all__ = ["SparseOperator", "spmm", "sparse_mm", "gcn_adjacency"]
 
 
 def _csr(index: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
@@ -49,15 +49,22 @@ class SparseOperator:
         return spmm(self, x)
 
 
+def sparse_mm(a: Tensor, x: Tensor) -> Tensor:
+    """``a @ x`` in ``a``'s dtype with autocast off: under CUDA autocast ``torch.sparse.mm`` would
+    cast the dense side to bf16 while the sparse side stays fp32, a pair cuSPARSE rejects."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return torch.sparse.mm(a, x.to(a.dtype))
+
+
 class _SpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, op: SparseOperator) -> Tensor:
         ctx.op = op
-        return torch.sparse.mm(op.a, x)
+        return sparse_mm(op.a, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return torch.sparse.mm(ctx.op.a_t, grad), None
+        return sparse_mm(ctx.op.a_t, grad), None
 
 
 def spmm(op: SparseOperator, x: Tensor) -> Tensor:

@@ -60,3 +60,39 @@ def test_bad_arguments():
         HybridModel(1, 1, 1, 2, fusion="sum")
     with pytest.raises(ValueError, match="at least one"):
         HybridModel(1, 1, 1, 2, use_kg=False, use_text=False, use_cf=False)
+
+
+def _run(m, x):
+    return m(x["cf_edge_index"], **{k: v for k, v in x.items() if k != "cf_edge_index"})
+
+
+def test_cold_gate_scales_only_cold_items_item_side():
+    torch.manual_seed(0)
+    m = HybridModel(3, 4, 6, 4, text_dim=8, dim=8, num_heads=2).eval()
+    x = _inputs()
+    u0, i0 = _run(m, x)
+    with torch.no_grad():
+        m.cold_gate.copy_(torch.tensor([1.0, 0.0, 2.0]))
+    u1, i1 = _run(m, x)
+    assert torch.equal(u0, u1) and torch.equal(i0[:3], i1[:3])  # users and warm items unchanged
+    d = 8  # item 3 is cold: KG part zeroed, text part doubled
+    assert torch.equal(i1[3, d:2 * d], torch.zeros(d)) and torch.allclose(i1[3, 2 * d:], 2 * i0[3, 2 * d:])
+
+
+def test_item_dropout_trains_cold_gate_only_in_training():
+    x = _inputs()
+    x["item_warm"] = torch.ones(4, dtype=torch.bool)  # no true cold item
+    torch.manual_seed(0)
+    m = HybridModel(3, 4, 6, 4, text_dim=8, dim=8, num_heads=2, item_dropout=0.5)
+    u, i = _run(m.train(), x)
+    (u @ i.t()).sum().backward()
+    assert m.cold_gate.grad is not None and m.cold_gate.grad.abs().sum() > 0  # pseudo-cold items train it
+    m.eval()
+    a, b = _run(m, x), _run(m, x)
+    assert torch.equal(a[1], b[1])  # no dropout at inference
+    m0 = HybridModel(3, 4, 6, 4, text_dim=8, dim=8, num_heads=2)
+    u, i = _run(m0.train(), x)
+    (u @ i.t()).sum().backward()
+    assert m0.cold_gate.grad is None or m0.cold_gate.grad.abs().sum() == 0  # no cold item, no dropout
+    with pytest.raises(ValueError, match="'item_dropout'"):
+        HybridModel(1, 1, 1, 2, item_dropout=1.0)
