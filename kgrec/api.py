@@ -20,7 +20,8 @@ from kgrec.errors import CheckpointError, KgrecError, SplitError
 __all__ = ["load", "split", "Recommender"]
 
 
-def load(paths, mapping=None, format: str | None = None) -> KnowledgeGraph:
+def load(paths, mapping=None, format: str | None = None, *, allow_network: bool = False,
+         max_file_bytes: int = 2 * 1024**3, max_literal_chars: int = 1024**2) -> KnowledgeGraph:
     """Read RDF file(s) into a :class:`KnowledgeGraph` through a mapping.
 
     Args:
@@ -29,10 +30,17 @@ def load(paths, mapping=None, format: str | None = None) -> KnowledgeGraph:
         mapping: a :class:`~kgrec.data.mapping.Mapping`, a path to a TOML/YAML mapping, a profile
             name (``"kgrec"``, ``"schema-org"``), or ``None`` for the kgrec vocabulary.
         format: the RDF format for every file, instead of guessing from the suffix.
+        allow_network: download URLs given in ``paths`` (default ``False``: refused). Parsing never
+            fetches anything (remote JSON-LD contexts, ``owl:imports``, XML entities) either way.
+        max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
+        max_literal_chars: the most characters of one literal (default 1 Mi).
+
+    See ``docs/errors.md`` for what each kind of bad input raises.
     """
     from kgrec.data.loader import load as _load
 
-    return _load(paths, mapping=mapping, format=format)
+    return _load(paths, mapping=mapping, format=format, allow_network=allow_network,
+                 max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars)
 
 
 def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:
