@@ -25,7 +25,6 @@ import random
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from common import ROOT, machine
@@ -108,7 +107,8 @@ def main(argv=None) -> int:
         "flat": flat, "tolerance_mb": args.tolerance_mb,
     }
     payload = {
-        "benchmark": "recommend_load", "command": "python benchmarks/recommend_load.py " + " ".join(argv or sys.argv[1:]),
+        "benchmark": "recommend_load",
+        "command": " ".join(["python benchmarks/recommend_load.py", *(argv or sys.argv[1:])]),
         "machine": machine(), "torch_threads": torch.get_num_threads(),
         "data": {"path": os.path.relpath(args.data, ROOT), "users": kg.num_users, "items": kg.num_items,
                  "interactions": len(kg.interactions)},

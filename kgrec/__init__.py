@@ -10,8 +10,16 @@ from kgrec.data.graph import Interactions, KnowledgeGraph  # noqa: E402
 from kgrec.data.mapping import Mapping  # noqa: E402
 from kgrec.data.splits import Split  # noqa: E402
 from kgrec.errors import (  # noqa: E402
-    CheckpointError, EmptyGraphError, InputLimitError, KgrecError, MappingError, NetworkAccessError,
-    RDFFormatError, RDFParseError, SplitError, UnknownIRIError,
+    CheckpointError,
+    EmptyGraphError,
+    InputLimitError,
+    KgrecError,
+    MappingError,
+    NetworkAccessError,
+    RDFFormatError,
+    RDFParseError,
+    SplitError,
+    UnknownIRIError,
 )
 
 __all__ = [

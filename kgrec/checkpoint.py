@@ -74,7 +74,8 @@ def verify_checkpoint(directory: str | os.PathLike) -> None:
         files = manifest["files"]
         assert all(isinstance(files.get(n), dict) for n in _FILES)
     except (ValueError, KeyError, TypeError, AssertionError):
-        raise CheckpointError(f"'{d / MANIFEST}' is not a valid manifest (truncated or edited){_prev_hint(d)}") from None
+        raise CheckpointError(f"'{d / MANIFEST}' is not a valid manifest (truncated or edited)"
+                              f"{_prev_hint(d)}") from None
     for name in _FILES:
         entry, path = files[name], d / name
         size = path.stat().st_size

@@ -23,8 +23,17 @@ import kgrec
 from kgrec.data import rdf
 from kgrec.data.safety import network_guard
 from kgrec.errors import (
-    CheckpointError, EmptyGraphError, InputLimitError, KgrecError, MappingError, NetworkAccessError,
-    RDFFormatError, RDFParseError, SplitError, TextModelError, UnknownIRIError,
+    CheckpointError,
+    EmptyGraphError,
+    InputLimitError,
+    KgrecError,
+    MappingError,
+    NetworkAccessError,
+    RDFFormatError,
+    RDFParseError,
+    SplitError,
+    TextModelError,
+    UnknownIRIError,
 )
 from tests.conftest import REPO, two_cluster_kg
 
@@ -171,7 +180,8 @@ def test_items_without_text(tmp_path):
 
 def test_duplicate_triples(tmp_path):
     line = "<http://ex.org/u> <https://w3id.org/kgrec/vocab#interactedWith> <http://ex.org/i> .\n"
-    kg = quiet_load(write(tmp_path / "dup.nt", line * 3 + "<http://ex.org/i> <http://ex.org/g> <http://ex.org/x> .\n" * 2))
+    edge = "<http://ex.org/i> <http://ex.org/g> <http://ex.org/x> .\n"
+    kg = quiet_load(write(tmp_path / "dup.nt", line * 3 + edge * 2))
     assert kg.warnings["duplicate triple"] == 3 and len(kg.interactions) == 1 and kg.triples.shape == (1, 3)
 
 
@@ -419,7 +429,8 @@ def test_pickle_only_text_model_is_refused_unless_allowed(tmp_path):
     with pytest.raises(TextModelError, match="holds only pickle weights"):
         kgrec.Recommender("hybrid", text_model=str(d), cache_dir="", epochs=1).fit(two_cluster_kg())
     model, _ = load_text_model(d, allow_pickle=True)
-    assert torch.equal(model.state_dict()["embeddings.word_embeddings.weight"], state["embeddings.word_embeddings.weight"])
+    key = "embeddings.word_embeddings.weight"
+    assert torch.equal(model.state_dict()[key], state[key])
 
 
 def test_model_code_in_a_text_model_directory_is_never_run(tmp_path):

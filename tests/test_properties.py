@@ -118,8 +118,8 @@ def observed(kg: KnowledgeGraph) -> dict:
 
 
 def same(a: dict, b: dict) -> bool:
-    nan_safe = {k: v for k, v in a.items() if k != "interactions"} == {k: v for k, v in b.items() if k != "interactions"}
-    return nan_safe and len(a["interactions"]) == len(b["interactions"]) and all(
+    rest = [{k: v for k, v in d.items() if k != "interactions"} for d in (a, b)]
+    return rest[0] == rest[1] and len(a["interactions"]) == len(b["interactions"]) and all(
         x[:3] == y[:3] and (x[3] == y[3] or (math.isnan(x[3]) and math.isnan(y[3])))
         for x, y in zip(a["interactions"], b["interactions"]))
 
@@ -162,7 +162,8 @@ def test_every_format_loads_to_the_defined_graph(workdir, g):
 SEED_DOC = {
     ".ttl": (b'@prefix kgr: <https://w3id.org/kgrec/vocab#> .\n<http://e/u> kgr:interactedWith <http://e/i> .\n'
              b'<http://e/i> kgr:title "T"@en ; kgr:genre [ kgr:label "x" ] .\n'),
-    ".nt": b'<http://e/u> <https://w3id.org/kgrec/vocab#interactedWith> <http://e/i> .\n<http://e/i> <http://e/t> "x" .\n',
+    ".nt": (b'<http://e/u> <https://w3id.org/kgrec/vocab#interactedWith> <http://e/i> .\n'
+            b'<http://e/i> <http://e/t> "x" .\n'),
     ".nq": b'<http://e/u> <https://w3id.org/kgrec/vocab#interactedWith> <http://e/i> <http://e/g> .\n',
     ".trig": b'<http://e/g> { <http://e/u> <https://w3id.org/kgrec/vocab#interactedWith> <http://e/i> . }\n',
     ".n3": b'@prefix k: <https://w3id.org/kgrec/vocab#> .\n<http://e/u> k:interactedWith <http://e/i> .\n',

@@ -14,7 +14,7 @@ from kgrec.data.extract import build_graph
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
 from kgrec.data.rdf import guess_format, is_url, iter_triples, rdf_files
-from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS, Limits, LimitedReader
+from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS, LimitedReader, Limits
 from kgrec.errors import KgrecError
 
 __all__ = ["load"]

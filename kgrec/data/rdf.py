@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Union
 
-from kgrec.data.safety import Limits, LimitedReader, check_xml_prolog, network_guard, xml_error_line
+from kgrec.data.safety import LimitedReader, Limits, check_xml_prolog, network_guard, xml_error_line
 from kgrec.errors import InputLimitError, KgrecError, RDFFormatError, RDFParseError
 
 __all__ = [
@@ -196,7 +196,8 @@ def rdf_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Pa
 
 def _open_binary(path: Path, limits: Limits | None = None):
     """``path`` opened for reading bytes, decompressed; compressed files count their decompressed
-    bytes against ``limits.max_file_bytes`` (plain files were checked by size before)."""
+    bytes against ``limits.max_file_bytes`` (plain files were checked by size before).
+    """
     _, compression = _split_suffix(path)
     if compression is None:
         return open(path, "rb")
