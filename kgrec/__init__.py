@@ -10,12 +10,20 @@ from kgrec.data.graph import Interactions, KnowledgeGraph  # noqa: E402
 from kgrec.data.mapping import Mapping  # noqa: E402
 from kgrec.data.splits import Split  # noqa: E402
 from kgrec.errors import (  # noqa: E402
-    CheckpointError, EmptyGraphError, KgrecError, MappingError, RDFFormatError, RDFParseError,
-    SplitError, UnknownIRIError,
+    CheckpointError,
+    EmptyGraphError,
+    InputLimitError,
+    KgrecError,
+    MappingError,
+    NetworkAccessError,
+    RDFFormatError,
+    RDFParseError,
+    SplitError,
+    UnknownIRIError,
 )
 
 __all__ = [
     "__version__", "load", "split", "Recommender", "Mapping", "KnowledgeGraph", "Interactions", "Split",
     "KgrecError", "RDFFormatError", "RDFParseError", "MappingError", "EmptyGraphError", "SplitError",
-    "CheckpointError", "UnknownIRIError",
+    "CheckpointError", "UnknownIRIError", "InputLimitError", "NetworkAccessError",
 ]

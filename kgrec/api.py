@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from kgrec.checkpoint import load_checkpoint, save_checkpoint
+from kgrec.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.data.splits import split as _split
@@ -20,7 +20,8 @@ from kgrec.errors import CheckpointError, KgrecError, SplitError
 __all__ = ["load", "split", "Recommender"]
 
 
-def load(paths, mapping=None, format: str | None = None) -> KnowledgeGraph:
+def load(paths, mapping=None, format: str | None = None, *, allow_network: bool = False,
+         max_file_bytes: int = 2 * 1024**3, max_literal_chars: int = 1024**2) -> KnowledgeGraph:
     """Read RDF file(s) into a :class:`KnowledgeGraph` through a mapping.
 
     Args:
@@ -29,10 +30,17 @@ def load(paths, mapping=None, format: str | None = None) -> KnowledgeGraph:
         mapping: a :class:`~kgrec.data.mapping.Mapping`, a path to a TOML/YAML mapping, a profile
             name (``"kgrec"``, ``"schema-org"``), or ``None`` for the kgrec vocabulary.
         format: the RDF format for every file, instead of guessing from the suffix.
+        allow_network: download URLs given in ``paths`` (default ``False``: refused). Parsing never
+            fetches anything (remote JSON-LD contexts, ``owl:imports``, XML entities) either way.
+        max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
+        max_literal_chars: the most characters of one literal (default 1 Mi).
+
+    See ``docs/errors.md`` for what each kind of bad input raises.
     """
     from kgrec.data.loader import load as _load
 
-    return _load(paths, mapping=mapping, format=format)
+    return _load(paths, mapping=mapping, format=format, allow_network=allow_network,
+                 max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars)
 
 
 def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:
@@ -100,7 +108,11 @@ class Recommender:
             checkpoint_dir: save the model there (atomically, like :meth:`save`) at every new best
                 validation epoch of a gradient-trained model.
             resume: continue from the checkpoint in ``checkpoint_dir`` when it holds this model
-                with the same configuration (``epochs`` may differ); start afresh when it is absent.
+                with the same configuration (``epochs`` may differ) and the same users and items;
+                start afresh when it is absent. Weights, Adam's state and the RNG states are
+                restored, so on the CPU the run ends as an uninterrupted one would. If a crash left
+                only ``<checkpoint_dir>.prev`` (see :func:`kgrec.checkpoint.save_checkpoint`), it
+                resumes from that; a damaged checkpoint raises :class:`CheckpointError`.
         """
         if split is None:
             from kgrec.data.graph import Interactions
@@ -115,7 +127,8 @@ class Recommender:
         if self.estimator.trainable:
             kwargs = {"log": log}
             if checkpoint_dir is not None:
-                kwargs["checkpoint"] = lambda est, info: self.save(checkpoint_dir, progress=info)
+                kwargs["checkpoint"] = lambda est, info, tensors: self.save(checkpoint_dir, progress=info,
+                                                                            trainer_tensors=tensors)
                 if resume:
                     kwargs["resume"] = self._resume_state(checkpoint_dir)
             self.estimator.fit(kg, split, **kwargs)
@@ -183,7 +196,9 @@ class Recommender:
     # --------------------------------------------------------------- storage
     def _resume_state(self, directory) -> dict | None:
         if not (Path(directory) / "config.json").is_file():
-            return None
+            directory = previous_checkpoint(directory)  # a crash between the two renames of a save
+            if directory is None:
+                return None
         meta, tensors = load_checkpoint(directory)
         mine = dataclasses.asdict(self.estimator.config)
         theirs = meta.get("config", {})
@@ -192,16 +207,24 @@ class Recommender:
             raise CheckpointError(f"cannot resume from '{directory}': it holds model {meta.get('model')!r}"
                                   + (f" with other settings for {', '.join(differ)}" if differ else "")
                                   + ("" if meta.get("progress") else " and no training progress"))
-        if meta["users"] != self.users.to_list() or meta["items"] != self.items.to_list():
-            raise CheckpointError(f"cannot resume from '{directory}': it was trained on other users/items")
+        for what, saved, mine in (("users", meta.get("users"), self.users), ("items", meta.get("items"), self.items)):
+            if saved != mine.to_list():
+                n = len(saved) if isinstance(saved, list) else 0
+                raise CheckpointError(f"cannot resume from '{directory}': it was trained on other {what} ({n} "
+                                      f"{what}, this graph has {len(mine)}{_first_difference(saved, mine)}); "
+                                      "resume on the same graph and mapping, or use another checkpoint directory")
         state = {k[7:]: v for k, v in tensors.items() if k.startswith("module.")}
-        return {"state": state, **meta["progress"]}
+        trainer = {k[8:]: v for k, v in tensors.items() if k.startswith("trainer.")}
+        return {"state": state, **meta["progress"], "trainer_tensors": trainer}
 
-    def save(self, directory: str | os.PathLike, progress: dict | None = None) -> Path:
+    def save(self, directory: str | os.PathLike, progress: dict | None = None,
+             trainer_tensors: dict[str, torch.Tensor] | None = None) -> Path:
         """Save config, id maps and weights (safetensors + JSON) into ``directory``, atomically.
 
-        ``progress`` (``{"epoch", "valid"}``) lets a later ``fit(..., resume=True)`` continue; a
-        fitted gradient model records its selected epoch by default.
+        ``progress`` (``{"epoch", "valid", "trainer"}``) and ``trainer_tensors`` (optimizer and RNG
+        state) let a later ``fit(..., resume=True)`` continue; a fitted gradient model records its
+        selected epoch by default. The directory gets a ``manifest.json`` of SHA-256 hashes that
+        :meth:`load` verifies; the checkpoint it replaces is kept as ``<directory>.prev``.
         """
         self._require_fit()
         info = self.estimator.fit_info
@@ -218,11 +241,18 @@ class Recommender:
             "kgrec_version": _version(),
             "progress": _jsonable(progress),
         }
-        return save_checkpoint(directory, meta, self.estimator.state_tensors())
+        tensors = self.estimator.state_tensors()
+        tensors.update({f"trainer.{k}": v.detach().cpu() for k, v in (trainer_tensors or {}).items()})
+        return save_checkpoint(directory, meta, tensors)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str = "cpu") -> "Recommender":
-        """Reload a model saved with :meth:`save` (no pickle; weights map to ``device``)."""
+        """Reload a model saved with :meth:`save` (no pickle; weights map to ``device``).
+
+        Raises:
+            CheckpointError: the directory is incomplete, fails its SHA-256 manifest, or does not
+                hold a kgrec model (the message names the previous checkpoint when one is kept).
+        """
         meta, tensors = load_checkpoint(directory)
         models = _models()
         if meta.get("model") not in models:
@@ -241,6 +271,15 @@ class Recommender:
     def __repr__(self) -> str:
         state = f"{len(self.users)} users, {len(self.items)} items" if self.users else "not fitted"
         return f"Recommender({self.model_name!r}, {state})"
+
+
+def _first_difference(saved, mine: Vocab) -> str:
+    if not isinstance(saved, list):
+        return ""
+    for i, (a, b) in enumerate(zip(saved, mine.to_list())):
+        if a != b:
+            return f"; id {i} is {a!r} there, {b!r} here"
+    return ""
 
 
 def _version() -> str:

@@ -21,6 +21,8 @@ __all__ = [
     "SplitError",
     "CheckpointError",
     "UnknownIRIError",
+    "InputLimitError",
+    "NetworkAccessError",
 ]
 
 
@@ -46,6 +48,10 @@ class DataFileError(KgrecError, ValueError):
 
 class RDFParseError(DataFileError):
     """An RDF file is malformed."""
+
+
+class InputLimitError(DataFileError):
+    """An input file exceeds a configured limit (file size, literal length)."""
 
 
 class SourceFormatError(DataFileError):
@@ -74,6 +80,10 @@ class SplitError(KgrecError, ValueError):
 
 class CheckpointError(KgrecError, ValueError):
     """A saved model directory is missing files or was written by an incompatible version."""
+
+
+class NetworkAccessError(KgrecError, PermissionError):
+    """Something tried to reach the network while kgrec was reading input (never allowed there)."""
 
 
 class UnknownIRIError(KgrecError, KeyError):

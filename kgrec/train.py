@@ -14,7 +14,7 @@ import torch
 from kgrec.data.sampling import NegativeSampler
 from kgrec.data.splits import Split
 
-__all__ = ["fit_pairwise", "pick_device", "peak_memory_mb"]
+__all__ = ["fit_pairwise", "pick_device", "peak_memory_mb", "trainer_state", "restore_trainer_state"]
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -29,8 +29,47 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator,
+                  sampler: NegativeSampler) -> tuple[dict, dict[str, torch.Tensor]]:
+    """What besides the weights a resumed run needs to continue exactly as an uninterrupted one.
+
+    Returns:
+        ``(meta, tensors)``: JSON-able values (the negative sampler's generator state, the
+        optimizer's non-tensor state) and tensors (Adam's moments and step counts as
+        ``optim.<param index>.<name>``, the shuffling generator's and torch's global RNG states).
+    """
+    tensors: dict[str, torch.Tensor] = {"rng.shuffle": gen.get_state(), "rng.torch": torch.get_rng_state()}
+    scalars: dict[str, object] = {}
+    for idx, st in optimizer.state_dict()["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim.{idx}.{k}"] = v.detach().cpu()
+            else:
+                scalars[f"{idx}.{k}"] = v
+    return {"sampler_rng": sampler.rng.bit_generator.state, "optim_scalars": scalars}, tensors
+
+
+def restore_trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator, sampler: NegativeSampler,
+                          meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`trainer_state` (the optimizer must be built over the same parameters)."""
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            idx, name = key[6:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = v
+    for key, v in meta.get("optim_scalars", {}).items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    sd = optimizer.state_dict()
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+    gen.set_state(tensors["rng.shuffle"])
+    torch.set_rng_state(tensors["rng.torch"])
+    sampler.rng.bit_generator.state = meta["sampler_rng"]
+
+
 def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
-                 metric: str = "ndcg@10", checkpoint: Callable[[object, dict], None] | None = None,
+                 metric: str = "ndcg@10", checkpoint: Callable[[object, dict, dict], None] | None = None,
                  resume: dict | None = None) -> dict:
     """Train a :class:`~kgrec.models.base.PairwiseEstimator` with sampled negatives.
 
@@ -43,11 +82,15 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         split: the split; only ``train`` and ``valid`` are used.
         log: called with one line per evaluation.
         metric: the validation metric to select on (default ``"ndcg@10"``).
-        checkpoint: called as ``checkpoint(est, info)`` after each new best epoch, with ``info``
-            ``{"epoch": e, "valid": metrics}`` (the API saves the model there, atomically).
+        checkpoint: called as ``checkpoint(est, info, tensors)`` after each new best epoch, with
+            ``info`` ``{"epoch": e, "valid": metrics, "trainer": meta}`` and ``tensors`` the
+            trainer's tensors (see :func:`trainer_state`); the API saves both with the model.
         resume: ``{"state": module state dict, "epoch": e, "valid": metrics}`` of a checkpoint to
-            continue from: its weights are loaded and training goes on at epoch ``e + 1`` with its
-            validation score as the best so far (Adam's moments start afresh).
+            continue from, plus ``"trainer"`` and ``"trainer_tensors"`` when it has them: its
+            weights (and Adam's moments and the RNG states) are loaded and training goes on at
+            epoch ``e + 1`` with its validation score as the best so far. On the CPU a resumed run
+            then ends exactly where an uninterrupted one does; a checkpoint without trainer state
+            starts Adam's moments afresh.
 
     Returns:
         ``fit_info``: best epoch, best validation metrics, seconds per epoch, seconds to the best
@@ -79,6 +122,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         best_state = copy.deepcopy(module.state_dict())
         best_epoch, best_metrics = int(resume["epoch"]), dict(resume["valid"])
         best, first_epoch = float(best_metrics.get(metric, -math.inf)), best_epoch + 1
+        if resume.get("trainer") and resume.get("trainer_tensors"):
+            restore_trainer_state(optimizer, gen, sampler, resume["trainer"], resume["trainer_tensors"])
     epoch_seconds: list[float] = []
     t_start = time.perf_counter()
     t_best = 0.0
@@ -123,7 +168,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             best_state = copy.deepcopy(module.state_dict())
             t_best = time.perf_counter() - t_start
             if checkpoint:
-                checkpoint(est, {"epoch": epoch, "valid": metrics})
+                meta, tensors = trainer_state(optimizer, gen, sampler)
+                checkpoint(est, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
         else:
             bad += 1
             if bad >= cfg.patience:

@@ -37,9 +37,12 @@ from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
 from kgrec.data.vocab import Vocab
 from kgrec.errors import EmptyGraphError, MappingError
 
-__all__ = ["build_graph", "parse_timestamp", "parse_number", "RDF_TYPE"]
+__all__ = ["build_graph", "parse_timestamp", "parse_number", "RDF_TYPE", "OWL_IMPORTS", "IMPORTS_WARNING"]
 
 RDF_TYPE = RDF + "type"
+OWL_IMPORTS = "http://www.w3.org/2002/07/owl#imports"
+#: Key of ``kg.warnings`` counting ``owl:imports`` statements (kgrec reads only the files it is given).
+IMPORTS_WARNING = "owl:imports not followed (kgrec reads only the files it is given)"
 
 _NUMERIC_TYPES = frozenset(XSD + t for t in (
     "integer", "long", "int", "short", "byte", "decimal", "double", "float", "nonNegativeInteger",
@@ -152,6 +155,9 @@ class _Builder:
                 by_pred[p] = uniq
         if n_dup:
             self.W["duplicate triple"] += n_dup
+        n_imports = len(by_pred.get(OWL_IMPORTS, ()))
+        if n_imports:
+            self.W[IMPORTS_WARNING] += n_imports
 
     def index(self, p: str) -> dict[str, list[Term]]:
         """Map each subject to its objects under predicate ``p`` (built on first use)."""
@@ -435,6 +441,9 @@ class _Builder:
             nxt = []
             for node in frontier:
                 for p, o in out_adj.get(node, ()):
+                    if o == node:
+                        W["KG self-loop (subject = object) skipped"] += 1
+                        continue
                     if o.startswith("_:"):
                         W["KG edge to a blank node skipped"] += 1
                         continue
@@ -447,7 +456,7 @@ class _Builder:
                         nxt.append(o)
                 if cm.incoming:
                     for p, s in in_adj.get(node, ()):
-                        if s.startswith("_:") or s in blocked:
+                        if s == node or s.startswith("_:") or s in blocked:  # self-loops counted above
                             continue
                         kg_triples.add((s, p, node))
                         if s not in entities:

