@@ -148,7 +148,10 @@ def main(argv=None) -> int:
     extra = {}
     for kv in args.param:
         k, _, v = kv.partition("=")
-        extra[k] = json.loads(v) if v[:1] in "0123456789-[{tf" and v not in ("t", "f") else v
+        try:  # numbers, lists, true/false as JSON; anything else (e.g. top-k) as a string
+            extra[k] = json.loads(v)
+        except ValueError:
+            extra[k] = v
     names = [ALIASES.get(m, m) for m in args.models.split(",")]
     unknown = [n for n in names if n not in SPECS]
     if unknown:
