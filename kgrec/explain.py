@@ -198,9 +198,11 @@ class Explainer:
     Args:
         rec: a fitted or reloaded recommender.
         kg: the graph it was trained on (same users and items, in the same order).
+        graph: :func:`training_graph` of ``kg`` and the model's training interactions, when the
+            caller already built it (several models of one split share it).
     """
 
-    def __init__(self, rec, kg: KnowledgeGraph):
+    def __init__(self, rec, kg: KnowledgeGraph, graph=None):
         rec._require_fit()
         if rec.users != kg.users or rec.items != kg.items:
             raise KgrecError(f"'kg' has {kg.num_users} users / {kg.num_items} items that are not the ones the "
@@ -210,7 +212,7 @@ class Explainer:
         indptr, indices = est.context["hist_indptr"].cpu(), est.context["hist_indices"].cpu()
         self._indptr, self._indices = indptr, indices
         users = torch.repeat_interleave(torch.arange(len(indptr) - 1), indptr[1:] - indptr[:-1])
-        self.graph = training_graph(kg, users, indices)
+        self.graph = graph if graph is not None else training_graph(kg, users, indices)
 
     # ------------------------------------------------------------------ helpers
     def _ids(self, user_iri: str, item_iri: str) -> tuple[int, int]:
