@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Render a kgrec report page in headless Chromium and save a screenshot, to check that it renders.
+#
+#   docs/render_report.sh [RUN_DIR] [PNG] [WIDTH] [HEIGHT]
+#
+# RUN_DIR defaults to kgrec-out/demo (what `kgrec demo` writes); the page is (re)made with
+# `kgrec report RUN_DIR` first. PNG defaults to docs/report.png. Chromium's --screenshot captures
+# the window only, so HEIGHT (default: the page's own height, measured with --dump-dom is not
+# possible) is a fixed 1280x4400 unless given. Needs `chromium` (Debian: apt-get install -y chromium).
+set -euo pipefail
+run_dir="${1:-kgrec-out/demo}"
+png="${2:-docs/report.png}"
+width="${3:-1280}"
+height="${4:-4400}"
+python="${PYTHON:-python}"
+"$python" -m kgrec report "$run_dir"
+page="$(cd "$run_dir" && pwd)/report.html"
+chrome="$(command -v chromium || command -v chromium-browser || command -v google-chrome)"
+# no network is used: the page embeds everything; --no-sandbox is needed when running as root
+"$chrome" --headless --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
+  --window-size="${width},${height}" --screenshot="$(realpath -m "$png")" "file://$page" 2>/dev/null
+echo "wrote $png from $page"
