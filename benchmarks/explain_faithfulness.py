@@ -89,6 +89,7 @@ def main(argv=None) -> int:
         for method in ("occlusion", "similarity"):
             t1 = time.perf_counter()
             exp = ex.explain(user, item, max_paths=3, method=method)
+            rows["shares"] = exp.shares
             base = exp.score
             hops_ok = all((h.head, h.tail) in train if h.relation == "interaction" else (h.head, h.relation, h.tail)
                           in triples for p in exp.paths for h in p.hops)
@@ -113,7 +114,9 @@ def main(argv=None) -> int:
             for m in ("occlusion", "similarity")), file=sys.stderr)
     explain_s = time.perf_counter() - t_explain
 
-    summary = {}
+    summary = {"scores": {"mean_score": statistics.fmean(r["score"] for r in records),
+                          **{f"mean_{b}_share": statistics.fmean(r["shares"][b] for r in records)
+                             for b in records[0]["shares"]}}}
     for m in ("occlusion", "similarity"):
         with_path = [r[m] for r in records if r[m]["paths"]]
         drops = [r["drop"] for r in with_path]
@@ -135,7 +138,7 @@ def main(argv=None) -> int:
     payload = {"command": cmd, "machine": machine(), "dataset": "movielens-100k", "split": sp.stats(),
                "model": "hybrid", "params": params, "fit_seconds": fit_s, "test": test,
                "explain_seconds": explain_s, "users": args.users, "summary": summary, "records": records}
-    rows = [{"ranking": m, **{k: v for k, v in s.items()}} for m, s in summary.items()]
+    rows = [{"ranking": m, **{k: v for k, v in s.items()}} for m, s in summary.items() if m != "scores"]
     cols = [("ranking", "top path ranked by"), ("users_with_path", "users with a path"),
             ("all_hops_in_training_graph", "every hop in training graph"), ("hops_checked", "hops checked"),
             ("fraction_score_lowered", "removing its attribute edge lowers score"), ("mean_drop", "mean drop"),
@@ -148,10 +151,15 @@ def main(argv=None) -> int:
             f"`random.Random({args.seed})`; each user's top-1 item explained (3 paths, at most 3 KG hops). "
             f"'drop' = score before - score after removing the top path's KG edge that touches the item "
             f"(both directions) from the KG encoder's message-passing edges; control = a random other "
-            f"attribute edge of the same item. Machine: {mach['cpu']}, {mach['torch_threads']} torch threads; "
+            f"attribute edge of the same item. Score scale: mean top-1 score "
+            f"{summary['scores']['mean_score']:.3f}, of which the KG branch "
+            f"{summary['scores'].get('mean_kg_share', float('nan')):.3f} (CF "
+            f"{summary['scores'].get('mean_cf_share', float('nan')):.3f}, text "
+            f"{summary['scores'].get('mean_text_share', float('nan')):.3f}, EASE prior "
+            f"{summary['scores'].get('mean_prior_share', float('nan')):.3f}). Machine: {mach['cpu']}, {mach['torch_threads']} torch threads; "
             f"commit {mach['commit']}; {mach['date']}.")
     write_results(args.out, "explain_faithfulness", payload, rows, cols, title="Explanation faithfulness (hybrid)",
-                  text=text)
+                  text=text, floatfmt=".5f")
     print(f"wrote {args.out}/explain_faithfulness.json and .md", file=sys.stderr)
     return 0
 

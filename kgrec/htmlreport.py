@@ -41,7 +41,9 @@ border-radius:9px;background:#eef0f4;color:#555;margin-left:4px}
 .cols>div{flex:1 1 300px;min-width:0}.path{font-size:13px;margin:3px 0;padding:4px 8px;background:#f7f8fa;
 border-left:3px solid #4C72B0;border-radius:3px}.bar{display:inline-block;height:10px;background:#4C72B0;
 vertical-align:middle;margin-right:6px;border-radius:2px}.small{font-size:12px}ol{margin:4px 0;padding-left:22px;font-size:13px}
-.top10 td{max-width:190px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+table.top10{width:100%;table-layout:fixed;font-size:12px}.top10 td{overflow-wrap:anywhere;vertical-align:top}
+.top10 th:first-child,.top10 td:first-child{width:22px}.cols>.hist{flex:0 0 220px}.cols>.tops{flex:1 1 0;min-width:0}
+.tag.neg{background:#fbe9e7;color:#a33}
 """
 
 
@@ -146,7 +148,10 @@ def _plot_curves(models: dict, names: list[str]) -> str | None:
     for a in (a1, a2):
         a.set_xlabel("epoch")
         a.grid(alpha=.3)
-        a.legend(fontsize=8)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    if not a1.lines:
+        a1.text(0.5, 0.5, "no validation part", ha="center", va="center", transform=a1.transAxes, color="#777")
     fig.tight_layout()
     return _png(fig)
 
@@ -182,10 +187,15 @@ def _plot_popularity(details: dict, names: list[str]) -> str:
     a1.plot(x, cumulative(pop), color="black", linestyle="--", label="training interactions")
     for name in details["models"]:
         a1.plot(x, cumulative(details["top10_counts"][name]), label=name, color=_color(names, name))
-    a1.set_xlabel("items, most popular first (% of catalogue)")
+    a1.set_xlabel("items, most popular first (share of the catalogue, log scale)")
     a1.set_ylabel("cumulative share (%)")
     a1.set_title("where the top-10s go: long tail")
     a1.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    a1.xaxis.set_major_locator(FixedLocator([t for t in (0.01, 0.1, 1, 10, 100) if t >= x[0]]))
+    a1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+    a1.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     a1.grid(alpha=.3)
     a1.legend(fontsize=8)
     stats = {nm: _popularity_stats(pop, details["top10_counts"][nm]) for nm in details["models"]}
@@ -219,9 +229,10 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
 
 def _metrics_section(run: dict) -> str:
     models = run["models"]
-    keys = sorted({k for m in models.values() for k in (m.get("test") or {}) if "@" in k},
-                  key=lambda k: (k.split("@")[0], int(k.split("@")[1]) if k.split("@")[1].isdigit() else 0))
-    keep = [k for k in keys if k.split("@")[0] in ("recall", "ndcg", "hit", "mrr", "coverage", "avg_pop")]
+    order = ("recall", "ndcg", "hit", "mrr", "coverage", "avg_pop")
+    keys = {k for m in models.values() for k in (m.get("test") or {}) if "@" in k and k.split("@")[0] in order}
+    keep = sorted(keys, key=lambda k: (order.index(k.split("@")[0]),
+                                       int(k.split("@")[1]) if k.split("@")[1].isdigit() else 0))
     best = {k: max((m.get("test") or {}).get(k, -math.inf) for m in models.values()) for k in keep}
     rows = []
     for name, m in models.items():
@@ -245,7 +256,9 @@ def _explanation_html(exp: dict | None, compact: bool = False) -> str:
     if exp.get("paths"):
         for p in exp["paths"][: (1 if compact else 3)]:
             how = "score drop if removed" if p["method"] == "occlusion" else "history-item similarity"
-            out.append(f'<div class="path">{_e(p["text"])} <span class="tag">{how} {p["weight"]:+.4f}</span></div>')
+            neg = p["weight"] < 0 and p["method"] == "occlusion"  # the path's edges do not support the item
+            out.append(f'<div class="path">{_e(p["text"])} <span class="tag{" neg" if neg else ""}">{how} '
+                       f'{p["weight"]:+.4f}{" (against)" if neg else ""}</span></div>')
     elif "paths" in exp.get("unavailable", {}):
         out.append(f'<p class="note">paths: {_e(exp["unavailable"]["paths"])}</p>')
     if compact:
@@ -294,8 +307,8 @@ def _users_section(details: dict) -> str:
         blocks.append(
             f'<div class="user"><h3>{_e(s.get("user_label", s["user"]))} <span class="tag">{s["history_size"]} '
             f'training items</span><span class="tag">{len(s["test_items"])} test items (green = hit)</span></h3>'
-            f'<div class="cols"><div style="flex:0 1 250px"><b class="small">latest training items</b><ol>{hist}</ol>'
-            f'</div><div style="flex:3 1 600px">{_table(["#", *names], rows, "top10")}</div></div>'
+            f'<div class="cols"><div class="hist"><b class="small">latest training items</b><ol>{hist}</ol>'
+            f'</div><div class="tops">{_table(["#", *names], rows, "top10")}</div></div>'
             f'<h3>{title}</h3>{_explanation_html(main_exp)}{others}</div>')
     return "".join(blocks)
 
