@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     sp = kgrec.split(kg, "random", seed=args.seed)
     params = {"epochs": args.epochs, "seed": args.seed}
     t0 = time.perf_counter()
-    if args.model_dir and (Path(args.model_dir) / "config.json").is_file():
+    reloaded = bool(args.model_dir and (Path(args.model_dir) / "config.json").is_file())
+    if reloaded:
         rec = kgrec.Recommender.load(args.model_dir)
     else:
         rec = kgrec.Recommender("hybrid", **params).fit(kg, sp, log=lambda s: print(s, file=sys.stderr))
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
         }
     cmd = "python benchmarks/explain_faithfulness.py " + " ".join(sys.argv[1:] if argv is None else argv)
     payload = {"command": cmd, "machine": machine(), "dataset": "movielens-100k", "split": sp.stats(),
-               "model": "hybrid", "params": params, "fit_seconds": fit_s, "test": test,
+               "model": "hybrid", "params": params, "reloaded": reloaded, "fit_seconds": fit_s, "test": test,
                "explain_seconds": explain_s, "users": args.users, "summary": summary, "records": records}
     rows = [{"ranking": m, **{k: v for k, v in s.items()}} for m, s in summary.items() if m != "scores"]
     cols = [("ranking", "top path ranked by"), ("users_with_path", "users with a path"),
@@ -146,8 +147,9 @@ def main(argv=None) -> int:
             ("control_mean_drop", "control: mean drop"), ("control_median_drop", "control: median drop")]
     mach = payload["machine"]
     text = (f"Command: `{cmd}`.\n\nMovieLens-100K + Freebase KG + DBpedia abstracts, `kgrec.split` random "
-            f"80/10/10 seed {args.seed}; hybrid with defaults except epochs={args.epochs} (quick config; fit "
-            f"{fit_s:.0f} s, test NDCG@10 {test['ndcg@10']:.4f}). {args.users} users drawn with "
+            f"80/10/10 seed {args.seed}; hybrid with defaults except epochs={args.epochs} (quick config; "
+            f"{'reloaded from ' + args.model_dir if reloaded else f'fit {fit_s:.0f} s'}, test NDCG@10 "
+            f"{test['ndcg@10']:.4f}). {args.users} users drawn with "
             f"`random.Random({args.seed})`; each user's top-1 item explained (3 paths, at most 3 KG hops). "
             f"'drop' = score before - score after removing the top path's KG edge that touches the item "
             f"(both directions) from the KG encoder's message-passing edges; control = a random other "
