@@ -5,13 +5,16 @@
 #
 # RUN_DIR defaults to kgrec-out/demo (what `kgrec demo` writes); the page is (re)made with
 # `kgrec report RUN_DIR` first. PNG defaults to docs/report.png. Chromium's --screenshot captures
-# the window only, so HEIGHT (default: the page's own height, measured with --dump-dom is not
-# possible) is a fixed 1280x4400 unless given. Needs `chromium` (Debian: apt-get install -y chromium).
+# the window, not the whole page, so the window is WIDTHxHEIGHT (default 1280x5600, the height of
+# the demo's page with its 4 sample users). Python is $PYTHON (default: python). Needs `chromium`
+# (Debian: apt-get install -y chromium).
+#
+# docs/report.png: `kgrec demo --out DIR` (defaults; OMP_NUM_THREADS=1), then `docs/render_report.sh DIR`.
 set -euo pipefail
 run_dir="${1:-kgrec-out/demo}"
 png="${2:-docs/report.png}"
 width="${3:-1280}"
-height="${4:-4400}"
+height="${4:-5600}"
 python="${PYTHON:-python}"
 "$python" -m kgrec report "$run_dir"
 page="$(cd "$run_dir" && pwd)/report.html"
