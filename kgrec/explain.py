@@ -69,11 +69,10 @@ class Path:
         return self.hops[0].tail
 
     def text(self) -> str:
-        """``watched "Alien"; "Alien" --director--> "Ridley Scott" <--director-- "Prometheus"``."""
+        """``you interacted with "Alien" --director--> "Ridley Scott" <--director-- "Prometheus"``."""
         first = self.hops[0]
-        parts = [f"you interacted with \"{first.tail_label}\""]
         node = first.tail
-        chain = f"\"{first.tail_label}\""
+        chain = f"you interacted with \"{first.tail_label}\""
         for hop in self.hops[1:]:
             if hop.head == node:
                 chain += f" --{hop.relation_label}--> \"{hop.tail_label}\""
@@ -81,7 +80,7 @@ class Path:
             else:
                 chain += f" <--{hop.relation_label}-- \"{hop.head_label}\""
                 node = hop.head
-        return f"{parts[0]}; {chain}"
+        return chain
 
     def to_dict(self) -> dict[str, Any]:
         return {"hops": [h.to_dict() for h in self.hops], "weight": self.weight, "method": self.method,

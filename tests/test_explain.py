@@ -108,6 +108,9 @@ def test_explain_ease_paths_labels_and_exact_contributions():
     for name in ("Alien", "Amelie", "Prometheus", "Ridley Scott", "Science fiction", "United Kingdom"):
         assert f'"{name}"' in texts
     assert "http://" not in texts and exp.item_label == "Prometheus"
+    ridley = next(p for p in exp.paths if len(p.hops) == 3 and p.hops[1].tail == X + "person/ridley")
+    assert ridley.text() == 'you interacted with "Alien" --director--> "Ridley Scott" <--director-- "Prometheus"'
+
     # EASE is linear in the history: the items' contributions add up to the score
     assert sum(h["similarity"] for h in exp.history) == pytest.approx(exp.score, abs=1e-5)
     b = rec.estimator.module.weight
