@@ -5,7 +5,7 @@
 #
 # RUN_DIR defaults to kgrec-out/demo (what `kgrec demo` writes); the page is (re)made with
 # `kgrec report RUN_DIR` first. PNG defaults to docs/report.png. Chromium's --screenshot captures
-# the window, not the whole page, so the window is WIDTHxHEIGHT (default 1280x5600, the height of
+# the window, not the whole page, so the window is WIDTHxHEIGHT (default 1280x6600, about the height of
 # the demo's page with its 4 sample users). Python is $PYTHON (default: python). Needs `chromium`
 # (Debian: apt-get install -y chromium).
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 run_dir="${1:-kgrec-out/demo}"
 png="${2:-docs/report.png}"
 width="${3:-1280}"
-height="${4:-5600}"
+height="${4:-6600}"
 python="${PYTHON:-python}"
 "$python" -m kgrec report "$run_dir"
 page="$(cd "$run_dir" && pwd)/report.html"
