@@ -79,6 +79,8 @@ class Recommender:
         self.users: Vocab | None = None
         self.items: Vocab | None = None
         self.item_labels: list[str] = []
+        self._kg: KnowledgeGraph | None = None  # the graph of the last fit (explanations reuse it)
+        self._explainer = None
 
     @staticmethod
     def params_of(model: str) -> dict:
@@ -123,6 +125,7 @@ class Recommender:
         if len(split.train) == 0:
             raise SplitError("the split's training part is empty: nothing to fit")
         self.users, self.items = kg.users, kg.items
+        self._kg, self._explainer = kg, None
         self.item_labels = [kg.label(i) for i in range(kg.num_items)]
         if self.estimator.trainable:
             kwargs = {"log": log}
@@ -181,6 +184,34 @@ class Recommender:
         for u, v_row, i_row in zip(users, vals.tolist(), idx.tolist()):
             out[u] = [(self.items[i], v) for v, i in zip(v_row, i_row) if v != -float("inf")]
         return out
+
+    def explain(self, user_iri: str, item_iri: str, max_paths: int = 3, kg: KnowledgeGraph | None = None,
+                **options):
+        """Why ``item_iri`` is recommended to ``user_iri``: KG paths from the user's training items,
+        the history items the model ties to it, and for the hybrid the cross-attention weights and
+        the score's share per branch (see :mod:`kgrec.explain`).
+
+        Args:
+            user_iri, item_iri: the pair to explain.
+            max_paths: paths to return, best first.
+            kg: the graph the model was trained on; defaults to the one passed to :meth:`fit`
+                (required after :meth:`load`).
+            **options: ``max_hops``, ``max_candidates``, ``method`` of
+                :meth:`kgrec.explain.Explainer.explain`.
+
+        Returns:
+            a :class:`kgrec.explain.Explanation` (``.to_text()``, ``.to_dict()``).
+        """
+        from kgrec.explain import Explainer
+
+        self._require_fit()
+        if kg is None and self._kg is None:
+            raise KgrecError("'kg' is required: this Recommender was loaded from disk, pass the graph it was "
+                             "trained on (kgrec.load(...))")
+        kg = kg if kg is not None else self._kg
+        if self._explainer is None or self._explainer.kg is not kg:
+            self._explainer = Explainer(self, kg)
+        return self._explainer.explain(user_iri, item_iri, max_paths=max_paths, **options)
 
     def evaluate(self, split: Split, ks: Sequence[int] = (10, 20), part: str = "test",
                  users: torch.Tensor | None = None) -> dict:

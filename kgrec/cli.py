@@ -1,5 +1,5 @@
 """The ``kgrec`` command line: ``demo``, ``inspect``, ``validate``, ``train``, ``evaluate``, ``recommend``,
-``convert``.
+``explain``, ``report``, ``convert``.
 
 Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.split`,
 :class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.report`. Results go to stdout,
@@ -263,6 +263,10 @@ def cmd_demo(args) -> int:
     progress = _progress(args)
     ks = (10, 20)
     rows, results = [], {}
+    from kgrec.runrecord import RunDetails, write_details
+
+    # what `kgrec report` shows beyond the metrics, recorded model by model (see kgrec.runrecord)
+    details = RunDetails(kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
     for m in models:
         accepted = _params_of(m)
         params = dict(DEMO_PARAMS.get(m, {}))
@@ -279,6 +283,8 @@ def cmd_demo(args) -> int:
         rows.append({"model": m, **test, "fit_seconds": fit_s})
         results[m] = {"params": dataclasses.asdict(rec.config), "fit_seconds": fit_s, "fit_info": rec.fit_info,
                       "test": test}
+        details.add(m, rec)
+        del rec
     columns = [("model", "model"), *_metric_columns(ks), ("fit_seconds", "fit s")]
     payload = {"command": "demo", "kgrec_version": _version(), "data": paths, "mapping": args.mapping,
                "graph": kg.stats(), "split": sp.stats(), "ks": list(ks), "models": results}
@@ -286,8 +292,9 @@ def cmd_demo(args) -> int:
             f"{len(kg.interactions)} interactions). Split: random 80/10/10, seed {args.seed}. "
             f"Full-ranking test metrics, training (and validation) items masked.")
     json_path, md_path = write_results(args.out, "results", payload, rows, columns, title="kgrec demo", text=text)
+    write_details(args.out, details)
     print(markdown_table(rows, columns))
-    print(f"\nwrote {json_path} and {md_path}")
+    print(f"\nwrote {json_path} and {md_path}; 'kgrec report {args.out}' makes a page of them")
     return 0
 
 
@@ -423,6 +430,9 @@ def cmd_train(args) -> int:
             f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`.")
     json_path, md_path = write_results(out, "metrics", payload, rows, columns, title=f"kgrec train: {args.model}",
                                        text=text)
+    from kgrec.runrecord import write_run_details
+
+    write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
     print(markdown_table(rows, columns))
     print(f"\nsaved model to {out}; wrote {json_path.name} and {md_path.name} there")
     return 0
@@ -490,9 +500,14 @@ def cmd_recommend(args) -> int:
     def label(iri: str) -> str | None:
         return labels[rec.items.id(iri)] if labels else None
 
+    if args.format == "ttl":
+        from kgrec.rdfexport import recommendations_to_turtle
+
+        print(recommendations_to_turtle(result, model=rec.model_name), end="")
+        return 0
     out = {u: [{"rank": r, "item": i, "score": s, "label": label(i)} for r, (i, s) in enumerate(items, 1)]
            for u, items in result.items()}
-    if args.json:
+    if args.json or args.format == "json":
         from kgrec.report import to_jsonable
 
         print(json.dumps(to_jsonable(out), indent=2, ensure_ascii=False))
@@ -503,6 +518,39 @@ def cmd_recommend(args) -> int:
         print(f"{u}:")
         cols = ["rank", "item", "score"] + (["label"] if labels else [])
         print(markdown_table(items, cols) if items else "(no items left to recommend)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- explain
+def cmd_explain(args) -> int:
+    import kgrec
+
+    model_dir = Path(args.model_dir)
+    rec = kgrec.Recommender.load(model_dir)
+    saved = _saved_run(model_dir).get("data") or {}
+    mapping = args.mapping if args.mapping is not None else saved.get("mapping")
+    fmt = args.format if args.format is not None else saved.get("format")
+    kg = _load(args.data, mapping, fmt)
+    if rec.users != kg.users or rec.items != kg.items:
+        raise KgrecError(f"'--data' holds {kg.num_users} users / {kg.num_items} items, not the ones the model in "
+                         f"'{model_dir}' was trained on ({len(rec.users)} / {len(rec.items)}): pass the same files "
+                         "and mapping")
+    exp = rec.explain(args.user, args.item, max_paths=args.max_paths, kg=kg, max_hops=args.max_hops)
+    if args.json:
+        from kgrec.report import to_jsonable
+
+        print(json.dumps(to_jsonable(exp.to_dict()), indent=2, ensure_ascii=False))
+    else:
+        print(exp.to_text())
+    return 0
+
+
+# ------------------------------------------------------------------------------------ report
+def cmd_report(args) -> int:
+    from kgrec.htmlreport import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"wrote {path}")
     return 0
 
 
@@ -655,8 +703,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", metavar="IRI", action="append", required=True, help="user IRI (repeatable)")
     p.add_argument("-k", type=int, default=10, help="items per user")
     p.add_argument("--include-seen", action="store_true", help="also rank the items the user had in training")
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables (same as --format json)")
+    p.add_argument("--format", choices=("table", "json", "ttl"), default="table",
+                   help="output: Markdown tables, JSON, or Turtle (schema:Recommendation with rank and score, "
+                        "see kgrec.rdfexport) to load back into the graph")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
+        "explain", formatter_class=_Formatter, help="why a saved model recommends an item to a user",
+        description="Reload a saved model and the graph it was trained on (--data, with the mapping and format "
+                    "recorded in MODEL_DIR/metrics.json unless given) and print the evidence for one "
+                    "recommendation: KG paths from the user's training items to the item, ranked by the "
+                    "model; the history items the model ties to it; for the hybrid, the cross-attention "
+                    "weights over the history and the score's share per branch (CF, KG, text, EASE prior).",
+        epilog="example:\n  kgrec explain kgrec-out/ease --data kg_data/toy/toy.ttl "
+               "--user https://w3id.org/kgrec/data/toy/user/u1 --item https://w3id.org/kgrec/data/toy/item/i3")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
+    p.add_argument("--data", metavar="PATH", action="append", required=True,
+                   help="the RDF file(s) the model was trained on (repeatable)")
+    p.add_argument("--user", metavar="IRI", required=True, help="user IRI")
+    p.add_argument("--item", metavar="IRI", required=True, help="item IRI")
+    p.add_argument("--max-paths", metavar="N", type=_positive_int, default=3, help="KG paths to show")
+    p.add_argument("--max-hops", metavar="N", type=_positive_int, default=3, help="KG edges per path")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _data_args(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser(
+        "report", formatter_class=_Formatter, help="an HTML page of a run: metrics, curves, long tail, users",
+        description="Turn a run directory (what 'kgrec demo --out DIR' or 'kgrec train --out DIR' wrote: "
+                    "results.json or metrics.json, and report.json) into one self-contained HTML page (plots "
+                    "embedded, nothing fetched): metrics table, metrics vs K, training curves, popularity / long "
+                    "tail / coverage of the recommendations, and sample users with their history, top-10 and "
+                    "explanations.",
+        epilog="example:\n  kgrec demo && kgrec report kgrec-out/demo")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="directory written by 'kgrec demo' or 'kgrec train'")
+    p.add_argument("--out", metavar="FILE", default=None, help="the page (default: RUN_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "convert", formatter_class=_Formatter, help="convert a public dataset to kgrec RDF (N-Triples)",

@@ -94,7 +94,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
 
     Returns:
         ``fit_info``: best epoch, best validation metrics, seconds per epoch, seconds to the best
-        epoch, peak memory; also stored on ``est.fit_info``.
+        epoch, peak memory, and ``curve`` (per epoch: ``epoch``, mean ``loss``, ``seconds``, and
+        ``valid`` metrics on validated epochs); also stored on ``est.fit_info``.
     """
     from kgrec.evaluate import Evaluator
 
@@ -125,6 +126,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         if resume.get("trainer") and resume.get("trainer_tensors"):
             restore_trainer_state(optimizer, gen, sampler, resume["trainer"], resume["trainer_tensors"])
     epoch_seconds: list[float] = []
+    curve: list[dict] = []  # one row per epoch: loss, and the validation metrics when validated
     t_start = time.perf_counter()
     t_best = 0.0
     epochs = range(first_epoch, cfg.epochs + 1)
@@ -155,11 +157,13 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss of '{est.name}' became {total} at epoch {epoch}; "
                                      "lower 'lr' or raise 'reg'")
+        curve.append({"epoch": epoch, "loss": total / n, "seconds": epoch_seconds[-1]})
         if evaluator is None or epoch % cfg.eval_every:
             continue
         est.freeze()
         metrics = evaluator(est.score)
         score = metrics[metric]
+        curve[-1]["valid"] = {k: metrics[k] for k in ("ndcg@10", "recall@10", "ndcg@20", "recall@20") if k in metrics}
         if log:
             log(f"epoch {epoch:4d}  loss {total / n:.4f}  valid {metric} {score:.4f}  "
                 f"({epoch_seconds[-1]:.2f} s)")
@@ -189,6 +193,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         "seconds_to_best": t_best,
         "fit_seconds": time.perf_counter() - t_start,
         "peak_rss_mb": peak_memory_mb(),
+        "curve": curve,
     }
     if use_amp:
         info["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

@@ -25,7 +25,7 @@ U = "https://w3id.org/kgrec/data/toy/user/"
 ITEM = "https://w3id.org/kgrec/data/toy/item/"
 # 60/20/20 leaves a validation part on the toy graph (80/10/10 leaves none), so epochs are logged
 RATIOS = (0.6, 0.2, 0.2)
-SUBCOMMANDS = ("demo", "inspect", "validate", "train", "evaluate", "recommend", "convert")
+SUBCOMMANDS = ("demo", "inspect", "validate", "train", "evaluate", "recommend", "explain", "report", "convert")
 BAD_TTL = '@prefix ex: <http://example.org/> .\nex:a ex:b ex:c .\nex:a ex:b "unterminated .\n'
 
 
@@ -285,6 +285,64 @@ def test_recommend_text_k_and_errors(bprmf_run):
     assert code == 2 and "'k' must be a positive integer (got 0)" in err
     code, _, err = run(["recommend", out.parent / "missing", "--user", U + "u1"])
     assert code == 2 and "is not a directory holding a saved kgrec model" in err
+
+
+def test_recommend_turtle_round_trips(bprmf_run):
+    from kgrec.rdfexport import recommendations_from_rdf
+
+    out, code, _, _ = bprmf_run
+    assert code == 0
+    users = ["--user", U + "u1", "--user", U + "u2"]
+    code, ttl, err = run(["recommend", out, *users, "-k", "3", "--format", "ttl"])
+    assert code == 0, err
+    code, js, _ = run(["recommend", out, *users, "-k", "3", "--format", "json"])
+    want = {u: [(r["item"], r["score"]) for r in rows] for u, rows in json.loads(js).items()}
+    assert recommendations_from_rdf(ttl) == want and len(want[U + "u1"]) == 3
+
+
+def test_explain_command(bprmf_run, toy_kg, tmp_path):
+    out, code, _, _ = bprmf_run
+    assert code == 0
+    sp = kgrec.split(toy_kg, "random", ratios=RATIOS, seed=3)
+    uid = toy_kg.users.id(U + "u1")
+    train = {toy_kg.items[i] for i in sp.train.item[sp.train.user == uid].tolist()}
+    code, stdout, _ = run(["recommend", out, "--user", U + "u1", "-k", "1", "--json"])
+    item = json.loads(stdout)[U + "u1"][0]["item"]
+    code, stdout, err = run(["explain", out, "--data", TOY, "--user", U + "u1", "--item", item, "--json"])
+    assert code == 0, err
+    exp = json.loads(stdout)
+    assert exp["item"] == item and exp["model"] == "bprmf"
+    assert exp["item_label"] == toy_kg.label(toy_kg.items.id(item))
+    assert {p["hops"][0]["tail"] for p in exp["paths"]} <= train  # paths start from training items only
+    assert set(exp["unavailable"]) >= {"attention", "shares"}
+    code, stdout, err = run(["explain", out, "--data", TOY, "--user", U + "u1", "--item", item])
+    assert code == 0 and stdout.startswith(f'Why "{exp["item_label"]}"')
+    code, _, err = run(["explain", out, "--data", TOY, "--user", U + "nobody", "--item", item])
+    assert code == 2 and "'user'" in err and "nobody" in err
+    code, _, err = run(["explain", out, "--data", TOY, "--user", U + "u1", "--item", ITEM + "nothing"])
+    assert code == 2 and "'item'" in err
+    other = tmp_path / "other.ttl"
+    other.write_text("@prefix kgr: <https://w3id.org/kgrec/vocab#> .\n"
+                     f"<{U}u1> kgr:interactedWith <{ITEM}x> .\n<{ITEM}x> a kgr:Item .\n")
+    code, _, err = run(["explain", out, "--data", other, "--user", U + "u1", "--item", item])
+    assert code == 2 and "'--data' holds 1 users / 1 items" in err
+
+
+def test_train_run_dir_makes_a_report(bprmf_run, tmp_path):
+    out, code, _, _ = bprmf_run
+    assert code == 0
+    details = json.loads((out / "report.json").read_text())
+    assert details["models"] == ["bprmf"] and details["samples"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    curve = metrics["fit"]["curve"]
+    assert [r["epoch"] for r in curve] == [1, 2] and all("loss" in r for r in curve)
+    code, stdout, err = run(["report", out, "--out", tmp_path / "page.html"])
+    assert code == 0, err
+    page = (tmp_path / "page.html").read_text()
+    for sid in ("metrics", "metrics-vs-k", "training", "popularity", "users"):
+        assert f'<section id="{sid}">' in page
+    code, _, err = run(["report", tmp_path / "missing"])
+    assert code == 2 and "'run_dir'" in err
 
 
 # ---------------------------------------------------------------------------------- evaluate

@@ -325,20 +325,30 @@ class HybridEstimator(PairwiseEstimator):
                              valid_before_prior=trials[0][0] if trials[0][1] == 0 else None)
         self.fit_info.setdefault("valid", {})["ndcg@10"] = best
 
-    def embed(self) -> tuple[Tensor, Tensor]:
+    def embed(self, return_attention: bool = False, edges: tuple[Tensor, Tensor] | None = None):
+        """User and item vectors (see :meth:`HybridModel.forward`).
+
+        ``edges`` (``edge_index [2, M]``, ``edge_type [M]``) replaces the collaborative KG the KG
+        encoder passes messages over (explanations remove edges to see what they contributed);
+        ``return_attention`` also returns the user fusion's attention over history items ``[U, L]``.
+        """
         c, m = self.context, self.module
         adj = graph = None
+        edge_index, edge_type = edges if edges is not None else (c["edge_index"], c["edge_type"])
         if m.use_cf:
             n = self.meta["num_users"] + self.meta["num_items"]
             adj = self.derived("cf_adj", lambda: gcn_adjacency(c["cf_edge_index"], n))
         if m.use_kg:
             n = self.meta["num_entities"] + self.meta["num_users"]
-            graph = self.derived("kg_graph", lambda: m.kg_encoder.prepare_graph(c["edge_index"], c["edge_type"], n))
+            if edges is None:
+                graph = self.derived("kg_graph", lambda: m.kg_encoder.prepare_graph(edge_index, edge_type, n))
+            else:
+                graph = m.kg_encoder.prepare_graph(edge_index, edge_type, n)
         prior_user = prior_item = None
         if "ease_weight" in c and float(m.prior_gate) != 0.0:
             prior_user = self.derived("history", lambda: self.history(torch.arange(self.meta["num_users"],
                                                                                       device=self.device)))
             prior_item = c["ease_weight"].t()  # score = history @ B = <history_u, B[:, i]>
-        return m(adj, c["edge_index"], c["edge_type"], c["item_warm"], c.get("item_text"), c.get("item_text_mask"),
+        return m(adj, edge_index, edge_type, c["item_warm"], c.get("item_text"), c.get("item_text_mask"),
                  c.get("user_text"), c["hist_items"], c["hist_mask"], c["hist_age"], kg_graph=graph,
-                 prior_user=prior_user, prior_item=prior_item)
+                 prior_user=prior_user, prior_item=prior_item, return_attention=return_attention)

@@ -132,7 +132,8 @@ class HybridModel(nn.Module):
                 user_text: Tensor | None = None, hist_items: Tensor | None = None,
                 hist_mask: Tensor | None = None, hist_age: Tensor | None = None,
                 kg_graph=None, prior_user: Tensor | None = None,
-                prior_item: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                prior_item: Tensor | None = None,
+                return_attention: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
         r"""All user and item vectors.
 
         Shapes:
@@ -146,7 +147,10 @@ class HybridModel(nn.Module):
             product is added with weight ``prior_gate`` (EASE: history rows and its item-item matrix).
 
         Returns:
-            users ``[U, 3d]`` and items ``[I, 3d]``; the dot product of the two is the score.
+            users ``[U, 3d]`` and items ``[I, 3d]`` (``[., 3d + P]`` with a prior); the dot product of
+            the two is the score, and :meth:`branch_slices` names its parts. With
+            ``return_attention=True`` also the user fusion's attention over the history items
+            ``[U, L]`` (head-averaged, 0 on padding; all 0 without the text branch).
         """
         U, I, d = self.num_users, self.num_items, self.dim
         ref = self.branch_gate
@@ -186,7 +190,11 @@ class HybridModel(nn.Module):
             ctx = item_ctx[hist_items.clamp(min=0)]  # [U, L, d]
             ctx = ctx + self.recency(torch.exp(-hist_age / self.decay_days).unsqueeze(-1))
             query = self.user_text_proj(user_text).unsqueeze(1)  # [U, 1, d]
-            t_u = self.user_fusion(query, ctx, hist_mask).squeeze(1)  # [U, d]
+            if return_attention:
+                t_u, attn = self.user_fusion(query, ctx, hist_mask, return_attention=True)
+                t_u, attn = t_u.squeeze(1), attn.squeeze(1)  # [U, d], [U, L]
+            else:
+                t_u = self.user_fusion(query, ctx, hist_mask).squeeze(1)  # [U, d]
 
         w = self.branch_weights()
         users = [w[0] * p, w[1] * h_u, w[2] * t_u]
@@ -195,7 +203,24 @@ class HybridModel(nn.Module):
         if prior_user is not None:
             users.append(self.prior_gate * prior_user.to(ref.dtype))
             items.append(prior_item.to(ref.dtype))
-        return torch.cat(users, dim=-1), torch.cat(items, dim=-1)
+        users, items = torch.cat(users, dim=-1), torch.cat(items, dim=-1)
+        if not return_attention:
+            return users, items
+        if not self.use_text:
+            attn = hist_mask.new_zeros(hist_mask.shape, dtype=ref.dtype)
+        return users, items, attn
+
+    def branch_slices(self, width: int | None = None) -> dict[str, slice]:
+        """Where each branch sits in the vectors :meth:`forward` returns.
+
+        The score is the sum over these slices of the per-slice dot products (``"prior"`` only
+        when the vectors are wider than ``3d``, i.e. a prior was passed; ``width`` is their size).
+        """
+        d = self.dim
+        out = {"cf": slice(0, d), "kg": slice(d, 2 * d), "text": slice(2 * d, 3 * d)}
+        if width is not None and width > 3 * d:
+            out["prior"] = slice(3 * d, width)
+        return out
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """Free id embeddings a batch touches (L2-regularised by the trainer)."""
