@@ -65,9 +65,11 @@ def test_save_load_identical_topk(tmp_path, model):
     a = rec.recommend(kg.users.labels, k=4)
     b = back.recommend(kg.users.labels, k=4)
     assert [[i for i, _ in a[u]] for u in a] == [[i for i, _ in b[u]] for u in b]
-    assert back.evaluate(sp) == pytest.approx(rec.evaluate(sp), nan_ok=True, abs=1e-6, rel=1e-6) or True
-    for key in ("recall@10", "ndcg@10"):
-        assert back.evaluate(sp)[key] == pytest.approx(rec.evaluate(sp)[key], abs=1e-6)
+    timing = ("seconds", "users_per_second")  # wall-clock figures differ between two calls
+    before, after = rec.evaluate(sp), back.evaluate(sp)
+    assert set(before) == set(after)
+    for key in set(before) - set(timing):
+        assert after[key] == pytest.approx(before[key], nan_ok=True, abs=1e-6), key
 
 
 def test_reload_in_fresh_process(tmp_path):
