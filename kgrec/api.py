@@ -149,6 +149,32 @@ class Recommender:
             raise SplitError(f"the split has {split.num_users} users / {split.num_items} items but the "
                              f"model's graph has {n_users} / {n_items}: split the same graph")
 
+    def update(self, kg: KnowledgeGraph, new=None, epochs: int = 5, replay: float = 0.2, l2_pull: float = 0.0,
+               log: Callable[[str], None] | None = None) -> "Recommender":
+        """Continue a fitted model on new interactions, adding new users and items (:mod:`kgrec.update`).
+
+        Closed-form models refit on old + new interactions; embedding models train ``epochs`` more
+        epochs on the new interactions plus ``replay`` x a sample of the old ones, with an L2 pull of
+        ``l2_pull`` towards the previous weights. The model changes only when the update succeeds;
+        a saved checkpoint is never touched (``save`` the result elsewhere). ``fit_info["update"]``
+        summarises what was added.
+
+        Args:
+            kg: a graph holding the new interactions (old ones in it are not counted again).
+            new: which interactions of ``kg``: ``None`` (all), an ``Interactions`` or a ``Split`` (its train).
+        """
+        from kgrec.update import update_estimator
+
+        self._require_fit()
+        est, users, items, info = update_estimator(self.estimator, self.users, self.items, kg, new, epochs=epochs,
+                                                   replay=replay, l2_pull=l2_pull, log=log)
+        if est is not self.estimator:
+            labels = {iri: kg.label(i) for i, iri in enumerate(kg.items)}
+            self.item_labels = (self.item_labels or list(self.items)) + [labels[iri] for iri in items.labels[len(self.items):]]
+            self.estimator, self.users, self.items = est, users, items
+        self.estimator.fit_info = {**self.estimator.fit_info, "update": info}
+        return self
+
     # --------------------------------------------------------------- scoring
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
@@ -212,6 +238,34 @@ class Recommender:
         if self._explainer is None or self._explainer.kg is not kg:
             self._explainer = Explainer(self, kg)
         return self._explainer.explain(user_iri, item_iri, max_paths=max_paths, **options)
+
+    @torch.no_grad()
+    def recommend_for_history(self, items: Sequence[str], times: Sequence[float] | None = None, k: int = 10,
+                              exclude_seen: bool = True) -> list[tuple[str, float]]:
+        """Top-``k`` ``[(item IRI, score), ...]`` for a user who is not in the model, from the item IRIs
+        they interacted with (and optionally when, as unix seconds), without refitting
+        (:mod:`kgrec.inductive`: history row for closed-form models, fold-in for embedding models)."""
+        from kgrec.inductive import history_weights, score_history
+        from kgrec.rank import topk
+
+        self._require_fit()
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+            raise KgrecError(f"'k' must be a positive integer (got {k!r})")
+        if isinstance(items, str):
+            items = [items]
+        ids = self.items.ids(list(items))
+        t = None
+        if times is not None:
+            if len(times) != len(ids):
+                raise KgrecError(f"'times' must give one time per item ({len(ids)} items, got {len(times)} times)")
+            t = torch.as_tensor(list(times), dtype=torch.float64)
+        cfg = self.estimator.config
+        w = history_weights(t, len(ids), getattr(cfg, "half_life_days", None))
+        scores = score_history(self.estimator, ids, w).unsqueeze(0)
+        if exclude_seen:
+            scores[0, ids] = -torch.inf
+        vals, idx = topk(scores, min(k, scores.shape[1]))
+        return [(self.items[i], v) for v, i in zip(vals[0].tolist(), idx[0].tolist()) if v != -float("inf")]
 
     def evaluate(self, split: Split, ks: Sequence[int] = (10, 20), part: str = "test",
                  users: torch.Tensor | None = None) -> dict:

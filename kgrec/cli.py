@@ -1,5 +1,5 @@
 """The ``kgrec`` command line: ``demo``, ``inspect``, ``validate``, ``train``, ``evaluate``, ``recommend``,
-``explain``, ``report``, ``convert``.
+``explain``, ``report``, ``update``, ``convert``.
 
 Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.split`,
 :class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.report`. Results go to stdout,
@@ -554,6 +554,25 @@ def cmd_report(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ update
+def cmd_update(args) -> int:
+    import kgrec
+
+    src, out = Path(args.checkpoint), Path(args.out)
+    if src.resolve() == out.resolve():
+        raise KgrecError(f"'--out' must differ from CHECKPOINT ('{src}'): an update never overwrites the old model")
+    rec = kgrec.Recommender.load(src)
+    kg = _load(args.data, args.mapping, args.format)
+    _note_warnings(kg)
+    _log(f"updating {rec!r} with {kg!r}")
+    rec.update(kg, epochs=args.epochs, replay=args.replay, l2_pull=args.l2_pull, log=_log)
+    rec.save(out)
+    info = rec.fit_info["update"]
+    print(markdown_table([info], [k for k in info]))
+    print(f"\nsaved the updated model to {out} ({src} unchanged)")
+    return 0
+
+
 # ----------------------------------------------------------------------------------- convert
 def cmd_convert(args) -> int:
     from kgrec.data import convert as conv
@@ -740,6 +759,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="directory written by 'kgrec demo' or 'kgrec train'")
     p.add_argument("--out", metavar="FILE", default=None, help="the page (default: RUN_DIR/report.html)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "update", formatter_class=_Formatter, help="continue a saved model on new interactions",
+        description="Reload CHECKPOINT, add the users, items and interactions of the new RDF data "
+                    "(Recommender.update: closed-form models refit on old + new data; embedding models train "
+                    "a few epochs on the new interactions with replay of old ones) and save the result into "
+                    "--out. CHECKPOINT is never modified.",
+        epilog="example:\n  kgrec update kgrec-out/lightgcn --data week2.ttl --out kgrec-out/lightgcn-week2")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="model directory written by 'kgrec train'")
+    p.add_argument("--data", metavar="PATH", action="append", required=True, help="RDF file(s) with the new data")
+    p.add_argument("--out", metavar="DIR", required=True, help="directory of the updated model")
+    p.add_argument("--epochs", metavar="N", type=int, default=5, help="epochs of embedding models")
+    p.add_argument("--replay", metavar="R", type=float, default=0.2,
+                   help="share of the old interactions replayed each epoch")
+    p.add_argument("--l2-pull", metavar="W", type=float, default=0.0,
+                   help="L2 weight pulling old embedding rows towards their previous values")
+    _data_args(p)
+    p.set_defaults(func=cmd_update)
 
     p = sub.add_parser(
         "convert", formatter_class=_Formatter, help="convert a public dataset to kgrec RDF (N-Triples)",

@@ -111,6 +111,13 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     users, items = split.train.user, split.train.item
     n = users.numel()
     gen = torch.Generator().manual_seed(cfg.seed)
+    pair_weights = None
+    if getattr(cfg, "half_life_days", None):
+        from kgrec.dynamics import decay_weights
+
+        # time decay: an epoch draws n positive pairs with probability proportional to their weight
+        pair_weights = decay_weights(split.train.time, cfg.half_life_days, user=users,
+                                     decay_from=getattr(cfg, "decay_from", "cut")).double()
     use_amp = device.type == "cuda"
     if use_amp:
         torch.cuda.reset_peak_memory_stats(device)
@@ -138,7 +145,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         module.train()
         est.unfreeze()
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
+        perm = (torch.randperm(n, generator=gen) if pair_weights is None
+                else torch.multinomial(pair_weights, n, replacement=True, generator=gen))
         total = 0.0
         for start in range(0, n, cfg.batch_size):
             b = perm[start:start + cfg.batch_size]

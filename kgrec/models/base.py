@@ -40,6 +40,11 @@ class TrainConfig:
         seed: seed of initialisation and sampling (default ``2020``).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:n]"``.
         progress: show tqdm progress bars.
+        half_life_days: time decay of the training interactions (:mod:`kgrec.dynamics`): positive
+            pairs are drawn with probability ``2^(-age / half_life_days)``; ``None``/``0`` = off
+            (default ``None``).
+        decay_from: the age reference: ``"cut"`` (the latest training interaction) or ``"user"``
+            (each user's latest) (default ``"cut"``).
     """
 
     epochs: int = 200
@@ -54,6 +59,8 @@ class TrainConfig:
     seed: int = 2020
     device: str = "auto"
     progress: bool = False
+    half_life_days: float | None = None
+    decay_from: str = "cut"
 
 
 def history_rows(indptr: Tensor, indices: Tensor, users: Tensor, num_items: int) -> Tensor:
@@ -90,12 +97,22 @@ class Estimator:
         if unknown:
             raise KgrecError(f"unknown parameter(s) {', '.join(repr(u) for u in unknown)} for model "
                              f"'{cls.name}'; accepted: {', '.join(sorted(fields))}")
-        return cls(cls.Config(**params))
+        config = cls.Config(**params)
+        if hasattr(config, "half_life_days"):
+            from kgrec.dynamics import check_decay
+
+            check_decay(config.half_life_days, getattr(config, "decay_from", "cut"))
+        return cls(config)
 
     def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
         """Derive ``context``/``meta`` from the data (training interactions only)."""
-        indptr, indices = seen_csr(split.train.user, split.train.item, kg.num_users, kg.num_items)
-        self.context = {"hist_indptr": indptr, "hist_indices": indices}
+        from kgrec.dynamics import latest_pair_times
+
+        train = split.train
+        indptr, indices = seen_csr(train.user, train.item, kg.num_users, kg.num_items)
+        # the latest time of each history entry: decay weights, and the old data of an update()
+        hist_time = latest_pair_times(train.user, train.item, train.time, kg.num_items)
+        self.context = {"hist_indptr": indptr, "hist_indices": indices, "hist_time": hist_time}
         self.meta = {"num_users": kg.num_users, "num_items": kg.num_items}
 
     def build(self) -> None:
@@ -109,6 +126,50 @@ class Estimator:
         """Binary training history rows ``[B, I]`` of ``users``."""
         return history_rows(self.context["hist_indptr"], self.context["hist_indices"], users,
                             self.meta["num_items"])
+
+    @property
+    def half_life(self) -> float | None:
+        return getattr(self.config, "half_life_days", None) or None
+
+    def history_weights(self) -> Tensor:
+        """``[nnz]`` decay weight of each history entry (ones when decay is off)."""
+        def build():
+            c = self.context
+            t = c.get("hist_time")
+            if self.half_life is None or t is None:
+                return torch.ones(c["hist_indices"].numel(), device=self.device)
+            from kgrec.dynamics import decay_weights
+
+            indptr = c["hist_indptr"].cpu()
+            users = torch.repeat_interleave(torch.arange(indptr.numel() - 1), indptr[1:] - indptr[:-1])
+            return decay_weights(t.cpu(), self.half_life, user=users,
+                                 decay_from=getattr(self.config, "decay_from", "cut")).to(self.device)
+
+        return self.derived("hist_weight", build)
+
+    def weighted_history(self, users: Tensor) -> Tensor:
+        """Decay-weighted history rows ``[B, I]`` (binary when decay is off)."""
+        if self.half_life is None:
+            return self.history(users)
+        rows, cols = csr_rows(self.context["hist_indptr"], self.context["hist_indices"], users)
+        indptr = self.context["hist_indptr"]
+        users = users.to(indptr.device)
+        start = indptr[users]
+        counts = indptr[users + 1] - start
+        first = torch.cumsum(counts, 0) - counts
+        pos = start[rows] + torch.arange(rows.numel(), device=indptr.device) - first[rows]
+        out = torch.zeros(users.numel(), self.meta["num_items"], device=indptr.device)
+        out[rows, cols] = self.history_weights()[pos].to(out.dtype)
+        return out
+
+    def train_matrix(self):
+        """The training user x item matrix as ``scipy.sparse.csr_matrix`` (decay-weighted when on)."""
+        import scipy.sparse as sp
+
+        c = self.context
+        w = self.history_weights().cpu().numpy().astype("float32")
+        return sp.csr_matrix((w, c["hist_indices"].cpu().numpy(), c["hist_indptr"].cpu().numpy()),
+                             shape=(self.meta["num_users"], self.meta["num_items"]))
 
     def score(self, users: Tensor) -> Tensor:
         """Scores ``[B, I]`` of ``users`` ``[B]`` over the whole catalogue (no masking)."""

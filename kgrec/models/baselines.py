@@ -26,7 +26,7 @@ class _ClosedForm(Estimator):
         t0 = time.perf_counter()
         self.prepare(kg, split)
         self.build()
-        self.module.fit(split.train.to_csr(kg.num_users, kg.num_items))
+        self.module.fit(self.train_matrix())
         from kgrec.train import peak_memory_mb
 
         self.fit_info = {"fit_seconds": time.perf_counter() - t0, "seconds_to_best": time.perf_counter() - t0,
@@ -35,12 +35,16 @@ class _ClosedForm(Estimator):
 
     @torch.no_grad()
     def score(self, users: Tensor) -> Tensor:
-        return self.module(self.history(users.to(self.device)))
+        return self.module(self.weighted_history(users.to(self.device)))
 
 
 @dataclass
 class MostPopConfig:
-    """MostPop has no hyper-parameters."""
+    """MostPop. Args: half_life_days: time decay of the counts (:mod:`kgrec.dynamics`; default
+    ``None`` = off); decay_from: ``"cut"`` or ``"user"`` (default ``"cut"``)."""
+
+    half_life_days: float | None = None
+    decay_from: str = "cut"
 
 
 class MostPopModel(_ClosedForm):
@@ -53,10 +57,13 @@ class MostPopModel(_ClosedForm):
 
 @dataclass
 class ItemKNNConfig:
-    """Args: k: neighbours per item (default ``100``). shrink: similarity shrinkage (default ``10``)."""
+    """Args: k: neighbours per item (default ``100``). shrink: similarity shrinkage (default ``10``).
+    half_life_days, decay_from: time decay of the interactions, as in :class:`MostPopConfig`."""
 
     k: int = 100
     shrink: float = 10.0
+    half_life_days: float | None = None
+    decay_from: str = "cut"
 
 
 class ItemKNNModel(_ClosedForm):
@@ -69,9 +76,12 @@ class ItemKNNModel(_ClosedForm):
 
 @dataclass
 class EASEConfig:
-    """Args: reg: L2 weight lambda of EASE (default ``250``)."""
+    """Args: reg: L2 weight lambda of EASE (default ``250``). half_life_days, decay_from: time decay
+    of the interactions (weighted Gram matrix and history rows), as in :class:`MostPopConfig`."""
 
     reg: float = 250.0
+    half_life_days: float | None = None
+    decay_from: str = "cut"
 
 
 class EASEModel(_ClosedForm):

@@ -156,7 +156,7 @@ class HybridEstimator(PairwiseEstimator):
             regs = cfg.ease_reg if isinstance(cfg.ease_reg, (list, tuple)) else (cfg.ease_reg,)
             if not regs or any(float(r) <= 0 for r in regs):
                 raise KgrecError(f"'ease_reg' must be a positive number or a list of them (got {cfg.ease_reg!r})")
-            csr = train.to_csr(U, I)
+            csr = self.train_matrix()  # decay-weighted when 'half_life_days' is set
             self._ease_candidates = {float(r): EASE(I, reg=float(r)).fit(csr).weight for r in regs}
             self.context["ease_weight"] = next(iter(self._ease_candidates.values()))
         if cfg.use_text:
@@ -300,7 +300,7 @@ class HybridEstimator(PairwiseEstimator):
         self.freeze()
         neural_u, neural_i = self._frozen
         users = torch.arange(self.meta["num_users"], device=self.device)
-        hist = self.derived("history", lambda: self.history(users))
+        hist = self.derived("history", lambda: self.weighted_history(users))
         sample = users[:: max(1, len(users) // 256)]
         neural_std = (neural_u[sample] @ neural_i.t()).std()
         evaluator = Evaluator(split, ks=(10,), part="valid")
@@ -346,7 +346,7 @@ class HybridEstimator(PairwiseEstimator):
                 graph = m.kg_encoder.prepare_graph(edge_index, edge_type, n)
         prior_user = prior_item = None
         if "ease_weight" in c and float(m.prior_gate) != 0.0:
-            prior_user = self.derived("history", lambda: self.history(torch.arange(self.meta["num_users"],
+            prior_user = self.derived("history", lambda: self.weighted_history(torch.arange(self.meta["num_users"],
                                                                                       device=self.device)))
             prior_item = c["ease_weight"].t()  # score = history @ B = <history_u, B[:, i]>
         return m(adj, edge_index, edge_type, c["item_warm"], c.get("item_text"), c.get("item_text_mask"),

@@ -1,6 +1,6 @@
 """Closed-form item-item models: MostPop, ItemKNN, EASE.
 
-They are fitted from a binary user x item matrix and score a batch of users from their history rows,
+They are fitted from a user x item matrix (binary, or decay-weighted: :mod:`kgrec.dynamics`) and score a batch of users from their history rows,
 so full ranking is one matrix product. Fitted weights are buffers, saved like any other module.
 """
 

@@ -1,0 +1,171 @@
+"""Recommender.update / kgrec update, and recommend_for_history (inductive users)."""
+
+import hashlib
+
+import pytest
+import torch
+
+import kgrec
+from kgrec.data.graph import Interactions, KnowledgeGraph
+from kgrec.data.vocab import Vocab
+from kgrec.errors import KgrecError, UnknownIRIError
+from tests.conftest import two_cluster_kg
+from tests.test_api import FAST
+from tests.test_cli import TOY, metric_keys, run
+
+MODELS = ["mostpop", "itemknn", "ease", "bprmf", "lightgcn"]
+A_ITEMS = [f"http://x/item/{i:02d}" for i in range(4)]  # cluster A of two_cluster_kg (items 0-3)
+
+
+def cluster(iri: str) -> str:
+    n = int(iri.rsplit("/", 1)[1])
+    return "A" if n < 4 or n == 90 else "B"
+
+
+def new_block() -> KnowledgeGraph:
+    """Later data: a new user 'new' takes A items 0-2; a new A item 90 (genre A in the KG) is taken
+    by old A users 0-3 and the new user; old B user 06 takes B item 04."""
+    users = Vocab(["http://x/user/00", "http://x/user/01", "http://x/user/02", "http://x/user/03",
+                   "http://x/user/06", "http://x/user/new"], name="user")
+    items = Vocab(A_ITEMS[:3] + ["http://x/item/04", "http://x/item/90"], name="item")
+    ents = Vocab(items.labels + ["http://x/genre/A", "http://x/genre/B"], sort=False, name="entity")
+    rels = Vocab(["https://w3id.org/kgrec/vocab#genre"], name="relation")
+    triples = torch.tensor([[0, 0, 5], [1, 0, 5], [2, 0, 5], [3, 0, 6], [4, 0, 5]])
+    uid, iid = users.id, items.id
+    pairs = [(f"http://x/user/{u}", "http://x/item/90") for u in ("00", "01", "02", "03")]
+    pairs += [("http://x/user/new", i) for i in A_ITEMS[:3]] + [("http://x/user/new", "http://x/item/90")]
+    pairs += [("http://x/user/06", "http://x/item/04")]
+    inter = Interactions.from_lists([uid(u) for u, _ in pairs], [iid(i) for _, i in pairs], None,
+                                    [2_000_000_000.0] * len(pairs))
+    return KnowledgeGraph(users, items, ents, rels, triples, inter)
+
+
+def fitted(model):
+    kg = two_cluster_kg()
+    return kgrec.Recommender(model, **FAST[model]).fit(kg), kg
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_update_adds_users_and_items_with_sensible_recommendations(model):
+    rec, kg = fitted(model)
+    n_users, n_items = len(rec.users), len(rec.items)
+    rec.update(new_block(), epochs=20, replay=0.5)
+    info = rec.fit_info["update"]
+    assert info["new_users"] == 1 and info["new_items"] == 1 and info["new_interactions"] == 8
+    assert len(rec.users) == n_users + 1 and len(rec.items) == n_items + 1
+    assert rec.users.labels[:n_users] == kg.users.labels  # old ids never move
+    out = rec.recommend("http://x/user/new", k=2)["http://x/user/new"]
+    assert len(out) == 2 and not {i for i, _ in out} & set(A_ITEMS[:3] + ["http://x/item/90"])
+    if model != "mostpop":
+        assert cluster(out[0][0]) == "A", out  # the new user's remaining A item comes first
+    # every old A user now has item 90 in their history: it is excluded from their recommendations
+    assert "http://x/item/90" not in [i for i, _ in rec.recommend("http://x/user/00", k=9)["http://x/user/00"]]
+    assert rec.item_labels[-1] == "90"
+
+
+def test_new_item_starts_from_its_attribute_neighbours():
+    rec, _ = fitted("bprmf")
+    rec.update(new_block(), epochs=0)  # no training: the initial vectors only
+    u_vec, i_vec = rec.estimator.embed()
+    new = i_vec[rec.items.id("http://x/item/90")]
+    a_mean = i_vec[[rec.items.id(i) for i in A_ITEMS[:3]]].mean(0)  # its genre-A neighbours in the new KG
+    assert torch.allclose(new, a_mean, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["ease", "lightgcn"])
+def test_update_with_no_new_data_keeps_metrics(model):
+    rec, kg = fitted(model)
+    sp = kgrec.split(kg, "random", seed=1)
+    before = metric_keys(rec.evaluate(sp))
+    rec.update(kg)  # every interaction is already known
+    assert rec.fit_info["update"]["new_interactions"] == 0
+    assert metric_keys(rec.evaluate(sp)) == before
+
+
+def test_bad_update_input_keeps_the_model():
+    rec, kg = fitted("lightgcn")
+    top = rec.recommend(kg.users.labels, k=3)
+    with pytest.raises(KgrecError, match="'kg' must be a KnowledgeGraph"):
+        rec.update("new.ttl")
+    with pytest.raises(KgrecError, match="no new interactions"):
+        rec.update(kg, Interactions.empty())
+    with pytest.raises(KgrecError, match="'replay' must be a share"):
+        rec.update(new_block(), replay=2.0)
+    with pytest.raises(KgrecError, match="'new' must be None, an Interactions or a Split"):
+        rec.update(new_block(), new=[(0, 1)])
+    assert len(rec.users) == kg.num_users and rec.recommend(kg.users.labels, k=3) == top
+    with pytest.raises(KgrecError, match="not fitted"):
+        kgrec.Recommender("ease").update(kg)
+
+
+def _digest(directory) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_cli_update_writes_a_new_checkpoint_and_leaves_the_old_one(tmp_path):
+    code, _, err = run(["train", TOY, "--model", "bprmf", "--out", tmp_path / "m", "--param", "epochs=2"])
+    assert code == 0, err
+    before = _digest(tmp_path / "m")
+    more = tmp_path / "more.ttl"
+    more.write_text(
+        "@prefix kgr: <https://w3id.org/kgrec/vocab#> .\n"
+        "<https://w3id.org/kgrec/data/toy/event/100> a kgr:Interaction ; "
+        "kgr:user <https://w3id.org/kgrec/data/toy/user/u99> ; kgr:item <https://w3id.org/kgrec/data/toy/item/alien> .\n"
+        "<https://w3id.org/kgrec/data/toy/event/101> a kgr:Interaction ; "
+        "kgr:user <https://w3id.org/kgrec/data/toy/user/u99> ; kgr:item <https://w3id.org/kgrec/data/toy/item/heat> .\n")
+    code, out, err = run(["update", tmp_path / "m", "--data", more, "--out", tmp_path / "m2", "--epochs", "2"])
+    assert code == 0, err
+    assert "new_users" in out and _digest(tmp_path / "m") == before
+    rec = kgrec.Recommender.load(tmp_path / "m2")
+    assert "https://w3id.org/kgrec/data/toy/user/u99" in rec.users
+    assert rec.recommend("https://w3id.org/kgrec/data/toy/user/u99", k=3)
+    # bad inputs: a clear error, exit status 2, the old model untouched, no new one
+    bad = tmp_path / "more.xyz"
+    bad.write_text("whatever")
+    code, _, err = run(["update", tmp_path / "m", "--data", bad, "--out", tmp_path / "m3"])
+    assert code == 2 and "kgrec: error:" in err and "more.xyz" in err
+    code, _, err = run(["update", tmp_path / "m", "--data", more, "--out", tmp_path / "m"])
+    assert code == 2 and "'--out' must differ" in err
+    assert _digest(tmp_path / "m") == before and not (tmp_path / "m3").exists()
+
+
+@pytest.mark.parametrize("model", ["itemknn", "ease", "bprmf", "lightgcn"])
+def test_new_user_with_cluster_a_items_gets_cluster_a_items(model):
+    kg = two_cluster_kg(n_per=6, items_per=4)
+    rec = kgrec.Recommender(model, **FAST[model]).fit(kg)
+    for history in (A_ITEMS[:2], A_ITEMS[1:2]):
+        out = rec.recommend_for_history(history, k=2)
+        assert [cluster(i) for i, _ in out] == ["A", "A"], (model, history, out)
+        assert not set(history) & {i for i, _ in out}
+    out_b = rec.recommend_for_history(["http://x/item/05", "http://x/item/06"], k=2)
+    assert [cluster(i) for i, _ in out_b] == ["B", "B"]
+
+
+def test_recommend_for_history_matches_a_training_user_for_ease_and_decays_with_times():
+    kg = two_cluster_kg()
+    rec = kgrec.Recommender("ease", reg=1.0).fit(kg)
+    u = kg.users[0]
+    hist = [kg.items[i] for i in kg.interactions.item[kg.interactions.user == 0].tolist()]
+    assert rec.recommend_for_history(hist, k=4) == rec.recommend(u, k=4)[u]
+    day = 86400.0
+    dec = kgrec.Recommender("ease", reg=1.0, half_life_days=10).fit(kg)
+    # old A items, one recent B item: with decay the B cluster wins
+    out = dec.recommend_for_history(A_ITEMS[:3] + ["http://x/item/05"], times=[0.0, 0.0, 0.0, 1000 * day], k=2)
+    assert [cluster(i) for i, _ in out] == ["B", "B"]
+    with pytest.raises(KgrecError, match="'times' must give one time per item"):
+        dec.recommend_for_history(A_ITEMS[:2], times=[0.0])
+    with pytest.raises(KgrecError, match="at least one item"):
+        rec.recommend_for_history([])
+    with pytest.raises(UnknownIRIError, match="unknown item"):
+        rec.recommend_for_history(["http://nope"])
+
+
+def test_hybrid_new_user_fold_in_and_update_refused(tiny_text_model):
+    from tests.test_hybrid import _params
+
+    kg = two_cluster_kg(n_per=6, items_per=4)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=30, ease_prior=False)).fit(kg)
+    out = rec.recommend_for_history(A_ITEMS[:2], k=2)
+    assert [cluster(i) for i, _ in out] == ["A", "A"], out
+    with pytest.raises(KgrecError, match="update\\(\\) of the 'hybrid' model is not supported"):
+        rec.update(new_block())
