@@ -62,18 +62,20 @@ class CKE(nn.Module):
         the item rows' offset and entity embedding side by side ``[B, 2d]``."""
         return [self.user_emb(users), torch.cat([self.item_emb(items), self.entity_emb(items)], -1)]
 
-    def kg_distance(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
-        """TransR distance :math:`f_r(h, t)` of triples; shapes: ``[B]`` each -> ``[B]``."""
+    def kg_distance(self, head: Tensor, rel: Tensor, *tails: Tensor) -> Tensor | tuple[Tensor, ...]:
+        """TransR distance :math:`f_r(h, t)` of triples, for one or more tails (sharing the projection).
+
+        Shapes: head ``[B]``, rel ``[B]``, each tail ``[B]`` -> ``[B]`` per tail (a tuple when several).
+        """
         m = self.proj(rel).view(-1, self.dim, self.relation_dim)  # [B, d, k]
-        h = torch.bmm(self.entity_emb(head).unsqueeze(1), m).squeeze(1)  # [B, k]
-        t = torch.bmm(self.entity_emb(tail).unsqueeze(1), m).squeeze(1)  # [B, k]
-        return (h + self.relation_emb(rel) - t).pow(2).sum(-1)
+        hr = torch.bmm(self.entity_emb(head).unsqueeze(1), m).squeeze(1) + self.relation_emb(rel)  # [B, k]
+        out = tuple((hr - torch.bmm(self.entity_emb(t).unsqueeze(1), m).squeeze(1)).pow(2).sum(-1) for t in tails)
+        return out[0] if len(out) == 1 else out
 
     def kg_loss(self, head: Tensor, rel: Tensor, tail: Tensor, neg_tail: Tensor) -> Tensor:
         """Pairwise TransR loss :math:`-\\log\\sigma(f_r(h, t') - f_r(h, t))` (RecBole's CKE), mean
         over the batch. Shapes: ``[B]`` each -> scalar."""
-        pos = self.kg_distance(head, rel, tail)
-        neg = self.kg_distance(head, rel, neg_tail)
+        pos, neg = self.kg_distance(head, rel, tail, neg_tail)
         return -F.logsigmoid(neg - pos).mean()
 
     def __repr__(self) -> str:
