@@ -476,10 +476,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s)")
     p.add_argument("--results-md", default=None,
                    help="the generated overview (default: <out>/../RESULTS.md)")
+    p.add_argument("--report-only", action="store_true",
+                   help="fit nothing: rewrite every <split>.md/.png and RESULTS.md from the JSON files in --out")
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "python benchmarks/run.py") -> int:
     """Run the suite described by ``args`` (see :func:`add_arguments`); ``argv``/``prog`` are recorded."""
+    if args.report_only:
+        from kgrec.report import write_results
+
+        out = Path(args.out)
+        for f in sorted(out.glob("*/*.json")):
+            payload = json.loads(f.read_text(encoding="utf-8"))
+            if payload.get("suite"):
+                write_results(f.parent, f.stem, payload, payload["table"], payload["columns"],
+                              title=f"{payload['title']}: {payload['split']}", text=_describe(payload))
+                plot(payload, f.with_suffix(".png"))
+        write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
+        return 0
     names = [ALIASES.get(m.strip().lower(), m.strip()) for m in args.models.split(",") if m.strip()]
     unknown = [n for n in names if n not in SPECS]
     if unknown:
@@ -552,8 +566,10 @@ def _describe(p: dict) -> str:
             if p["quick"] else "Full mode")
     return (f"{mode}. Command: `{p['command']}`. {what}. Split: {sp}. Machine: {m['cpu']}, {m['torch_threads']} "
             f"torch threads, {m['jobs']} fit(s) at a time, GPU {m['gpu']}; commit {m['commit']}; {m['date']}. "
-            "Figures: mean ± std over model seeds; peak RSS is per fit when runs are isolated "
-            f"(isolated: {m['isolated']}).")
+            "Figures: mean ± std over model seeds. " + (
+                "Peak RSS is each fit's own (one fresh process per fit)." if m["isolated"] else
+                "Fits ran in one process (--no-isolate): peak RSS is that process's peak so far, an upper "
+                "bound that includes the graph, earlier fits and Python/torch (~1 GB)."))
 
 
 # ------------------------------------------------------------------------------------------ plots
@@ -580,7 +596,8 @@ def plot(payload: dict, path: Path) -> None:
             ax.set_xticks(list(KS), [str(k) for k in KS])
             ax.set_xlabel("K")
             ax.set_title(f"test {metric.upper() if metric == 'ndcg' else metric.capitalize()}@K")
-        axes[0].legend(fontsize=8)
+        if axes[0].lines:
+            axes[0].legend(fontsize=8)
     ax = next(ax_iter)
     for n in names:
         r = next(r for r in runs if r["name"] == n)

@@ -77,3 +77,20 @@ def test_errors_name_the_argument(tmp_path, capsys):
     assert "'--models': unknown model(s) ['nope']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench.main(["--datasets", "movielens-100k", "--splits", "ctr", "--data-root", str(tmp_path)])
+
+
+def test_report_only_rebuilds_markdown_from_json(tmp_path):
+    from kgrec.report import write_results
+
+    payload = {"suite": True, "dataset": "lastfm", "title": "Last.FM", "split": "random", "quick": True,
+               "command": "x", "split_stats": {}, "graph": {"users": 1, "items": 2, "entities": 3, "relations": 1,
+                                                            "triples": 4, "interactions": 5},
+               "rdf_load": None, "cached_load_seconds": 0.1, "runs": [],
+               "machine": {"cpu": "c", "torch_threads": 1, "jobs": 1, "gpu": None, "commit": "abc", "date": "d",
+                           "isolated": False},
+               "table": [{"model": "EASE", "ndcg@10": "0.5000 ± 0.0000"}], "columns": ["model", "ndcg@10"]}
+    write_results(tmp_path / "results" / "lastfm", "random", payload, [], ["model"])
+    assert bench.main(["--report-only", "--out", str(tmp_path / "results")]) == 0
+    md = (tmp_path / "results" / "lastfm" / "random.md").read_text()
+    assert "| EASE  | 0.5000 ± 0.0000 |" in md and "--no-isolate" in md
+    assert "| EASE  | 0.5000 ± 0.0000 |" in (tmp_path / "RESULTS.md").read_text()
