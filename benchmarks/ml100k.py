@@ -25,7 +25,7 @@ import numpy as np
 from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, fmt_pm, load_dataset, machine, mean_std
 
 import kgrec
-from kgrec.data.splits import split_from_pairs
+from kgrec.bench import fit_one, peer_split
 from kgrec.report import markdown_table, write_results
 
 BASE = "https://w3id.org/kgrec/data/movielens-100k/"
@@ -56,53 +56,6 @@ PEERS = {
 }
 METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "hit@10", "mrr@10", "coverage@10",
            "avg_pop@10"]
-
-
-def peer_split(kg, data_root: str, kind: str):
-    if kind not in ("random", "temporal"):  # no peer split: kgrec's own (cold-item, global-time)
-        return kgrec.split(kg, kind, seed=2020)
-    parts = {}
-    for part in ("train", "valid", "test"):
-        a = np.loadtxt(Path(data_root) / "movielens-100k" / "peer-splits" / kind / f"{part}.tsv", dtype=np.int64,
-                       skiprows=1, ndmin=2)
-        parts[part] = [(f"{BASE}user/{u}", f"{BASE}item/{i}") for u, i in a]
-    return split_from_pairs(kg, parts, name=f"peer-{kind}", seed=2020)
-
-
-def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict) -> tuple[kgrec.Recommender, dict]:
-    """Fit (searching ``grid`` on validation NDCG@10 when given); return the model and its record."""
-    params = dict(params)
-    grid = params.pop("grid", None)
-    if "seed" in kgrec.Recommender.params_of(model):
-        params["seed"] = seed
-    params.update({k: v for k, v in extra.items() if k in kgrec.Recommender.params_of(model)})
-    candidates = [params]
-    if grid:
-        keys = list(grid)
-        combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij")).reshape(len(keys), -1).T
-        candidates = [dict(params, **{k: type(grid[k][0])(v) for k, v in zip(keys, row)}) for row in combos]
-    best, best_rec, searched = -1.0, None, []
-    t0 = time.perf_counter()
-    for cand in candidates:
-        rec = kgrec.Recommender(model, **cand).fit(kg, sp)
-        valid = rec.evaluate(sp, ks=(10, 20), part="valid")
-        searched.append({"params": cand, "valid_ndcg@10": valid["ndcg@10"]})
-        if valid["ndcg@10"] > best:
-            best, best_rec, best_params, best_valid = valid["ndcg@10"], rec, cand, valid
-    search_seconds = time.perf_counter() - t0
-    test = best_rec.evaluate(sp, ks=(10, 20), part="test")
-    info = best_rec.fit_info
-    record = {
-        "model": model, "params": best_params, "seed": seed, "valid": best_valid, "test": test,
-        "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
-        "seconds_per_epoch_median": info.get("seconds_per_epoch_median"),
-        "seconds_to_best": info.get("seconds_to_best", info.get("fit_seconds")),
-        "fit_seconds": info.get("fit_seconds"), "search_seconds": search_seconds,
-        "peak_rss_mb": info.get("peak_rss_mb"), "peak_gpu_mb": info.get("peak_gpu_mb"),
-        "users_per_second": test.get("users_per_second"), "searched": searched if grid else None,
-        "fit_info": {k: v for k, v in info.items() if k != "valid"},
-    }
-    return best_rec, record
 
 
 def _init_worker(threads: int | None) -> None:

@@ -58,7 +58,7 @@ class Recommender:
     """Train, evaluate, query, save and reload any kgrec model by name.
 
     Args:
-        model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"hybrid"``.
+        model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"cke"``, ``"hybrid"``.
         **params: the model's config fields (see ``Recommender.params_of(model)``).
 
     Example::

@@ -794,6 +794,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", metavar="KEY=VALUE", type=parse_param, action="append",
                    help="converter option (repeatable), e.g. tags=false, linked_only=true, kg=false")
     p.set_defaults(func=cmd_convert)
+
+    from kgrec import bench
+
+    p = sub.add_parser(
+        "benchmark", formatter_class=_Formatter, help="run the benchmark suite: datasets x splits x models",
+        description="Convert each dataset to RDF, load it with kgrec.load, fit every model on every split and "
+                    "write <out>/<dataset>/<split>.{json,md,png} and RESULTS.md (same as benchmarks/run.py).",
+        epilog="examples:\n  kgrec benchmark --quick --datasets lastfm --models mostpop,ease,cke\n"
+               "  kgrec benchmark --data-root ../shared/data --jobs 4")
+    bench.add_arguments(p)
+    p.set_defaults(func=lambda a: bench.run(a, prog="kgrec"))
     return parser
 
 

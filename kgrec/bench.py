@@ -1,0 +1,710 @@
+"""The benchmark suite: datasets x splits x models in one command, results as JSON + Markdown + PNG.
+
+Used by ``python benchmarks/run.py`` and ``kgrec benchmark`` (same arguments, same code). Every dataset
+goes through the RDF path: the publisher's files -> :mod:`kgrec.data.convert` -> N-Triples ->
+:func:`kgrec.load` -> a cached :class:`~kgrec.data.graph.KnowledgeGraph`. Per (dataset, split) it writes
+``<out>/<dataset>/<split>.json`` (every run: config, seed, all figures, training curve, commit,
+machine, package versions), ``<split>.md`` (the table) and ``<split>.png`` (metric vs K, training
+curves, accuracy vs training time); then ``RESULTS.md`` from all the JSON files found under ``<out>``.
+
+Protocols (PROTOCOL.md): ranking splits are kgrec's per-user splits with split seed 2020 (MovieLens-100K
+``random``/``temporal``: the RecBole peer splits of ANCHORS.md), full ranking, selection on validation
+NDCG@10; ``ctr`` is the RippleNet/KGCN protocol (random 6:2:2 of the labelled rows, AUC and F1 on test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from kgrec.errors import KgrecError
+
+__all__ = ["DATASETS", "SPECS", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
+           "peer_split", "ctr_rows", "write_results_md"]
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_ROOT = os.environ.get("KGREC_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
+DEFAULT_CACHE = os.environ.get("KGREC_BENCH_CACHE", str(ROOT / ".cache" / "bench"))
+DEFAULT_OUT = str(ROOT / "benchmarks" / "results")
+IRI_BASE = "https://w3id.org/kgrec/data/"
+KS = (1, 5, 10, 20, 50)
+
+
+# --------------------------------------------------------------------------------------- datasets
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset lives under the data root, how it becomes RDF, and where users get it."""
+
+    name: str
+    folder: str
+    title: str
+    source: str
+    terms: str
+    iri_name: str  # the <dataset> part of the converter's minted IRIs
+    ctr_file: str | None = None  # labelled rows (user item label) of the CTR protocol, in ``folder``
+    has_time: bool = False
+    convert_kwargs: dict = field(default_factory=dict)
+
+    def convert(self, src: Path, out: Path) -> dict:
+        from kgrec.data import convert as cv
+
+        fn = {"movielens-100k": cv.convert_movielens_100k, "movielens-small": cv.convert_movielens_latest_small,
+              "lastfm": cv.convert_book_crossing, "book-crossing": cv.convert_book_crossing}[self.name]
+        return fn(src, out, **self.convert_kwargs)
+
+
+DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
+    DatasetSpec("movielens-100k", "movielens-100k", "MovieLens-100K + Freebase KG + DBpedia abstracts",
+                "https://grouplens.org/datasets/movielens/100k/ (ratings); RecBole's ml-100k.kg/.link "
+                "(RUCAIBox/RecBole dataset_example); DBpedia enrichment from AKSW/frankgraphbench",
+                "GroupLens research terms: non-commercial, no redistribution; RecBole files MIT; "
+                "FranKGraphBench Apache-2.0, DBpedia text CC BY-SA", "movielens-100k", has_time=True),
+    DatasetSpec("movielens-small", "movielens-latest-small", "MovieLens latest-small (2018) + genres, tags, years",
+                "https://grouplens.org/datasets/movielens/latest/ (ml-latest-small.zip)",
+                "GroupLens: non-commercial; transformations may be redistributed under the same terms "
+                "(kgrec ships it as kg_data/movielens-small)", "movielens-small", has_time=True),
+    DatasetSpec("lastfm", "lastfm-kg/processed", "Last.FM (hetrec2011) + Microsoft Satori KG, KGCN/MCCLK form",
+                "hetrec2011 Last.fm (https://grouplens.org/datasets/hetrec-2011/) with the Satori KG and "
+                "preprocessing of hwwang55/KGCN data/music (processed form: CCIIPLab/MCCLK data/music)",
+                "hetrec2011: non-commercial research use; KGCN repository MIT", "lastfm-kgcn",
+                ctr_file="ratings_final.txt", convert_kwargs={"dataset": "lastfm-kgcn"}),
+    DatasetSpec("book-crossing", "book-crossing-kg", "Book-Crossing + Microsoft Satori KG, RippleNet/MCCLK form",
+                "Book-Crossing (Ziegler et al. 2005) with the Satori KG, as preprocessed by hwwang55/RippleNet "
+                "and CCIIPLab/MCCLK data/book", "no licence stated; cite RippleNet/MKR/MCCLK", "book-crossing",
+                ctr_file="ratings_final.txt"),
+)}
+
+
+def machine() -> dict:
+    """Where a figure was measured: CPU model, threads, GPU, versions, commit."""
+    import torch_geometric
+    import transformers
+
+    import kgrec
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit, dirty = os.environ.get("KGREC_COMMIT", ""), False  # a copy without .git (a GPU machine) says it
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                    text=True).stdout.strip() or "unknown"
+            dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                        capture_output=True, text=True).stdout.strip())
+        except OSError:
+            commit = "unknown"
+    versions = {}
+    for mod in ("numpy", "scipy", "sklearn", "rdflib"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = None
+    return {
+        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__, "transformers": transformers.__version__, **versions,
+        "kgrec": kgrec.__version__, "commit": commit + ("+dirty" if dirty else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def dataset_source(name: str, data_root: str | os.PathLike) -> Path:
+    """The dataset's folder under ``data_root``; a clear error naming the path when it is missing."""
+    if name not in DATASETS:
+        raise KgrecError(f"'--datasets': unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    src = Path(data_root) / DATASETS[name].folder
+    if not src.is_dir():
+        spec = DATASETS[name]
+        raise KgrecError(f"'--data-root': the {name} folder '{src}' is missing; download it from "
+                         f"{spec.source} (terms: {spec.terms}) and unpack it there")
+    return src
+
+
+def load_dataset(name: str, data_root: str, cache: str) -> "KnowledgeGraph":  # noqa: F821
+    """Convert the original files to RDF once, load them through ``kgrec.load``, cache the graph.
+
+    The conversion and RDF load timings of the first run are kept in ``<cache>/<name>/load.json``.
+    """
+    import kgrec
+    from kgrec.data.graph import KnowledgeGraph
+
+    cache_dir = Path(cache) / name
+    graph_dir = cache_dir / "graph"
+    if (graph_dir / "graph.json").is_file():
+        return KnowledgeGraph.load(graph_dir)
+    src = dataset_source(name, data_root) if name in DATASETS else None
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    rdf = cache_dir / f"{name}.nt.gz"
+    t0 = time.perf_counter()
+    if src is not None:
+        counts = DATASETS[name].convert(src, rdf)
+    else:  # a name only kgrec.data.convert knows
+        from kgrec.data.convert import convert
+
+        counts = convert(name, data_root, rdf)
+    t1 = time.perf_counter()
+    kg = kgrec.load(rdf)
+    t2 = time.perf_counter()
+    info = {"convert_seconds": t1 - t0, "rdf_triples": counts.get("triples"), "load_seconds": t2 - t1,
+            "load_triples_per_second": (counts.get("triples") or 0) / max(t2 - t1, 1e-9),
+            "rdf_bytes": rdf.stat().st_size, "counts": counts, "torch_threads": torch.get_num_threads()}
+    print(f"[{name}] converted to RDF in {t1 - t0:.1f} s ({counts.get('triples')} triples), "
+          f"loaded in {t2 - t1:.1f} s: {kg}", file=sys.stderr)
+    kg.save(graph_dir)
+    (cache_dir / "load.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return kg
+
+
+def load_info(name: str, cache: str) -> dict | None:
+    f = Path(cache) / name / "load.json"
+    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+
+
+# ----------------------------------------------------------------------------------------- splits
+def peer_split(kg, data_root: str, kind: str):
+    """MovieLens-100K ``random``/``temporal``: the RecBole peer splits of ANCHORS.md; else kgrec's own."""
+    import kgrec
+    from kgrec.data.splits import split_from_pairs
+
+    if kind not in ("random", "temporal"):
+        return kgrec.split(kg, kind, seed=2020)
+    base = f"{IRI_BASE}movielens-100k/"
+    parts = {}
+    for part in ("train", "valid", "test"):
+        a = np.loadtxt(Path(data_root) / "movielens-100k" / "peer-splits" / kind / f"{part}.tsv", dtype=np.int64,
+                       skiprows=1, ndmin=2)
+        parts[part] = [(f"{base}user/{u}", f"{base}item/{i}") for u, i in a]
+    return split_from_pairs(kg, parts, name=f"peer-{kind}", seed=2020)
+
+
+def ctr_rows(name: str, data_root: str, seed: int = 2020) -> dict[str, np.ndarray]:
+    """The CTR protocol's labelled rows ``[n, 3]`` (user, item, label), randomly cut 6:2:2 (seeded)."""
+    spec = DATASETS[name]
+    if spec.ctr_file is None:
+        raise KgrecError(f"'--splits': the ctr protocol needs labelled rows; {name} has none "
+                         f"(datasets with them: {', '.join(d for d, s in DATASETS.items() if s.ctr_file)})")
+    rows = np.loadtxt(dataset_source(name, data_root) / spec.ctr_file, dtype=np.int64, ndmin=2)[:, :3]
+    perm = np.random.default_rng(seed).permutation(len(rows))
+    a, b = int(0.6 * len(rows)), int(0.8 * len(rows))
+    return {"train": rows[perm[:a]], "valid": rows[perm[a:b]], "test": rows[perm[b:]]}
+
+
+def make_split(kg, name: str, kind: str, data_root: str, seed: int = 2020):
+    """The split ``kind`` of dataset ``name`` (``ctr``: the positives of each part of the 6:2:2 cut)."""
+    import kgrec
+    from kgrec.data.splits import split_from_pairs
+
+    if kind == "ctr":
+        base = f"{IRI_BASE}{DATASETS[name].iri_name}/"
+        parts = {p: [(f"{base}user/{u}", f"{base}item/{i}") for u, i, y in rows if y == 1]
+                 for p, rows in ctr_rows(name, data_root, seed).items()}
+        return split_from_pairs(kg, parts, name="ctr-6:2:2", seed=seed)
+    if name == "movielens-100k":
+        return peer_split(kg, data_root, kind)
+    if kind in ("temporal", "global-time") and name in DATASETS and not DATASETS[name].has_time:
+        raise KgrecError(f"'--splits': {kind!r} needs interaction times; {name} has none")
+    return kgrec.split(kg, kind, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------- models
+#: name -> (kgrec model, full-run params, --quick overrides). ``grid`` is searched on validation.
+SPECS: dict[str, tuple[str, dict, dict]] = {
+    "MostPop": ("mostpop", {}, {}),
+    "ItemKNN": ("itemknn", {"grid": {"k": [50, 100, 200], "shrink": [0.0, 10.0, 50.0]}},
+                {"grid": {"k": [100, 200], "shrink": [10.0]}}),
+    "EASE": ("ease", {"grid": {"reg": [100.0, 250.0, 500.0, 1000.0]}}, {"grid": {"reg": [500.0, 250.0]}}),
+    "BPR-MF": ("bprmf", {"lr": 1e-3, "reg": 0.0, "dim": 64, "patience": 10}, {"epochs": 40, "lr": 5e-3, "patience": 5}),
+    "LightGCN": ("lightgcn", {"lr": 5e-3, "reg": 1e-4, "dim": 64, "num_layers": 3, "patience": 10},
+                 {"epochs": 30, "patience": 5}),
+    "CKE": ("cke", {"lr": 1e-3, "reg": 1e-4, "dim": 64, "relation_dim": 64, "kg_weight": 1.0, "patience": 10},
+            {"epochs": 40, "lr": 5e-3, "patience": 5}),
+    "Hybrid": ("hybrid", {}, {"epochs": 8, "patience": 2}),
+}
+ALIASES = {"mostpop": "MostPop", "itemknn": "ItemKNN", "ease": "EASE", "bprmf": "BPR-MF", "bpr-mf": "BPR-MF",
+           "lightgcn": "LightGCN", "cke": "CKE", "hybrid": "Hybrid"}
+DETERMINISTIC = {"mostpop", "itemknn", "ease"}
+#: in --quick mode, catalogues larger than this search only the first value of each grid (EASE's
+#: O(I^3) inverse and ItemKNN's dense I x I co-occurrence dominate there)
+QUICK_LARGE_ITEMS = 5000
+
+
+def _candidates(params: dict) -> list[dict]:
+    params = dict(params)
+    grid = params.pop("grid", None)
+    if not grid:
+        return [params]
+    keys = list(grid)
+    combos = np.array(np.meshgrid(*[grid[k] for k in keys], indexing="ij")).reshape(len(keys), -1).T
+    return [dict(params, **{k: type(grid[k][0])(v) for k, v in zip(keys, row)}) for row in combos]
+
+
+def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict, ks=(10, 20),
+            select: Callable | None = None, test: Callable | None = None) -> tuple["Recommender", dict]:  # noqa: F821
+    """Fit ``model`` (searching ``params["grid"]`` on validation) and score the selected one on test once.
+
+    Args:
+        select: ``select(rec) -> (score, valid figures)`` to choose among grid candidates (default:
+            validation NDCG@10 of full ranking).
+        test: ``test(rec) -> test figures`` (default: full-ranking metrics at ``ks`` on ``split.test``).
+    """
+    import kgrec
+
+    accepted = kgrec.Recommender.params_of(model)
+    base = {k: v for k, v in params.items()}
+    if "seed" in accepted:
+        base["seed"] = seed
+    base.update({k: v for k, v in extra.items() if k in accepted})
+    grid = "grid" in base
+    select = select or (lambda rec: (lambda v: (v["ndcg@10"], v))(rec.evaluate(sp, ks=ks, part="valid")))
+    best, best_rec, best_params, best_valid, searched = -np.inf, None, None, None, []
+    t0 = time.perf_counter()
+    for cand in _candidates(base):
+        rec = kgrec.Recommender(model, **cand).fit(kg, sp)
+        score, valid = select(rec)
+        searched.append({"params": cand, "valid_score": score})
+        if score > best or best_rec is None:
+            best, best_rec, best_params, best_valid = score, rec, cand, valid
+    search_seconds = time.perf_counter() - t0
+    test_figures = test(best_rec) if test else best_rec.evaluate(sp, ks=ks, part="test")
+    info = best_rec.fit_info
+    record = {
+        "model": model, "params": best_params, "seed": seed, "valid": best_valid, "test": test_figures,
+        "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
+        "seconds_per_epoch_median": info.get("seconds_per_epoch_median"),
+        "seconds_to_best": info.get("seconds_to_best", info.get("fit_seconds")),
+        "fit_seconds": info.get("fit_seconds"), "search_seconds": search_seconds,
+        "peak_rss_mb": info.get("peak_rss_mb"), "peak_gpu_mb": info.get("peak_gpu_mb"),
+        "users_per_second": test_figures.get("users_per_second"), "searched": searched if grid else None,
+        "fit_info": {k: v for k, v in info.items() if k != "valid"},
+    }
+    return best_rec, record
+
+
+# ---------------------------------------------------------------------------------------- CTR
+def _pair_scores(rec, kg, name: str, rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """Raw model scores of (user, item) rows; users/items unknown to the graph score the minimum."""
+    base = f"{IRI_BASE}{DATASETS[name].iri_name}/"
+    uid = np.array([kg.users.id(f"{base}user/{u}") if f"{base}user/{u}" in kg.users else -1 for u in rows[:, 0]])
+    iid = np.array([kg.items.id(f"{base}item/{i}") if f"{base}item/{i}" in kg.items else -1 for i in rows[:, 1]])
+    out = np.full(len(rows), np.nan)
+    ok = (uid >= 0) & (iid >= 0)
+    users = np.unique(uid[ok])
+    for start in range(0, len(users), 1024):
+        batch = users[start:start + 1024]
+        s = rec.score(torch.as_tensor(batch)).numpy()
+        sel = ok & np.isin(uid, batch)
+        out[sel] = s[np.searchsorted(batch, uid[sel]), iid[sel]]
+    unknown = int((~ok).sum())
+    out[~ok] = np.nanmin(out) if ok.any() else 0.0
+    return out, unknown
+
+
+def ctr_figures(scores: np.ndarray, labels: np.ndarray, calib: tuple[float, float] | None = None) -> dict:
+    """AUC (sklearn ``roc_auc_score``) and F1 at 0.5 of sigmoid(score) and of the calibrated sigmoid."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    p_raw = 1.0 / (1.0 + np.exp(-np.clip(scores, -50, 50)))
+    out = {"auc": float(roc_auc_score(labels, scores)), "f1_sigmoid": float(f1_score(labels, p_raw >= 0.5)),
+           "rows": int(len(labels))}
+    if calib is not None:
+        a, b = calib
+        out["f1"] = float(f1_score(labels, (a * scores + b) >= 0.0))  # sigmoid(a s + b) >= 0.5
+        out["accuracy"] = float(np.mean(((a * scores + b) >= 0.0) == labels))
+    return out
+
+
+def platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling ``p = sigmoid(a s + b)`` fitted on validation rows (sklearn logistic regression)."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(scores.reshape(-1, 1), labels)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+# ------------------------------------------------------------------------------------------ runs
+def _task(job: dict) -> dict:
+    """One (dataset, split, model, seed) fit -> its record. Runs in-process or in a fresh worker."""
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    name, kind, label, seed = job["dataset"], job["split"], job["name"], job["seed"]
+    t_load = time.perf_counter()
+    kg = load_dataset(name, job["data_root"], job["cache"])
+    sp = make_split(kg, name, kind, job["data_root"])
+    t_load = time.perf_counter() - t_load
+    model, params, quick = SPECS[label]
+    params = dict(params, **quick) if job["quick"] else dict(params)
+    if job["quick"] and "grid" in params and kg.num_items > QUICK_LARGE_ITEMS:
+        params["grid"] = {k: v[:1] for k, v in params["grid"].items()}
+    t = time.perf_counter()
+    if kind == "ctr":
+        rows = ctr_rows(name, job["data_root"])
+        calib: dict[int, tuple[float, float]] = {}  # per candidate: Platt (a, b) fitted on its valid rows
+
+        def select(rec):
+            s, unknown = _pair_scores(rec, kg, name, rows["valid"])
+            calib[id(rec)] = platt(s, rows["valid"][:, 2])
+            f = ctr_figures(s, rows["valid"][:, 2], calib[id(rec)])
+            f["unknown_pairs"] = unknown
+            return f["auc"], f
+
+        def test(rec):
+            s, unknown = _pair_scores(rec, kg, name, rows["test"])
+            f = ctr_figures(s, rows["test"][:, 2], calib[id(rec)])
+            f.update(unknown_pairs=unknown, platt_a=calib[id(rec)][0], platt_b=calib[id(rec)][1])
+            return f
+
+        _, record = fit_one(kg, sp, model, params, seed, job["extra"], ks=(10, 20), select=select, test=test)
+        msg = f"test AUC {record['test']['auc']:.4f} F1 {record['test']['f1']:.4f}"
+    else:
+        _, record = fit_one(kg, sp, model, params, seed, job["extra"], ks=KS)
+        msg = f"test ndcg@10 {record['test']['ndcg@10']:.4f} recall@20 {record['test']['recall@20']:.4f}"
+    record.update(name=label, split=kind, dataset=name, isolated=job["isolate"], data_seconds=t_load,
+                  split_stats=sp.stats())
+    print(f"[{name} {kind}] {label} seed {seed}: {msg} ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+    return record
+
+
+def _mean_std(values) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def _pm(values) -> str | None:
+    m, s = _mean_std(values)
+    return None if m is None else f"{m:.4f} ± {s:.4f}"
+
+
+RANK_COLS = ["model", "seeds", "valid ndcg@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10",
+             "coverage@10", "s/epoch", "best epoch", "s to best", "fit s", "peak RSS MB", "users/s"]
+CTR_COLS = ["model", "seeds", "valid AUC", "AUC", "F1", "F1 sigmoid@0.5", "accuracy", "s/epoch", "best epoch",
+            "s to best", "fit s", "peak RSS MB"]
+
+
+def table(runs: list[dict], kind: str) -> list[dict]:
+    """One row per model: mean ± std over seeds of the test figures, plus the cost columns."""
+    rows = []
+    for label in dict.fromkeys(r["name"] for r in runs):
+        rs = [r for r in runs if r["name"] == label]
+        trained = bool(rs[0]["best_epoch"])
+        row = {"model": label, "seeds": len(rs), "s/epoch": _mean_std([r["seconds_per_epoch_median"] for r in rs])[0]
+               if trained else None, "best epoch": _mean_std([r["best_epoch"] for r in rs])[0] if trained else None,
+               "s to best": _mean_std([r["seconds_to_best"] for r in rs])[0],
+               "fit s": _mean_std([r["search_seconds"] for r in rs])[0],
+               "peak RSS MB": max(r["peak_rss_mb"] or 0 for r in rs) or None}
+        if kind == "ctr":
+            row["valid AUC"] = _mean_std([r["valid"]["auc"] for r in rs])[0]
+            row["AUC"] = _pm([r["test"]["auc"] for r in rs])
+            row["F1"] = _pm([r["test"]["f1"] for r in rs])
+            row["F1 sigmoid@0.5"] = _pm([r["test"]["f1_sigmoid"] for r in rs])
+            row["accuracy"] = _mean_std([r["test"]["accuracy"] for r in rs])[0]
+        else:
+            row["valid ndcg@10"] = _mean_std([r["valid"]["ndcg@10"] for r in rs])[0]
+            for m in ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10"):
+                row[m] = _pm([r["test"][m] for r in rs])
+            row["coverage@10"] = _mean_std([r["test"].get("coverage@10") for r in rs])[0]
+            row["users/s"] = _mean_std([r["users_per_second"] for r in rs])[0]
+        rows.append(row)
+    return rows
+
+
+def _jobs(args, names: list[str]) -> list[dict]:
+    seeds = [int(s) for s in str(args.seeds).split(",")]
+    if args.quick:
+        seeds = seeds[:1]
+    extra = {}
+    for kv in args.param:
+        k, _, v = kv.partition("=")
+        try:  # numbers, lists, true/false as JSON; anything else as a string
+            extra[k] = json.loads(v)
+        except ValueError:
+            extra[k] = v
+    jobs = []
+    for ds in args.datasets.split(","):
+        for kind in args.splits.split(","):
+            if kind == "ctr" and not DATASETS[ds].ctr_file:
+                continue  # CTR only where the labelled rows exist
+            if kind in ("temporal", "global-time") and not DATASETS[ds].has_time:
+                continue
+            for label in names:
+                run_seeds = seeds[:1] if SPECS[label][0] in DETERMINISTIC else seeds
+                jobs += [{"dataset": ds, "split": kind, "name": label, "seed": s, "data_root": args.data_root,
+                          "cache": args.cache, "quick": args.quick, "extra": extra, "threads": args.threads,
+                          "isolate": args.isolate} for s in run_seeds]
+    return jobs
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The suite's options (shared by ``benchmarks/run.py`` and ``kgrec benchmark``)."""
+    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
+                   help="folder holding the datasets as their publishers ship them (default: %(default)s)")
+    p.add_argument("--cache", default=DEFAULT_CACHE, help="converted graphs are cached here (default: %(default)s)")
+    p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma list of {', '.join(DATASETS)}")
+    p.add_argument("--models", default="mostpop,itemknn,ease,bprmf,lightgcn,cke",
+                   help=f"comma list of {', '.join(sorted(ALIASES))}")
+    p.add_argument("--splits", default="random,ctr",
+                   help="comma list of random, temporal, global-time, cold-item, ctr (ctr: Last.FM and "
+                        "Book-Crossing only; time splits skipped where there is no time)")
+    p.add_argument("--seeds", default="2020,2021,2022", help="model seeds (closed-form models run once)")
+    p.add_argument("--quick", action="store_true",
+                   help="one seed, few epochs, small grids: a smoke run of minutes, not headline figures")
+    p.add_argument("--param", action="append", default=[], help="key=value applied to every model that has it")
+    p.add_argument("--jobs", type=int, default=1, help="fits run in parallel worker processes")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per fit")
+    p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                   help="run each fit in a fresh process so that its peak memory is its own (default: on)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s)")
+    p.add_argument("--results-md", default=None,
+                   help="the generated overview (default: <out>/../RESULTS.md)")
+    p.add_argument("--report-only", action="store_true",
+                   help="fit nothing: rewrite every <split>.md/.png and RESULTS.md from the JSON files in --out")
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "python benchmarks/run.py") -> int:
+    """Run the suite described by ``args`` (see :func:`add_arguments`); ``argv``/``prog`` are recorded."""
+    if args.report_only:
+        from kgrec.report import write_results
+
+        out = Path(args.out)
+        for f in sorted(out.glob("*/*.json")):
+            payload = json.loads(f.read_text(encoding="utf-8"))
+            if payload.get("suite"):
+                write_results(f.parent, f.stem, payload, payload["table"], payload["columns"],
+                              title=f"{payload['title']}: {payload['split']}", text=_describe(payload))
+                plot(payload, f.with_suffix(".png"))
+        write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
+        return 0
+    names = [ALIASES.get(m.strip().lower(), m.strip()) for m in args.models.split(",") if m.strip()]
+    unknown = [n for n in names if n not in SPECS]
+    if unknown:
+        raise KgrecError(f"'--models': unknown model(s) {unknown}; known: {', '.join(sorted(ALIASES))}")
+    kinds = args.splits.split(",")
+    bad = [k for k in kinds if k not in ("random", "temporal", "global-time", "cold-item", "ctr")]
+    if bad:
+        raise KgrecError(f"'--splits': unknown split(s) {bad}; known: random, temporal, global-time, cold-item, ctr")
+    if not Path(args.data_root).is_dir():
+        raise KgrecError(f"'--data-root': folder '{args.data_root}' does not exist")
+    datasets = args.datasets.split(",")
+    for ds in datasets:
+        dataset_source(ds, args.data_root)  # fail before any fit
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = machine()
+    info.update(jobs=args.jobs, isolated=args.isolate)
+    loads = {}
+    for ds in datasets:  # convert + load once, in this process, before the workers read the cache
+        t = time.perf_counter()
+        kg = load_dataset(ds, args.data_root, args.cache)
+        loads[ds] = {"stats": kg.stats(), "rdf": load_info(ds, args.cache), "cached_load_seconds": time.perf_counter() - t}
+        del kg
+    jobs = _jobs(args, names)
+    if args.isolate or args.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max(args.jobs, 1), mp_context=mp.get_context("spawn"),
+                                 max_tasks_per_child=1 if args.isolate else None) as pool:
+            runs = list(pool.map(_task, jobs))
+    else:
+        runs = [_task(j) for j in jobs]
+    out = Path(args.out)
+    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+    for ds in datasets:
+        for kind in kinds:
+            rs = [r for r in runs if r["dataset"] == ds and r["split"] == kind]
+            if rs:
+                _write(out / ds, ds, kind, rs, loads[ds], info, args, command)
+    write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
+    return 0
+
+
+def _write(folder: Path, ds: str, kind: str, runs: list[dict], load: dict, info: dict, args, command: str) -> None:
+    from kgrec.report import write_results
+
+    rows = table(runs, kind)
+    cols = CTR_COLS if kind == "ctr" else RANK_COLS
+    sp = runs[0]["split_stats"]
+    payload = {"suite": True, "dataset": ds, "title": DATASETS[ds].title, "split": kind, "split_seed": 2020,
+               "quick": args.quick, "command": command, "machine": info, "args": vars(args), "graph": load["stats"],
+               "rdf_load": load["rdf"], "cached_load_seconds": load["cached_load_seconds"], "split_stats": sp,
+               "source": DATASETS[ds].source, "terms": DATASETS[ds].terms, "runs": runs, "table": rows,
+               "columns": cols}
+    write_results(folder, kind, payload, rows, cols, title=f"{DATASETS[ds].title}: {kind}", text=_describe(payload))
+    plot(payload, folder / f"{kind}.png")
+
+
+def _describe(p: dict) -> str:
+    m, sp = p["machine"], p["split_stats"]
+    what = ("CTR protocol: random 6:2:2 of the labelled rows (seed 2020), models trained on the label-1 rows of "
+            "the 60% part; AUC = sklearn roc_auc_score of the raw score on the test rows; F1 at 0.5 of "
+            "sigmoid(a*score+b), a and b fitted (Platt) on the validation rows; 'F1 sigmoid@0.5' without "
+            "calibration. Grid candidates chosen on validation AUC; epochs by validation NDCG@10 of the "
+            "validation positives" if p["split"] == "ctr" else
+            "per-user 80/10/10 (MovieLens-100K random/temporal: the RecBole peer split), full ranking over all "
+            "items with training items masked, selection on validation NDCG@10, test scored once")
+    mode = ("**Quick mode** (one seed, epochs capped, small grids, cut to their first value above 5,000 items: a smoke run, not headline figures)"
+            if p["quick"] else "Full mode")
+    return (f"{mode}. Command: `{p['command']}`. {what}. Split: {sp}. Machine: {m['cpu']}, {m['torch_threads']} "
+            f"torch threads, {m['jobs']} fit(s) at a time, GPU {m['gpu']}; commit {m['commit']}; {m['date']}. "
+            "Figures: mean ± std over model seeds. " + (
+                "Peak RSS is each fit's own (one fresh process per fit)." if m["isolated"] else
+                "Fits ran in one process (--no-isolate): peak RSS is that process's peak so far, an upper "
+                "bound that includes the graph, earlier fits and Python/torch (~1 GB)."))
+
+
+# ------------------------------------------------------------------------------------------ plots
+def plot(payload: dict, path: Path) -> None:
+    """Metric vs K per model, validation curves per epoch, accuracy vs training time (one PNG)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    runs, ctr = payload["runs"], payload["split"] == "ctr"
+    names = list(dict.fromkeys(r["name"] for r in runs))
+    fig, axes = plt.subplots(1, 3 if ctr else 4, figsize=(5 * (3 if ctr else 4), 4))
+    ax_iter = iter(axes)
+    if not ctr:
+        for metric, ax in (("recall", next(ax_iter)), ("ndcg", next(ax_iter))):
+            for n in names:
+                rs = [r for r in runs if r["name"] == n]
+                ks = [k for k in KS if f"{metric}@{k}" in rs[0]["test"]]
+                ax.plot(ks, [np.mean([r["test"][f"{metric}@{k}"] for r in rs]) for k in ks], marker="o", label=n)
+            ax.set_xscale("log")
+            ax.set_xticks(list(KS), [str(k) for k in KS])
+            ax.set_xlabel("K")
+            ax.set_title(f"test {metric.upper() if metric == 'ndcg' else metric.capitalize()}@K")
+        if axes[0].lines:
+            axes[0].legend(fontsize=8)
+    ax = next(ax_iter)
+    for n in names:
+        r = next(r for r in runs if r["name"] == n)
+        pts = [(c["epoch"], c["valid"]["ndcg@10"]) for c in r["fit_info"].get("curve", []) if "valid" in c]
+        if pts:
+            ax.plot(*zip(*pts), label=n)
+    ax.set_xlabel("epoch")
+    ax.set_title("validation NDCG@10 per epoch (first seed)")
+    if ax.lines:
+        ax.legend(fontsize=8)
+    ax = next(ax_iter)
+    key = "auc" if ctr else "ndcg@10"
+    for n in names:
+        rs = [r for r in runs if r["name"] == n]
+        x = np.mean([max(r["search_seconds"] or 0, 1e-2) for r in rs])
+        ax.scatter([x], [np.mean([r["test"][key] for r in rs])], label=n)
+        ax.annotate(n, (x, np.mean([r["test"][key] for r in rs])), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("fit seconds (grid included)")
+    ax.set_title(f"test {'AUC' if ctr else 'NDCG@10'} vs training time")
+    if ctr:
+        ax = next(ax_iter)
+        ax.barh(names, [np.mean([r["test"]["auc"] for r in runs if r["name"] == n]) for n in names])
+        ax.set_xlim(0.5, 1.0)
+        ax.invert_yaxis()
+        ax.set_title("test AUC")
+    fig.suptitle(f"{payload['title']} / {payload['split']}" + (" (quick mode)" if payload["quick"] else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------- RESULTS.md
+def write_results_md(results: Path, out: Path) -> Path:
+    """``RESULTS.md`` from every suite JSON under ``results/<dataset>/<split>.json``."""
+    from kgrec.report import atomic_write_text, markdown_table
+
+    found = sorted(results.glob("*/*.json"))
+    payloads = [p for p in (json.loads(f.read_text(encoding="utf-8")) for f in found) if p.get("suite")]
+    rel = os.path.relpath(results, out.parent)
+    lines = ["# Benchmark results: every dataset, baseline and peer side by side", "",
+             "Generated by `python benchmarks/run.py` (or `kgrec benchmark`) from the JSON files under "
+             f"[`{rel}/`]({rel}/); every figure below is in the JSON file linked with its table, with the "
+             "config, seed, commit, machine and package versions of its run. Protocols: "
+             "`/work/shared/docs/PROTOCOL.md` (ranking: full ranking, training items masked, selection on "
+             "validation NDCG@10; CTR: random 6:2:2 of the labelled rows, AUC/F1 on test).", ""]
+    if any(p["quick"] for p in payloads):
+        lines += ["**Quick mode.** Tables marked *quick* come from `--quick`: one seed, epochs capped (BPR-MF / "
+                  "CKE 40, LightGCN 30, Hybrid 8), small grids. They show that every model runs end to end on "
+                  "every dataset and what it costs; they are NOT tuned headline figures (trained models stop "
+                  "early, before converging). The full run is `python benchmarks/run.py --jobs N` (3 seeds, "
+                  "patience 10, default epochs 200, full grids).", ""]
+    lines += ["## Datasets and where to get them", "",
+              "No dataset is shipped except MovieLens latest-small (`kg_data/movielens-small`, allowed by its "
+              "terms); pass the folder that holds them as `--data-root` (layout: one folder per dataset as named "
+              "below).", "", "| dataset | folder under --data-root | source | terms |", "|:--|:--|:--|:--|"]
+    for d in DATASETS.values():
+        lines.append(f"| {d.title} | `{d.folder}` | {d.source} | {d.terms} |")
+    lines.append("")
+    # overview: test NDCG@10 per dataset (random split) and AUC (ctr)
+    over: dict[str, dict[str, str]] = {}
+    cols = []
+    for p in payloads:
+        col = f"{p['dataset']} {p['split']}"
+        cols.append(col)
+        for r in p["table"]:
+            over.setdefault(r["model"], {})[col] = r["AUC"] if p["split"] == "ctr" else r["ndcg@10"]
+    if over:
+        lines += ["## Overview: test NDCG@10 (ranking splits) and test AUC (ctr)", "",
+                  markdown_table([{"model": m, **v} for m, v in over.items()], ["model", *cols]), ""]
+    for ds in dict.fromkeys(p["dataset"] for p in payloads):
+        ps = [p for p in payloads if p["dataset"] == ds]
+        g, rdf = ps[0]["graph"], ps[0]["rdf_load"]
+        lines += [f"## {ps[0]['title']}", "",
+                  f"Graph after `kgrec.load`: {g['users']} users, {g['items']} items, {g['entities']} entities, "
+                  f"{g['relations']} relations, {g['triples']} KG triples, {g['interactions']} interactions."]
+        if rdf:
+            lines.append(f"RDF path: conversion {rdf['convert_seconds']:.1f} s to {rdf['rdf_triples']} N-Triples "
+                         f"({rdf['rdf_bytes'] / 2**20:.1f} MiB gzip), `kgrec.load` {rdf['load_seconds']:.1f} s = "
+                         f"{rdf['load_triples_per_second']:,.0f} triples/s ({rdf['torch_threads']} torch threads).")
+        lines += [f"Reloading the cached graph: {ps[0]['cached_load_seconds']:.2f} s.", ""]
+        for p in ps:
+            name = f"{ds}/{p['split']}"
+            lines += [f"### {ds} / {p['split']}" + (" (quick)" if p["quick"] else ""), "", _describe(p), "",
+                      markdown_table(p["table"], p["columns"]), "",
+                      f"![{name}]({rel}/{name}.png)", "", f"Data: [`{rel}/{name}.json`]({rel}/{name}.json)", ""]
+            if ds == "movielens-100k" and p["split"] in ("random", "temporal"):
+                lines += ["Same split as the RecBole peer table of ANCHORS.md (RecBole 1.2.1, default "
+                          "hyper-parameters, seed 2020): " + ", ".join(
+                              f"{m} NDCG@10 {v:.4f}" for (m, s), v in _RECBOLE_N10.items() if s == p["split"]) + ".", ""]
+    return atomic_write_text(out, "\n".join(lines))
+
+
+#: test NDCG@10 of the RecBole peers on the MovieLens-100K peer splits (ANCHORS.md, "Peers measured").
+_RECBOLE_N10 = {("EASE", "random"): 0.3295, ("NGCF", "random"): 0.3029, ("BPR-MF", "random"): 0.2931,
+                ("KGAT", "random"): 0.2928, ("CKE", "random"): 0.2930, ("LightGCN", "random"): 0.2908,
+                ("CFKG", "random"): 0.2875, ("ItemKNN", "random"): 0.2834, ("KGCN", "random"): 0.2777,
+                ("KGIN", "random"): 0.2625, ("MostPop", "random"): 0.1033, ("EASE", "temporal"): 0.1272,
+                ("KGIN", "temporal"): 0.1079, ("MostPop", "temporal"): 0.0672}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args, argv)
+    except KgrecError as e:
+        p.error(str(e))
+        return 2

@@ -1,0 +1,96 @@
+"""The benchmark suite (kgrec.bench): a --quick run on a toy data root, errors naming their argument."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kgrec import bench, cli
+
+
+def toy_root(tmp_path, n_users=24, n_items=16):
+    """A data root holding ``lastfm-kg/processed`` in the KGCN form: two taste clusters.
+
+    Users of cluster c like most items of cluster c (label 1) and get one sampled negative (label 0)
+    from the other cluster per positive; items 0..7 share entity 16, items 8..15 entity 17.
+    """
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "lastfm-kg" / "processed"
+    folder.mkdir(parents=True)
+    rows = []
+    half = n_items // 2
+    for u in range(n_users):
+        mine = np.arange(half) + (half if u % 2 else 0)
+        other = np.arange(half) + (0 if u % 2 else half)
+        for i in rng.choice(mine, size=6, replace=False):
+            rows.append((u, int(i), 1))
+            rows.append((u, int(rng.choice(other)), 0))
+    (folder / "ratings_final.txt").write_text("".join(f"{u}\t{i}\t{y}\n" for u, i, y in rows))
+    kg = [(i, 0, n_items + (i >= half)) for i in range(n_items)] + [(n_items, 1, n_items + 1)]
+    (folder / "kg_final.txt").write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in kg))
+    return tmp_path / "data"
+
+
+def test_quick_run_writes_results_with_right_figures(tmp_path):
+    root = toy_root(tmp_path)
+    out = tmp_path / "results"
+    code = bench.main(["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
+                       "--splits", "random,ctr", "--models", "mostpop,ease,cke", "--no-isolate", "--threads", "1",
+                       "--param", "epochs=2", "--out", str(out)])
+    assert code == 0
+    for split in ("random", "ctr"):
+        for ext in ("json", "md", "png"):
+            assert (out / "lastfm" / f"{split}.{ext}").is_file()
+    ctr = json.loads((out / "lastfm" / "ctr.json").read_text())
+    assert ctr["machine"]["commit"] and ctr["machine"]["torch"] and ctr["quick"] is True
+    runs = {r["name"]: r for r in ctr["runs"]}
+    assert set(runs) == {"MostPop", "EASE", "CKE"} and runs["CKE"]["fit_info"]["curve"]
+    # MostPop's AUC recomputed here: score = the item's count among the label-1 rows of the train part
+    from sklearn.metrics import roc_auc_score
+
+    parts = bench.ctr_rows("lastfm", str(root), seed=2020)
+    assert sum(len(p) for p in parts.values()) == 24 * 12 and len(parts["train"]) == int(0.6 * 24 * 12)
+    train = parts["train"]
+    counts = np.bincount(train[train[:, 2] == 1, 1], minlength=16)
+    test = parts["test"]
+    assert runs["MostPop"]["test"]["auc"] == pytest.approx(roc_auc_score(test[:, 2], counts[test[:, 1]]))
+    # EASE sees the two clusters (negatives come from the other one, which never co-occurs with the
+    # user's items); MostPop cannot: both clusters are equally popular
+    assert runs["EASE"]["test"]["auc"] > 0.8 and runs["EASE"]["test"]["auc"] > runs["MostPop"]["test"]["auc"] + 0.3
+    rank = json.loads((out / "lastfm" / "random.json").read_text())
+    assert {r["name"] for r in rank["runs"]} == {"MostPop", "EASE", "CKE"}
+    assert all(0.0 <= r["test"]["ndcg@10"] <= 1.0 and r["test"]["users"] > 0 for r in rank["runs"])
+    assert rank["rdf_load"]["load_triples_per_second"] > 0
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "lastfm / ctr (quick)" in md and "results/lastfm/ctr.json" in md and "Quick mode" in md
+
+
+def test_errors_name_the_argument(tmp_path, capsys):
+    assert cli.main(["benchmark", "--datasets", "nope", "--data-root", str(tmp_path)]) == 2
+    assert "'--datasets': unknown dataset 'nope'" in capsys.readouterr().err
+    assert cli.main(["benchmark", "--datasets", "lastfm", "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"'{tmp_path / 'lastfm-kg' / 'processed'}' is missing" in err and "'--data-root'" in err
+    assert cli.main(["benchmark", "--data-root", str(tmp_path / "absent")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["benchmark", "--models", "nope", "--data-root", str(tmp_path)]) == 2
+    assert "'--models': unknown model(s) ['nope']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--datasets", "movielens-100k", "--splits", "ctr", "--data-root", str(tmp_path)])
+
+
+def test_report_only_rebuilds_markdown_from_json(tmp_path):
+    from kgrec.report import write_results
+
+    payload = {"suite": True, "dataset": "lastfm", "title": "Last.FM", "split": "random", "quick": True,
+               "command": "x", "split_stats": {}, "graph": {"users": 1, "items": 2, "entities": 3, "relations": 1,
+                                                            "triples": 4, "interactions": 5},
+               "rdf_load": None, "cached_load_seconds": 0.1, "runs": [],
+               "machine": {"cpu": "c", "torch_threads": 1, "jobs": 1, "gpu": None, "commit": "abc", "date": "d",
+                           "isolated": False},
+               "table": [{"model": "EASE", "ndcg@10": "0.5000 ± 0.0000"}], "columns": ["model", "ndcg@10"]}
+    write_results(tmp_path / "results" / "lastfm", "random", payload, [], ["model"])
+    assert bench.main(["--report-only", "--out", str(tmp_path / "results")]) == 0
+    md = (tmp_path / "results" / "lastfm" / "random.md").read_text()
+    assert "| EASE  | 0.5000 ± 0.0000 |" in md and "--no-isolate" in md
+    assert "| EASE  | 0.5000 ± 0.0000 |" in (tmp_path / "RESULTS.md").read_text()
