@@ -174,13 +174,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _load(paths: Sequence[str], mapping: str | None, fmt: str | None):
-    """``kgrec.load`` with its summary warning silenced: commands print ``kg.warnings`` themselves."""
+def _load(paths: Sequence[str], mapping: str | None, fmt: str | None, args=None):
+    """``kgrec.load`` with its summary warning silenced (commands print ``kg.warnings`` themselves) and
+    the input limits of :func:`_data_args` when the command has them."""
     import kgrec
 
+    limits = {k: getattr(args, k) for k in ("allow_network", "max_file_bytes", "max_literal_chars")
+              if getattr(args, k, None) is not None}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"kgrec\.load\(", category=UserWarning)
-        return kgrec.load(list(paths), mapping=mapping, format=fmt)
+        return kgrec.load(list(paths), mapping=mapping, format=fmt, **limits)
 
 
 def _note_warnings(kg) -> None:
@@ -255,7 +258,7 @@ def cmd_demo(args) -> int:
                              f"'{DEMO_DATASET}', or pass --data)")
         paths = [str(default)]
     _log(f"loading {', '.join(paths)}")
-    kg = _load(paths, args.mapping, args.format)
+    kg = _load(paths, args.mapping, args.format, args)
     _note_warnings(kg)
     sp = kgrec.split(kg, "random", seed=args.seed)
     st = sp.stats()
@@ -337,7 +340,7 @@ def graph_report(kg) -> dict[str, Any]:
 
 
 def cmd_inspect(args) -> int:
-    kg = _load(args.paths, args.mapping, args.format)
+    kg = _load(args.paths, args.mapping, args.format, args)
     rep = graph_report(kg)
     rep["sources"] = list(kg.sources)
     if args.json:
@@ -377,7 +380,7 @@ def cmd_inspect(args) -> int:
 # ---------------------------------------------------------------------------------- validate
 def cmd_validate(args) -> int:
     try:
-        kg = _load(args.paths, args.mapping, args.format)
+        kg = _load(args.paths, args.mapping, args.format, args)
     except KgrecError as e:
         print(f"invalid: {e}")
         return 1
@@ -405,7 +408,7 @@ def cmd_train(args) -> int:
     params = _typed_params(args.param or [], _params_of(args.model), f"model '{args.model}'")
     params = _with_run_params(args.model, params, _progress(args))
     rec = kgrec.Recommender(args.model, **params)  # unknown parameters fail here, before loading
-    kg = _load(args.paths, args.mapping, args.format)
+    kg = _load(args.paths, args.mapping, args.format, args)
     _note_warnings(kg)
     sp = kgrec.split(kg, args.split, ratios=args.ratios, seed=args.seed)
     st = sp.stats()
@@ -464,7 +467,7 @@ def cmd_evaluate(args) -> int:
     ratios = args.ratios or tuple(saved_split["ratios"])
     mapping = args.mapping if args.mapping is not None else saved_data.get("mapping")
     fmt = args.format if args.format is not None else saved_data.get("format")
-    kg = _load(args.paths, mapping, fmt)
+    kg = _load(args.paths, mapping, fmt, args)
     _note_warnings(kg)
     # the split has to number users and items as the model does, or every metric is noise
     for what, mine, theirs in (("users", rec.users, kg.users), ("items", rec.items, kg.items)):
@@ -530,7 +533,7 @@ def cmd_explain(args) -> int:
     saved = _saved_run(model_dir).get("data") or {}
     mapping = args.mapping if args.mapping is not None else saved.get("mapping")
     fmt = args.format if args.format is not None else saved.get("format")
-    kg = _load(args.data, mapping, fmt)
+    kg = _load(args.data, mapping, fmt, args)
     if rec.users != kg.users or rec.items != kg.items:
         raise KgrecError(f"'--data' holds {kg.num_users} users / {kg.num_items} items, not the ones the model in "
                          f"'{model_dir}' was trained on ({len(rec.users)} / {len(rec.items)}): pass the same files "
@@ -562,7 +565,7 @@ def cmd_update(args) -> int:
     if src.resolve() == out.resolve():
         raise KgrecError(f"'--out' must differ from CHECKPOINT ('{src}'): an update never overwrites the old model")
     rec = kgrec.Recommender.load(src)
-    kg = _load(args.data, args.mapping, args.format)
+    kg = _load(args.data, args.mapping, args.format, args)
     _note_warnings(kg)
     _log(f"updating {rec!r} with {kg!r}")
     rec.update(kg, epochs=args.epochs, replay=args.replay, l2_pull=args.l2_pull, log=_log)
@@ -612,6 +615,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", metavar="F", default=None,
                    help="RDF format of every file (turtle, ntriples, nquads, trig, xml, json-ld, n3); "
                         "default: guessed from each suffix")
+    p.add_argument("--allow-network", action="store_true", default=None,
+                   help="let http(s) URLs be read as inputs (off: nothing is ever fetched)")
+    p.add_argument("--max-file-bytes", metavar="N", type=_positive_int, default=None,
+                   help="refuse an input larger than N bytes after decompression (default 2 GiB)")
+    p.add_argument("--max-literal-chars", metavar="N", type=_positive_int, default=None,
+                   help="refuse a literal longer than N characters (default 1 Mi)")
 
 
 def _progress_arg(p: argparse.ArgumentParser) -> None:

@@ -473,3 +473,15 @@ def test_train_checkpoint_and_resume(tmp_path, capsys):
     assert main(args + ["--checkpoint"]) == 0
     assert main(args[:-4] + ["--param", "epochs=5", "--out", str(out), "--resume"]) == 0
     assert (out / "config.json").is_file() and (out / "metrics.json").is_file()
+
+
+def test_input_limits_from_the_command_line():
+    size = TOY.stat().st_size
+    code, _, err = run(["inspect", TOY, "--max-file-bytes", size - 1])
+    assert code == 2 and "toy.ttl" in err and str(size - 1) in err  # names the file and the limit
+    code, _, err = run(["inspect", TOY, "--max-literal-chars", 3])
+    assert code == 2 and "literal" in err
+    code, out, _ = run(["inspect", TOY, "--max-file-bytes", size, "--json"])
+    assert code == 0 and json.loads(out)["users"] == 6
+    code, _, err = run(["inspect", "http://example.org/data.ttl"])
+    assert code == 2 and "allow" in err.lower()
