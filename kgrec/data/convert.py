@@ -19,7 +19,7 @@ with the dataset's own ids kept. Lines are written by hand (no rdflib) because i
 and the escaping rules of N-Triples are short: see :func:`literal` and :func:`iri`.
 
 The datasets themselves are NOT shipped (their terms forbid it, except MovieLens latest-small);
-obtain them from their publishers (see ``/work/shared/data/README.md`` for sources).
+obtain them from their publishers (sources and terms: ``benchmarks/RESULTS.md``, "Datasets").
 """
 
 from __future__ import annotations
