@@ -184,31 +184,41 @@ class Recommender:
 
     @torch.no_grad()
     def recommend(self, users: str | Sequence[str], k: int = 10, exclude_seen: bool = True,
-                  candidates: Sequence[str] | None = None) -> dict[str, list[tuple[str, float]]]:
+                  candidates: Sequence[str] | None = None,
+                  batch_size: int = 1024) -> dict[str, list[tuple[str, float]]]:
         """Top-``k`` items for each user IRI, as ``{user: [(item IRI, score), ...]}``, best first.
 
         Items the user has in the training data are excluded unless ``exclude_seen=False``;
-        ``candidates`` restricts the ranking to those item IRIs.
+        ``candidates`` restricts the ranking to those item IRIs. Users are scored ``batch_size`` at
+        a time, so memory stays at ``[batch_size, num_items]`` scores however many users are asked.
         """
         self._require_fit()
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise KgrecError(f"'k' must be a positive integer (got {k!r})")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise KgrecError(f"'batch_size' must be a positive integer (got {batch_size!r})")
         if isinstance(users, str):
             users = [users]
-        ids = self.users.ids(list(users))
-        scores = self.score(ids)
-        if exclude_seen:
-            scores = scores.masked_fill(self.estimator.history(ids.to(self.estimator.device)).cpu() > 0, -torch.inf)
+        users = list(users)
+        ids = self.users.ids(users)
+        keep = None
         if candidates is not None:
             keep = torch.zeros(len(self.items), dtype=torch.bool)
             keep[self.items.ids(list(candidates))] = True
-            scores = scores.masked_fill(~keep, -torch.inf)
         from kgrec.rank import topk
 
-        vals, idx = topk(scores, min(k, scores.shape[1]))  # ties -> lower item id, as the evaluator
         out = {}
-        for u, v_row, i_row in zip(users, vals.tolist(), idx.tolist()):
-            out[u] = [(self.items[i], v) for v, i in zip(v_row, i_row) if v != -float("inf")]
+        for b in range(0, len(users), batch_size):
+            chunk = ids[b:b + batch_size]
+            scores = self.score(chunk)  # [B, I]
+            if exclude_seen:
+                seen = self.estimator.history(chunk.to(self.estimator.device)).cpu() > 0
+                scores = scores.masked_fill(seen, -torch.inf)
+            if keep is not None:
+                scores = scores.masked_fill(~keep, -torch.inf)
+            vals, idx = topk(scores, min(k, scores.shape[1]))  # ties -> lower item id, as the evaluator
+            for u, v_row, i_row in zip(users[b:b + batch_size], vals.tolist(), idx.tolist()):
+                out[u] = [(self.items[i], v) for v, i in zip(v_row, i_row) if v != -float("inf")]
         return out
 
     def explain(self, user_iri: str, item_iri: str, max_paths: int = 3, kg: KnowledgeGraph | None = None,
@@ -268,15 +278,16 @@ class Recommender:
         return [(self.items[i], v) for v, i in zip(vals[0].tolist(), idx[0].tolist()) if v != -float("inf")]
 
     def evaluate(self, split: Split, ks: Sequence[int] = (10, 20), part: str = "test",
-                 users: torch.Tensor | None = None) -> dict:
+                 users: torch.Tensor | None = None, batch_size: int = 1024) -> dict:
         """Full-ranking metrics on ``split.<part>`` (PROTOCOL.md): seen items masked, users without
-        items in that part not counted."""
+        items in that part not counted; users are scored ``batch_size`` at a time."""
         from kgrec.evaluate import evaluate
 
         self._require_fit()
         self._check_split(split, len(self.users), len(self.items))
         item_pop = torch.bincount(split.train.item, minlength=len(self.items)).float()
-        return evaluate(self.score, split, ks=tuple(ks), part=part, users=users, item_popularity=item_pop)
+        return evaluate(self.score, split, ks=tuple(ks), part=part, batch_size=batch_size, users=users,
+                        item_popularity=item_pop)
 
     # --------------------------------------------------------------- storage
     def _resume_state(self, directory) -> dict | None:

@@ -14,6 +14,7 @@ __all__ = [
     "DataFileError",
     "RDFParseError",
     "SourceFormatError",
+    "ArrayFileError",
     "EvaluationError",
     "TextModelError",
     "MappingError",
@@ -56,6 +57,10 @@ class InputLimitError(DataFileError):
 
 class SourceFormatError(DataFileError):
     """A source file of a dataset converter does not have the documented format."""
+
+
+class ArrayFileError(DataFileError):
+    """A pre-mapped integer input file (``kgrec.load_arrays``) misses an array or holds a bad one."""
 
 
 class EvaluationError(KgrecError, ValueError):

@@ -154,8 +154,9 @@ def tag_slug(tag: str) -> str:
 class _Writer:
     """Writes N-Triples lines to a (gzip'd) file atomically and counts them."""
 
-    def __init__(self, out: str | os.PathLike):
+    def __init__(self, out: str | os.PathLike, compresslevel: int = 9):
         self.path = Path(out)
+        self.compresslevel = compresslevel
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self.count = 0
@@ -165,7 +166,8 @@ class _Writer:
         if self.path.name.endswith(".gz"):
             # No file name and mtime 0 in the gzip header: the same input gives identical bytes.
             self._raw = raw
-            self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9)
+            self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                     compresslevel=self.compresslevel)
             self._fh = _TextSink(self._gz)
         else:
             self._raw, self._gz = raw, None

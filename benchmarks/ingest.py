@@ -1,0 +1,170 @@
+"""RDF ingest speed and memory: kgrec's pyoxigraph fast path against rdflib's N-Triples parser.
+
+Generates a synthetic N-Triples file with :mod:`kgrec.data.synthetic` (about ``--triples``
+triples, uncompressed so only parsing is compared), then measures, each in a fresh subprocess so
+resident memory is clean:
+
+* ``kgrec.load``: the full fast path, RDF file -> mapping -> :class:`kgrec.KnowledgeGraph`
+  (id maps, triples tensor, interactions, literals);
+* ``kgrec parse``: pyoxigraph parsing only (:func:`kgrec.data.rdf.iter_triples`, counting triples);
+* ``rdflib parse``: ``rdflib.Graph().parse(path, format="nt")`` (parsing into an in-memory graph).
+
+Per mode: wall seconds of the operation only (imports excluded; best of ``--repeats`` runs),
+triples/second, and peak memory: the child's ``ru_maxrss`` minus its RSS just before the
+operation, per triple. The two parsers must report the same triple count (the generator writes
+no duplicate triples, so rdflib's set semantics do not change the count).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/ingest.py                 # ~1M triples, writes benchmarks/results/
+    python benchmarks/ingest.py --triples 100000 --out /tmp/ingest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, machine
+
+from kgrec.data.synthetic import generate
+from kgrec.report import write_results
+
+MODES = ("kgrec.load", "kgrec parse", "rdflib parse")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def child(mode: str, path: str) -> dict:
+    """Run one measurement in this process (called in a fresh subprocess)."""
+    import warnings
+
+    if mode == "kgrec.load":
+        import kgrec
+
+        def op():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kg = kgrec.load(path)
+            return {"users": kg.num_users, "items": kg.num_items, "interactions": len(kg.interactions),
+                    "kg_triples": int(kg.triples.shape[0])}
+    elif mode == "kgrec parse":
+        from kgrec.data.rdf import iter_triples
+
+        def op():
+            return {"triples": sum(1 for _ in iter_triples(path, "ntriples"))}
+    elif mode == "rdflib parse":
+        import rdflib
+
+        def op():
+            g = rdflib.Graph()
+            g.parse(path, format="nt")
+            return {"triples": len(g)}
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    before = _rss_bytes()
+    t0 = time.perf_counter()
+    out = op()
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {**out, "seconds": seconds, "rss_before_bytes": before, "peak_rss_bytes": peak}
+
+
+def measure(mode: str, path: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    res = subprocess.run([sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True,
+                         env=env, cwd=ROOT)
+    if res.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--triples", type=int, default=1_000_000, help="approximate size of the generated file")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=2, help="runs per mode; the fastest is reported")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for ingest.{json,md}")
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return 0
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if any(m not in MODES for m in modes):
+        ap.error(f"'--modes' must be a subset of {', '.join(MODES)} (got {args.modes!r})")
+
+    # measured: ~80 triples per user (events of 5 triples, activity capped) with items = users / 2
+    users = max(10, round(args.triples / 80))
+    items = max(10, users // 2)
+    with tempfile.TemporaryDirectory(prefix="kgrec-ingest-") as tmp:
+        path = Path(tmp) / "synthetic.nt"
+        t0 = time.perf_counter()
+        counts = generate(path, users=users, items=items, seed=args.seed)
+        gen_s = time.perf_counter() - t0
+        size = path.stat().st_size
+        print(f"generated {counts['triples']:,} triples ({size / 2**20:.0f} MiB) in {gen_s:.1f} s", flush=True)
+        runs = {}
+        for mode in modes:
+            runs[mode] = [measure(mode, path) for _ in range(args.repeats)]
+            best = min(runs[mode], key=lambda r: r["seconds"])
+            print(f"{mode:13s} {best['seconds']:.2f} s  ({[round(r['seconds'], 2) for r in runs[mode]]})", flush=True)
+
+    n = counts["triples"]
+    rows = []
+    for mode, rs in runs.items():
+        best = min(rs, key=lambda r: r["seconds"])
+        peak_over = max(r["peak_rss_bytes"] - r["rss_before_bytes"] for r in rs)
+        rows.append({"mode": mode, "seconds": best["seconds"], "triples_per_s": n / best["seconds"],
+                     "peak_mib": max(r["peak_rss_bytes"] for r in rs) / 2**20,
+                     "bytes_per_triple": peak_over / n, "triples_seen": best.get("triples", "")})
+    checks = {}
+    parsed = {m: runs[m][0]["triples"] for m in ("kgrec parse", "rdflib parse") if m in runs}
+    if len(parsed) == 2:
+        checks["same_triple_count"] = len(set(parsed.values())) == 1 and n in parsed.values()
+    if "kgrec.load" in runs:
+        r = runs["kgrec.load"][0]
+        checks["load_counts_match_generator"] = (r["users"], r["items"], r["interactions"]) == (
+            counts["users"], counts["items"], counts["interactions"])
+    speed = {row["mode"]: row["triples_per_s"] for row in rows}
+    ratios = {}
+    if "rdflib parse" in speed:
+        for m in ("kgrec.load", "kgrec parse"):
+            if m in speed:
+                ratios[f"{m} / rdflib parse"] = speed[m] / speed["rdflib parse"]
+    payload = {"machine": machine(), "file": {"triples": n, "bytes": size, "generator": counts,
+                                              "generate_seconds": gen_s, "seed": args.seed,
+                                              "users": users, "items": items},
+               "repeats": args.repeats, "runs": runs, "rows": rows, "speedup": ratios, "checks": checks}
+    mach = payload["machine"]
+    text = (f"Synthetic N-Triples file (`kgrec.data.synthetic.generate`, seed {args.seed}): {n:,} triples, "
+            f"{size / 2**20:.0f} MiB uncompressed. Each mode in a fresh subprocess, best of {args.repeats}; "
+            "`bytes_per_triple` = (child's peak RSS - RSS before the operation) / triples. "
+            f"`kgrec.load` builds the whole KnowledgeGraph; the two `parse` rows only parse.\n\n"
+            + "".join(f"- speed-up {k}: **{v:.1f}x**\n" for k, v in ratios.items())
+            + "".join(f"- check {k}: {v}\n" for k, v in checks.items())
+            + f"\nMachine: {mach['cpu']} ({mach['cpu_count']} cores, shared), OMP_NUM_THREADS="
+              f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, rdflib {mach.get('rdflib')}, commit {mach['commit']}, "
+              f"{mach['date']}.")
+    cols = {"mode": "mode", "seconds": "seconds", "triples_per_s": "triples/s", "peak_mib": "peak RSS MiB",
+            "bytes_per_triple": "bytes/triple", "triples_seen": "triples parsed"}
+    j, md = write_results(args.out, "ingest", payload, rows, cols, title="RDF ingest: kgrec vs rdflib",
+                          text=text, floatfmt=".1f")
+    print(Path(md).read_text())
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
