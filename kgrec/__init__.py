@@ -7,7 +7,7 @@ The public API: :func:`load` (RDF -> :class:`KnowledgeGraph`), :func:`load_array
 __version__ = "0.1.0"
 
 from kgrec.api import Recommender, load, split  # noqa: E402
-from kgrec.data.arrays import load_arrays  # noqa: E402
+from kgrec.data.arrays import load_arrays, save_arrays  # noqa: E402
 from kgrec.data.graph import Interactions, KnowledgeGraph  # noqa: E402
 from kgrec.data.mapping import Mapping  # noqa: E402
 from kgrec.data.splits import Split  # noqa: E402
@@ -25,7 +25,7 @@ from kgrec.errors import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__", "load", "load_arrays", "split", "Recommender", "Mapping", "KnowledgeGraph", "Interactions", "Split",
+    "__version__", "load", "load_arrays", "save_arrays", "split", "Recommender", "Mapping", "KnowledgeGraph", "Interactions", "Split",
     "KgrecError", "RDFFormatError", "RDFParseError", "MappingError", "EmptyGraphError", "SplitError",
     "CheckpointError", "UnknownIRIError", "InputLimitError", "NetworkAccessError",
 ]
