@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
 
 import kgrec
+from kgrec import metrics
 from kgrec.data.graph import Interactions
 from kgrec.data.splits import Split
 from kgrec.report import markdown_table, write_results
@@ -58,14 +58,16 @@ def rank_metrics(scores: torch.Tensor, truth: list[set[int]], masks: list[list[i
         if m:
             scores[r, m] = -torch.inf
     top = torch.topk(scores, 20, dim=1).indices.tolist()
-    ndcg, rec = [], []
-    for t, row in zip(truth, top):
-        hits = [1.0 if i in t else 0.0 for i in row]
-        dcg = sum(h / math.log2(p + 2) for p, h in enumerate(hits[:10]))
-        idcg = sum(1.0 / math.log2(p + 2) for p in range(min(len(t), 10)))
-        ndcg.append(dcg / idcg)
-        rec.append(sum(hits) / len(t))
-    return {"ndcg@10": float(np.mean(ndcg)), "recall@20": float(np.mean(rec)), "users": len(truth)}
+    ndcg, rec = _ndcg_recall(top, truth)
+    return {"ndcg@10": float(ndcg.mean()), "recall@20": float(rec.mean()), "users": len(truth)}
+
+
+def _ndcg_recall(top: list[list[int]], truth: list[set[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row NDCG@10 and Recall@20 (``kgrec.metrics``) of ranked item lists against relevant sets."""
+    hits = torch.tensor([[i in t for i in row] + [False] * (20 - len(row)) for t, row in zip(truth, top)],
+                        dtype=torch.bool).view(len(top), 20)
+    n_rel = torch.tensor([len(t) for t in truth])
+    return metrics.ndcg(hits, n_rel, k=10), metrics.recall(hits, n_rel, k=20)
 
 
 # -------------------------------------------------------------------------------------- decay
@@ -251,10 +253,9 @@ def run_coldstart(kg, name: str, models: list[str], ks=(1, 2, 3, 4, 5), share: f
                     rec = fitted[model]
                     out = rec.recommend_for_history([kg.items[i] for i in given], times=[t for t, _ in h[:k]], k=20)
                     r = [kg.items.id(i) for i, _ in out]
-                hits = [1.0 if i in rest else 0.0 for i in r]
-                nd.append(sum(x / math.log2(p + 2) for p, x in enumerate(hits[:10]))
-                          / sum(1.0 / math.log2(p + 2) for p in range(min(len(rest), 10))))
-                rc.append(sum(hits) / len(rest))
+                n, r20 = _ndcg_recall([r], [rest])
+                nd.append(float(n[0]))
+                rc.append(float(r20[0]))
                 n_users += 1
             rows.append({"dataset": DATASETS[name], "given k": k, "model": model, "recall@20": float(np.mean(rc)),
                          "ndcg@10": float(np.mean(nd)), "users": n_users,
