@@ -43,6 +43,9 @@ from kgrec.update import old_interactions
 DATASETS = {"movielens-100k": "ML-100K", "movielens-small": "ML-latest-small"}
 #: the trained model: BPR-MF, short schedule on two shared cores (say so with the results)
 BPRMF = {"dim": 64, "lr": 2e-3, "reg": 0.0, "epochs": 40, "patience": 5, "eval_every": 2, "batch_size": 2048}
+# the continual protocol has no validation part: a fixed number of epochs, and no EASE prior (its
+# weight is chosen on validation), so this is the hybrid's neural part (KG + text + CF)
+HYBRID = {"epochs": 20, "ease_prior": False}
 EASE_REG = {"movielens-100k": 250.0, "movielens-small": 250.0}
 
 
@@ -154,7 +157,8 @@ def run_continual(kg, name: str, model: str, epochs: int, replay: float, l2_pull
     cuts = [int(n * f) for f in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)]
     blocks = [inter.select(order[:cuts[0]])] + [inter.select(order[cuts[j]:cuts[j + 1]]) for j in range(5)]
     base_users = set(blocks[0].user.tolist())
-    params = {"reg": EASE_REG[name]} if model == "ease" else dict(BPRMF, seed=2020)
+    params = ({"reg": EASE_REG[name]} if model == "ease" else dict(HYBRID, seed=2020) if model == "hybrid"
+              else dict(BPRMF, seed=2020))
     empty = Interactions.empty()
 
     def fit_on(data: Interactions):
@@ -308,7 +312,9 @@ def main(argv=None) -> int:
     cmd = f"python benchmarks/dynamics.py {' '.join(argv if argv is not None else sys.argv[1:])}"
     head = (f"Command: `{cmd}`. Machine: {info['cpu']}, {info['torch_threads']} torch thread(s), GPU {info['gpu']}; "
             f"commit {info['commit']}; {info['date']}; total {time.perf_counter() - t_start:.0f} s. "
-            f"BPR-MF: {BPRMF} (a short schedule for two shared CPU cores), one seed (2020).")
+            f"BPR-MF: {BPRMF} (a short schedule for two shared CPU cores), one seed (2020)."
+            + (f" Hybrid (continual): {HYBRID}, other parameters at their defaults." if args.continual_model == "hybrid"
+               else ""))
     if decay_rows:
         tables.append(("Time decay: off vs the half-life selected on validation NDCG@10", decay_summary(decay_rows)))
     if continual_rows:

@@ -167,7 +167,8 @@ class Recommender:
 
         self._require_fit()
         est, users, items, info = update_estimator(self.estimator, self.users, self.items, kg, new, epochs=epochs,
-                                                   replay=replay, l2_pull=l2_pull, log=log)
+                                                   replay=replay, l2_pull=l2_pull, log=log,
+                                                   item_labels=self.item_labels)
         if est is not self.estimator:
             labels = {iri: kg.label(i) for i, iri in enumerate(kg.items)}
             self.item_labels = (self.item_labels or list(self.items)) + [labels[iri] for iri in items.labels[len(self.items):]]

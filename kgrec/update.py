@@ -13,8 +13,8 @@ ids (old ids never move). Then:
   ``epochs`` on the new interactions plus a fresh sample of ``replay`` x the old ones each epoch,
   with an optional L2 pull of the old rows towards their previous values (limits forgetting).
 
-The hybrid is not updated incrementally yet: its KG encoder indexes attribute entities that its
-checkpoint does not name, so it raises a :class:`~kgrec.errors.KgrecError` asking for a refit.
+The hybrid also grows its KG node table and re-prepares its texts over the merged graph
+(:mod:`kgrec.update_hybrid`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def _check_args(epochs, replay, l2_pull) -> None:
 
 
 def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=None, epochs: int = 5,
-                     replay: float = 0.2, l2_pull: float = 0.0, log: Callable[[str], None] | None = None):
+                     replay: float = 0.2, l2_pull: float = 0.0, log: Callable[[str], None] | None = None,
+                     item_labels=None):
     """A new estimator: ``est`` (fitted on ``users``/``items``) continued on the interactions of ``kg``.
 
     Args:
@@ -74,6 +75,7 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
         new: the interactions of ``kg`` to add: ``None`` (all of them), an :class:`Interactions` or a
             :class:`Split` (its ``train`` part).
         epochs, replay, l2_pull: see the module docstring.
+        item_labels: the old items' labels (the hybrid renders them into behaviour texts).
 
     Returns:
         ``(estimator, users, items, info)`` with the merged id maps and a summary.
@@ -110,9 +112,16 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
     if len(fresh) == 0:  # nothing new: the model stays as it is
         info.update(seconds=time.perf_counter() - t0, method="none")
         return est, users, items, info
-    if est.name == "hybrid":
-        raise KgrecError("update() of the 'hybrid' model is not supported yet: refit it on all data "
-                         "(Recommender('hybrid', ...).fit(kg))")
+    if est.name == "hybrid":  # three id spaces to grow (users, items, KG nodes): its own module
+        from kgrec.update_hybrid import update_hybrid
+
+        new_est = update_hybrid(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull,
+                                item_labels=item_labels, log=log)
+        info.update(method=f"{epochs} epoch(s) of BPR on the new interactions + {replay:g} replay, "
+                    f"l2_pull {l2_pull:g} (hybrid: merged KG, tables grown)", epochs=epochs, replay=replay,
+                    l2_pull=l2_pull, seconds=time.perf_counter() - t0)
+        new_est.fit_info = {**est.fit_info, "update": info}
+        return new_est, all_users, all_items, info
     merged = _id_graph(all_users, all_items)
     everything = old.concat(fresh)
     empty = Interactions.empty()
@@ -239,8 +248,13 @@ def _live(est, anchors):
     taken from the parameters themselves (the ``anchors`` hold ``.data`` views without autograd)."""
     from kgrec.nn.cf import MF, LightGCNEmbed
 
+    from kgrec.nn.hybrid import HybridModel
+
     m = est.module
-    if isinstance(m, MF):
+    if isinstance(m, HybridModel) and m.cf is not None:
+        w, n = m.cf.gcn.embedding.weight, m.num_users
+        live = (w[:n], w[n:])
+    elif isinstance(m, MF):
         live = (m.user_emb.weight, m.item_emb.weight)
     elif isinstance(m, LightGCNEmbed):
         w = m.gcn.embedding.weight

@@ -160,12 +160,85 @@ def test_recommend_for_history_matches_a_training_user_for_ease_and_decays_with_
         rec.recommend_for_history(["http://nope"])
 
 
-def test_hybrid_new_user_fold_in_and_update_refused(tiny_text_model):
+def test_hybrid_new_user_fold_in(tiny_text_model):
     from tests.test_hybrid import _params
 
     kg = two_cluster_kg(n_per=6, items_per=4)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=30, ease_prior=False)).fit(kg)
     out = rec.recommend_for_history(A_ITEMS[:2], k=2)
     assert [cluster(i) for i, _ in out] == ["A", "A"], out
-    with pytest.raises(KgrecError, match="update\\(\\) of the 'hybrid' model is not supported"):
+
+
+def test_hybrid_update_grows_tables_keeps_old_rows_and_learns_the_new_item(tiny_text_model, tmp_path):
+    from tests.test_hybrid import _params
+
+    kg = two_cluster_kg(n_per=6, items_per=4)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=30, ease_prior=False)).fit(kg)
+    rec.save(tmp_path / "m")
+    old = kgrec.Recommender.load(tmp_path / "m")  # an update starts from a checkpoint: no old data files
+    old_cf = old.estimator.module.cf.gcn.embedding.weight.detach().clone()
+    old_nodes = old.estimator.module.node_emb.weight.detach().clone()
+    old_text = old.estimator.context["item_text"].clone()
+    U0, I0, E0 = kg.num_users, kg.num_items, kg.num_entities
+
+    new = old.update(new_block(), epochs=0)  # tables grown and initialised, no training yet
+    est = new.estimator
+    info = new.fit_info["update"]
+    assert info["new_users"] == 1 and info["new_items"] == 1 and info["new_interactions"] == 8
+    U, I = U0 + 1, I0 + 1
+    assert est.meta["num_users"] == U and est.meta["num_items"] == I and est.meta["num_entities"] == E0 + 1
+    cf = est.module.cf.gcn.embedding.weight.detach()
+    assert torch.equal(cf[:U0], old_cf[:U0]) and torch.equal(cf[U:U + I0], old_cf[U0:])  # old rows copied
+    nodes = est.module.node_emb.weight.detach()
+    assert torch.equal(nodes[:I0], old_nodes[:I0])  # items keep their ids
+    assert torch.equal(nodes[I:E0 + 1], old_nodes[I0:E0])  # genres move up by one (after the new item)
+    assert torch.equal(nodes[E0 + 1:E0 + 1 + U0], old_nodes[E0:])  # then the users
+    # the new item (genre A, like items 0-2 in the new KG) starts from its attribute neighbours
+    assert torch.allclose(cf[U + I0], old_cf[U0:U0 + 3].mean(0), atol=1e-6)
+    # the merged KG: the old genre edges and the new item's, over the merged entity ids
+    genre_a, new_item = I, new.items.id("http://x/item/90")  # merged ids
+    pairs = set(map(tuple, est.context["edge_index"][:, est.context["edge_type"] == 0].t().tolist()))
+    assert (new_item, genre_a) in pairs and (0, genre_a) in pairs and (4, genre_a + 1) in pairs
+    assert est.context["item_text"].shape[0] == I
+    assert torch.equal(est.context["item_text"][:I0], old_text)
+
+    trained = kgrec.Recommender.load(tmp_path / "m").update(new_block(), epochs=20, replay=0.5)
+    out = trained.recommend("http://x/user/new", k=2)["http://x/user/new"]
+    assert cluster(out[0][0]) == "A", out  # the new user's remaining A item comes first
+    assert "http://x/item/90" not in [i for i, _ in trained.recommend("http://x/user/00", k=9)["http://x/user/00"]]
+    trained.save(tmp_path / "m2")
+    again = kgrec.Recommender.load(tmp_path / "m2")
+    assert again.recommend("http://x/user/new", k=3) == trained.recommend("http://x/user/new", k=3)
+
+
+def test_hybrid_update_refuses_a_checkpoint_without_kg_vocabulary(tiny_text_model):
+    from tests.test_hybrid import _params
+
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, ease_prior=False)).fit(two_cluster_kg())
+    del rec.estimator.meta["entity_labels"]
+    top = rec.recommend(rec.users.labels, k=3)
+    with pytest.raises(KgrecError, match="saved before kgrec recorded its KG vocabulary"):
         rec.update(new_block())
+    assert rec.recommend(rec.users.labels, k=3) == top
+
+
+def test_hybrid_update_with_a_new_relation_moves_the_user_item_edge_types(tiny_text_model):
+    from tests.test_hybrid import _params
+
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, ease_prior=False)).fit(two_cluster_kg())
+    old_rel = rec.estimator.module.kg_encoder.rel_emb.detach().clone()  # [2R + 2, d]: genre, genre^-1, u->i, i->u
+    block = new_block()
+    director = "https://w3id.org/kgrec/vocab#director"
+    block = KnowledgeGraph(block.users, block.items, Vocab(block.entities.labels + ["http://x/person/p"], sort=False,
+                                                          name="entity"),
+                           Vocab(list(block.relations.labels) + [director], sort=False, name="relation"),
+                           torch.cat([block.triples, torch.tensor([[4, 1, 7]])]), block.interactions)
+    rec.update(block, epochs=0)
+    est = rec.estimator
+    assert est.meta["relation_labels"][-1] == director and est.meta["num_edge_types"] == 6
+    rel = est.module.kg_encoder.rel_emb.detach()
+    assert torch.equal(rel[:2], old_rel[:2]) and torch.equal(rel[4:], old_rel[2:])  # u-i types moved from 2,3 to 4,5
+    person = est.meta["num_items"] + est.meta["entity_labels"].index("http://x/person/p")
+    item90 = rec.items.id("http://x/item/90")
+    directed = est.context["edge_index"][:, est.context["edge_type"] == 2].t().tolist()
+    assert directed == [[item90, person]]

@@ -150,7 +150,10 @@ class HybridEstimator(PairwiseEstimator):
         self.context["item_warm"] = torch.bincount(train.item, minlength=I) > 0
         items, mask, age = user_history(train, U, max_len=cfg.max_history)
         self.context.update(hist_items=items, hist_mask=mask, hist_age=age.float())
-        self.meta.update(num_entities=kg.num_entities, num_edge_types=num_types, text_dim=0)
+        self.meta.update(num_entities=kg.num_entities, num_edge_types=num_types, text_dim=0,
+                         # the KG vocabulary, so that update() can merge a new graph (kgrec.update_hybrid)
+                         entity_labels=list(kg.entities.labels[kg.num_items:]),
+                         relation_labels=list(kg.relations.labels))
         if cfg.ease_prior and cfg.use_cf:
             from kgrec.nn.linear import EASE
 
