@@ -238,8 +238,8 @@ def run_coldstart(kg, name: str, models: list[str], ks=(1, 2, 3, 4, 5), share: f
     rows = []
     fitted = {}
     for model in models:
-        params = {"reg": EASE_REG[name]} if model == "ease" else (dict(BPRMF, seed=2020, epochs=30) if model == "bprmf"
-                                                                  else {})
+        params = ({"reg": EASE_REG[name]} if model == "ease" else dict(BPRMF, seed=2020, epochs=30)
+                  if model == "bprmf" else dict(HYBRID, seed=2020) if model == "hybrid" else {})
         t0 = time.perf_counter()
         fitted[model] = kgrec.Recommender(model, **params).fit(kg, sp)
         log(f"[coldstart] {name} {model} fitted in {time.perf_counter() - t0:.0f} s")
@@ -313,8 +313,8 @@ def main(argv=None) -> int:
     head = (f"Command: `{cmd}`. Machine: {info['cpu']}, {info['torch_threads']} torch thread(s), GPU {info['gpu']}; "
             f"commit {info['commit']}; {info['date']}; total {time.perf_counter() - t_start:.0f} s. "
             f"BPR-MF: {BPRMF} (a short schedule for two shared CPU cores), one seed (2020)."
-            + (f" Hybrid (continual): {HYBRID}, other parameters at their defaults." if args.continual_model == "hybrid"
-               else ""))
+            + (f" Hybrid: {HYBRID}, other parameters at their defaults."
+               if "hybrid" in (args.continual_model, *args.coldstart_models.split(",")) else ""))
     if decay_rows:
         tables.append(("Time decay: off vs the half-life selected on validation NDCG@10", decay_summary(decay_rows)))
     if continual_rows:

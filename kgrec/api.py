@@ -272,7 +272,8 @@ class Recommender:
             t = torch.as_tensor(list(times), dtype=torch.float64)
         cfg = self.estimator.config
         w = history_weights(t, len(ids), getattr(cfg, "half_life_days", None))
-        scores = score_history(self.estimator, ids, w).unsqueeze(0)
+        labels = self.item_labels if len(self.item_labels or []) == len(self.items) else list(self.items)
+        scores = score_history(self.estimator, ids, w, times=t, labels=labels).unsqueeze(0)
         if exclude_seen:
             scores[0, ids] = -torch.inf
         vals, idx = topk(scores, min(k, scores.shape[1]))

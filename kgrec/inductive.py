@@ -30,16 +30,18 @@ def history_weights(times: Tensor | None, n: int, half_life_days: float | None, 
 
 
 def fold_in(item_vec: Tensor, items: Tensor, weights: Tensor, u0: Tensor, steps: int = 20, lr: float = 0.01,
-            reg: float = 1.0) -> Tensor:
+            reg: float = 1.0, offset: Tensor | None = None) -> Tensor:
     """A user vector ``[d]`` for history ``items`` ``[n]`` (weights ``[n]``) with ``item_vec`` ``[I, d]``
-    fixed, starting from and pulled towards ``u0`` ``[d]``."""
+    fixed, starting from and pulled towards ``u0`` ``[d]``; ``offset`` ``[I]``: fixed scores added
+    to the logits (parts of the user vector known without fitting)."""
     q = item_vec.detach().float()
     w = (weights / weights.sum()).to(q)
     u0 = u0.detach().float()
     u = u0.clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
     for _ in range(steps):
-        logp = torch.log_softmax(q @ u, dim=0)  # [I]
+        logits = q @ u if offset is None else q @ u + offset
+        logp = torch.log_softmax(logits, dim=0)  # [I]
         loss = -(w * logp[items]).sum() + reg * ((u - u0) ** 2).sum()
         opt.zero_grad()
         loss.backward()
@@ -67,8 +69,10 @@ def _row(est, items: Tensor, weights: Tensor) -> Tensor:
     return row
 
 
-def score_history(est, items: Tensor, weights: Tensor) -> Tensor:
-    """Scores ``[I]`` of every item for a user with history ``items`` ``[n]`` (weights ``[n]``)."""
+def score_history(est, items: Tensor, weights: Tensor, times: Tensor | None = None,
+                  labels: list[str] | None = None) -> Tensor:
+    """Scores ``[I]`` of every item for a user with history ``items`` ``[n]`` (weights ``[n]``);
+    the hybrid's text branch also reads ``times`` ``[n]`` and the item ``labels`` (titles)."""
     if items.numel() == 0:
         raise KgrecError("'items' must name at least one item the new user interacted with (got none)")
     if not torch.isfinite(weights).all() or float(weights.sum()) <= 0:
@@ -82,9 +86,17 @@ def score_history(est, items: Tensor, weights: Tensor) -> Tensor:
     module = est.module
     prior = est.name == "hybrid" and "ease_weight" in est.context and float(module.prior_gate) != 0.0
     d = 3 * module.dim if prior else i_vec.shape[1]
+    text = None
+    if est.name == "hybrid" and labels is not None:
+        t_u = est.history_text_vector(items, times, labels)
+        if t_u is not None:
+            s = module.branch_slices()["text"]
+            text = i_vec[:, s] @ (module.branch_weights()[2].cpu() * t_u.cpu())
+            d = s.start  # fold in the CF and KG parts only
     with torch.enable_grad():
-        u = fold_in(i_vec[:, :d], items, weights, _co_user_mean(est, u_vec[:, :d], i_vec[:, :d], items, weights))
-    scores = i_vec[:, :d] @ u
+        u = fold_in(i_vec[:, :d], items, weights, _co_user_mean(est, u_vec[:, :d], i_vec[:, :d], items, weights),
+                    offset=text)
+    scores = i_vec[:, :d] @ u if text is None else i_vec[:, :d] @ u + text
     if prior:
         scores = scores + float(module.prior_gate) * (_row(est, items, weights) @ est.context["ease_weight"])[0].cpu()
     return scores.float()

@@ -242,3 +242,24 @@ def test_hybrid_update_with_a_new_relation_moves_the_user_item_edge_types(tiny_t
     item90 = rec.items.id("http://x/item/90")
     directed = est.context["edge_index"][:, est.context["edge_type"] == 2].t().tolist()
     assert directed == [[item90, person]]
+
+
+def test_hybrid_new_user_text_branch_matches_a_training_user_with_the_same_history(tiny_text_model):
+    from tests.test_hybrid import _params
+
+    kg = two_cluster_kg(n_per=6, items_per=4)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=5, ease_prior=False)).fit(kg)
+    est = rec.estimator
+    est.freeze()
+    m = est.module
+    text = m.branch_slices()["text"]
+    indptr, idx, t = (est.context[k] for k in ("hist_indptr", "hist_indices", "hist_time"))
+    for u in (0, 7):
+        items, times = idx[indptr[u]:indptr[u + 1]], t[indptr[u]:indptr[u + 1]]
+        t_u = est.history_text_vector(items, times, rec.item_labels)
+        # the same history -> the same behaviour text, the same attention: the training user's text part
+        assert torch.allclose(m.branch_weights()[2] * t_u, est._frozen[0][u, text], atol=1e-5)
+        other = est.history_text_vector(items[:1], times[:1], rec.item_labels)
+        assert not torch.allclose(other, t_u, atol=1e-3)  # it does read the history
+    out = rec.recommend_for_history(A_ITEMS[:2], times=[1_000_000.0, 1_086_400.0], k=2)
+    assert [cluster(i) for i, _ in out] == ["A", "A"], out

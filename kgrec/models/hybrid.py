@@ -329,12 +329,55 @@ class HybridEstimator(PairwiseEstimator):
                              valid_before_prior=trials[0][0] if trials[0][1] == 0 else None)
         self.fit_info.setdefault("valid", {})["ndcg@10"] = best
 
-    def embed(self, return_attention: bool = False, edges: tuple[Tensor, Tensor] | None = None):
+    @torch.no_grad()
+    def history_text_vector(self, items: Tensor, times: Tensor | None, labels: list[str]) -> Tensor | None:
+        """The text-branch vector ``[d]`` (before its gate) of a user known only by ``items`` ``[n]``
+        and ``times`` ``[n]`` (unix seconds or ``None``), exactly as the model computes it for a
+        training user with that history: the behaviour text is rendered (titles from ``labels``,
+        most recent first, relative times), encoded by the text model, and attends over the
+        history items' KG vectors. ``None`` when the model has no text branch."""
+        from kgrec.data.graph import LABEL_PREDICATES, Interactions, KnowledgeGraph
+        from kgrec.data.vocab import Vocab
+
+        m = self.module
+        if not m.use_text:
+            return None
+        n = items.numel()
+        t = torch.full((n,), float("nan"), dtype=torch.float64) if times is None else times.double()
+        hist = Interactions(torch.zeros(n, dtype=torch.long), items.cpu(), torch.ones(n), t)
+        I = self.meta["num_items"]
+        ids = [f"urn:kgrec:item:{i}" for i in range(I)]  # titles only: the rendering reads labels
+        mini = KnowledgeGraph(Vocab(["urn:kgrec:user"], name="user"), Vocab(ids, sort=False, name="item"),
+                              Vocab(ids, sort=False, name="entity"), Vocab([], name="relation"),
+                              torch.empty(0, 3, dtype=torch.long), hist,
+                              literals={i: {LABEL_PREDICATES[0]: [labels[i]]} for i in set(items.tolist())})
+        text = user_texts(mini, hist, max_items=self.config.max_history_text)
+        if self.tunes_text:  # fine-tuned weights: encode with them, never through the frozen-weights cache
+            vec = self._text_model().encode_all(self.tokenizer, text, batch_size=1,
+                                                max_length=self.config.text_max_length)
+        else:
+            vec = self._encode(text)
+        vec = vec.to(self.device, torch.float32)
+        h_items, h_mask, h_age = user_history(hist, 1, max_len=self.config.max_history)
+
+        def item_ctx():
+            parts: dict = {}
+            m.eval()
+            self.embed(parts=parts)
+            return parts["item_ctx"].float()
+
+        ctx = self.derived("item_ctx", item_ctx)
+        dev = ctx.device
+        return m.user_text_vector(ctx, vec, h_items.to(dev), h_mask.to(dev), h_age.float().to(dev))[0]
+
+    def embed(self, return_attention: bool = False, edges: tuple[Tensor, Tensor] | None = None,
+              parts: dict | None = None):
         """User and item vectors (see :meth:`HybridModel.forward`).
 
         ``edges`` (``edge_index [2, M]``, ``edge_type [M]``) replaces the collaborative KG the KG
         encoder passes messages over (explanations remove edges to see what they contributed);
-        ``return_attention`` also returns the user fusion's attention over history items ``[U, L]``.
+        ``return_attention`` also returns the user fusion's attention over history items ``[U, L]``;
+        ``parts`` (a dict) receives intermediate tensors (see :meth:`HybridModel.forward`).
         """
         c, m = self.context, self.module
         adj = graph = None
@@ -355,4 +398,4 @@ class HybridEstimator(PairwiseEstimator):
             prior_item = c["ease_weight"].t()  # score = history @ B = <history_u, B[:, i]>
         return m(adj, edge_index, edge_type, c["item_warm"], c.get("item_text"), c.get("item_text_mask"),
                  c.get("user_text"), c["hist_items"], c["hist_mask"], c["hist_age"], kg_graph=graph,
-                 prior_user=prior_user, prior_item=prior_item, return_attention=return_attention)
+                 prior_user=prior_user, prior_item=prior_item, return_attention=return_attention, parts=parts)

@@ -133,7 +133,7 @@ class HybridModel(nn.Module):
                 hist_mask: Tensor | None = None, hist_age: Tensor | None = None,
                 kg_graph=None, prior_user: Tensor | None = None,
                 prior_item: Tensor | None = None,
-                return_attention: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
+                return_attention: bool = False, parts: dict | None = None) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
         r"""All user and item vectors.
 
         Shapes:
@@ -151,6 +151,8 @@ class HybridModel(nn.Module):
             the two is the score, and :meth:`branch_slices` names its parts. With
             ``return_attention=True`` also the user fusion's attention over the history items
             ``[U, L]`` (head-averaged, 0 on padding; all 0 without the text branch).
+            ``parts``, when a dict, receives ``"item_ctx"`` ``[I, d]``: the item vectors the user
+            fusion attends over (before the recency term), for users scored outside the model.
         """
         U, I, d = self.num_users, self.num_items, self.dim
         ref = self.branch_gate
@@ -187,14 +189,12 @@ class HybridModel(nn.Module):
             t_i = self.item_fusion(item_query.unsqueeze(1), seg, item_text_mask).squeeze(1)  # [I, d]
             # user: behaviour-text vector attends over the KG vectors of the history items
             item_ctx = h_i if self.use_kg else (q if self.use_cf else item_txt)
-            ctx = item_ctx[hist_items.clamp(min=0)]  # [U, L, d]
-            ctx = ctx + self.recency(torch.exp(-hist_age / self.decay_days).unsqueeze(-1))
-            query = self.user_text_proj(user_text).unsqueeze(1)  # [U, 1, d]
+            if parts is not None:
+                parts["item_ctx"] = item_ctx
             if return_attention:
-                t_u, attn = self.user_fusion(query, ctx, hist_mask, return_attention=True)
-                t_u, attn = t_u.squeeze(1), attn.squeeze(1)  # [U, d], [U, L]
+                t_u, attn = self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age, True)
             else:
-                t_u = self.user_fusion(query, ctx, hist_mask).squeeze(1)  # [U, d]
+                t_u = self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age)
 
         w = self.branch_weights()
         users = [w[0] * p, w[1] * h_u, w[2] * t_u]
@@ -209,6 +209,22 @@ class HybridModel(nn.Module):
         if not self.use_text:
             attn = hist_mask.new_zeros(hist_mask.shape, dtype=ref.dtype)
         return users, items, attn
+
+    def user_text_vector(self, item_ctx: Tensor, user_text: Tensor, hist_items: Tensor, hist_mask: Tensor,
+                         hist_age: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """The text branch of users: their behaviour-text vector attends over the vectors of their
+        history items (KG view, plus a recency encoding).
+
+        Shapes: item_ctx ``[I, d]``; user_text ``[N, H]``; hist_items / hist_mask / hist_age
+        ``[N, L]`` -> ``[N, d]`` (and the attention ``[N, L]`` with ``return_attention``).
+        """
+        ctx = item_ctx[hist_items.clamp(min=0)]  # [N, L, d]
+        ctx = ctx + self.recency(torch.exp(-hist_age / self.decay_days).unsqueeze(-1))
+        query = self.user_text_proj(user_text).unsqueeze(1)  # [N, 1, d]
+        if return_attention:
+            t_u, attn = self.user_fusion(query, ctx, hist_mask, return_attention=True)
+            return t_u.squeeze(1), attn.squeeze(1)
+        return self.user_fusion(query, ctx, hist_mask).squeeze(1)
 
     def branch_slices(self, width: int | None = None) -> dict[str, slice]:
         """Where each branch sits in the vectors :meth:`forward` returns.
