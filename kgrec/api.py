@@ -101,7 +101,8 @@ class Recommender:
 
     # -------------------------------------------------------------- training
     def fit(self, kg: KnowledgeGraph, split: Split | None = None, log: Callable[[str], None] | None = None,
-            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> "Recommender":
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+            validate: Callable[["Recommender"], dict] | None = None, metric: str = "ndcg@10") -> "Recommender":
         """Fit on ``split.train`` (model selection on ``split.valid``); all interactions if no split.
 
         Args:
@@ -115,6 +116,10 @@ class Recommender:
                 restored, so on the CPU the run ends as an uninterrupted one would. If a crash left
                 only ``<checkpoint_dir>.prev`` (see :func:`kgrec.checkpoint.save_checkpoint`), it
                 resumes from that; a damaged checkpoint raises :class:`CheckpointError`.
+            validate, metric: epochs of a gradient-trained model are selected on validation
+                ``metric`` (default ``"ndcg@10"`` of full ranking on ``split.valid``);
+                ``validate(rec) -> {metric: value, ...}`` replaces that ranking evaluation, e.g.
+                AUC on labelled validation pairs (``metric="auc"``).
         """
         if split is None:
             from kgrec.data.graph import Interactions
@@ -128,7 +133,9 @@ class Recommender:
         self._kg, self._explainer = kg, None
         self.item_labels = [kg.label(i) for i in range(kg.num_items)]
         if self.estimator.trainable:
-            kwargs = {"log": log}
+            kwargs = {"log": log, "metric": metric}
+            if validate is not None:
+                kwargs["validate"] = lambda est: validate(self)
             if checkpoint_dir is not None:
                 kwargs["checkpoint"] = lambda est, info, tensors: self.save(checkpoint_dir, progress=info,
                                                                             trainer_tensors=tensors)

@@ -258,13 +258,16 @@ def _candidates(params: dict) -> list[dict]:
 
 
 def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict, ks=(10, 20),
-            select: Callable | None = None, test: Callable | None = None) -> tuple["Recommender", dict]:  # noqa: F821
+            select: Callable | None = None, test: Callable | None = None,
+            select_epochs: bool = False) -> tuple["Recommender", dict]:  # noqa: F821
     """Fit ``model`` (searching ``params["grid"]`` on validation) and score the selected one on test once.
 
     Args:
         select: ``select(rec) -> (score, valid figures)`` to choose among grid candidates (default:
             validation NDCG@10 of full ranking).
         test: ``test(rec) -> test figures`` (default: full-ranking metrics at ``ks`` on ``split.test``).
+        select_epochs: also select a gradient-trained model's epoch on ``select``'s score (called
+            on every validated epoch) instead of validation NDCG@10.
     """
     import kgrec
 
@@ -278,7 +281,8 @@ def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict, ks=(10, 20
     best, best_rec, best_params, best_valid, searched = -np.inf, None, None, None, []
     t0 = time.perf_counter()
     for cand in _candidates(base):
-        rec = kgrec.Recommender(model, **cand).fit(kg, sp)
+        fit_kw = {"validate": lambda r: {"select": select(r)[0]}, "metric": "select"} if select_epochs else {}
+        rec = kgrec.Recommender(model, **cand).fit(kg, sp, **fit_kw)
         score, valid = select(rec)
         searched.append({"params": cand, "valid_score": score})
         if score > best or best_rec is None:
@@ -372,7 +376,8 @@ def _task(job: dict) -> dict:
             f.update(unknown_pairs=unknown, platt_a=calib[id(rec)][0], platt_b=calib[id(rec)][1])
             return f
 
-        _, record = fit_one(kg, sp, model, params, seed, job["extra"], ks=(10, 20), select=select, test=test)
+        _, record = fit_one(kg, sp, model, params, seed, job["extra"], ks=(10, 20), select=select, test=test,
+                            select_epochs=True)
         msg = f"test AUC {record['test']['auc']:.4f} F1 {record['test']['f1']:.4f}"
     else:
         _, record = fit_one(kg, sp, model, params, seed, job["extra"], ks=KS)
@@ -558,8 +563,8 @@ def _describe(p: dict) -> str:
     what = ("CTR protocol: random 6:2:2 of the labelled rows (seed 2020), models trained on the label-1 rows of "
             "the 60% part; AUC = sklearn roc_auc_score of the raw score on the test rows; F1 at 0.5 of "
             "sigmoid(a*score+b), a and b fitted (Platt) on the validation rows; 'F1 sigmoid@0.5' without "
-            "calibration. Grid candidates chosen on validation AUC; epochs by validation NDCG@10 of the "
-            "validation positives" if p["split"] == "ctr" else
+            "calibration. Grid candidates and epochs chosen on validation AUC (the hybrid's EASE weight on "
+            "validation NDCG@10 of the validation positives)" if p["split"] == "ctr" else
             "per-user 80/10/10 (MovieLens-100K random/temporal: the RecBole peer split), full ranking over all "
             "items with training items masked, selection on validation NDCG@10, test scored once")
     mode = ("**Quick mode** (one seed, epochs capped, small grids, cut to their first value above 5,000 items: a smoke run, not headline figures)"
@@ -601,11 +606,12 @@ def plot(payload: dict, path: Path) -> None:
     ax = next(ax_iter)
     for n in names:
         r = next(r for r in runs if r["name"] == n)
-        pts = [(c["epoch"], c["valid"]["ndcg@10"]) for c in r["fit_info"].get("curve", []) if "valid" in c]
+        vkey = "select" if ctr else "ndcg@10"  # ctr: the selection score (validation AUC) per epoch
+        pts = [(c["epoch"], c["valid"][vkey]) for c in r["fit_info"].get("curve", []) if vkey in c.get("valid", {})]
         if pts:
             ax.plot(*zip(*pts), label=n)
     ax.set_xlabel("epoch")
-    ax.set_title("validation NDCG@10 per epoch (first seed)")
+    ax.set_title(f"validation {'AUC' if ctr else 'NDCG@10'} per epoch (first seed)")
     if ax.lines:
         ax.legend(fontsize=8)
     ax = next(ax_iter)

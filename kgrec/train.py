@@ -13,6 +13,7 @@ import torch
 
 from kgrec.data.sampling import NegativeSampler
 from kgrec.data.splits import Split
+from kgrec.errors import KgrecError
 
 __all__ = ["fit_pairwise", "pick_device", "peak_memory_mb", "trainer_state", "restore_trainer_state"]
 
@@ -70,7 +71,7 @@ def restore_trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator
 
 def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
                  metric: str = "ndcg@10", checkpoint: Callable[[object, dict, dict], None] | None = None,
-                 resume: dict | None = None) -> dict:
+                 resume: dict | None = None, validate: Callable[[object], dict] | None = None) -> dict:
     """Train a :class:`~kgrec.models.base.PairwiseEstimator` with sampled negatives.
 
     Every ``eval_every`` epochs the model is scored on ``split.valid`` (full ranking, train items
@@ -91,6 +92,9 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             epoch ``e + 1`` with its validation score as the best so far. On the CPU a resumed run
             then ends exactly where an uninterrupted one does; a checkpoint without trainer state
             starts Adam's moments afresh.
+        validate: replaces the full-ranking evaluator: ``validate(est) -> metrics`` (a dict holding
+            ``metric``), called with the frozen estimator on validated epochs, e.g. validation AUC of
+            labelled pairs for the CTR protocol. It must read only validation data.
 
     Returns:
         ``fit_info``: best epoch, best validation metrics, seconds per epoch, seconds to the best
@@ -108,6 +112,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
     sampler = NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed)
     evaluator = Evaluator(split, ks=(10, 20), part="valid") if len(split.valid) else None
+    if validate is not None:
+        evaluator = lambda score_fn: validate(est)  # noqa: E731 (the same call shape as Evaluator)
     users, items = split.train.user, split.train.item
     n = users.numel()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -170,8 +176,11 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             continue
         est.freeze()
         metrics = evaluator(est.score)
+        if metric not in metrics:
+            raise KgrecError(f"'metric': validation gave no {metric!r} (it gave {sorted(metrics)})")
         score = metrics[metric]
-        curve[-1]["valid"] = {k: metrics[k] for k in ("ndcg@10", "recall@10", "ndcg@20", "recall@20") if k in metrics}
+        curve[-1]["valid"] = {k: metrics[k] for k in ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "auc", metric)
+                              if k in metrics and isinstance(metrics[k], (int, float))}
         if log:
             log(f"epoch {epoch:4d}  loss {total / n:.4f}  valid {metric} {score:.4f}  "
                 f"({epoch_seconds[-1]:.2f} s)")

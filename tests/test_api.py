@@ -157,3 +157,21 @@ def test_checkpoint_every_best_epoch_and_resume_after_crash(tmp_path):
     assert resumed.fit_info["valid"]["ndcg@10"] >= saved["progress"]["valid"]["ndcg@10"]
     with pytest.raises(CheckpointError, match="other settings for dim"):
         kgrec.Recommender("lightgcn", **dict(params, dim=4)).fit(kg, sp, checkpoint_dir=tmp_path / "ckpt", resume=True)
+
+
+def test_epochs_selected_on_a_custom_validation_metric(cluster_kg):
+    sp = kgrec.split(cluster_kg, "random", seed=0)
+    calls = []
+
+    def validate(rec):  # a metric that peaks at the third validation, whatever the model does
+        calls.append(rec.estimator.fit_info)
+        return {"auc": 1.0 if len(calls) == 3 else 0.5, "other": "text is not recorded"}
+
+    params = dict(FAST["bprmf"], epochs=20, eval_every=2, patience=4)
+    rec = kgrec.Recommender("bprmf", **params).fit(cluster_kg, sp, validate=validate, metric="auc")
+    info = rec.fit_info
+    assert info["best_epoch"] == 6 and info["valid"]["auc"] == 1.0
+    assert info["epochs_run"] == 14 and len(calls) == 7  # stopped after 4 validations without a gain
+    assert info["curve"][5]["valid"] == {"auc": 1.0}
+    with pytest.raises(KgrecError, match="'metric': validation gave no 'ndcg@10'"):
+        kgrec.Recommender("bprmf", **params).fit(cluster_kg, sp, validate=validate)

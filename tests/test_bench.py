@@ -57,6 +57,11 @@ def test_quick_run_writes_results_with_right_figures(tmp_path):
     # EASE sees the two clusters (negatives come from the other one, which never co-occurs with the
     # user's items); MostPop cannot: both clusters are equally popular
     assert runs["EASE"]["test"]["auc"] > 0.8 and runs["EASE"]["test"]["auc"] > runs["MostPop"]["test"]["auc"] + 0.3
+    # CKE's epochs were selected on validation AUC: the curve records it, and the kept epoch is its best
+    curve = [c for c in runs["CKE"]["fit_info"]["curve"] if "select" in c.get("valid", {})]
+    best = max(curve, key=lambda c: c["valid"]["select"])
+    assert curve and runs["CKE"]["best_epoch"] == best["epoch"]
+    assert runs["CKE"]["valid"]["auc"] == pytest.approx(best["valid"]["select"])
     rank = json.loads((out / "lastfm" / "random.json").read_text())
     assert {r["name"] for r in rank["runs"]} == {"MostPop", "EASE", "CKE"}
     assert all(0.0 <= r["test"]["ndcg@10"] <= 1.0 and r["test"]["users"] > 0 for r in rank["runs"])
