@@ -720,7 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "parts, save the model into --out (safetensors + JSON) and write metrics.json and "
                     "metrics.md there. 'kgrec evaluate' reuses the recorded split settings.",
         epilog="examples:\n  kgrec train kg_data/toy/toy.ttl --model ease\n"
-               "  kgrec train data.nt.gz --model lightgcn --split temporal --param epochs=50 --param dim=128")
+               "  kgrec train data.nt.gz --model lightgcn --split temporal --param epochs=50 --param dim=128\n"
+               "  torchrun --nproc_per_node=2 -m kgrec train data.nt.gz --model lightgcn  "
+               "# DDP; batch_size is per process (docs/distributed.md)")
     p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
     p.add_argument("--model", required=True, help=f"model name ({models})")
     _data_args(p)
