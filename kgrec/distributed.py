@@ -66,6 +66,7 @@ class DistContext:
 
 
 _CTX: DistContext | None = None
+_OWNED = False  # whether init() started the process group (shutdown() ends only that one)
 
 
 def launched() -> bool:
@@ -137,7 +138,7 @@ def init(backend: str = "auto", device: str = "auto", timeout_s: float = 1800.0)
         DistributedError: an unknown backend, NCCL without CUDA, more local ranks than GPUs, or a
             malformed torchrun environment.
     """
-    global _CTX
+    global _CTX, _OWNED
     if not launched():
         return None
     if _CTX is not None:
@@ -150,6 +151,7 @@ def init(backend: str = "auto", device: str = "auto", timeout_s: float = 1800.0)
         dist.init_process_group(backend, init_method="env://", rank=rank_, world_size=world,
                                 timeout=timedelta(seconds=timeout_s),
                                 device_id=dev if dev.type == "cuda" else None)
+        _OWNED = True
     _CTX = DistContext(rank_, world, local, backend, dev)
     return _CTX
 
@@ -171,11 +173,11 @@ def context() -> DistContext | None:
 
 
 def shutdown() -> None:
-    """Leave the group kgrec started (no-op otherwise)."""
-    global _CTX
-    if _CTX is not None and dist.is_initialized():
+    """Leave the group :func:`init` started (a group the caller started is left to the caller)."""
+    global _CTX, _OWNED
+    if _OWNED and dist.is_initialized():
         dist.destroy_process_group()
-    _CTX = None
+    _CTX, _OWNED = None, False
 
 
 @contextlib.contextmanager
