@@ -60,6 +60,10 @@ _QUIET_WARNINGS = (r"Sparse CSR tensor support is in beta", r"Sparse invariant c
 def _log(message: str) -> None:
     from tqdm import tqdm
 
+    from kgrec import distributed
+
+    if not distributed.is_main():  # under torchrun only rank 0 talks
+        return
     # tqdm.write moves an open progress bar below the line instead of breaking it
     tqdm.write(message, file=sys.stderr)
 
@@ -402,7 +406,25 @@ def cmd_validate(args) -> int:
 
 # ------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
+    """``kgrec train``; under torchrun, DDP training (:mod:`kgrec.distributed`) with rank 0 writing."""
     import kgrec
+    from kgrec import distributed
+
+    if not distributed.launched():
+        return _train(args)
+    rank, world, _ = distributed.launch_env()
+    if not kgrec.Recommender(_check_model(args.model)).estimator.trainable:
+        if rank:  # a closed-form fit has no steps to share: rank 0 fits it alone
+            return 0
+        return _train(args)
+    with distributed.session(args.dist_backend, dict(args.param or []).get("device", "auto")) as ctx:
+        _log(f"torchrun: {world} processes, backend {ctx.backend}, batch_size is per process")
+        return _train(args)
+
+
+def _train(args) -> int:
+    import kgrec
+    from kgrec import distributed
 
     _check_model(args.model)
     params = _typed_params(args.param or [], _params_of(args.model), f"model '{args.model}'")
@@ -416,6 +438,8 @@ def cmd_train(args) -> int:
     _log(f"fitting {args.model}")
     ckpt = args.out if (args.checkpoint or args.resume) else None
     fit_s = _fit(rec, kg, sp, checkpoint_dir=ckpt, resume=args.resume)
+    if not distributed.is_main():
+        return 0
     ks = args.ks
     valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
     test = rec.evaluate(sp, ks=ks, part="test")
@@ -696,7 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "parts, save the model into --out (safetensors + JSON) and write metrics.json and "
                     "metrics.md there. 'kgrec evaluate' reuses the recorded split settings.",
         epilog="examples:\n  kgrec train kg_data/toy/toy.ttl --model ease\n"
-               "  kgrec train data.nt.gz --model lightgcn --split temporal --param epochs=50 --param dim=128")
+               "  kgrec train data.nt.gz --model lightgcn --split temporal --param epochs=50 --param dim=128\n"
+               "  torchrun --nproc_per_node=2 -m kgrec train data.nt.gz --model lightgcn  "
+               "# DDP; batch_size is per process (docs/distributed.md)")
     p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
     p.add_argument("--model", required=True, help=f"model name ({models})")
     _data_args(p)
@@ -712,6 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the model into --out at every new best validation epoch (atomic), not only at the end")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same model and settings); implies --checkpoint")
+    p.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
+                   help="process-group backend under torchrun (auto: nccl with CUDA, else gloo); "
+                        "see docs/distributed.md")
     _progress_arg(p)
     p.set_defaults(func=cmd_train)
 

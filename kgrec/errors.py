@@ -24,6 +24,7 @@ __all__ = [
     "UnknownIRIError",
     "InputLimitError",
     "NetworkAccessError",
+    "DistributedError",
 ]
 
 
@@ -89,6 +90,10 @@ class CheckpointError(KgrecError, ValueError):
 
 class NetworkAccessError(KgrecError, PermissionError):
     """Something tried to reach the network while kgrec was reading input (never allowed there)."""
+
+
+class DistributedError(KgrecError, RuntimeError):
+    """A distributed (torchrun) launch cannot be set up: bad backend, no GPU for NCCL, bad env."""
 
 
 class UnknownIRIError(KgrecError, KeyError):

@@ -96,24 +96,33 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             ``metric``), called with the frozen estimator on validated epochs, e.g. validation AUC of
             labelled pairs for the CTR protocol. It must read only validation data.
 
+    Under ``torchrun`` (:mod:`kgrec.distributed`) every rank trains its shard of each epoch with
+    DDP-averaged gradients, ``batch_size`` is per rank (global batch ``world_size * batch_size``),
+    rank 0 validates and broadcasts the result, and only rank 0 logs and checkpoints.
+
     Returns:
         ``fit_info``: best epoch, best validation metrics, seconds per epoch, seconds to the best
-        epoch, peak memory, and ``curve`` (per epoch: ``epoch``, mean ``loss``, ``seconds``, and
-        ``valid`` metrics on validated epochs); also stored on ``est.fit_info``.
+        epoch, peak memory, ``world_size`` and ``backend`` (``None`` in one process), and ``curve``
+        (per epoch: ``epoch``, mean ``loss``, ``seconds``, and ``valid`` metrics on validated
+        epochs); also stored on ``est.fit_info``.
     """
+    from kgrec import distributed
     from kgrec.evaluate import Evaluator
 
     cfg = est.config
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    ctx = distributed.context()
+    rank, world = (ctx.rank, ctx.world) if ctx else (0, 1)
+    device = ctx.device if ctx else pick_device(cfg.device)
+    torch.manual_seed(cfg.seed + rank)  # training randomness differs per rank; rank 0 = one process
     np.random.seed(cfg.seed % (2**32))
     est.to(device)
     module = est.module
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
-    sampler = NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed)
-    evaluator = Evaluator(split, ks=(10, 20), part="valid") if len(split.valid) else None
-    if validate is not None:
+    sampler = NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed + rank)
+    evaluator = Evaluator(split, ks=(10, 20), part="valid") if len(split.valid) and rank == 0 else None
+    if validate is not None and rank == 0:
         evaluator = lambda score_fn: validate(est)  # noqa: E731 (the same call shape as Evaluator)
+    has_valid = len(split.valid) > 0 or validate is not None
     users, items = split.train.user, split.train.item
     n = users.numel()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -138,12 +147,19 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         best, first_epoch = float(best_metrics.get(metric, -math.inf)), best_epoch + 1
         if resume.get("trainer") and resume.get("trainer_tensors"):
             restore_trainer_state(optimizer, gen, sampler, resume["trainer"], resume["trainer_tensors"])
+            if rank:  # the checkpoint holds rank 0's streams: give the others their own again
+                sampler.rng = np.random.default_rng([cfg.seed, rank, first_epoch])
+                torch.manual_seed(cfg.seed + rank + 7919 * first_epoch)
+    step = est.batch_loss
+    if ctx:
+        probe = torch.arange(min(n, 64))
+        step = distributed.wrap(est, ctx, users[probe].to(device), items[probe].to(device))
     epoch_seconds: list[float] = []
     curve: list[dict] = []  # one row per epoch: loss, and the validation metrics when validated
     t_start = time.perf_counter()
     t_best = 0.0
     epochs = range(first_epoch, cfg.epochs + 1)
-    if cfg.progress:
+    if cfg.progress and rank == 0:
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, desc=f"train {est.name}", unit="epoch")
@@ -153,42 +169,48 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         t0 = time.perf_counter()
         perm = (torch.randperm(n, generator=gen) if pair_weights is None
                 else torch.multinomial(pair_weights, n, replacement=True, generator=gen))
+        if ctx:
+            perm = distributed.shard(perm, rank, world)
         total = 0.0
-        for start in range(0, n, cfg.batch_size):
+        for start in range(0, perm.numel(), cfg.batch_size):
             b = perm[start:start + cfg.batch_size]
             u, p = users[b], items[b]
             neg = sampler.sample(u, cfg.num_neg)
             u, p, neg = u.to(device), p.to(device), neg.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = est.batch_loss(u, p, neg)
+                loss = step(u, p, neg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * b.numel()
         if use_amp:
             torch.cuda.synchronize(device)
+        if ctx:  # the mean over all ranks' pairs (padding included); every rank sees the same value
+            total = distributed.all_reduce_sum(total) * n / (perm.numel() * world)
         epoch_seconds.append(time.perf_counter() - t0)
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss of '{est.name}' became {total} at epoch {epoch}; "
                                      "lower 'lr' or raise 'reg'")
         curve.append({"epoch": epoch, "loss": total / n, "seconds": epoch_seconds[-1]})
-        if evaluator is None or epoch % cfg.eval_every:
+        if not has_valid or epoch % cfg.eval_every:
             continue
-        est.freeze()
-        metrics = evaluator(est.score)
+        est.freeze()  # on every rank: a model with cached state (fine-tuned text) stays the same everywhere
+        metrics = evaluator(est.score) if evaluator is not None else None
+        if ctx:
+            metrics = distributed.broadcast_object(metrics)
         if metric not in metrics:
             raise KgrecError(f"'metric': validation gave no {metric!r} (it gave {sorted(metrics)})")
         score = metrics[metric]
         curve[-1]["valid"] = {k: metrics[k] for k in ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "auc", metric)
                               if k in metrics and isinstance(metrics[k], (int, float))}
-        if log:
+        if log and rank == 0:
             log(f"epoch {epoch:4d}  loss {total / n:.4f}  valid {metric} {score:.4f}  "
                 f"({epoch_seconds[-1]:.2f} s)")
         if score > best:
             best, best_epoch, bad, best_metrics = score, epoch, 0, metrics
             best_state = copy.deepcopy(module.state_dict())
             t_best = time.perf_counter() - t_start
-            if checkpoint:
+            if checkpoint and rank == 0:
                 meta, tensors = trainer_state(optimizer, gen, sampler)
                 checkpoint(est, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
         else:
@@ -210,6 +232,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         "seconds_to_best": t_best,
         "fit_seconds": time.perf_counter() - t_start,
         "peak_rss_mb": peak_memory_mb(),
+        "world_size": world,
+        "backend": ctx.backend if ctx else None,
         "curve": curve,
     }
     if use_amp:
