@@ -263,3 +263,18 @@ def test_hybrid_new_user_text_branch_matches_a_training_user_with_the_same_histo
         assert not torch.allclose(other, t_u, atol=1e-3)  # it does read the history
     out = rec.recommend_for_history(A_ITEMS[:2], times=[1_000_000.0, 1_086_400.0], k=2)
     assert [cluster(i) for i, _ in out] == ["A", "A"], out
+
+
+def test_a_fitted_hybrid_deep_copies_and_the_copy_scores_the_same(tiny_text_model):
+    import copy
+
+    from tests.test_hybrid import _params
+
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, ease_prior=False)).fit(two_cluster_kg())
+    users = torch.arange(len(rec.users))
+    before = rec.score(users)  # builds the sparse adjacencies the copy must skip
+    twin = copy.deepcopy(rec)
+    twin.estimator.unfreeze()
+    assert torch.allclose(twin.score(users), before, atol=1e-6)
+    twin.update(new_block(), epochs=1)
+    assert len(rec.users) == len(users) and torch.equal(rec.score(users), before)  # the original is untouched

@@ -180,6 +180,17 @@ class Estimator:
     def device(self) -> torch.device:
         return self.context["hist_indptr"].device
 
+    def __deepcopy__(self, memo) -> "Estimator":
+        """A deep copy without the derived structures (rebuilt on demand; sparse CSR tensors, which
+        some of them are, cannot be deep-copied)."""
+        import copy
+
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            setattr(new, key, {} if key == "_derived" else copy.deepcopy(value, memo))
+        return new
+
     def derived(self, key: str, build):
         """A structure computed from ``context`` once per device (e.g. a normalised adjacency);
         never saved, rebuilt after :meth:`to` or a reload."""
