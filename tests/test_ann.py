@@ -1,5 +1,4 @@
 import sys
-import warnings
 
 import pytest
 import torch
@@ -7,6 +6,7 @@ import torch
 import kgrec
 from kgrec.errors import KgrecError
 from kgrec.rank import mask_seen, seen_csr, topk
+from tests.conftest import synthetic_kg
 
 faiss = pytest.importorskip("faiss")
 
@@ -87,13 +87,7 @@ def test_missing_faiss_names_the_package(monkeypatch):
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from kgrec.data.synthetic import generate
-
-    path = tmp_path_factory.mktemp("ann") / "g.nt"
-    generate(path, users=120, items=300, seed=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kg = kgrec.load(path)
+    kg = synthetic_kg(tmp_path_factory.mktemp("ann"), users=120, items=300, seed=2)
     sp = kgrec.split(kg, "random", seed=0)
     return kg, kgrec.Recommender("bprmf", epochs=3, dim=16, seed=0).fit(kg, sp)
 

@@ -1,5 +1,3 @@
-import warnings
-
 import pytest
 import torch
 
@@ -9,6 +7,7 @@ from kgrec.errors import KgrecError
 from kgrec.nn.cf import LightGCNEmbed
 from kgrec.nn.sampled import propagate_sampled
 from kgrec.nn.sparse import gcn_adjacency
+from tests.conftest import synthetic_kg
 
 
 def _random_graph(n: int, m: int, seed: int = 0) -> torch.Tensor:
@@ -143,13 +142,7 @@ def test_bad_seeds():
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    from kgrec.data.synthetic import generate
-
-    path = tmp_path_factory.mktemp("mb") / "g.nt"
-    generate(path, users=300, items=200, seed=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kg = kgrec.load(path)
+    kg = synthetic_kg(tmp_path_factory.mktemp("mb"), users=300, items=200, seed=3)
     return kg, kgrec.split(kg, "random", seed=2020)
 
 

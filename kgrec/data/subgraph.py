@@ -22,8 +22,8 @@ the model is trained with from the one it is served with.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
