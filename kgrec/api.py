@@ -234,8 +234,7 @@ class Recommender:
 
     def build_index(self, kind: str = "flat", **options):
         """A faiss top-K index over the item vectors, for ``recommend(..., index=...)``
-        (:mod:`kgrec.ann`; dot-product models only; ``pip install faiss-cpu``).
-        """
+        (:mod:`kgrec.ann`; dot-product models only; ``pip install faiss-cpu``)."""
         from kgrec.ann import build_index
 
         self._require_fit()
@@ -274,8 +273,7 @@ class Recommender:
                               exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` ``[(item IRI, score), ...]`` for a user who is not in the model, from the item IRIs
         they interacted with (and optionally when, as unix seconds), without refitting
-        (:mod:`kgrec.inductive`: history row for closed-form models, fold-in for embedding models).
-        """
+        (:mod:`kgrec.inductive`: history row for closed-form models, fold-in for embedding models)."""
         from kgrec.inductive import history_weights, score_history
         from kgrec.rank import topk
 
@@ -301,8 +299,7 @@ class Recommender:
     def evaluate(self, split: Split, ks: Sequence[int] = (10, 20), part: str = "test",
                  users: torch.Tensor | None = None, batch_size: int = 1024) -> dict:
         """Full-ranking metrics on ``split.<part>`` (PROTOCOL.md): seen items masked, users without
-        items in that part not counted; users are scored ``batch_size`` at a time.
-        """
+        items in that part not counted; users are scored ``batch_size`` at a time."""
         from kgrec.evaluate import evaluate
 
         self._require_fit()

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from kgrec.data.graph import KnowledgeGraph
+from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 from kgrec.rank import csr_rows, seen_csr
@@ -182,8 +182,7 @@ class Estimator:
 
     def derived(self, key: str, build):
         """A structure computed from ``context`` once per device (e.g. a normalised adjacency);
-        never saved, rebuilt after :meth:`to` or a reload.
-        """
+        never saved, rebuilt after :meth:`to` or a reload."""
         if key not in self._derived:
             self._derived[key] = build()
         return self._derived[key]

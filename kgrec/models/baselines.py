@@ -12,8 +12,8 @@ from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
 from kgrec.nn.cf import MF, LightGCNEmbed
-from kgrec.nn.linear import EASE, ItemKNN, MostPop
 from kgrec.nn.sparse import gcn_adjacency
+from kgrec.nn.linear import EASE, ItemKNN, MostPop
 
 __all__ = ["MostPopModel", "ItemKNNModel", "EASEModel", "BPRMFModel", "LightGCNModel"]
 
@@ -42,8 +42,7 @@ class _ClosedForm(Estimator):
 @dataclass
 class MostPopConfig:
     """MostPop. Args: half_life_days: time decay of the counts (:mod:`kgrec.dynamics`; default
-    ``None`` = off); decay_from: ``"cut"`` or ``"user"`` (default ``"cut"``).
-    """
+    ``None`` = off); decay_from: ``"cut"`` or ``"user"`` (default ``"cut"``)."""
 
     half_life_days: float | None = None
     decay_from: str = "cut"
@@ -60,8 +59,7 @@ class MostPopModel(_ClosedForm):
 @dataclass
 class ItemKNNConfig:
     """Args: k: neighbours per item (default ``100``). shrink: similarity shrinkage (default ``10``).
-    half_life_days, decay_from: time decay of the interactions, as in :class:`MostPopConfig`.
-    """
+    half_life_days, decay_from: time decay of the interactions, as in :class:`MostPopConfig`."""
 
     k: int = 100
     shrink: float = 10.0
@@ -80,8 +78,7 @@ class ItemKNNModel(_ClosedForm):
 @dataclass
 class EASEConfig:
     """Args: reg: L2 weight lambda of EASE (default ``250``). half_life_days, decay_from: time decay
-    of the interactions (weighted Gram matrix and history rows), as in :class:`MostPopConfig`.
-    """
+    of the interactions (weighted Gram matrix and history rows), as in :class:`MostPopConfig`."""
 
     reg: float = 250.0
     half_life_days: float | None = None
