@@ -118,7 +118,9 @@ class LightGCNConfig(TrainConfig):
     sampled: mini-batch training on sampled subgraphs (:mod:`kgrec.data.subgraph`): a step
         propagates over the L-hop sample around the batch's users and items only, so its cost and
         memory depend on ``batch_size`` and ``fanouts``, not on the graph's size. Scoring still
-        uses the exact full propagation, computed once per validation/after training (default ``False``).
+        uses the exact full propagation, computed once per validation/after training. The sampler's
+        generator is seeded by ``seed`` but not checkpointed: a resumed sampled run does not replay
+        the uninterrupted one exactly (default ``False``).
     fanouts: neighbours sampled per node at each hop, one entry per layer (default ``[10, 10, 10]``).
     """
 
