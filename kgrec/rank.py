@@ -142,20 +142,24 @@ def topk(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
         raise EvaluationError(f"'k' must be at most the number of items {n_items} (got {k})")
     if B == 0:
         return scores.new_empty(0, k), torch.empty(0, k, dtype=torch.long, device=scores.device)
-    values, index = torch.topk(scores, k, dim=1)
+    # one extra candidate tells whether a row has a tie at the cut (the (k+1)-th best equals the
+    # k-th) without a pass over the whole row, the cost that dominated ranking before
+    values, index = torch.topk(scores, min(k + 1, n_items), dim=1)
     if bool(torch.isnan(values[:, 0]).any()):  # topk ranks NaN above everything
         rows = torch.isnan(values[:, 0]).nonzero().view(-1)[:5].tolist()
         raise EvaluationError(f"'scores' contains NaN (rows {rows})")
-    thr = values[:, -1:]
-    ties_at_cut = (scores >= thr).sum(1) > k
-    if bool(ties_at_cut.any()):
-        # keep every item above the cut, then fill the rest with the lowest-id items equal to it
-        need = k - (scores > thr).sum(1, keepdim=True)
-        eq = scores == thr
-        chosen = (scores > thr) | (eq & (torch.cumsum(eq, 1) <= need))
-        index = chosen.nonzero()[:, 1].view(B, k)  # row-major: ascending item ids per row
-    else:
-        index = index.sort(dim=1).values
+    index = index[:, :k]
+    if k < n_items:
+        tie = (values[:, k] == values[:, k - 1]).nonzero().view(-1)
+        if tie.numel():
+            # keep every item above the cut, then fill the rest with the lowest-id items equal to it
+            s, thr = scores[tie], values[tie, k - 1:k]
+            need = k - (s > thr).sum(1, keepdim=True)
+            eq = s == thr
+            chosen = (s > thr) | (eq & (torch.cumsum(eq, 1) <= need))
+            index = index.clone()
+            index[tie] = chosen.nonzero()[:, 1].view(-1, k)  # row-major: ascending item ids per row
+    index = index.sort(dim=1).values
     values = scores.gather(1, index)
     # a stable sort of id-ascending rows keeps lower ids first among equal scores
     values, order = torch.sort(values, dim=1, descending=True, stable=True)

@@ -85,3 +85,17 @@ def topk_in_fresh_process(model_dir, users, k: int) -> dict:
     out = subprocess.run([sys.executable, "-c", code, str(model_dir), str(k), *users], capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout)
+
+
+def synthetic_kg(folder, users: int, items: int, seed: int) -> KnowledgeGraph:
+    """A small graph from :mod:`kgrec.data.synthetic`, loaded through ``kgrec.load``."""
+    import warnings
+
+    import kgrec
+    from kgrec.data.synthetic import generate
+
+    path = Path(folder) / "g.nt"
+    generate(path, users=users, items=items, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return kgrec.load(path)

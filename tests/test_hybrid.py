@@ -113,3 +113,24 @@ def test_bad_ease_reg_is_named(tiny_text_model, reg):
     sp = kgrec.split(kg, "random", seed=1)
     with pytest.raises(kgrec.KgrecError, match="'ease_reg'"):
         kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, ease_reg=reg)).fit(kg, sp)
+
+
+def test_frozen_text_steps_use_cached_vectors_only(tiny_text_model):
+    """text_mode="frozen": text vectors are computed once in prepare; a training step tokenises nothing."""
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", seed=1)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, text_mode="frozen")).fit(kg, sp)
+    est = rec.estimator
+    assert not est.tunes_text
+    assert est.context["user_text"].shape[0] == kg.num_users
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a frozen-text training step called the tokenizer or the text encoder")
+
+    est.tokenizer = refuse
+    est.text_encoder.forward = refuse
+    est.unfreeze()
+    users, pos = sp.train.user[:8], sp.train.item[:8]
+    loss = est.batch_loss(users, pos, (pos + 1) % kg.num_items)
+    loss.backward()
+    assert loss.dim() == 0 and torch.isfinite(loss)

@@ -256,14 +256,21 @@ class PairwiseEstimator(Estimator):
     def param_groups(self) -> list[dict]:
         return [{"params": [p for p in self.module.parameters() if p.requires_grad]}]
 
+    def batch_vectors(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The vectors a batch's loss reads (by default rows of the full :meth:`embed`).
+
+        Shapes: users, pos ``[B]``, neg ``[B]`` or ``[B, n]`` -> ``[B, d]``, ``[B, d]``, ``[*neg.shape, d]``.
+        """
+        u_vec, i_vec = self.embed()
+        return u_vec[users], i_vec[pos], i_vec[neg]
+
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """Shapes: users ``[B]``, pos ``[B]``, neg ``[B]`` or ``[B, n]`` -> scalar loss."""
         from kgrec.losses import bpr_loss, l2_reg, sampled_softmax_loss
 
-        u_vec, i_vec = self.embed()
-        u = u_vec[users]
-        s_pos = (u * i_vec[pos]).sum(-1)
-        s_neg = (u.unsqueeze(1) * i_vec[neg]).sum(-1) if neg.dim() == 2 else (u * i_vec[neg]).sum(-1)
+        u, p, n = self.batch_vectors(users, pos, neg)
+        s_pos = (u * p).sum(-1)
+        s_neg = (u.unsqueeze(1) * n).sum(-1) if neg.dim() == 2 else (u * n).sum(-1)
         loss = bpr_loss(s_pos, s_neg) if self.config.loss == "bpr" else sampled_softmax_loss(
             s_pos, s_neg if neg.dim() == 2 else s_neg.unsqueeze(-1), self.config.temperature)
         ego_u, ego_p = self.module.ego(users, pos)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
+from kgrec.errors import KgrecError
 from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
 from kgrec.nn.cf import MF, LightGCNEmbed
 from kgrec.nn.sparse import gcn_adjacency
@@ -112,10 +113,29 @@ class BPRMFModel(PairwiseEstimator):
 
 @dataclass
 class LightGCNConfig(TrainConfig):
-    """LightGCN. Args: dim (default ``64``), num_layers (default ``3``); see :class:`TrainConfig`."""
+    """LightGCN. Args: dim (default ``64``), num_layers (default ``3``); see :class:`TrainConfig`.
+
+    sampled: mini-batch training on sampled subgraphs (:mod:`kgrec.data.subgraph`): a step
+        propagates over the L-hop sample around the batch's users and items only, so its cost and
+        memory depend on ``batch_size`` and ``fanouts``, not on the graph's size. Scoring still
+        uses the exact full propagation, computed once per validation/after training. The sampler's
+        generator is seeded by ``seed`` but not checkpointed: a resumed sampled run does not replay
+        the uninterrupted one exactly (default ``False``).
+    fanouts: neighbours sampled per node at each hop, one entry per layer (default ``[10, 10, 10]``).
+    """
 
     dim: int = 64
     num_layers: int = 3
+    sampled: bool = False
+    fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
+
+    def __post_init__(self) -> None:
+        from kgrec.data.subgraph import check_fanouts
+
+        self.fanouts = list(check_fanouts(self.fanouts))
+        if self.sampled and len(self.fanouts) != self.num_layers:
+            raise KgrecError(f"'fanouts' must give one fanout per layer (num_layers={self.num_layers}, "
+                             f"got {self.fanouts!r})")
 
 
 class LightGCNModel(BPRMFModel):
@@ -135,3 +155,21 @@ class LightGCNModel(BPRMFModel):
     def embed(self) -> tuple[Tensor, Tensor]:
         n = self.meta["num_users"] + self.meta["num_items"]
         return self.module(self.derived("adj", lambda: gcn_adjacency(self.context["edge_index"], n)))
+
+    def batch_vectors(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """With ``sampled``: the batch's vectors from its sampled subgraph; else the full propagation."""
+        if not self.config.sampled:
+            return super().batch_vectors(users, pos, neg)
+        from kgrec.data.subgraph import NeighborSampler, csr_adjacency
+
+        U = self.meta["num_users"]
+        n = U + self.meta["num_items"]
+        sampler = self.derived("sampler", lambda: NeighborSampler(
+            *csr_adjacency(self.context["edge_index"], n), self.config.fanouts, seed=self.config.seed))
+        sg = sampler.sample(torch.cat([users, pos + U, neg.reshape(-1) + U]))
+        dev = users.device
+        out = self.module.forward_sampled(sg.nodes.to(dev), sg.edge_index.to(dev), sg.edge_weight.to(dev),
+                                          sg.hop_sizes)
+        vec = out[sg.seed_local.to(dev)]  # [B + B + B*n, d] in the order of the seeds
+        B = users.numel()
+        return vec[:B], vec[B:2 * B], vec[2 * B:].view(*neg.shape, -1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from kgrec.nn.sampled import propagate_sampled
 from kgrec.nn.sparse import SparseOperator, spmm
 
 __all__ = ["MF", "LightGCNEmbed"]
@@ -88,6 +89,19 @@ class LightGCNEmbed(nn.Module):
         else:
             out = self.gcn.get_embedding(graph)
         return out[: self.num_users], out[self.num_users:]
+
+    def forward_sampled(self, nodes: Tensor, edge_index: Tensor, edge_weight: Tensor,
+                        hop_sizes: tuple[int, ...]) -> Tensor:
+        """LightGCN outputs of the seed nodes of a sampled subgraph (:mod:`kgrec.data.subgraph`).
+
+        Args: nodes ``[n]`` global ids in hop order; edge_index ``[2, E]`` local (source, target);
+        edge_weight ``[E]``; hop_sizes ``num_layers + 1`` cumulative node counts.
+
+        Returns ``[hop_sizes[0], d]``: equal to rows ``nodes[:hop_sizes[0]]`` of the full
+        :meth:`forward` when no neighbour was dropped.
+        """
+        return propagate_sampled(self.gcn.embedding.weight[nodes], edge_index, edge_weight, hop_sizes,
+                                 self.gcn.alpha)
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         w = self.gcn.embedding.weight
