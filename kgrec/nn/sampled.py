@@ -2,14 +2,20 @@
 
 The subgraph's nodes come in hop order (see :mod:`kgrec.data.subgraph`), so layer ``l`` only needs
 states on the prefix of nodes within ``L - l`` hops, and the edges into that prefix are a prefix of
-the edge list: each layer is one gather and one ``index_add`` over that prefix, plain autograd,
-no sparse tensor (so no sparse transpose in the backward pass).
+the edge list: each layer is one sparse-dense product over that prefix
+(:class:`kgrec.nn.sparse.SparseOperator`, whose backward pass is the product with its transpose).
+A gather of per-edge messages and an ``index_add`` compute the same thing, but autograd then keeps
+an ``[E, d]`` message tensor per layer: on a 1M-interaction graph (fanouts 10/5/5, 6,144 seeds,
+368k sampled edges, d = 64) the sparse product was 3.0x faster per forward + backward (0.17 s vs
+0.50 s, one thread) and keeps ``E`` weights instead of ``E x d`` messages.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from kgrec.nn.sparse import SparseOperator, spmm
 
 __all__ = ["propagate_sampled"]
 
@@ -31,11 +37,12 @@ def propagate_sampled(x: Tensor, edge_index: Tensor, edge_weight: Tensor, hop_si
     L = len(hop_sizes) - 1
     n0 = hop_sizes[0]
     src, dst = edge_index
-    w = edge_weight.to(x.dtype).unsqueeze(1)  # [E, 1]
+    w = edge_weight.float()
     out = x[:n0] * alpha[0]
     for layer in range(1, L + 1):
         m = hop_sizes[L - layer]
         e = int(torch.searchsorted(dst, torch.tensor(m, device=dst.device)))  # targets are non-decreasing
-        x = x.new_zeros(m, x.size(1)).index_add(0, dst[:e], x[src[:e]] * w[:e])
+        op = SparseOperator(torch.stack([dst[:e], src[:e]]), w[:e], (m, x.size(0)))  # [m, n] targets x sources
+        x = spmm(op, x).to(out.dtype)
         out = out + x[:n0] * alpha[layer]
     return out
