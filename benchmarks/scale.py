@@ -57,7 +57,7 @@ def child(size: int, seed: int, model: str, params: dict, tmp: str) -> dict:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            kg = kgrec.load(path)
+            kg = kgrec.load(path, max_file_bytes=2**40)  # our own file: above the 2 GiB default cap
         load_s = time.perf_counter() - t0
         load_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     split = kgrec.split(kg, "random", seed=seed)
@@ -111,7 +111,9 @@ def run_size(size: int, args, params: dict) -> dict:
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
-            raise SystemExit(f"size {size} failed:\n{err.read()[-3000:]}")
+            tail = err.read().strip().splitlines()
+            print(f"size {size} failed:\n" + "\n".join(tail[-20:]), file=sys.stderr, flush=True)
+            return {"size": size, "status": "failed: " + (tail[-1][:300] if tail else f"exit {proc.returncode}")}
         return json.loads(out.read().strip().splitlines()[-1])
 
 
@@ -137,6 +139,41 @@ def plot(rows: list[dict], path: Path, fit_from: float) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def report(rows: list[dict], args, params: dict) -> Path:
+    """Write ``<out>/<name>.{json,md,png}`` from the rows so far; returns the Markdown path."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    fit = [r for r in ok if r["size"] >= args.fit_from]
+    x = [r["size"] for r in fit]
+    exps = {k: slope(x, [r[k] for r in fit]) for k in ("load_s", "epoch_s", "peak_rss_mib")}
+    largest = max((r["size"] for r in ok), default=None)
+    mach = machine()
+    stopped = [r for r in rows if r["status"] != "ok"]
+    exp_text = ", ".join(f"{k} **{v:.2f}**" for k, v in exps.items() if v is not None) or "n/a"
+    text = (f"Synthetic graphs (`kgrec.data.synthetic`, seed {args.seed}; size = triples in the file + "
+            f"interactions), each size in a fresh subprocess. `epoch_s` is `Recommender({args.model!r}, "
+            f"epochs=1, {', '.join(f'{k}={v!r}' for k, v in params.items())}).fit` on a random split (one "
+            f"epoch + one validation pass with full ranking). `load s` is `kgrec.load` of the uncompressed "
+            f"N-Triples file. Growth exponents (log-log slope against size, sizes >= {args.fit_from:.0e}, "
+            f"{len(fit)} points): {exp_text}.\n\nLargest size that trained: "
+            + (f"**{largest:,}** interactions + triples" if largest else "none"))
+    text += (f" (RSS limit {args.max_rss_gib:g} GiB on a {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
+             f" GiB machine)." + "".join(f" Size {r['size']:.0e}: {r['status']}." for r in stopped))
+    text += (f"\n\nMachine: {mach['cpu']} ({mach['cpu_count']} cores, shared), OMP_NUM_THREADS="
+             f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, commit {mach['commit']}, {mach['date']}.\n\n"
+             f"![scale curve]({args.name}.png)")
+    cols = {"size": "interactions + triples", "triples": "triples", "interactions": "interactions",
+            "users": "users", "items": "items", "load_s": "load s", "epoch_s": "1 epoch s",
+            "load_peak_rss_mib": "peak RSS after load MiB", "peak_rss_mib": "peak RSS MiB", "status": "status"}
+    payload = {"machine": mach, "model": args.model, "params": params, "rows": rows, "growth_exponent": exps,
+               "fit_from": args.fit_from, "largest_trained_size": largest, "max_rss_gib": args.max_rss_gib,
+               "seed": args.seed}
+    _, md = write_results(args.out, args.name, payload, rows, cols, title="Scale curve (synthetic)", text=text,
+                          floatfmt=".2f")
+    if ok:
+        plot(rows, Path(args.out) / f"{args.name}.png", args.fit_from)
+    return Path(md)
 
 
 def main(argv=None) -> int:
@@ -173,40 +210,12 @@ def main(argv=None) -> int:
     rows = []
     for n in sizes:
         if rows and rows[-1]["status"] != "ok":
-            rows.append({"size": n, "status": f"skipped (a smaller size was {rows[-1]['status'].split()[0]})"})
+            rows.append({"size": n, "status": f"skipped (a smaller size {rows[-1]['status'].split(':')[0]})"})
         else:
             rows.append(run_size(n, args, params))
         print(rows[-1], flush=True)
-    ok = [r for r in rows if r["status"] == "ok"]
-    fit = [r for r in ok if r["size"] >= args.fit_from]
-    x = [r["size"] for r in fit]
-    exps = {k: slope(x, [r[k] for r in fit]) for k in ("load_s", "epoch_s", "peak_rss_mib")}
-    largest = max((r["size"] for r in ok), default=None)
-    mach = machine()
-    stopped = [r for r in rows if r["status"] != "ok"]
-    exp_text = ", ".join(f"{k} **{v:.2f}**" for k, v in exps.items() if v is not None) or "n/a"
-    text = (f"Synthetic graphs (`kgrec.data.synthetic`, seed {args.seed}; size = triples in the file + "
-            f"interactions), each size in a fresh subprocess. `epoch_s` is `Recommender({args.model!r}, "
-            f"epochs=1, {', '.join(f'{k}={v!r}' for k, v in params.items())}).fit` on a random split (one "
-            f"epoch + one validation pass with full ranking). `load s` is `kgrec.load` of the uncompressed "
-            f"N-Triples file. Growth exponents (log-log slope against size, sizes >= {args.fit_from:.0e}, "
-            f"{len(fit)} points): {exp_text}.\n\nLargest size that trained: "
-            + (f"**{largest:,}** interactions + triples" if largest else "none"))
-    text += (f" (RSS limit {args.max_rss_gib:g} GiB on a {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
-             f" GiB machine)." + "".join(f" Size {r['size']:.0e}: {r['status']}." for r in stopped))
-    text += (f"\n\nMachine: {mach['cpu']} ({mach['cpu_count']} cores, shared), OMP_NUM_THREADS="
-             f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, commit {mach['commit']}, {mach['date']}.\n\n"
-             f"![scale curve]({args.name}.png)")
-    cols = {"size": "interactions + triples", "triples": "triples", "interactions": "interactions",
-            "users": "users", "items": "items", "load_s": "load s", "epoch_s": "1 epoch s",
-            "load_peak_rss_mib": "peak RSS after load MiB", "peak_rss_mib": "peak RSS MiB", "status": "status"}
-    payload = {"machine": mach, "model": args.model, "params": params, "rows": rows, "growth_exponent": exps,
-               "fit_from": args.fit_from, "largest_trained_size": largest, "max_rss_gib": args.max_rss_gib,
-               "seed": args.seed}
-    _, md = write_results(args.out, args.name, payload, rows, cols, title="Scale curve (synthetic)", text=text,
-                          floatfmt=".2f")
-    if ok:
-        plot(rows, Path(args.out) / f"{args.name}.png", args.fit_from)
+        report(rows, args, params)  # after every size, so a stopped run keeps what it measured
+    md = report(rows, args, params)
     print(Path(md).read_text())
     return 0
 
