@@ -1,8 +1,9 @@
-"""Pre-mapped integer input: a :class:`KnowledgeGraph` from NPZ arrays instead of RDF.
+"""Pre-mapped integer input: a :class:`KnowledgeGraph` from NPZ or Parquet arrays instead of RDF.
 
 Data prepared upstream (a Spark or Dask job that already turned IRIs into integer ids) skips RDF
 parsing and the mapping: :func:`load_arrays` reads integer triples, interactions and the id maps
-from one ``.npz`` file and validates them; :func:`save_arrays` writes the same layout.
+from one ``.npz`` file or from a folder of Parquet files and validates them; :func:`save_arrays`
+writes either layout.
 
 Arrays of the file (``allow_pickle`` is off: strings must be fixed-width unicode, not objects):
 
@@ -22,8 +23,25 @@ name                        shape       meaning
 ``feature_names``           ``[F]``     predicate IRIs of ``features`` (with ``features``)
 ==========================  ==========  =====================================================
 
+Parquet layout (a folder; pyarrow needed, ``pip install pyarrow``), the same arrays as tables:
+
+=========================  ===============================================  =====================
+file                       columns                                          NPZ arrays
+=========================  ===============================================  =====================
+``users.parquet``          ``label`` (string)                               ``users``
+``items.parquet``          ``label`` (string)                               ``items``
+``entities.parquet``       ``label`` (string)                               ``entities``
+``relations.parquet``      ``label`` (string)                               ``relations``
+``triples.parquet``        ``head``, ``relation``, ``tail`` (integer)       ``triples``
+``interactions.parquet``   ``user``, ``item`` (integer); optional           ``interactions_*``
+                           ``weight``, ``time`` (float)
+``features.parquet``       optional; one float column per feature           ``features``,
+                           predicate IRI, one row per entity                ``feature_names``
+=========================  ===============================================  =====================
+
+A Spark ``df.write.parquet("triples.parquet")`` folder of part files is read as one table too.
 Triples are de-duplicated and sorted on loading, as :func:`kgrec.load` does (duplicates are
-counted in ``kg.warnings``). Parquet input is not supported (pyarrow is not a dependency).
+counted in ``kg.warnings``).
 """
 
 from __future__ import annotations
@@ -40,19 +58,51 @@ from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.vocab import Vocab
 from kgrec.errors import ArrayFileError, KgrecError
 
-__all__ = ["load_arrays", "save_arrays", "REQUIRED", "OPTIONAL"]
+__all__ = ["load_arrays", "save_arrays", "REQUIRED", "OPTIONAL", "PARQUET_TABLES", "FORMATS"]
 
 REQUIRED = ("users", "items", "entities", "relations", "triples", "interactions_user", "interactions_item")
 OPTIONAL = ("interactions_weight", "interactions_time", "features", "feature_names")
+#: Parquet file stem -> (required columns, optional columns); see the module docstring.
+PARQUET_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "users": (("label",), ()), "items": (("label",), ()), "entities": (("label",), ()),
+    "relations": (("label",), ()), "triples": (("head", "relation", "tail"), ()),
+    "interactions": (("user", "item"), ("weight", "time")),
+}
+FORMATS = ("npz", "parquet")
+_PARQUET_HINT = "reading and writing Parquet needs pyarrow: pip install pyarrow"
 
 
-def save_arrays(kg: KnowledgeGraph, path: str | os.PathLike) -> Path:
-    """Write ``kg``'s id maps, triples, interactions and features to ``path`` (``.npz``, compressed).
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ImportError(_PARQUET_HINT) from None
+    return pyarrow
 
-    Literals (texts) are not written: the format carries integer data only.
+
+def save_arrays(kg: KnowledgeGraph, path: str | os.PathLike, format: str | None = None) -> Path:
+    """Write ``kg``'s id maps, triples, interactions and features to ``path``.
+
+    Args:
+        kg: the graph.
+        path: an ``.npz`` file (``format="npz"``, compressed) or a folder of Parquet files
+            (``format="parquet"``; the folder is replaced as a whole).
+        format: ``"npz"`` or ``"parquet"``; default: ``"npz"`` when ``path`` ends in ``.npz``,
+            else ``"parquet"``.
+
+    Literals (texts) are not written: the formats carry integer data only.
+
+    Raises:
+        KgrecError: unknown ``format``, or ``format="npz"`` with a path not ending in ``.npz``.
+        ImportError: Parquet without pyarrow (the message says ``pip install pyarrow``).
     """
     path = Path(path)
-    if path.suffix != ".npz":
+    if format is None:
+        format = "npz" if path.suffix == ".npz" else "parquet"
+    if format not in FORMATS:
+        raise KgrecError(f"'format' must be one of {', '.join(FORMATS)} (got {format!r})")
+    if format == "npz" and path.suffix != ".npz":
         raise KgrecError(f"'path' must end in .npz (got '{path}')")
     arrays = {
         "users": np.asarray(kg.users.labels, dtype=str), "items": np.asarray(kg.items.labels, dtype=str),
@@ -66,6 +116,8 @@ def save_arrays(kg: KnowledgeGraph, path: str | os.PathLike) -> Path:
         arrays["features"] = kg.features.numpy()
         arrays["feature_names"] = np.asarray(kg.feature_names, dtype=str)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if format == "parquet":
+        return _save_parquet(arrays, path)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
@@ -73,24 +125,32 @@ def save_arrays(kg: KnowledgeGraph, path: str | os.PathLike) -> Path:
 
 
 def load_arrays(path: str | os.PathLike) -> KnowledgeGraph:
-    """Read a pre-mapped ``.npz`` file (layout in this module's docstring) into a KnowledgeGraph.
+    """Read pre-mapped arrays (layouts in this module's docstring) into a KnowledgeGraph.
+
+    Args:
+        path: an ``.npz`` file, or a folder of Parquet files (``users.parquet``...).
 
     Raises:
-        KgrecError: ``path`` does not exist or does not end in ``.npz``.
-        ArrayFileError: the file is not a readable NPZ, an array is missing, has the wrong dtype or
-            shape, an id is out of range, a label repeats, or ``entities`` does not start with
-            ``items``; the message names the file and the array.
+        KgrecError: ``path`` does not exist, or is neither an ``.npz`` file nor a folder.
+        ImportError: a Parquet folder without pyarrow (the message says ``pip install pyarrow``).
+        ArrayFileError: the file is not readable NPZ / Parquet, an array (a file or column) is
+            missing, has the wrong dtype or shape, an id is out of range, a label repeats, or
+            ``entities`` does not start with ``items``; the message names the file and the array
+            or column.
     """
     path = Path(path)
-    if path.suffix != ".npz":
-        raise KgrecError(f"'path' must be an .npz file (got '{path}'); Parquet is not supported")
-    if not path.is_file():
+    if path.is_dir():
+        data = _read_parquet(path)
+    elif path.suffix != ".npz":
+        raise KgrecError(f"'path' must be an .npz file or a folder of Parquet files (got '{path}')")
+    elif not path.is_file():
         raise KgrecError(f"'path': no such file '{path}'")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise ArrayFileError(f"not a readable NPZ file ({e})", path) from None
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise ArrayFileError(f"not a readable NPZ file ({e})", path) from None
 
     missing = [k for k in REQUIRED if k not in data]
     if missing:
@@ -190,3 +250,96 @@ def _floats(data: dict, name: str, path: Path, n: int, dtype, default: float) ->
         raise ArrayFileError(f"'{name}' must be a number array of shape [{n}] (got {a.dtype} {list(a.shape)})",
                              path)
     return a.astype(dtype)
+
+
+# ------------------------------------------------------------------------------------- Parquet
+def _save_parquet(arrays: dict[str, np.ndarray], folder: Path) -> Path:
+    """Write ``arrays`` (NPZ names) as the Parquet tables of the module docstring, atomically."""
+    import shutil
+    import tempfile
+
+    pa = _pyarrow()
+    tables = {name: {"label": arrays[name]} for name in ("users", "items", "entities", "relations")}
+    t = arrays["triples"]
+    tables["triples"] = {"head": t[:, 0], "relation": t[:, 1], "tail": t[:, 2]}
+    tables["interactions"] = {k: arrays[f"interactions_{k}"] for k in ("user", "item", "weight", "time")}
+    if "features" in arrays:
+        tables["features"] = {n: arrays["features"][:, j] for j, n in enumerate(arrays["feature_names"].tolist())}
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        for name, cols in tables.items():
+            table = pa.table({k: (v.tolist() if v.dtype.kind == "U" else v) for k, v in cols.items()})
+            pa.parquet.write_table(table, tmp / f"{name}.parquet")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def _read_parquet(folder: Path) -> dict[str, np.ndarray]:
+    """The NPZ-named arrays of a Parquet folder; schema errors name the file and the column."""
+    pa = _pyarrow()
+    unknown = sorted(f.name for f in folder.iterdir() if f.suffix == ".parquet"
+                     and f.stem not in PARQUET_TABLES and f.stem != "features")
+    if unknown:
+        raise ArrayFileError(f"unknown Parquet file(s) {', '.join(unknown)}; expected "
+                             f"{', '.join(n + '.parquet' for n in PARQUET_TABLES)} and optionally features.parquet",
+                             folder)
+
+    def read(name: str):
+        f = folder / f"{name}.parquet"
+        try:
+            return pa.parquet.read_table(f), f
+        except (OSError, pa.ArrowException) as e:
+            raise ArrayFileError(f"not a readable Parquet file ({e})", f) from None
+
+    missing = [n + ".parquet" for n in PARQUET_TABLES if not (folder / f"{n}.parquet").exists()]
+    if missing:
+        raise ArrayFileError(f"missing Parquet file(s) {', '.join(missing)} (a folder of pre-mapped arrays needs "
+                             f"{', '.join(n + '.parquet' for n in PARQUET_TABLES)})", folder)
+    data: dict[str, np.ndarray] = {}
+    for name, (required, optional) in PARQUET_TABLES.items():
+        table, f = read(name)
+        cols = table.column_names
+        lacking = [c for c in required if c not in cols]
+        extra = [c for c in cols if c not in required + optional]
+        if lacking or extra:
+            what = (f"missing column(s) {', '.join(repr(c) for c in lacking)}" if lacking
+                    else f"unknown column(s) {', '.join(repr(c) for c in extra)}")
+            raise ArrayFileError(f"{what}; columns must be {', '.join(repr(c) for c in required)}"
+                                 + (f" and optionally {', '.join(repr(c) for c in optional)}" if optional else ""), f)
+        arrays = {c: _column(table, c, f, pa) for c in cols}
+        if name == "triples":
+            data["triples"] = np.stack([arrays["head"], arrays["relation"], arrays["tail"]], axis=1) \
+                if len(table) else np.empty((0, 3), dtype=np.int64)
+        elif name == "interactions":
+            data.update({f"interactions_{c}": a for c, a in arrays.items()})
+        else:
+            data[name] = arrays["label"]
+    if (folder / "features.parquet").exists():
+        table, f = read("features")
+        cols = {c: _column(table, c, f, pa) for c in table.column_names}
+        bad = [c for c, a in cols.items() if a.dtype.kind not in "fiu"]
+        if bad:
+            raise ArrayFileError(f"column {bad[0]!r} must hold numbers (got {cols[bad[0]].dtype})", f)
+        data["feature_names"] = np.asarray(list(cols), dtype=str)
+        data["features"] = np.stack(list(cols.values()), axis=1) if cols else np.zeros((len(table), 0))
+    return data
+
+
+def _column(table, name: str, f: Path, pa) -> np.ndarray:
+    """One column as a NumPy array: strings as fixed-width unicode, numbers as they are."""
+    col = table.column(name)
+    typ = col.type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        if col.null_count:
+            raise ArrayFileError(f"column {name!r} holds {col.null_count} null label(s)", f)
+        return np.asarray(col.to_pylist(), dtype=str) if len(col) else np.empty(0, dtype=str)
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+        if col.null_count and pa.types.is_integer(typ):
+            raise ArrayFileError(f"column {name!r} holds {col.null_count} null id(s)", f)
+        return col.to_numpy()
+    raise ArrayFileError(f"column {name!r} must hold strings or numbers (got {typ})", f)

@@ -23,6 +23,7 @@ does contain.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -131,6 +132,9 @@ class _Builder:
                     return new + iri[len(old):]
             return iri
 
+        # one dict per predicate de-duplicates (subject, object) pairs as they arrive, keeping
+        # first-seen order (cheaper than a list per predicate and a second de-duplicating pass)
+        groups: dict[str, dict] = defaultdict(dict)
         n = 0
         if prefixes:
             for s, p, o in triples:
@@ -141,18 +145,15 @@ class _Builder:
                     p = rewrite(p)
                 if type(o) is str and o.startswith(prefixes):
                     o = rewrite(o)
-                by_pred[p].append((s, o))
+                groups[p][s, o] = None
         else:
             for s, p, o in triples:
                 n += 1
-                by_pred[p].append((s, o))
+                groups[p][s, o] = None
         self.n_triples = n
-        n_dup = 0
-        for p, pairs in by_pred.items():
-            uniq = list(dict.fromkeys(pairs))
-            if len(uniq) != len(pairs):
-                n_dup += len(pairs) - len(uniq)
-                by_pred[p] = uniq
+        for p, pairs in groups.items():
+            by_pred[p] = list(pairs)
+        n_dup = n - sum(len(v) for v in by_pred.values())
         if n_dup:
             self.W["duplicate triple"] += n_dup
         n_imports = len(by_pred.get(OWL_IMPORTS, ()))
@@ -234,6 +235,28 @@ class _Builder:
             self.W[f"interaction '{rule}': {role} is an IRI, not a literal (skipped)"] += len(values) - len(lits)
         return lits[0] if lits else None
 
+    def _single_valued(self, rule):
+        """Look-ups for an event rule whose paths are all one property each, else ``None``.
+
+        Per path (agent, object, time, weight, text; ``None`` for an absent optional one):
+        ``(get, several)``, where ``get(event)`` is the event's value (one of them when it has
+        several) and ``several`` is the set of events with more than one value.
+        """
+        out = []
+        for k, paths in enumerate((rule.agent, rule.object, rule.time, rule.weight, rule.text)):
+            if not paths and k >= 2:
+                out.append(None)
+                continue
+            if len(paths) != 1 or len(paths[0]) != 1:
+                return None
+            pairs = self.by_pred.get(paths[0][0], ())
+            first = dict(pairs)
+            several: set = set()
+            if len(first) != len(pairs):
+                several = {s for s, c in Counter(s for s, _ in pairs).items() if c > 1}
+            out.append((first.get, several))
+        return out
+
     def interactions(self):
         """Raw interaction records and the set of event nodes."""
         W = self.W
@@ -259,12 +282,17 @@ class _Builder:
             else:
                 cands = set()
                 for path in rule.agent + rule.object:
-                    cands.update(self.index(path[0]).keys())
+                    cands.update(s for s, _ in self.by_pred.get(path[0], ()))
             events |= cands
-            p_agent, p_object = self.paths(rule.agent), self.paths(rule.object)
-            p_time, p_weight, p_text = self.paths(rule.time), self.paths(rule.weight), self.paths(rule.text)
-            resolve = self.resolve
-            for e in cands:
+            paths: list = []  # the slow path's indexes, built on its first use
+
+            def slow(e: str, name=name, rule=rule, ri=ri, paths=paths) -> None:
+                """The general case: alternatives, multi-step paths, several or odd values."""
+                if not paths:
+                    paths.extend(self.paths(x) for x in (rule.agent, rule.object, rule.time, rule.weight,
+                                                         rule.text))
+                p_agent, p_object, p_time, p_weight, p_text = paths
+                resolve = self.resolve
                 agent = self._pick_iri(resolve(e, p_agent), name, "agent")
                 obj = self._pick_iri(resolve(e, p_object), name, "object")
                 if agent is None or obj is None:
@@ -272,7 +300,7 @@ class _Builder:
                         W[f"interaction '{name}': event without agent (skipped)"] += 1
                     if obj is None:
                         W[f"interaction '{name}': event without object (skipped)"] += 1
-                    continue
+                    return
                 t = math.nan
                 if rule.time:
                     lit = self._literal_value(resolve(e, p_time), name, "timestamp")
@@ -302,6 +330,45 @@ class _Builder:
                     if kept:
                         text = "\n".join(kept)
                 recs.append((ri, agent, obj, w, t, text))
+
+            fast = self._single_valued(rule)
+            if fast is None:
+                for e in cands:
+                    slow(e)
+                continue
+            (ga, ma), (go, mo), tm, wt, tx = fast
+            for e in cands:
+                # the common case (one IRI agent, one IRI object, one literal time and weight, no
+                # text) by plain dict look-ups; any other event takes the general path
+                a, o = ga(e), go(e)
+                if (a is None or o is None or type(a) is not str or type(o) is not str or e in ma or e in mo
+                        or a.startswith("_:") or o.startswith("_:")):
+                    slow(e)
+                    continue
+                if tm is not None:
+                    lt = tm[0](e)
+                    if lt is None or type(lt) is str or e in tm[1]:
+                        slow(e)
+                        continue
+                if wt is not None:
+                    lw = wt[0](e)
+                    if lw is None or type(lw) is str or e in wt[1]:
+                        slow(e)
+                        continue
+                if tx is not None and (tx[0](e) is not None or e in tx[1]):
+                    slow(e)
+                    continue
+                t = w = math.nan
+                if tm is not None:
+                    t, problem = parse_timestamp(lt)
+                    if problem:
+                        W[f"interaction '{name}': {problem}"] += 1
+                if wt is not None:
+                    try:
+                        w = float(lw.value)
+                    except ValueError:
+                        W[f"interaction '{name}': non-numeric weight"] += 1
+                recs.append((ri, a, o, w, t, None))
         return recs, events
 
     # --------------------------------------------------------------- same-as
@@ -374,7 +441,8 @@ class _Builder:
         sa, sa_pairs = self.same_as_graph()
         self.absorb(items, items, users, sa)
         canon = self.canon
-        recs = [(r[0], r[1], canon.get(r[2], r[2]), *r[3:]) for r in recs]
+        if canon:
+            recs = [(r[0], r[1], canon.get(r[2], r[2]), *r[3:]) for r in recs]
         if cm.infer_items:
             new = {r[2] for r in recs} - items
             # two untyped objects linked by same-as (events naming both the dataset IRI and the
@@ -387,7 +455,8 @@ class _Builder:
             new = {x for x in new if x not in canon}
             items |= new
             self.absorb(new, items, users, sa)
-            recs = [(r[0], r[1], canon.get(r[2], r[2]), *r[3:]) for r in recs]
+            if canon:
+                recs = [(r[0], r[1], canon.get(r[2], r[2]), *r[3:]) for r in recs]
         else:
             for r in recs:
                 if r[2] not in items:
@@ -395,8 +464,8 @@ class _Builder:
             recs = [r for r in recs if r[2] in items]
 
         # the positivity rule drops interactions but not the users/items they name
-        kept = []
-        for r in recs:
+        kept = [] if any(rule.positive.op is not None for rule in cm.rules) else recs
+        for r in recs if kept is not recs else ():
             rule = cm.rules[r[0]]
             if rule.positive(r[3]):
                 kept.append(r)
@@ -418,14 +487,19 @@ class _Builder:
             preds = [p for p in cm.edges - set(cm.exclude) if p in by_pred]
         out_adj: dict[str, list] = defaultdict(list)
         in_adj: dict[str, list] = defaultdict(list)
+        # without incoming edges, a user's or an event's out-edges are never followed: not stored
+        skip_out = blocked if not cm.incoming else frozenset()
+        cget = canon.get
         for p in sorted(preds):
             n_lit = 0
             for s, o in by_pred[p]:
                 if type(o) is not str:
                     n_lit += 1
                     continue
-                s = canon.get(s, s)
-                o = canon.get(o, o)
+                s = cget(s, s)
+                if s in skip_out:
+                    continue
+                o = cget(o, o)
                 out_adj[s].append((p, o))
                 if cm.incoming:
                     in_adj[o].append((p, s))
@@ -653,5 +727,14 @@ def build_graph(
     # the same Counter object: a parser streaming ``triples`` keeps counting into it while we read
     b = _Builder(mapping if mapping is not None else Mapping(), warnings if warnings is not None else Counter(),
                  sources)
-    b.read(triples)
-    return b.build()
+    # The cyclic garbage collector would traverse the millions of (subject, object) tuples held
+    # here again and again as they are created (half the load time of a 1M-triple file); none of
+    # them forms a cycle, so it is paused for the build and resumed after.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        b.read(triples)
+        return b.build()
+    finally:
+        if enabled:
+            gc.enable()

@@ -110,14 +110,16 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
 
     def stream():
         for k, f in enumerate(files):
-            n = 0
             base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
-            for t in iter_triples(f, format, engine=engine, base_iri=base, warnings=counter, file_index=k,
-                                  limits=limits):
-                n += 1
-                yield t
-            if n == 0 and len(files) > 1:
-                counter[f"empty file '{f}'"] += 1
+            triples = iter_triples(f, format, engine=engine, base_iri=base, warnings=counter, file_index=k,
+                                   limits=limits)
+            first = next(triples, None)  # peeking keeps the per-triple path a C-level `yield from`
+            if first is None:
+                if len(files) > 1:
+                    counter[f"empty file '{f}'"] += 1
+                continue
+            yield first
+            yield from triples
 
     kg = build_graph(stream(), m, warnings=counter, sources=sources)
     if kg.warnings:

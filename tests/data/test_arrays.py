@@ -82,7 +82,7 @@ def test_bad_arrays_name_the_array_and_file(tmp_path, toy_npz, change, match):
 def test_bad_paths(tmp_path):
     with pytest.raises(KgrecError, match="'path': no such file"):
         load_arrays(tmp_path / "none.npz")
-    with pytest.raises(KgrecError, match="Parquet is not supported"):
+    with pytest.raises(KgrecError, match="must be an .npz file or a folder of Parquet files"):
         load_arrays(tmp_path / "x.parquet")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ArrayFileError, match="not a readable NPZ"):

@@ -499,3 +499,29 @@ def test_shipped_movielens_small():
     assert (kg.num_users, kg.num_items, len(kg.interactions)) == (610, 9742, 100836)
     assert kg.interactions.has_time
     assert KGR + "genre" in kg.relations.labels
+
+
+def test_build_graph_pauses_gc_and_restores_it():
+    """The collector is paused only inside build_graph, also when it raises."""
+    import gc
+
+    from kgrec.data.extract import build_graph
+    from kgrec.errors import EmptyGraphError
+
+    seen = []
+
+    def triples():
+        seen.append(gc.isenabled())
+        yield from ()
+
+    assert gc.isenabled()
+    with pytest.raises(EmptyGraphError):
+        build_graph(triples())
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:  # a caller that had it off keeps it off
+        with pytest.raises(EmptyGraphError):
+            build_graph(iter(()))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
