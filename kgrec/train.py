@@ -106,7 +106,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     est.to(device)
     module = est.module
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
-    sampler = NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed)
+    sampler = est.negative_sampler(split.train) if hasattr(est, "negative_sampler") else \
+        NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed)
     evaluator = Evaluator(split, ks=(10, 20), part="valid") if len(split.valid) else None
     users, items = split.train.user, split.train.item
     n = users.numel()

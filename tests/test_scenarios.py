@@ -294,3 +294,18 @@ def test_cli_train_on_one_scenario_then_update_on_another(tmp_path):
     code, err = run("update", tmp_path / "src", "--data", tmp_path / "two.ttl", *data, "--scenario", "click",
                     "--out", tmp_path / "bad")
     assert code == 2 and "'click'" in err and "rating, tag" in err
+
+
+def test_block_sampler_draws_each_scenario_negatives_from_its_own_items():
+    from kgrec.data.sampling import BlockNegativeSampler
+
+    # 2 real users; block 0 (target) knows items 0-3, block 1 (source) items 10-19
+    train = Interactions.from_lists([0, 0, 1, 1, 2, 3, 3], [0, 1, 2, 3, 10, 11, 19])
+    s = BlockNegativeSampler(train, 20, block_size=2, seed=0)
+    users = torch.tensor([0, 1, 2, 3] * 50)
+    neg = s.sample(users, 3)
+    assert neg.shape == (200, 3)
+    seen = {(0, 0), (0, 1), (1, 2), (1, 3), (2, 10), (3, 11), (3, 19)}
+    for u, row in zip(users.tolist(), neg.tolist()):
+        pool = {0, 1, 2, 3} if u < 2 else {10, 11, 19}
+        assert set(row) <= pool and not any((u, i) in seen for i in row)

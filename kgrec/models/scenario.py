@@ -100,6 +100,12 @@ class ScenarioMFModel(PairwiseEstimator):
         fit_pairwise(self, self._virtual, **kwargs)
         return self
 
+    def negative_sampler(self, train: Interactions):
+        """Each scenario's negatives from its own training items (:class:`BlockNegativeSampler`)."""
+        from kgrec.data.sampling import BlockNegativeSampler
+
+        return BlockNegativeSampler(train, self.meta["num_items"], self.meta["num_users"], seed=self.config.seed)
+
     def build(self) -> None:
         self.module = ScenarioMF(self.meta["num_users"], self.meta["num_items"], len(self.meta["scenarios"]),
                                  dim=self.config.dim)
