@@ -58,7 +58,8 @@ class Recommender:
     """Train, evaluate, query, save and reload any kgrec model by name.
 
     Args:
-        model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"cke"``, ``"hybrid"``.
+        model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"cke"``, ``"hybrid"``,
+            ``"scenario-mf"`` (:mod:`kgrec.models.scenario`).
         **params: the model's config fields (see ``Recommender.params_of(model)``).
 
     Example::
