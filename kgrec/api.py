@@ -58,7 +58,8 @@ class Recommender:
     """Train, evaluate, query, save and reload any kgrec model by name.
 
     Args:
-        model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"cke"``, ``"hybrid"``.
+        model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"cke"``, ``"hybrid"``,
+            ``"scenario-mf"`` (:mod:`kgrec.models.scenario`).
         **params: the model's config fields (see ``Recommender.params_of(model)``).
 
     Example::
@@ -102,7 +103,8 @@ class Recommender:
     # -------------------------------------------------------------- training
     def fit(self, kg: KnowledgeGraph, split: Split | None = None, log: Callable[[str], None] | None = None,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
-            validate: Callable[["Recommender"], dict] | None = None, metric: str = "ndcg@10") -> "Recommender":
+            validate: Callable[["Recommender"], dict] | None = None, metric: str = "ndcg@10",
+            scenarios: Sequence[str] | None = None) -> "Recommender":
         """Fit on ``split.train`` (model selection on ``split.valid``); all interactions if no split.
 
         Args:
@@ -120,6 +122,8 @@ class Recommender:
                 ``metric`` (default ``"ndcg@10"`` of full ranking on ``split.valid``);
                 ``validate(rec) -> {metric: value, ...}`` replaces that ranking evaluation, e.g.
                 AUC on labelled validation pairs (``metric="auc"``).
+            scenarios: train (and validate) on the interactions of these scenarios of
+                ``kg.scenarios`` only (:mod:`kgrec.data.scenarios`); default ``None``: all.
         """
         if split is None:
             from kgrec.data.graph import Interactions
@@ -127,6 +131,10 @@ class Recommender:
             empty = Interactions.empty()
             split = Split("all", 0, (1.0, 0.0, 0.0), kg.num_users, kg.num_items, kg.interactions, empty, empty)
         self._check_split(split, kg.num_users, kg.num_items)
+        if scenarios is not None:
+            from kgrec.data.scenarios import select
+
+            split = select(kg, split, scenarios)
         if len(split.train) == 0:
             raise SplitError("the split's training part is empty: nothing to fit")
         self.users, self.items = kg.users, kg.items
@@ -157,7 +165,7 @@ class Recommender:
                              f"model's graph has {n_users} / {n_items}: split the same graph")
 
     def update(self, kg: KnowledgeGraph, new=None, epochs: int = 5, replay: float = 0.2, l2_pull: float = 0.0,
-               log: Callable[[str], None] | None = None) -> "Recommender":
+               log: Callable[[str], None] | None = None, scenarios: Sequence[str] | None = None) -> "Recommender":
         """Continue a fitted model on new interactions, adding new users and items (:mod:`kgrec.update`).
 
         Closed-form models refit on old + new interactions; embedding models train ``epochs`` more
@@ -169,10 +177,17 @@ class Recommender:
         Args:
             kg: a graph holding the new interactions (old ones in it are not counted again).
             new: which interactions of ``kg``: ``None`` (all), an ``Interactions`` or a ``Split`` (its train).
+            scenarios: keep only the new interactions of these scenarios of ``kg.scenarios``: a model
+                fitted on a source scenario continued on a target one is a transfer
+                (``benchmarks/scenarios.py``); default ``None``: all.
         """
         from kgrec.update import update_estimator
 
         self._require_fit()
+        if scenarios is not None:
+            from kgrec.data.scenarios import select
+
+            new = select(kg, kg.interactions if new is None else new, scenarios)
         est, users, items, info = update_estimator(self.estimator, self.users, self.items, kg, new, epochs=epochs,
                                                    replay=replay, l2_pull=l2_pull, log=log,
                                                    item_labels=self.item_labels)

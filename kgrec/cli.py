@@ -404,6 +404,11 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _scenario_arg(p, help_text: str) -> None:
+    p.add_argument("--scenario", metavar="NAME", action="append", default=None,
+                   help=help_text + "; names come from the mapping (see kg_data/mappings/README.md)")
+
+
 # ------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
     """``kgrec train``; under torchrun, DDP training (:mod:`kgrec.distributed`) with rank 0 writing."""
@@ -433,6 +438,10 @@ def _train(args) -> int:
     kg = _load(args.paths, args.mapping, args.format, args)
     _note_warnings(kg)
     sp = kgrec.split(kg, args.split, ratios=args.ratios, seed=args.seed)
+    if args.scenario:  # train, validate and test on these scenarios' interactions only
+        from kgrec.data.scenarios import select
+
+        sp = select(kg, sp, args.scenario, "--scenario")
     st = sp.stats()
     _log(f"{kg!r}; split {sp.name}: {st['train']} train / {st['valid']} valid / {st['test']} test")
     _log(f"fitting {args.model}")
@@ -592,7 +601,7 @@ def cmd_update(args) -> int:
     kg = _load(args.data, args.mapping, args.format, args)
     _note_warnings(kg)
     _log(f"updating {rec!r} with {kg!r}")
-    rec.update(kg, epochs=args.epochs, replay=args.replay, l2_pull=args.l2_pull, log=_log)
+    rec.update(kg, epochs=args.epochs, replay=args.replay, l2_pull=args.l2_pull, log=_log, scenarios=args.scenario)
     rec.save(out)
     info = rec.fit_info["update"]
     print(markdown_table([info], [k for k in info]))
@@ -741,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
                    help="process-group backend under torchrun (auto: nccl with CUDA, else gloo); "
                         "see docs/distributed.md")
+    _scenario_arg(p, "train, validate and test on the interactions of this scenario only (repeatable)")
     _progress_arg(p)
     p.set_defaults(func=cmd_train)
 
@@ -824,6 +834,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the old interactions replayed each epoch")
     p.add_argument("--l2-pull", metavar="W", type=float, default=0.0,
                    help="L2 weight pulling old embedding rows towards their previous values")
+    _scenario_arg(p, "add only the new interactions of this scenario (repeatable): a model trained on a source "
+                     "scenario continued on a target one is a transfer")
     _data_args(p)
     p.set_defaults(func=cmd_update)
 

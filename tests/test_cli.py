@@ -158,7 +158,7 @@ def test_missing_file_exits_2(tmp_path):
 def test_unknown_model_and_params_exit_2(tmp_path):
     code, _, err = run(["train", TOY, "--model", "nope", "--out", tmp_path / "m"])
     assert code == 2
-    assert "'--model' must be one of bprmf, cke, ease, hybrid, itemknn, lightgcn, mostpop (got 'nope')" in err
+    assert "'--model' must be one of bprmf, cke, ease, hybrid, itemknn, lightgcn, mostpop, scenario-mf (got 'nope')" in err
     code, _, err = run(["train", TOY, "--model", "bprmf", "--param", "epoch=2", "--out", tmp_path / "m"])
     assert code == 2
     assert "unknown parameter(s) 'epoch' for model 'bprmf'; accepted: " in err and "epochs" in err

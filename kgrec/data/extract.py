@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
-from kgrec.data.graph import Interactions, KnowledgeGraph
+from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
+from kgrec.data.scenarios import assign_domains
 from kgrec.data.mapping import CompiledMapping, Mapping
 from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
 from kgrec.data.vocab import Vocab
@@ -563,15 +564,24 @@ class _Builder:
         w = np.fromiter((r[3] for r in recs), dtype=np.float64, count=n)
         w = np.where(np.isnan(w), 1.0, w)
         t = np.fromiter((r[4] for r in recs), dtype=np.float64, count=n)
-        order = np.lexsort((w, t, i, u))
+        # scenarios of the rules (sorted names); a mapping without any keeps scenario=None
+        rule_sc = [r.scenario or DEFAULT_SCENARIOS[0] for r in cm.rules]
+        scenarios = sorted(set(rule_sc)) if any(r.scenario for r in cm.rules) else list(DEFAULT_SCENARIOS)
+        sc = np.fromiter((scenarios.index(rule_sc[r[0]]) for r in recs), dtype=np.int64, count=n)
+        order = np.lexsort((sc, w, t, i, u))
         inter = Interactions.from_lists(u[order], i[order], w[order], t[order])
+        if len(scenarios) > 1 or scenarios != DEFAULT_SCENARIOS:
+            inter.scenario = torch.as_tensor(sc[order])
         texts = [recs[k][5] for k in order.tolist()]
 
         kg = KnowledgeGraph(
             users=user_vocab, items=item_vocab, entities=entity_vocab, relations=relation_vocab,
             triples=triples, interactions=inter, literals=literals, user_literals=user_literals,
             features=features, feature_names=list(cm.numeric), warnings=W, sources=self.sources,
+            scenarios=scenarios,
         )
+        if cm.domain_predicate is not None:
+            kg = assign_domains(kg, cm.domain_predicate, [(n, sorted(a)) for n, a in cm.domains], cm.domain_rest)
         # per-interaction texts (reviews, tags) have no field in KnowledgeGraph yet
         kg.interaction_text = texts
         return kg

@@ -26,18 +26,26 @@ class Interactions:
         user, item: ``[N]`` long ids into ``KnowledgeGraph.users`` / ``KnowledgeGraph.items``.
         weight: ``[N]`` float (the rating, or 1.0 when the source has none).
         time: ``[N]`` float64 unix seconds, ``nan`` where the source has no time.
+        scenario: ``[N]`` long ids into ``KnowledgeGraph.scenarios`` (behaviour type or domain), or
+            ``None`` (default): every interaction is in scenario 0, as in a single-scenario graph.
     """
 
     user: torch.Tensor
     item: torch.Tensor
     weight: torch.Tensor
     time: torch.Tensor
+    scenario: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.user.numel()
-        for name in ("item", "weight", "time"):
+        for name in ("item", "weight", "time") + (("scenario",) if self.scenario is not None else ()):
             if getattr(self, name).numel() != n:
                 raise ValueError(f"'{name}' has {getattr(self, name).numel()} entries, 'user' has {n}")
+
+    @property
+    def scenario_ids(self) -> torch.Tensor:
+        """``[N]`` long scenario ids (zeros when :attr:`scenario` is ``None``)."""
+        return torch.zeros(len(self), dtype=torch.long) if self.scenario is None else self.scenario
 
     @classmethod
     def empty(cls) -> "Interactions":
@@ -59,11 +67,14 @@ class Interactions:
 
     def select(self, index: torch.Tensor) -> "Interactions":
         """The rows picked by a boolean mask or an index tensor."""
-        return Interactions(self.user[index], self.item[index], self.weight[index], self.time[index])
+        return Interactions(self.user[index], self.item[index], self.weight[index], self.time[index],
+                            None if self.scenario is None else self.scenario[index])
 
     def concat(self, other: "Interactions") -> "Interactions":
+        both = self.scenario is None and other.scenario is None
         return Interactions(torch.cat([self.user, other.user]), torch.cat([self.item, other.item]),
-                            torch.cat([self.weight, other.weight]), torch.cat([self.time, other.time]))
+                            torch.cat([self.weight, other.weight]), torch.cat([self.time, other.time]),
+                            None if both else torch.cat([self.scenario_ids, other.scenario_ids]))
 
     @property
     def has_time(self) -> bool:
@@ -79,12 +90,16 @@ class Interactions:
         return m
 
     def state(self, prefix: str) -> dict[str, torch.Tensor]:
-        return {f"{prefix}.user": self.user, f"{prefix}.item": self.item,
-                f"{prefix}.weight": self.weight, f"{prefix}.time": self.time}
+        out = {f"{prefix}.user": self.user, f"{prefix}.item": self.item,
+               f"{prefix}.weight": self.weight, f"{prefix}.time": self.time}
+        if self.scenario is not None:
+            out[f"{prefix}.scenario"] = self.scenario
+        return out
 
     @classmethod
     def from_state(cls, tensors: dict[str, torch.Tensor], prefix: str) -> "Interactions":
-        return cls(*(tensors[f"{prefix}.{k}"] for k in ("user", "item", "weight", "time")))
+        return cls(*(tensors[f"{prefix}.{k}"] for k in ("user", "item", "weight", "time")),
+                   tensors.get(f"{prefix}.scenario"))
 
 
 @dataclass
@@ -105,6 +120,8 @@ class KnowledgeGraph:
         feature_names: the ``F`` predicate IRIs of ``features``.
         warnings: ``Counter`` of problems met while building (rule -> count).
         sources: the files the graph was read from.
+        scenarios: names of the interaction scenarios (behaviour types or domains) that
+            ``interactions.scenario`` indexes; ``["default"]`` for a single-scenario graph.
     """
 
     users: Vocab
@@ -119,10 +136,15 @@ class KnowledgeGraph:
     feature_names: list[str] = field(default_factory=list)
     warnings: Counter = field(default_factory=Counter)
     sources: list[str] = field(default_factory=list)
+    scenarios: list[str] = field(default_factory=lambda: list(DEFAULT_SCENARIOS))
 
     def __post_init__(self) -> None:
         if self.entities.labels[: len(self.items)] != self.items.labels:
             raise ValueError("items must be the first entities, in the same order")
+        sc = self.interactions.scenario
+        if sc is not None and len(sc) and (int(sc.min()) < 0 or int(sc.max()) >= len(self.scenarios)):
+            raise ValueError(f"interaction scenario ids must lie in [0, {len(self.scenarios)}) "
+                             f"(the scenarios {self.scenarios})")
         if self.triples.numel() == 0:
             self.triples = torch.empty(0, 3, dtype=torch.long)
 
@@ -176,6 +198,8 @@ class KnowledgeGraph:
             "time_range": [float(times.min()), float(times.max())] if times.numel() else None,
             "triples_per_relation": dict(zip(self.relations.labels, rel_counts)),
             "warnings": dict(self.warnings),
+            **({"interactions_per_scenario": dict(zip(self.scenarios, torch.bincount(
+                inter.scenario_ids, minlength=len(self.scenarios)).tolist()))} if len(self.scenarios) > 1 else {}),
         }
 
     # ------------------------------------------------------------- conversion
@@ -255,6 +279,8 @@ class KnowledgeGraph:
             "feature_names": self.feature_names, "warnings": dict(self.warnings),
             "sources": self.sources,
         }
+        if self.scenarios != DEFAULT_SCENARIOS:
+            meta["scenarios"] = self.scenarios
         tensors = {"triples": self.triples.contiguous(), **self.interactions.state("interactions")}
         if self.features is not None:
             tensors["features"] = self.features.contiguous()
@@ -284,6 +310,7 @@ class KnowledgeGraph:
             user_literals={int(k): v for k, v in meta["user_literals"].items()},
             features=t.get("features"), feature_names=meta["feature_names"],
             warnings=Counter(meta["warnings"]), sources=meta["sources"],
+            scenarios=meta.get("scenarios", list(DEFAULT_SCENARIOS)),
         )
 
     def __repr__(self) -> str:
@@ -291,6 +318,9 @@ class KnowledgeGraph:
                 f"entities={self.num_entities}, relations={self.num_relations}, "
                 f"triples={self.triples.shape[0]}, interactions={len(self.interactions)})")
 
+
+#: The scenario names of a graph whose interactions carry no scenario.
+DEFAULT_SCENARIOS = ["default"]
 
 #: Literal predicates tried, in order, for a human label of an entity.
 LABEL_PREDICATES = (

@@ -42,6 +42,7 @@ __all__ = [
     "KGRule",
     "TextRule",
     "FeatureRule",
+    "ScenarioRule",
     "Mapping",
     "PositiveRule",
     "CompiledRule",
@@ -152,6 +153,9 @@ class InteractionRule:
         text: path to a text literal (a review, a tag) kept per interaction.
         positive: ``"all"`` (default) or ``"weight OP number"`` with OP one of
             ``>= > <= < == !=``; interactions failing it are dropped and counted.
+        scenario: the scenario (behaviour type) of the interactions this rule finds, e.g.
+            ``"rating"`` or ``"tag"`` (default ``None``: scenario ``"default"``). Rules may share a
+            scenario; scenario ids follow the sorted names (``KnowledgeGraph.scenarios``).
     """
 
     name: str
@@ -164,6 +168,7 @@ class InteractionRule:
     weight: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     positive: str = "all"
+    scenario: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("cls", "agent", "object", "time", "weight", "text"):
@@ -233,6 +238,28 @@ class FeatureRule:
         self.numeric = _as_list(self.numeric)
 
 
+@dataclass
+class ScenarioRule:
+    """Scenarios as item domains: each interaction's scenario from an attribute of its item.
+
+    Args:
+        item_predicate: the KG predicate from an item to its domain attribute, e.g. ``"kgr:genre"``
+            (default ``None``: no domains).
+        domains: ``{scenario name: [attribute IRIs]}``; an item is in the first domain (in the
+            order written) one of whose attributes it has (default ``{}``).
+        rest: the scenario of interactions with items in no domain (default ``"other"``).
+
+    Domains cannot be combined with ``scenario`` on interaction rules (one scenario per interaction).
+    """
+
+    item_predicate: str | None = None
+    domains: dict[str, list[str]] = field(default_factory=dict)
+    rest: str = "other"
+
+
+#: Scenario names: a letter, then letters, digits, ``_``, ``.`` or ``-``.
+SCENARIO_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
 # --------------------------------------------------------------------------- compiled form
 _POSITIVE_RE = re.compile(
     r"^\s*weight\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -284,6 +311,7 @@ class CompiledRule:
     weight: tuple[Path_, ...]
     text: tuple[Path_, ...]
     positive: PositiveRule
+    scenario: str | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +333,9 @@ class CompiledMapping:
     numeric: tuple[str, ...]
     rewrite: tuple[tuple[str, str], ...]
     prefixes: tuple[tuple[str, str], ...]
+    domain_predicate: str | None = None  # [scenarios]: None = no item domains
+    domains: tuple[tuple[str, frozenset[str]], ...] = ()
+    domain_rest: str = "other"
 
     def shorten(self, iri: str) -> str:
         """``iri`` as a CURIE when a prefix matches, else ``<iri>`` (for messages)."""
@@ -316,10 +347,12 @@ class CompiledMapping:
 
 
 # --------------------------------------------------------------------------- the mapping
-_SECTIONS = {"users": UserRule, "items": ItemRule, "kg": KGRule, "text": TextRule, "features": FeatureRule}
+_SECTIONS = {"users": UserRule, "items": ItemRule, "kg": KGRule, "text": TextRule, "features": FeatureRule,
+             "scenarios": ScenarioRule}
 _TOP_KEYS = ("name", "description", "extends", "prefixes", "rewrite", "users", "items",
-             "interactions", "kg", "text", "features")
-_RULE_KEYS = ("name", "predicate", "inverse", "class", "agent", "object", "time", "weight", "text", "positive")
+             "interactions", "kg", "text", "features", "scenarios")
+_RULE_KEYS = ("name", "predicate", "inverse", "class", "agent", "object", "time", "weight", "text", "positive",
+              "scenario")
 
 
 @dataclass
@@ -332,8 +365,8 @@ class Mapping:
         prefixes: CURIE prefixes, added to / overriding :data:`DEFAULT_PREFIXES`.
         rewrite: IRI namespace rewrites applied to every IRI read (``{"https://schema.org/":
             "http://schema.org/"}`` by default).
-        users, items, kg, text, features: see :class:`UserRule`, :class:`ItemRule`,
-            :class:`KGRule`, :class:`TextRule`, :class:`FeatureRule`.
+        users, items, kg, text, features, scenarios: see :class:`UserRule`, :class:`ItemRule`,
+            :class:`KGRule`, :class:`TextRule`, :class:`FeatureRule`, :class:`ScenarioRule`.
         interactions: :class:`InteractionRule` list (default: kgrec events ``kgr:user`` /
             ``kgr:item`` / ``kgr:timestamp`` / ``kgr:rating`` / ``kgr:text``, and the direct
             ``kgr:interactedWith``).
@@ -359,6 +392,7 @@ class Mapping:
     kg: KGRule = field(default_factory=KGRule)
     text: TextRule = field(default_factory=TextRule)
     features: FeatureRule = field(default_factory=FeatureRule)
+    scenarios: ScenarioRule = field(default_factory=ScenarioRule)
     source: str = field(default="mapping", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -486,8 +520,16 @@ class Mapping:
             if positive.op is not None and not paths["weight"]:
                 raise self._err(f"{where}.positive",
                                 f"({r.name!r}) compares the weight, but the rule has no 'weight' path")
+            if r.scenario is not None:
+                self._scenario_name(r.scenario, f"{where}.scenario")
             rules.append(CompiledRule(r.name, pred, r.inverse, classes, paths["agent"], paths["object"],
-                                      paths["time"], paths["weight"], paths["text"], positive))
+                                      paths["time"], paths["weight"], paths["text"], positive, r.scenario))
+        domain_pred, domains, rest = self._compile_domains(strs)
+        if domain_pred is not None:
+            tagged = [i for i, r in enumerate(self.interactions) if r.scenario is not None]
+            if tagged:
+                raise self._err(f"interactions[{tagged[0]}].scenario", "cannot be combined with "
+                                "'scenarios.domains' (an interaction has one scenario): use one or the other")
 
         if kg.edges == "*":
             edges = None
@@ -514,7 +556,43 @@ class Mapping:
             incoming=kg.incoming, text_predicates=text_preds, languages=tuple(x.lower() for x in langs),
             numeric=numeric, rewrite=tuple(sorted(self.rewrite.items(), key=lambda kv: -len(kv[0]))),
             prefixes=tuple(sorted(self.prefixes.items())),
+            domain_predicate=domain_pred, domains=domains, domain_rest=rest,
         )
+
+    def _scenario_name(self, name, key: str) -> str:
+        if not isinstance(name, str) or not SCENARIO_NAME_RE.fullmatch(name):
+            raise self._err(key, "must be a scenario name: a letter, then letters, digits, '_', '.' or '-' "
+                                 f"(got {name!r})")
+        return name
+
+    def _compile_domains(self, strs) -> tuple[str | None, tuple[tuple[str, frozenset[str]], ...], str]:
+        """The ``[scenarios]`` section as ``(predicate IRI or None, ((name, attribute IRIs), ...), rest)``."""
+        sc = self.scenarios
+        if not isinstance(sc, ScenarioRule):
+            raise self._err("scenarios", f"must be a ScenarioRule (got {type(sc).__name__})")
+        rest = self._scenario_name(sc.rest, "scenarios.rest")
+        if not isinstance(sc.domains, dict):
+            raise self._err("scenarios.domains", f"must be a table of name = [attribute IRIs] (got {sc.domains!r})")
+        if sc.item_predicate is None:
+            if sc.domains:
+                raise self._err("scenarios.item_predicate", "is required with 'scenarios.domains' (the predicate "
+                                                            "from an item to its domain attribute, e.g. 'kgr:genre')")
+            return None, (), rest
+        pred = self.expand(sc.item_predicate, "scenarios.item_predicate")
+        if not sc.domains:
+            raise self._err("scenarios.domains", "must name at least one domain, e.g. "
+                                                 "{comedy = ['<https://.../genre/Comedy>']}")
+        out = []
+        for name, attrs in sc.domains.items():
+            key = f"scenarios.domains.{name}"
+            self._scenario_name(name, key)
+            if name == rest:
+                raise self._err(key, f"uses the name of 'scenarios.rest' ({rest!r}); rename one of them")
+            attrs = strs([attrs] if isinstance(attrs, str) else attrs, key)
+            if not attrs:
+                raise self._err(key, "must list at least one attribute IRI")
+            out.append((name, frozenset(self.expand(a, key) for a in attrs)))
+        return pred, tuple(out), rest
 
     # -------------------------------------------------------------- dict form
     def to_dict(self) -> dict[str, Any]:
@@ -532,6 +610,8 @@ class Mapping:
                     d[key] = v[0] if len(v) == 1 else list(v)
             if r.positive != "all":
                 d["positive"] = r.positive
+            if r.scenario is not None:
+                d["scenario"] = r.scenario
             return d
 
         kg = {"edges": self.kg.edges if self.kg.edges == "*" else list(self.kg.edges),
@@ -548,6 +628,12 @@ class Mapping:
             "kg": kg,
             "text": {"predicates": list(self.text.predicates), "languages": list(self.text.languages)},
             "features": {"numeric": list(self.features.numeric)},
+            # written only when used, so single-scenario mappings keep their former dict form
+            **({"scenarios": {"item_predicate": self.scenarios.item_predicate,
+                              "domains": {k: list(v) if isinstance(v, list) else v
+                                          for k, v in self.scenarios.domains.items()},
+                              "rest": self.scenarios.rest}}
+               if self.scenarios != ScenarioRule() else {}),
         }
 
     @classmethod
@@ -598,6 +684,7 @@ class Mapping:
         for sec, klass in _SECTIONS.items():
             if sec not in d:
                 continue
+            out.setdefault(sec, {})
             if not isinstance(d[sec], dict):
                 raise err(sec, f"must be a table (got {d[sec]!r})")
             allowed = [f.name for f in fields(klass)]
@@ -633,7 +720,7 @@ class Mapping:
             name=out["name"], description=out["description"], prefixes=out["prefixes"], rewrite=out["rewrite"],
             users=UserRule(**out["users"]), items=ItemRule(**out["items"]), interactions=rules,
             kg=KGRule(**out["kg"]), text=TextRule(**out["text"]), features=FeatureRule(**out["features"]),
-            source=source,
+            scenarios=ScenarioRule(**out.get("scenarios", {})), source=source,
         )
 
     @classmethod

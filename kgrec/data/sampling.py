@@ -7,7 +7,7 @@ import torch
 
 from kgrec.data.graph import Interactions
 
-__all__ = ["NegativeSampler"]
+__all__ = ["NegativeSampler", "BlockNegativeSampler"]
 
 
 class NegativeSampler:
@@ -47,4 +47,40 @@ class NegativeSampler:
                 break
             items[bad] = self.pool[self.rng.integers(0, len(self.pool), size=int(bad.sum()))]
         out = torch.as_tensor(items, dtype=torch.long).view(-1, n)
+        return out[:, 0] if n == 1 else out
+
+
+class BlockNegativeSampler:
+    """Negatives drawn per block of users, each block from the items of its own training interactions.
+
+    For the virtual users of a scenario model (block ``b`` = users ``[b * block_size, (b + 1) * block_size)``
+    = one scenario): a comedy the user never rated says nothing about their taste in dramas, so a
+    scenario's negatives come from that scenario's items only. Same interface as
+    :class:`NegativeSampler` (one ``rng`` shared by the blocks, so trainer checkpoints keep working).
+
+    Args:
+        train: training interactions over virtual user ids.
+        num_items: catalogue size.
+        block_size: users per block (the number of real users).
+        seed: generator seed.
+    """
+
+    def __init__(self, train: Interactions, num_items: int, block_size: int, seed: int = 0):
+        self.num_items = num_items
+        self.block_size = block_size
+        self.rng = np.random.default_rng(seed)
+        block = train.user // block_size
+        self.blocks = {}
+        for b in torch.unique(block).tolist():
+            sub = NegativeSampler(train.select(block == b), num_items)
+            sub.rng = self.rng
+            self.blocks[b] = sub
+
+    def sample(self, users: torch.Tensor, n: int = 1, max_tries: int = 20) -> torch.Tensor:
+        """Shapes: users ``[B]`` -> negatives ``[B, n]`` (``[B]`` when ``n == 1``)."""
+        out = torch.empty(users.numel(), n, dtype=torch.long)
+        block = users // self.block_size
+        for b in torch.unique(block).tolist():
+            rows = block == b
+            out[rows] = self.blocks[b].sample(users[rows], n, max_tries).view(-1, n)
         return out[:, 0] if n == 1 else out

@@ -4,10 +4,12 @@ from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
 from kgrec.models.baselines import BPRMFModel, EASEModel, ItemKNNModel, LightGCNModel, MostPopModel
 from kgrec.models.cke import CKEModel
 from kgrec.models.hybrid import HybridEstimator
+from kgrec.models.scenario import ScenarioMFModel
 
 MODELS: dict[str, type[Estimator]] = {
-    m.name: m for m in (MostPopModel, ItemKNNModel, EASEModel, BPRMFModel, LightGCNModel, CKEModel, HybridEstimator)
+    m.name: m for m in (MostPopModel, ItemKNNModel, EASEModel, BPRMFModel, LightGCNModel, CKEModel,
+                        HybridEstimator, ScenarioMFModel)
 }
 
 __all__ = ["MODELS", "Estimator", "PairwiseEstimator", "TrainConfig", "MostPopModel", "ItemKNNModel",
-           "EASEModel", "BPRMFModel", "LightGCNModel", "CKEModel", "HybridEstimator"]
+           "EASEModel", "BPRMFModel", "LightGCNModel", "CKEModel", "HybridEstimator", "ScenarioMFModel"]
