@@ -160,12 +160,16 @@ def report(rows: list[dict], args, params: dict) -> Path:
             + (f"**{largest:,}** interactions + triples" if largest else "none"))
     text += (f" (RSS limit {args.max_rss_gib:g} GiB on a {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
              f" GiB machine)." + "".join(f" Size {r['size']:.0e}: {r['status']}." for r in stopped))
+    if any("commit" in r for r in rows):
+        text += " Combined from several runs (`--combine`): each row names the commit it ran at."
     text += (f"\n\nMachine: {mach['cpu']} ({mach['cpu_count']} cores, shared), OMP_NUM_THREADS="
              f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, commit {mach['commit']}, {mach['date']}.\n\n"
              f"![scale curve]({args.name}.png)")
     cols = {"size": "interactions + triples", "triples": "triples", "interactions": "interactions",
             "users": "users", "items": "items", "load_s": "load s", "epoch_s": "1 epoch s",
             "load_peak_rss_mib": "peak RSS after load MiB", "peak_rss_mib": "peak RSS MiB", "status": "status"}
+    if any("commit" in r for r in rows):
+        cols["commit"] = "commit"
     payload = {"machine": mach, "model": args.model, "params": params, "rows": rows, "growth_exponent": exps,
                "fit_from": args.fit_from, "largest_trained_size": largest, "max_rss_gib": args.max_rss_gib,
                "seed": args.seed}
@@ -174,6 +178,25 @@ def report(rows: list[dict], args, params: dict) -> Path:
     if ok:
         plot(rows, Path(args.out) / f"{args.name}.png", args.fit_from)
     return Path(md)
+
+
+def combine_rows(files: list[Path], args) -> tuple[list[dict], dict]:
+    """Rows of several scale result files, sorted by size, each tagged with its file's commit. A row
+    that did not finish is dropped when another file has a finished size within a factor of 1.5."""
+    rows, params = [], None
+    for f in files:
+        try:
+            d = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"scale.py: error: '--combine': cannot read {f}: {e}")
+        if params is not None and (d["params"] != params or d["model"] != args.model):
+            raise SystemExit(f"scale.py: error: '--combine': {f} used {d['model']} {d['params']}, "
+                             f"not {args.model} {params}")
+        params = d["params"]
+        rows += [dict(r, commit=d["machine"]["commit"][:7]) for r in d["rows"]]
+    ok = [r["size"] for r in rows if r["status"] == "ok"]
+    rows = [r for r in rows if r["status"] == "ok" or not any(r["size"] / 1.5 <= o <= r["size"] * 1.5 for o in ok)]
+    return sorted(rows, key=lambda r: r["size"]), params
 
 
 def main(argv=None) -> int:
@@ -191,11 +214,18 @@ def main(argv=None) -> int:
     ap.add_argument("--tmp", default=tempfile.gettempdir(), help="folder for the generated files")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for scale.{json,md,png}")
     ap.add_argument("--name", default="scale", help="file stem of the results")
+    ap.add_argument("--combine", metavar="JSON,JSON", default=None,
+                    help="no run: one curve from the rows of earlier result files (same model and params), "
+                         "e.g. a curve and a later run of a size that hit --max-seconds; each row keeps its commit")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--params-json", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
         print(json.dumps(child(args.child, args.seed, args.model, json.loads(args.params_json), args.tmp)))
+        return 0
+    if args.combine:
+        rows, params = combine_rows([Path(f) for f in args.combine.split(",") if f.strip()], args)
+        print(Path(report(rows, args, params)).read_text())
         return 0
     try:
         sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
