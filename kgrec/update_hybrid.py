@@ -10,7 +10,8 @@ estimator records the labels of its attribute entities and relations (``meta["en
    their ids, then come the old attribute entities in their old order, then the new ones; old
    relations keep their ids, new ones are appended. Old items' literals are not stored in a
    checkpoint, so in the merged graph an old item absent from the new data is known by its label
-   (``Recommender.item_labels``); its *text vectors* are kept from the old model, not re-encoded.
+   (``Recommender.item_labels``); its *text vectors* are kept from the old model, not re-encoded
+   (only new items' texts go through the text model).
 2. **Re-prepare.** A fresh estimator prepares the merged graph and all (old + new) interactions:
    collaborative edges, histories, behaviour texts (users with new interactions get new texts,
    through the text cache), and EASE refitted with the L2 weight the old fit selected.
@@ -121,12 +122,11 @@ def update_hybrid(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, fresh: In
     if est.fit_info.get("prior_reg") is not None:  # the EASE weight the old fit selected
         cfg.ease_reg = float(est.fit_info["prior_reg"])
     new_est = type(est)(cfg)
+    if "item_text" in est.context:  # old items keep their full-text vectors (not re-encoded)
+        new_est._reuse_item_text = (est.context["item_text"], est.context["item_text_mask"])
     empty = Interactions.empty()
     new_est.prepare(graph, Split("update", 0, (1.0, 0.0, 0.0), U, I, everything, empty, empty))
-    c_old, c_new = est.context, new_est.context
-    for key in ("item_text", "item_text_mask"):  # old items keep their full-text vectors
-        if key in c_old and key in c_new:
-            c_new[key][:I0] = c_old[key].to(c_new[key])
+    new_est._reuse_item_text = None
     torch.manual_seed(cfg.seed)
     new_est.build()
 

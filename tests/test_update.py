@@ -278,3 +278,17 @@ def test_a_fitted_hybrid_deep_copies_and_the_copy_scores_the_same(tiny_text_mode
     assert torch.allclose(twin.score(users), before, atol=1e-6)
     twin.update(new_block(), epochs=1)
     assert len(rec.users) == len(users) and torch.equal(rec.score(users), before)  # the original is untouched
+
+
+def test_hybrid_update_encodes_only_the_new_items_texts(tiny_text_model, monkeypatch):
+    from kgrec.models.hybrid import HybridEstimator
+    from tests.test_hybrid import _params
+
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, ease_prior=False)).fit(two_cluster_kg())
+    seen: list[list[str]] = []
+    real = HybridEstimator._encode
+    monkeypatch.setattr(HybridEstimator, "_encode", lambda self, texts: seen.append(list(texts)) or real(self, texts))
+    rec.update(new_block(), epochs=0)
+    items_call, users_call = seen  # item segments first, then the users' behaviour texts
+    assert items_call == ["90.", "genre: A."]  # the segments of the new item 90 alone (its name, its genre)
+    assert len(users_call) == len(rec.users)

@@ -253,14 +253,20 @@ class HybridEstimator(PairwiseEstimator):
     def _encode_texts(self, kg: KnowledgeGraph, split: Split) -> tuple[Tensor, Tensor, Tensor]:
         cfg = self.config
         S = cfg.text_segments
-        segs = [segment_text(t, S) for t in item_texts(kg)]
+        # update(): the first items keep the text vectors of the model being updated (set by
+        # kgrec.update_hybrid as (item_seg [I0, S, H], mask [I0, S])); only the others are encoded
+        reuse = getattr(self, "_reuse_item_text", None)
+        start = 0 if reuse is None else reuse[0].shape[0]
+        segs = [segment_text(t, S) for t in item_texts(kg)[start:]]
         flat = [s for seg in segs for s in seg]
-        emb = self._encode(flat)
+        emb = self._encode(flat) if flat else reuse[0].new_zeros(0, reuse[0].shape[-1])
         H = emb.shape[1]
         item_seg = torch.zeros(kg.num_items, S, H)
         mask = torch.zeros(kg.num_items, S, dtype=torch.bool)
+        if reuse is not None:
+            item_seg[:start], mask[:start] = reuse[0].cpu(), reuse[1].cpu()
         pos = 0
-        for n, seg in enumerate(segs):
+        for n, seg in enumerate(segs, start=start):
             item_seg[n, : len(seg)] = emb[pos:pos + len(seg)]
             mask[n, : len(seg)] = True
             pos += len(seg)
