@@ -112,49 +112,37 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
     if len(fresh) == 0:  # nothing new: the model stays as it is
         info.update(seconds=time.perf_counter() - t0, method="none")
         return est, users, items, info
+    method = f"{epochs} epoch(s) of BPR on the new interactions + {replay:g} replay, l2_pull {l2_pull:g}"
     if est.name == "hybrid":  # three id spaces to grow (users, items, KG nodes): its own module
         from kgrec.update_hybrid import update_hybrid
 
         new_est = update_hybrid(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull,
                                 item_labels=item_labels, log=log)
-        info.update(method=f"{epochs} epoch(s) of BPR on the new interactions + {replay:g} replay, "
-                    f"l2_pull {l2_pull:g} (hybrid: merged KG, tables grown)", epochs=epochs, replay=replay,
-                    l2_pull=l2_pull, seconds=time.perf_counter() - t0)
-        new_est.fit_info = {**est.fit_info, "update": info}
-        return new_est, all_users, all_items, info
-    merged = _id_graph(all_users, all_items)
-    everything = old.concat(fresh)
-    empty = Interactions.empty()
-    split = Split("update", 0, (1.0, 0.0, 0.0), U, I, everything, empty, empty)
-    new_est = type(est)(copy.deepcopy(est.config))
-    if not new_est.trainable:
-        new_est.fit(merged, split)
-        info.update(method="refit on old + new interactions", seconds=time.perf_counter() - t0)
-        return new_est, all_users, all_items, info
+        method += " (hybrid: merged KG, tables grown)"
+    else:
+        merged = _id_graph(all_users, all_items)
+        everything = old.concat(fresh)
+        empty = Interactions.empty()
+        split = Split("update", 0, (1.0, 0.0, 0.0), U, I, everything, empty, empty)
+        new_est = type(est)(copy.deepcopy(est.config))
+        if not new_est.trainable:
+            new_est.fit(merged, split)
+            info.update(method="refit on old + new interactions", seconds=time.perf_counter() - t0)
+            return new_est, all_users, all_items, info
 
-    new_est.prepare(merged, split)
-    torch.manual_seed(est.config.seed)
-    new_est.build()
-    old_u, old_i = _tables(est.module)
-    new_u, new_i = _tables(new_est.module)
-    with torch.no_grad():
-        U0, I0 = old_u.shape[0], old_i.shape[0]
-        new_u[:U0] = old_u.to(new_u)
-        new_i[:I0] = old_i.to(new_i)
-        # rows never trained (appended, or known without interactions) start from content / history
-        cold_i = torch.bincount(old.item, minlength=I) == 0
-        cold_u = torch.bincount(old.user, minlength=U) == 0
-        warm_old = old_i.clone()
-        warm_old[cold_i[:I0]] = math.nan  # untrained rows never serve as neighbours
-        init_i = _init_new_items(warm_old, kg, all_items)
-        new_i[cold_i] = init_i[cold_i].to(new_i)
-        for u in torch.nonzero(cold_u).flatten().tolist():
-            its = fresh.item[fresh.user == u]
-            new_u[u] = new_i[its].mean(0) if its.numel() else old_u[~cold_u[:U0]].mean(0).to(new_u)
-    anchors = [(t, t[: s].detach().clone()) for t, s in ((new_u, U0), (new_i, I0))]
-    _continue_pairwise(new_est, fresh, old, everything, epochs, replay, l2_pull, anchors, log)
-    info.update(method=f"{epochs} epoch(s) of BPR on the new interactions + {replay:g} replay, l2_pull {l2_pull:g}",
-                epochs=epochs, replay=replay, l2_pull=l2_pull, seconds=time.perf_counter() - t0)
+        new_est.prepare(merged, split)
+        torch.manual_seed(est.config.seed)
+        new_est.build()
+        old_u, old_i = _tables(est.module)
+        new_u, new_i = _tables(new_est.module)
+        with torch.no_grad():
+            U0, I0 = old_u.shape[0], old_i.shape[0]
+            new_u[:U0] = old_u.to(new_u)
+            new_i[:I0] = old_i.to(new_i)
+            init_untrained_rows(new_u, new_i, old_u, old_i, old, fresh, kg, all_items)
+        anchors = [(t, t[: s].detach().clone()) for t, s in ((new_u, U0), (new_i, I0))]
+        _continue_pairwise(new_est, fresh, old, everything, epochs, replay, l2_pull, anchors, log)
+    info.update(method=method, epochs=epochs, replay=replay, l2_pull=l2_pull, seconds=time.perf_counter() - t0)
     new_est.fit_info = {**est.fit_info, "update": info}
     return new_est, all_users, all_items, info
 
@@ -176,6 +164,29 @@ def _tables(module) -> tuple[Tensor, Tensor]:
         w = module.gcn.embedding.weight.data
         return w[: module.num_users], w[module.num_users:]
     raise KgrecError(f"update() does not know the embedding tables of {type(module).__name__}")
+
+
+@torch.no_grad()
+def init_untrained_rows(new_u: Tensor, new_i: Tensor, old_u: Tensor, old_i: Tensor, old: Interactions,
+                        fresh: Interactions, kg: KnowledgeGraph, items: Vocab) -> None:
+    """In place: the rows of a grown table that were never trained (appended, or known without
+    interactions) start from content and history. An item from its KG attribute neighbours
+    (:func:`_init_new_items`); a user from the mean of their new items, else the mean trained user.
+
+    Shapes: new_u ``[U, d]`` / new_i ``[I, d]`` (old rows already copied); old_u ``[U0, d]`` /
+    old_i ``[I0, d]``: the tables of the model being updated.
+    """
+    U, I = new_u.shape[0], new_i.shape[0]
+    U0, I0 = old_u.shape[0], old_i.shape[0]
+    cold_i = torch.bincount(old.item, minlength=I) == 0
+    cold_u = torch.bincount(old.user, minlength=U) == 0
+    warm_old = old_i.clone().float()
+    warm_old[cold_i[:I0]] = math.nan  # untrained rows never serve as neighbours
+    init_i = _init_new_items(warm_old, kg, items)
+    new_i[cold_i] = init_i[cold_i].to(new_i)
+    for u in torch.nonzero(cold_u).flatten().tolist():
+        its = fresh.item[fresh.user == u]
+        new_u[u] = new_i[its].mean(0) if its.numel() else old_u[~cold_u[:U0]].mean(0).to(new_u)
 
 
 def _init_new_items(old_items: Tensor, kg: KnowledgeGraph, all_items: Vocab) -> Tensor:
@@ -247,7 +258,6 @@ def _live(est, anchors):
     """(parameter rows with gradients, their old values): the tables of ``est.module`` again,
     taken from the parameters themselves (the ``anchors`` hold ``.data`` views without autograd)."""
     from kgrec.nn.cf import MF, LightGCNEmbed
-
     from kgrec.nn.hybrid import HybridModel
 
     m = est.module

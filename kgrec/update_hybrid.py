@@ -18,9 +18,9 @@ estimator records the labels of its attribute entities and relations (``meta["en
 3. **Grow the tables.** Every weight whose shape did not change is copied. Embedding tables are
    copied row by row through the id maps: the CF table (users, then items), the KG node table
    (entities, then users), and the per-edge-type parameters of the KG encoder (types of the
-   user-item edges move up when relations are added). A never-trained item starts from the mean
-   of its KG-attribute neighbours (as for BPR-MF, :func:`kgrec.update._init_new_items`), in both
-   the CF and the KG node tables; a never-trained user from the mean of their new items.
+   user-item edges move up when relations are added). In both the CF and the KG node tables a
+   never-trained item starts from the mean of its KG-attribute neighbours and a never-trained
+   user from the mean of their new items, as for BPR-MF (:func:`kgrec.update.init_untrained_rows`).
 4. **Continue training** with BPR on the new interactions plus ``replay`` x a sample of the old
    ones, with the optional L2 pull of the old CF rows (:func:`kgrec.update._continue_pairwise`).
    EASE's mixing weight is kept (no validation data is read during an update).
@@ -112,12 +112,12 @@ def update_hybrid(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, fresh: In
         epochs, replay, l2_pull: as in :func:`kgrec.update.update_estimator`.
         item_labels: the old items' labels (see :func:`merged_hybrid_graph`).
     """
-    from kgrec.update import _continue_pairwise, _init_new_items
+    from kgrec.update import _continue_pairwise, init_untrained_rows
 
     everything = old.concat(fresh)
     graph, node_map = merged_hybrid_graph(est, users, items, kg, everything, item_labels)
     U, I, E = len(users), len(items), graph.num_entities
-    U0, I0 = est.meta["num_users"], est.meta["num_items"]
+    U0, I0, E0 = est.meta["num_users"], est.meta["num_items"], est.meta["num_entities"]
     cfg = copy.deepcopy(est.config)
     if est.fit_info.get("prior_reg") is not None:  # the EASE weight the old fit selected
         cfg.ease_reg = float(est.fit_info["prior_reg"])
@@ -150,24 +150,13 @@ def update_hybrid(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, fresh: In
             else:
                 raise KgrecError(f"update() cannot grow the hybrid's weight '{name}' from {tuple(src.shape)} "
                                  f"to {tuple(new.shape)}: refit the model")
-        cold_i = torch.bincount(old.item, minlength=I) == 0
-        cold_u = torch.bincount(old.user, minlength=U) == 0
-        tables = []
-        if "cf.gcn.embedding.weight" in new_state:
+        old_cf, old_nodes = old_state.get("cf.gcn.embedding.weight"), old_state.get("node_emb.weight")
+        if old_cf is not None:  # CF table: users, then items
             w = new_state["cf.gcn.embedding.weight"]
-            tables.append((w[U:], w[:U], old_state["cf.gcn.embedding.weight"][U0:U0 + I0]))
-        if "node_emb.weight" in new_state:
+            init_untrained_rows(w[:U], w[U:], old_cf[:U0], old_cf[U0:], old, fresh, kg, items)
+        if old_nodes is not None:  # KG node table: items (first entities), then after the entities, users
             w = new_state["node_emb.weight"]
-            tables.append((w[:I], w[E:], old_state["node_emb.weight"][:I0]))
-        for item_rows, user_rows, old_items in tables:
-            warm_old = old_items.clone().float()
-            warm_old[cold_i[:I0]] = math.nan  # untrained rows never serve as neighbours
-            init = _init_new_items(warm_old, kg, items)
-            item_rows[cold_i] = init[cold_i].to(item_rows)
-            for u in torch.nonzero(cold_u).flatten().tolist():
-                its = fresh.item[fresh.user == u]
-                if its.numel():
-                    user_rows[u] = item_rows[its].mean(0)
+            init_untrained_rows(w[E:], w[:I], old_nodes[E0:], old_nodes[:I0], old, fresh, kg, items)
         new_est.module.load_state_dict(new_state)
     anchors = []
     if new_est.module.cf is not None:

@@ -136,6 +136,8 @@ class HybridEstimator(PairwiseEstimator):
         self.tokenizer = None
         self._user_text_list: list[str] = []
         self._text_stale = False
+        # (item_seg [I0, S, H], mask [I0, S]) of the first items, kept instead of re-encoded (update())
+        self._reuse_item_text: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------- data
     def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
@@ -255,7 +257,7 @@ class HybridEstimator(PairwiseEstimator):
         S = cfg.text_segments
         # update(): the first items keep the text vectors of the model being updated (set by
         # kgrec.update_hybrid as (item_seg [I0, S, H], mask [I0, S])); only the others are encoded
-        reuse = getattr(self, "_reuse_item_text", None)
+        reuse = self._reuse_item_text
         start = 0 if reuse is None else reuse[0].shape[0]
         segs = [segment_text(t, S) for t in item_texts(kg)[start:]]
         flat = [s for seg in segs for s in seg]
