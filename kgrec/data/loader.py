@@ -10,10 +10,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from kgrec.data.extract import build_graph
+from kgrec.data.extract import build_graph_batched
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
-from kgrec.data.rdf import guess_format, is_url, iter_triples, rdf_files
+from kgrec.data.rdf import guess_format, is_url, iter_triple_batches, rdf_files
 from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS, LimitedReader, Limits
 from kgrec.errors import KgrecError
 
@@ -108,20 +108,18 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
     counter: Counter = Counter()
     sources = [urls.get(str(f), str(f)) for f in files]
 
-    def stream():
+    def batches():
         for k, f in enumerate(files):
             base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
-            triples = iter_triples(f, format, engine=engine, base_iri=base, warnings=counter, file_index=k,
-                                   limits=limits)
-            first = next(triples, None)  # peeking keeps the per-triple path a C-level `yield from`
-            if first is None:
-                if len(files) > 1:
-                    counter[f"empty file '{f}'"] += 1
-                continue
-            yield first
-            yield from triples
+            empty = True
+            for batch in iter_triple_batches(f, format, engine=engine, base_iri=base, warnings=counter,
+                                             file_index=k, limits=limits):
+                empty = False
+                yield batch
+            if empty and len(files) > 1:
+                counter[f"empty file '{f}'"] += 1
 
-    kg = build_graph(stream(), m, warnings=counter, sources=sources)
+    kg = build_graph_batched(batches(), m, warnings=counter, sources=sources)
     if kg.warnings:
         total = sum(kg.warnings.values())
         top = sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))

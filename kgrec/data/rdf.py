@@ -27,6 +27,7 @@ import os
 import re
 import warnings as _warnings
 from collections import Counter
+from itertools import islice
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Union
@@ -51,6 +52,7 @@ __all__ = [
     "guess_format",
     "default_base_iri",
     "iter_triples",
+    "iter_triple_batches",
     "read_triples",
     "rdf_files",
 ]
@@ -97,6 +99,9 @@ SUFFIXES: dict[str, str] = {
 _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open}
 
 ENGINES = ("oxigraph", "rdflib")
+
+#: Triples per list of :func:`iter_triple_batches`.
+BATCH_SIZE = 65536
 
 #: Key of ``kg.warnings`` counting IRIs that were relative and resolved against the file path.
 RELATIVE_IRI_WARNING = "relative IRI resolved against the file location (no @base)"
@@ -265,6 +270,30 @@ def iter_triples(
 ) -> Iterator[Triple]:
     """Stream the triples of one RDF file (quads lose their graph name).
 
+    One triple at a time over :func:`iter_triple_batches` (same arguments, same errors).
+    """
+    for batch in iter_triple_batches(path, format, engine=engine, base_iri=base_iri, warnings=warnings,
+                                     file_index=file_index, limits=limits):
+        yield from batch
+
+
+def iter_triple_batches(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    engine: str = "oxigraph",
+    base_iri: str | None = None,
+    warnings: Counter | None = None,
+    file_index: int = 0,
+    limits: Limits | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[list[Triple]]:
+    """Stream the triples of one RDF file (quads lose their graph name) as lists of triples.
+
+    Lists of up to ``batch_size`` triples, in file order: a consumer that loops over each list
+    pays Python's generator hand-over once per batch instead of once per triple (a fifth of a
+    1M-triple N-Triples load).
+
     Args:
         path: the file; ``.gz`` / ``.bz2`` files are decompressed on the fly.
         format: a format name or alias (see :data:`FORMATS`); guessed from the suffix if ``None``.
@@ -277,6 +306,7 @@ def iter_triples(
         file_index: prefixes blank-node ids (``_:f{file_index}.{id}``) to keep files apart.
         limits: size caps (default :class:`~kgrec.data.safety.Limits`: 2 GiB a file, 1 Mi
             characters a literal).
+        batch_size: triples per list (the last one may be shorter; an empty file gives none).
 
     Raises:
         KgrecError: the file does not exist, or ``path`` is a URL.
@@ -294,11 +324,15 @@ def iter_triples(
     fmt = normalize_format(format) if format is not None else guess_format(path)
     if engine not in ENGINES:
         raise RDFFormatError(f"'engine' must be one of {', '.join(ENGINES)} (got {engine!r})")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise KgrecError(f"'batch_size' must be a positive integer (got {batch_size!r})")
     relative_prefix = None
     if base_iri is None:
         base_iri = default_base_iri(path)
-        # IRIs under the file's own folder can only come from relative references
-        relative_prefix = base_iri.rsplit("/", 1)[0] + "/"
+        # IRIs under the file's own folder can only come from relative references; N-Triples and
+        # N-Quads allow absolute IRIs only (the parsers refuse relative ones), so nothing to count
+        if fmt not in ("ntriples", "nquads"):
+            relative_prefix = base_iri.rsplit("/", 1)[0] + "/"
     if warnings is None:
         warnings = Counter()
     limits = Limits() if limits is None else limits
@@ -315,12 +349,16 @@ def iter_triples(
             except (OSError, EOFError) as e:
                 raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
         if engine == "oxigraph":
-            yield from _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits)
+            yield from _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits,
+                                         batch_size)
         else:
-            yield from _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits)
+            rows = _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits)
+            while batch := list(islice(rows, batch_size)):
+                yield batch
 
 
-def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits) -> Iterator[Triple]:
+def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits,
+                      batch_size) -> Iterator[list[Triple]]:
     import pyoxigraph as ox
 
     ox_format = {
@@ -328,18 +366,21 @@ def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix,
         "trig": ox.RdfFormat.TRIG, "xml": ox.RdfFormat.RDF_XML, "json-ld": ox.RdfFormat.JSON_LD,
         "n3": ox.RdfFormat.N3,
     }[fmt]
-    NamedNode, BlankNode = ox.NamedNode, ox.BlankNode
+    NamedNode, BlankNode, OxLiteral = ox.NamedNode, ox.BlankNode, ox.Literal
+    new_literal = tuple.__new__  # Literal(...) without NamedTuple's Python-level __new__
     n_relative = 0
     # Literal objects repeat a handful of datatypes: reuse one string per datatype
     datatypes: dict = {}
     max_lit = limits.max_literal_chars
+    check_relative = relative_prefix is not None
+    batch: list[Triple] = []
+    add = batch.append
     try:
         with _open_binary(path, limits) as fh:
-            for quad in ox.parse(fh, ox_format, base_iri=base_iri):
-                s, p, o = quad.subject, quad.predicate, quad.object
+            for s, p, o, _ in ox.parse(fh, ox_format, base_iri=base_iri):
                 if type(s) is NamedNode:
                     s = s.value
-                    if relative_prefix is not None and s.startswith(relative_prefix):
+                    if check_relative and s.startswith(relative_prefix):
                         n_relative += 1
                 elif type(s) is BlankNode:
                     s = bnode_prefix + s.value
@@ -347,28 +388,35 @@ def _iter_oxigraph(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix,
                     warnings["RDF-star quoted triple skipped"] += 1
                     continue
                 p = p.value
-                if relative_prefix is not None and p.startswith(relative_prefix):
+                if check_relative and p.startswith(relative_prefix):
                     n_relative += 1
                 to = type(o)
                 if to is NamedNode:
                     o = o.value
-                    if relative_prefix is not None and o.startswith(relative_prefix):
+                    if check_relative and o.startswith(relative_prefix):
                         n_relative += 1
-                elif to is BlankNode:
-                    o = bnode_prefix + o.value
-                elif to is ox.Literal:
+                elif to is OxLiteral:
                     dt = o.datatype
                     dts = datatypes.get(dt)
                     if dts is None:
                         dts = datatypes[dt] = dt.value
                     lang = o.language
-                    o = Literal(o.value, dts, lang.lower() if lang else None)
-                    if len(o.value) > max_lit:
-                        raise _too_long(o.value, limits, path, s, p)
+                    v = o.value
+                    if len(v) > max_lit:
+                        raise _too_long(v, limits, path, s, p)
+                    o = new_literal(Literal, (v, dts, lang.lower() if lang else None))
+                elif to is BlankNode:
+                    o = bnode_prefix + o.value
                 else:
                     warnings["RDF-star quoted triple skipped"] += 1
                     continue
-                yield s, p, o
+                add((s, p, o))
+                if len(batch) == batch_size:
+                    yield batch
+                    batch = []
+                    add = batch.append
+        if batch:
+            yield batch
     except SyntaxError as e:
         msg = str(getattr(e, "msg", None) or e)
         if "LoadDocumentCallback" in msg or "remote context" in msg.lower():

@@ -525,3 +525,63 @@ def test_build_graph_pauses_gc_and_restores_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _interaction_arrays(kg):
+    it = kg.interactions
+    times = [None if math.isnan(t) else t for t in it.time.tolist()]  # nan != nan
+    return [kg.users.labels[u] for u in it.user.tolist()], [kg.items.labels[i] for i in it.item.tolist()], \
+        it.weight.tolist(), times
+
+
+@pytest.mark.parametrize("dirty", [None, "no-time", "two-users", "text"])
+def test_column_fast_path_equals_the_per_event_path(tmp_path, monkeypatch, dirty):
+    """Events read as whole columns give exactly the records (and warnings) of the per-event loop.
+
+    ``dirty`` adds one event the column path refuses (missing time, two agents, a review text):
+    the whole rule then takes the per-event path, which counts the problem.
+    """
+    from kgrec.data import extract
+    from kgrec.data.synthetic import generate
+
+    f = tmp_path / "syn.nt"
+    n = generate(f, users=40, items=30, seed=3)["interactions"]
+    extra = {
+        None: "",
+        "no-time": f'<{KGR}e-x> a <{KGR}Interaction> ; <{KGR}user> <{TOYNS}u1> ; <{KGR}item> <{TOYNS}i1> .',
+        "two-users": (f'<{KGR}e-x> a <{KGR}Interaction> ; <{KGR}user> <{TOYNS}u1>, <{TOYNS}u2> ; '
+                      f'<{KGR}item> <{TOYNS}i1> ; <{KGR}timestamp> "2020-01-01T00:00:00Z"^^xsd:dateTime .'),
+        "text": (f'<{KGR}e-x> a <{KGR}Interaction> ; <{KGR}user> <{TOYNS}u1> ; <{KGR}item> <{TOYNS}i1> ; '
+                 f'<{KGR}timestamp> "1577836800"^^xsd:integer ; <{KGR}review> "great" .'),
+    }[dirty]
+    files = [f]
+    if extra:
+        files.append(ttl(tmp_path, extra, "extra.ttl"))
+    calls = []
+    real = extract._Builder._clean_events
+    monkeypatch.setattr(extract._Builder, "_clean_events",
+                        staticmethod(lambda *a: calls.append(real(*a)) or calls[-1]))
+    fast = load(files)
+    assert (calls[0] is None) == (dirty is not None)
+    monkeypatch.setattr(extract._Builder, "_clean_events", staticmethod(lambda *a: None))
+    slow = load(files)
+    assert _interaction_arrays(fast) == _interaction_arrays(slow)
+    assert fast.warnings == slow.warnings
+    assert fast.interaction_text == slow.interaction_text
+    assert len(fast.interactions) == n + (dirty is not None)
+
+
+def test_triple_batches_keep_file_order(tmp_path):
+    from kgrec.data.rdf import iter_triple_batches, iter_triples
+    from kgrec.errors import KgrecError
+
+    f = tmp_path / "five.nt"
+    f.write_text("".join(f"<http://ex.org/s{k}> <http://ex.org/p> <http://ex.org/o{k}> .\n" for k in range(5)))
+    batches = list(iter_triple_batches(f, batch_size=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert [t for b in batches for t in b] == list(iter_triples(f))
+    assert [s for s, _, _ in iter_triples(f)] == [f"http://ex.org/s{k}" for k in range(5)]
+    rd = list(iter_triple_batches(f, engine="rdflib", batch_size=4))
+    assert [len(b) for b in rd] == [4, 1]
+    with pytest.raises(KgrecError, match="'batch_size'"):
+        next(iter_triple_batches(f, batch_size=0))
