@@ -481,6 +481,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s)")
     p.add_argument("--results-md", default=None,
                    help="the generated overview (default: <out>/../RESULTS.md)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the runs of other models already in <out>/<dataset>/<split>.json (same split and "
+                        "mode): add or redo some models without refitting the rest")
     p.add_argument("--report-only", action="store_true",
                    help="fit nothing: rewrite every <split>.md/.png and RESULTS.md from the JSON files in --out")
 
@@ -543,17 +546,44 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
     return 0
 
 
+def _merge(path: Path, runs: list[dict], split_stats: dict, quick: bool) -> tuple[list[dict], list[dict]]:
+    """``runs`` plus the runs of ``path`` (an earlier result of the same split) of the other models.
+
+    Returns the runs (earlier models first, in their order) and the provenance of the kept ones:
+    per earlier command, its models, command, commit and date (also those it had merged itself).
+    """
+    old = json.loads(path.read_text(encoding="utf-8"))
+    if old.get("quick") != quick or old.get("split_stats") != split_stats:
+        raise KgrecError(f"'--merge': '{path}' holds a different run (quick={old.get('quick')}, split "
+                         f"{old.get('split_stats')}); it can only take models of the same split and mode")
+    new_models = {r["name"] for r in runs}
+    kept = [r for r in old["runs"] if r["name"] not in new_models]
+    if not kept:
+        return runs, []
+    provenance = [dict(m, models=[x for x in m["models"] if x not in new_models]) for m in old.get("merged", [])]
+    provenance = [m for m in provenance if m["models"]]
+    earlier = {r["name"] for r in kept} - {x for m in provenance for x in m["models"]}
+    if earlier:
+        mach = old["machine"]
+        provenance.insert(0, {"models": sorted(earlier), "command": old["command"], "commit": mach["commit"],
+                              "date": mach["date"], "cpu": mach["cpu"]})
+    return kept + runs, provenance
+
+
 def _write(folder: Path, ds: str, kind: str, runs: list[dict], load: dict, info: dict, args, command: str) -> None:
     from kgrec.report import write_results
 
+    sp = runs[0]["split_stats"]
+    merged = []
+    if getattr(args, "merge", False) and (folder / f"{kind}.json").is_file():
+        runs, merged = _merge(folder / f"{kind}.json", runs, sp, args.quick)
     rows = table(runs, kind)
     cols = CTR_COLS if kind == "ctr" else RANK_COLS
-    sp = runs[0]["split_stats"]
     payload = {"suite": True, "dataset": ds, "title": DATASETS[ds].title, "split": kind, "split_seed": 2020,
                "quick": args.quick, "command": command, "machine": info, "args": vars(args), "graph": load["stats"],
                "rdf_load": load["rdf"], "cached_load_seconds": load["cached_load_seconds"], "split_stats": sp,
                "source": DATASETS[ds].source, "terms": DATASETS[ds].terms, "runs": runs, "table": rows,
-               "columns": cols}
+               "columns": cols, "merged": merged}
     write_results(folder, kind, payload, rows, cols, title=f"{DATASETS[ds].title}: {kind}", text=_describe(payload))
     plot(payload, folder / f"{kind}.png")
 
@@ -567,6 +597,8 @@ def _describe(p: dict) -> str:
             "validation NDCG@10 of the validation positives)" if p["split"] == "ctr" else
             "per-user 80/10/10 (MovieLens-100K random/temporal: the RecBole peer split), full ranking over all "
             "items with training items masked, selection on validation NDCG@10, test scored once")
+    merged = "".join(f" Runs of {', '.join(x['models'])} kept from an earlier run (`--merge`): command "
+                     f"`{x['command']}`, commit {x['commit']}, {x['date']}, {x['cpu']}." for x in p.get("merged", []))
     mode = ("**Quick mode** (one seed, epochs capped, small grids, cut to their first value above 5,000 items: a smoke run, not headline figures)"
             if p["quick"] else "Full mode")
     return (f"{mode}. Command: `{p['command']}`. {what}. Split: {sp}. Machine: {m['cpu']}, {m['torch_threads']} "
@@ -574,7 +606,7 @@ def _describe(p: dict) -> str:
             "Figures: mean ± std over model seeds. " + (
                 "Peak RSS is each fit's own (one fresh process per fit)." if m["isolated"] else
                 "Fits ran in one process (--no-isolate): peak RSS is that process's peak so far, an upper "
-                "bound that includes the graph, earlier fits and Python/torch (~1 GB)."))
+                "bound that includes the graph, earlier fits and Python/torch (~1 GB).")) + merged
 
 
 # ------------------------------------------------------------------------------------------ plots

@@ -99,3 +99,30 @@ def test_report_only_rebuilds_markdown_from_json(tmp_path):
     md = (tmp_path / "results" / "lastfm" / "random.md").read_text()
     assert "| EASE  | 0.5000 ± 0.0000 |" in md and "--no-isolate" in md
     assert "| EASE  | 0.5000 ± 0.0000 |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_merge_adds_a_model_and_keeps_the_others(tmp_path, capsys):
+    """--merge: a second run with other models keeps the first run's models; a redone model replaces its runs."""
+    root = toy_root(tmp_path)
+    out = tmp_path / "results"
+    base = ["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
+            "--splits", "random", "--no-isolate", "--threads", "1", "--out", str(out)]
+    assert bench.main(base + ["--models", "mostpop,itemknn"]) == 0
+    first = json.loads((out / "lastfm" / "random.json").read_text())
+    mostpop = next(r for r in first["runs"] if r["name"] == "MostPop")
+    assert bench.main(base + ["--models", "ease,itemknn", "--merge"]) == 0
+    both = json.loads((out / "lastfm" / "random.json").read_text())
+    assert [r["name"] for r in both["runs"]] == ["MostPop", "EASE", "ItemKNN"]
+    assert both["runs"][0] == mostpop  # kept as it was
+    assert [m["models"] for m in both["merged"]] == [["MostPop"]]
+    assert both["merged"][0]["commit"] == first["machine"]["commit"]
+    assert sorted(row["model"] for row in both["table"]) == ["EASE", "ItemKNN", "MostPop"]
+    assert "Runs of MostPop kept from an earlier run" in (out / "lastfm" / "random.md").read_text()
+    # without --merge the file holds this run only
+    assert bench.main(base + ["--models", "ease"]) == 0
+    assert [r["name"] for r in json.loads((out / "lastfm" / "random.json").read_text())["runs"]] == ["EASE"]
+    # a different mode is refused, naming the option and the file
+    with pytest.raises(SystemExit):
+        bench.main([a for a in base if a != "--quick"] + ["--models", "mostpop", "--merge"])
+    err = capsys.readouterr().err
+    assert "'--merge':" in err and "random.json" in err and "quick=True" in err
