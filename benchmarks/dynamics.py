@@ -14,7 +14,9 @@ Three protocols (PROTOCOL.md metrics: full ranking, train items masked, NDCG@10 
   reported on the "earlier users" (users of the base block) to see whether ``update`` forgets them.
 * ``coldstart``: 20% of the users (seeded) are held out of training entirely; each gets their first
   ``k`` interactions (by time, k = 1..5) at call time through ``recommend_for_history`` and is
-  scored on the rest (Recall@20, NDCG@10) against MostPop and a random ranking.
+  scored on the rest (Recall@20, NDCG@10) against MostPop, a random ranking and the oracle (the
+  user's own rest ranked first: the highest Recall@20 a top-20 list can reach, below 1 when the
+  user has more than 20 items left).
 
 Example::
 
@@ -244,7 +246,7 @@ def run_coldstart(kg, name: str, models: list[str], ks=(1, 2, 3, 4, 5), share: f
         fitted[model] = kgrec.Recommender(model, **params).fit(kg, sp)
         log(f"[coldstart] {name} {model} fitted in {time.perf_counter() - t0:.0f} s")
     for k in ks:
-        for model in list(models) + ["random"]:
+        for model in list(models) + ["random", "oracle"]:
             nd, rc, n_users, t0 = [], [], 0, time.perf_counter()
             for u, h in sorted(hist.items()):
                 given = [i for _, i in h[:k]]
@@ -253,6 +255,8 @@ def run_coldstart(kg, name: str, models: list[str], ks=(1, 2, 3, 4, 5), share: f
                     continue
                 if model == "random":
                     r = np.random.default_rng(u + 1000 * k).permutation(sorted(warm_items - set(given)))[:20].tolist()
+                elif model == "oracle":  # the best any ranking can do: the user's own rest first
+                    r = sorted(rest)[:20]
                 else:
                     rec = fitted[model]
                     out = rec.recommend_for_history([kg.items[i] for i in given], times=[t for t, _ in h[:k]], k=20)
@@ -266,6 +270,25 @@ def run_coldstart(kg, name: str, models: list[str], ks=(1, 2, 3, 4, 5), share: f
                          "ms per user": 1000 * (time.perf_counter() - t0) / max(n_users, 1)})
             log(f"[coldstart] {name} k={k} {model}: recall@20 {rows[-1]['recall@20']:.4f}")
     return rows
+
+
+def coldstart_summary(rows: list[dict]) -> list[dict]:
+    """Per dataset and k: the best model's Recall@20 as a multiple of MostPop's, and whether
+    5x MostPop is attainable at all (at most the oracle's Recall@20: users keep more than 20 items
+    to find, so no top-20 list can recall them all)."""
+    out = []
+    for ds, k in dict.fromkeys((r["dataset"], r["given k"]) for r in rows):
+        rs = {r["model"]: r for r in rows if (r["dataset"], r["given k"]) == (ds, k)}
+        if "mostpop" not in rs or len(rs) < 4:  # MostPop, random, oracle and at least one model
+            continue
+        pop, oracle = rs["mostpop"]["recall@20"], rs["oracle"]["recall@20"]
+        best = max((m for m in rs if m not in ("mostpop", "random", "oracle")), key=lambda m: rs[m]["recall@20"])
+        out.append({"dataset": ds, "given k": k, "best model": best, "best recall@20": rs[best]["recall@20"],
+                    "mostpop recall@20": pop, "best / mostpop": rs[best]["recall@20"] / pop,
+                    "random recall@20": rs["random"]["recall@20"], "oracle recall@20": oracle,
+                    "5x mostpop": 5 * pop, "5x attainable": bool(5 * pop <= oracle),
+                    "oracle / mostpop": oracle / pop})
+    return out
 
 
 # -------------------------------------------------------------------------------------- main
@@ -322,6 +345,8 @@ def main(argv=None) -> int:
                        f"{args.replay}, l2_pull {args.l2_pull})", continual_summary(continual_rows)))
         tables.append(("Continual: every block", continual_rows))
     if cold_rows:
+        tables.append(("Cold-start users: best model vs MostPop, and the most any top-20 list can recall (oracle)",
+                       coldstart_summary(cold_rows)))
         tables.append(("Cold-start users: k interactions given at call time (recommend_for_history)", cold_rows))
     payload = {"machine": info, "args": vars(args), "decay": decay_rows, "continual": continual_rows,
                "coldstart": cold_rows, "tables": {t: r for t, r in tables}}
