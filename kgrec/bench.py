@@ -681,7 +681,10 @@ def write_results_md(results: Path, out: Path) -> Path:
              f"[`{rel}/`]({rel}/); every figure below is in the JSON file linked with its table, with the "
              "config, seed, commit, machine and package versions of its run. Protocols: "
              "the evaluation protocol of the README (ranking: full ranking, training items masked, selection on "
-             "validation NDCG@10; CTR: random 6:2:2 of the labelled rows, AUC/F1 on test).", ""]
+             "validation NDCG@10; CTR: random 6:2:2 of the labelled rows, AUC/F1 on test). The CTR protocol is "
+             "the one of the RippleNet / KGCN / MCCLK papers on the same Last.FM and Book-Crossing files; their "
+             "figures are not quoted here because their tables could not be checked against the papers offline "
+             "(ANCHORS.md: quote them only from the papers' tables).", ""]
     if any(p["quick"] for p in payloads):
         lines += ["**Quick mode.** Tables marked *quick* come from `--quick`: one seed, epochs capped (BPR-MF / "
                   "CKE 40, LightGCN 30, Hybrid 8), small grids. They show that every model runs end to end on "
@@ -706,6 +709,13 @@ def write_results_md(results: Path, out: Path) -> Path:
     if over:
         lines += ["## Overview: test NDCG@10 (ranking splits) and test AUC (ctr)", "",
                   markdown_table([{"model": m, **v} for m, v in over.items()], ["model", *cols]), ""]
+    standing = hybrid_standing(payloads)
+    if standing:
+        lines += ["## Where the hybrid stands", "",
+                  "Per dataset and split: the hybrid against the best other model on the headline metric (test "
+                  "NDCG@10; AUC for ctr), mean ± std over seeds. *ahead* / *behind*: the gap is larger than both "
+                  "seed spreads; *tie*: it is not.", "",
+                  markdown_table(standing, list(standing[0])), ""]
     for ds in dict.fromkeys(p["dataset"] for p in payloads):
         ps = [p for p in payloads if p["dataset"] == ds]
         g, rdf = ps[0]["graph"], ps[0]["rdf_load"]
@@ -727,6 +737,32 @@ def write_results_md(results: Path, out: Path) -> Path:
                           "hyper-parameters, seed 2020): " + ", ".join(
                               f"{m} NDCG@10 {v:.4f}" for (m, s), v in _RECBOLE_N10.items() if s == p["split"]) + ".", ""]
     return atomic_write_text(out, "\n".join(lines))
+
+
+def hybrid_standing(payloads: list[dict]) -> list[dict]:
+    """Per suite result holding the hybrid: its headline figure against the best other model's.
+
+    The headline is test NDCG@10 (AUC on ctr), as mean and std over the model's runs (seeds);
+    ``verdict`` is ``ahead``/``behind`` when the gap exceeds both standard deviations, else ``tie``.
+    """
+    out = []
+    for p in payloads:
+        metric = "auc" if p["split"] == "ctr" else "ndcg@10"
+        by_model: dict[str, list[float]] = {}
+        for r in p["runs"]:
+            by_model.setdefault(r["name"], []).append(float(r["test"][metric]))
+        if "Hybrid" not in by_model or len(by_model) < 2:
+            continue
+        stats = {m: (float(np.mean(v)), float(np.std(v)), len(v)) for m, v in by_model.items()}
+        best = max((m for m in stats if m != "Hybrid"), key=lambda m: stats[m][0])
+        (h, hs, hn), (b, bs, bn) = stats["Hybrid"], stats[best]
+        gap = h - b
+        verdict = "tie" if abs(gap) <= max(hs, bs) else "ahead" if gap > 0 else "behind"
+        out.append({"dataset": p["dataset"], "split": p["split"] + (" (quick)" if p["quick"] else ""),
+                    "metric": "AUC" if metric == "auc" else "NDCG@10", "hybrid": f"{h:.4f} ± {hs:.4f} ({hn})",
+                    "best other": f"{best} {b:.4f} ± {bs:.4f} ({bn})", "gap": f"{gap:+.4f} ({100 * gap / b:+.1f}%)",
+                    "verdict": verdict})
+    return out
 
 
 #: test NDCG@10 of the RecBole peers on the MovieLens-100K peer splits (ANCHORS.md, "Peers measured").

@@ -126,3 +126,22 @@ def test_merge_adds_a_model_and_keeps_the_others(tmp_path, capsys):
         bench.main([a for a in base if a != "--quick"] + ["--models", "mostpop", "--merge"])
     err = capsys.readouterr().err
     assert "'--merge':" in err and "random.json" in err and "quick=True" in err
+
+
+def test_hybrid_standing_compares_with_the_best_other_model():
+    def runs(name, values, metric="ndcg@10"):
+        return [{"name": name, "test": {metric: v}} for v in values]
+
+    rank = {"dataset": "d", "split": "random", "quick": False,
+            "runs": runs("EASE", [0.30]) + runs("BPR-MF", [0.20, 0.22]) + runs("Hybrid", [0.31, 0.33, 0.32])}
+    tie = {"dataset": "d", "split": "temporal", "quick": True,
+           "runs": runs("ItemKNN", [0.186]) + runs("Hybrid", [0.184, 0.187])}
+    ctr = {"dataset": "d", "split": "ctr", "quick": False,
+           "runs": runs("LightGCN", [0.86, 0.86], "auc") + runs("Hybrid", [0.82, 0.82], "auc")}
+    none = {"dataset": "d", "split": "random", "quick": False, "runs": runs("EASE", [0.3])}
+    rows = bench.hybrid_standing([rank, tie, ctr, none])
+    assert [r["verdict"] for r in rows] == ["ahead", "tie", "behind"]
+    # hybrid mean 0.32, std 0.008165 (3 seeds) vs EASE 0.30: +0.02 = +6.7%
+    assert rows[0]["best other"] == "EASE 0.3000 ± 0.0000 (1)" and rows[0]["gap"] == "+0.0200 (+6.7%)"
+    assert rows[0]["hybrid"] == "0.3200 ± 0.0082 (3)"
+    assert rows[1]["split"] == "temporal (quick)" and rows[2]["metric"] == "AUC"
