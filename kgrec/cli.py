@@ -409,6 +409,15 @@ def _scenario_arg(p, help_text: str) -> None:
                    help=help_text + "; names come from the mapping (see kg_data/mappings/README.md)")
 
 
+def _scenario_split(kg, sp, names):
+    """``sp`` with every part restricted to the scenarios ``names`` (``--scenario``); as is without names."""
+    if not names:
+        return sp
+    from kgrec.data.scenarios import select
+
+    return select(kg, sp, names, "--scenario")
+
+
 # ------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
     """``kgrec train``; under torchrun, DDP training (:mod:`kgrec.distributed`) with rank 0 writing."""
@@ -438,10 +447,7 @@ def _train(args) -> int:
     kg = _load(args.paths, args.mapping, args.format, args)
     _note_warnings(kg)
     sp = kgrec.split(kg, args.split, ratios=args.ratios, seed=args.seed)
-    if args.scenario:  # train, validate and test on these scenarios' interactions only
-        from kgrec.data.scenarios import select
-
-        sp = select(kg, sp, args.scenario, "--scenario")
+    sp = _scenario_split(kg, sp, args.scenario)  # train, validate and test on these scenarios only
     st = sp.stats()
     _log(f"{kg!r}; split {sp.name}: {st['train']} train / {st['valid']} valid / {st['test']} test")
     _log(f"fitting {args.model}")
@@ -508,15 +514,19 @@ def cmd_evaluate(args) -> int:
             raise KgrecError(f"the data's {what} ({len(theirs)}) are not the {what} the model in '{model_dir}' was "
                              f"trained on ({len(mine)}): evaluate on the same files and mapping")
     sp = kgrec.split(kg, strategy, ratios=ratios, seed=seed)
+    # the test (valid) interactions of these scenarios, masking their training ones, as train --scenario does
+    sp = _scenario_split(kg, sp, args.scenario)
     metrics = rec.evaluate(sp, ks=args.ks, part=args.part)
     row = {"model": rec.model_name, "part": args.part, **metrics}
     columns = [("model", "model"), ("part", "part"), *_metric_columns(args.ks)]
     payload = {"command": "evaluate", "kgrec_version": _version(), "model_dir": str(model_dir),
                "model": rec.model_name, "data": {"paths": [str(p) for p in args.paths], "mapping": mapping,
                                                  "format": fmt},
-               "split": sp.stats(), "ks": list(args.ks), "part": args.part, "metrics": metrics}
+               "split": sp.stats(), "scenarios": args.scenario, "ks": list(args.ks), "part": args.part,
+               "metrics": metrics}
     out = Path(args.out) if args.out else model_dir
-    text = f"Model `{model_dir}` on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name}, part {args.part}."
+    text = (f"Model `{model_dir}` on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name}, part {args.part}"
+            + (f", scenario(s) {', '.join(args.scenario)}." if args.scenario else "."))
     json_path, md_path = write_results(out, "evaluation", payload, [row], columns,
                                        title=f"kgrec evaluate: {rec.model_name}", text=text)
     print(markdown_table([row], columns))
@@ -600,6 +610,10 @@ def cmd_update(args) -> int:
     rec = kgrec.Recommender.load(src)
     kg = _load(args.data, args.mapping, args.format, args)
     _note_warnings(kg)
+    if args.scenario:  # name the option in the error, as train and evaluate do
+        from kgrec.data.scenarios import scenario_ids
+
+        scenario_ids(kg, args.scenario, "--scenario")
     _log(f"updating {rec!r} with {kg!r}")
     rec.update(kg, epochs=args.epochs, replay=args.replay, l2_pull=args.l2_pull, log=_log, scenarios=args.scenario)
     rec.save(out)
@@ -770,6 +784,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", choices=("test", "valid"), default="test", help="the part to evaluate")
     p.add_argument("--ks", metavar="K,K", type=_ks, default=(10, 20), help="metric cut-offs")
     p.add_argument("--out", metavar="DIR", default=None, help="where the result files go (default: MODEL_DIR)")
+    _scenario_arg(p, "evaluate on the test (--part) interactions of this scenario only, masking its training "
+                     "ones, as 'kgrec train --scenario' does (repeatable)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

@@ -14,7 +14,8 @@ ids (old ids never move). Then:
   with an optional L2 pull of the old rows towards their previous values (limits forgetting).
 
 The hybrid also grows its KG node table and re-prepares its texts over the merged graph
-(:mod:`kgrec.update_hybrid`).
+(:mod:`kgrec.update_hybrid`); ``scenario-mf`` keeps each new interaction in its scenario's block of
+virtual users and grows its per-scenario user offsets (:mod:`kgrec.update_scenario`).
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
     mapped = Interactions(umap[new.user], imap[new.item], new.weight, new.time)
     old = old_interactions(est)
     U, I = len(all_users), len(all_items)
+    if est.name == "scenario-mf":  # pairs over virtual users (scenario block x user), see the module
+        from kgrec.update_scenario import virtual_interactions
+
+        mapped, old = virtual_interactions(est, kg, new, mapped, old, U)
     known = np.isin(mapped.user.numpy() * I + mapped.item.numpy(), old.user.numpy() * I + old.item.numpy())
     fresh = mapped.select(torch.as_tensor(~known))
     info = {"new_users": n_new_users, "new_items": n_new_items, "new_interactions": len(fresh),
@@ -119,6 +124,11 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
         new_est = update_hybrid(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull,
                                 item_labels=item_labels, log=log)
         method += " (hybrid: merged KG, tables grown)"
+    elif est.name == "scenario-mf":  # virtual users: one block of users per scenario
+        from kgrec.update_scenario import update_scenario_mf
+
+        new_est = update_scenario_mf(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull, log=log)
+        method += f" (scenario-mf: blocks {', '.join(est.meta['scenarios'])})"
     else:
         merged = _id_graph(all_users, all_items)
         everything = old.concat(fresh)
@@ -147,11 +157,13 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
     return new_est, all_users, all_items, info
 
 
-def _id_graph(users: Vocab, items: Vocab) -> KnowledgeGraph:
-    """A graph holding only the id maps (what the id-based models' ``prepare`` reads)."""
+def _id_graph(users: Vocab, items: Vocab, scenarios: list[str] | None = None) -> KnowledgeGraph:
+    """A graph holding only the id maps (what the id-based models' ``prepare`` reads), and the
+    scenario names when given."""
     ents = Vocab(items.labels, sort=False, name="entity")
+    extra = {} if scenarios is None else {"scenarios": list(scenarios)}
     return KnowledgeGraph(users, items, ents, Vocab([], name="relation"), torch.empty(0, 3, dtype=torch.long),
-                          Interactions.empty())
+                          Interactions.empty(), **extra)
 
 
 def _tables(module) -> tuple[Tensor, Tensor]:
@@ -228,7 +240,8 @@ def _continue_pairwise(est, fresh: Interactions, old: Interactions, everything: 
     cfg = est.config
     est.to("cpu")
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
-    sampler = NegativeSampler(everything, est.meta["num_items"], seed=cfg.seed)
+    sampler = (est.negative_sampler(everything, seed=cfg.seed) if hasattr(est, "negative_sampler")
+               else NegativeSampler(everything, est.meta["num_items"], seed=cfg.seed))
     gen = torch.Generator().manual_seed(cfg.seed)
     n_replay = int(round(replay * len(old)))
     for epoch in range(1, epochs + 1):
@@ -259,11 +272,14 @@ def _live(est, anchors):
     taken from the parameters themselves (the ``anchors`` hold ``.data`` views without autograd)."""
     from kgrec.nn.cf import MF, LightGCNEmbed
     from kgrec.nn.hybrid import HybridModel
+    from kgrec.nn.scenario import ScenarioMF
 
     m = est.module
     if isinstance(m, HybridModel) and m.cf is not None:
         w, n = m.cf.gcn.embedding.weight, m.num_users
         live = (w[:n], w[n:])
+    elif isinstance(m, ScenarioMF):
+        live = (m.user_emb.weight, m.item_emb.weight, m.offsets_per_user())
     elif isinstance(m, MF):
         live = (m.user_emb.weight, m.item_emb.weight)
     elif isinstance(m, LightGCNEmbed):

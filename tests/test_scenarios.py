@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -259,13 +260,8 @@ def test_fit_on_one_scenario_sees_only_its_interactions():
     assert int(seen.sum()) == int((sp.train.scenario == 0).sum())
 
 
-def test_cli_train_on_one_scenario_then_update_on_another(tmp_path):
-    import contextlib
-    import io
-    import json
-
-    from kgrec.cli import main
-
+def _cli_data(tmp_path) -> list:
+    """The two-scenario graph (TTL) and its mapping as files; returns the ``--mapping`` arguments."""
     (tmp_path / "two.ttl").write_text(TTL)
     (tmp_path / "m.toml").write_text(
         'extends = "kgrec"\n[prefixes]\nex = "http://example.org/"\n'
@@ -273,14 +269,26 @@ def test_cli_train_on_one_scenario_then_update_on_another(tmp_path):
         'scenario = "rating"\n'
         '[[interactions]]\nname = "tag"\nclass = "ex:TagApplication"\nagent = "ex:by"\nobject = "ex:on"\n'
         'scenario = "tag"\n')
+    return ["--mapping", tmp_path / "m.toml"]
 
-    def run(*argv) -> tuple[int, str]:
-        err = io.StringIO()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
-        return code, err.getvalue()
 
-    data = ["--mapping", tmp_path / "m.toml"]
+def run(*argv) -> tuple[int, str]:
+    """``kgrec ARGV`` -> (exit status, stderr)."""
+    import contextlib
+    import io
+
+    from kgrec.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, err.getvalue()
+
+
+def test_cli_train_on_one_scenario_then_update_on_another(tmp_path):
+    import json
+
+    data = _cli_data(tmp_path)
     code, _ = run("train", tmp_path / "two.ttl", *data, "--model", "bprmf", "--scenario", "rating",
                   "--ratios", "1,0,0", "--param", "epochs=2", "--out", tmp_path / "src")
     assert code == 0
@@ -293,7 +301,57 @@ def test_cli_train_on_one_scenario_then_update_on_another(tmp_path):
     assert info["new_interactions"] == 3 and info["old_interactions"] == 4
     code, err = run("update", tmp_path / "src", "--data", tmp_path / "two.ttl", *data, "--scenario", "click",
                     "--out", tmp_path / "bad")
-    assert code == 2 and "'click'" in err and "rating, tag" in err
+    assert code == 2 and "'--scenario' names scenario 'click'" in err and "rating, tag" in err
+    code, err = run("train", tmp_path / "two.ttl", *data, "--model", "mostpop", "--scenario", "click", "--out",
+                    tmp_path / "bad")
+    assert code == 2 and "'--scenario' names scenario 'click'" in err and "rating, tag" in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_evaluate_on_some_scenarios(tmp_path):
+    import json
+
+    data = _cli_data(tmp_path)
+    split = ["--ratios", "0.4,0.2,0.4", "--seed", "5", "--ks", "1,3"]
+    code, err = run("train", tmp_path / "two.ttl", *data, "--model", "mostpop", *split, "--out", tmp_path / "all")
+    assert code == 0, err
+    code, err = run("train", tmp_path / "two.ttl", *data, "--model", "mostpop", *split, "--scenario", "tag",
+                    "--out", tmp_path / "tag")
+    assert code == 0, err
+
+    def evaluate(model: str, *scenarios: str) -> dict:
+        out = tmp_path / f"ev-{model}-{'-'.join(scenarios)}"
+        args = [a for s in scenarios for a in ("--scenario", s)]
+        code, err = run("evaluate", tmp_path / model, tmp_path / "two.ttl", *args, "--ks", "1,3", "--out", out)
+        assert code == 0, err
+        return json.loads((out / "evaluation.json").read_text())
+
+    kg = kgrec.load(str(tmp_path / "two.ttl"), mapping=str(tmp_path / "m.toml"))
+    sp = kgrec.split(kg, "random", ratios=(0.4, 0.2, 0.4), seed=5)
+    # this split: train (u1, m2) rating + (u2, m2) tag; valid (u2, m1) tag; test (u1, m3) tag + 3 ratings
+    assert _pairs(kg, sp.train) == {("u1", "m2"), ("u2", "m2")} and _pairs(kg, sp.valid) == {("u2", "m1")}
+    assert _pairs(kg, select(kg, sp.test, "tag")) == {("u1", "m3")} and len(sp.test) == 4
+    ev = evaluate("all", "tag")
+    assert ev["scenarios"] == ["tag"] and ev["split"]["test"] == 1 and ev["split"]["train"] == 1
+    # MostPop (m2 first, then ties by id m1, m3, m4); u1 has no tag training item to mask, so their tag
+    # test item m3 is 3rd: hit@1 0, hit@3 1, NDCG@3 = 1 / log2(4) = 0.5
+    m = ev["metrics"]
+    assert (m["hit@1"], m["hit@3"], m["recall@3"], m["ndcg@3"]) == (0.0, 1.0, 1.0, pytest.approx(0.5))
+    # a model trained with --scenario tag evaluates as train reported it
+    recorded = json.loads((tmp_path / "tag" / "metrics.json").read_text())
+    assert ev_eq(evaluate("tag", "tag")["metrics"], recorded["test"])
+    # both scenarios together == no --scenario
+    assert ev_eq(evaluate("all", "rating", "tag")["metrics"], evaluate("all")["metrics"])
+    assert evaluate("all")["scenarios"] is None
+    code, err = run("evaluate", tmp_path / "all", tmp_path / "two.ttl", "--scenario", "click", "--out", tmp_path / "x")
+    assert code == 2 and "'--scenario' names scenario 'click'" in err and "rating, tag" in err
+    assert not (tmp_path / "x" / "evaluation.json").exists()
+
+
+def ev_eq(a: dict, b: dict) -> bool:
+    """The same metrics (those with a cut-off) in both."""
+    keys = {k for k in a if "@" in k}
+    return keys == {k for k in b if "@" in k} and all(a[k] == pytest.approx(b[k]) for k in keys)
 
 
 def test_block_sampler_draws_each_scenario_negatives_from_its_own_items():
@@ -309,3 +367,132 @@ def test_block_sampler_draws_each_scenario_negatives_from_its_own_items():
     for u, row in zip(users.tolist(), neg.tolist()):
         pool = {0, 1, 2, 3} if u < 2 else {10, 11, 19}
         assert set(row) <= pool and not any((u, i) in seen for i in row)
+
+
+# --------------------------------------------------------------------------------- scenario-mf update
+def _two_groups(n_per: int = 10) -> KnowledgeGraph:
+    """Users 0..n-1 like group A, n..2n-1 group B, in both scenarios. Items: source A 0-3, source B 4-7,
+    target A 8-11, target B 12-15; every user has the 4 source and 4 target items of their group.
+    The scenarios are listed as ["source", "target"]."""
+    users, items, scen = [], [], []
+    for u in range(2 * n_per):
+        g = 0 if u < n_per else 1
+        for j in range(4):
+            users += [u, u]
+            items += [g * 4 + j, 8 + g * 4 + j]
+            scen += [0, 1]
+    inter = Interactions.from_lists(users, items)
+    inter.scenario = torch.tensor(scen)
+    labels = [f"http://x/i{i:02d}" for i in range(16)]
+    return KnowledgeGraph(Vocab([f"http://x/u{u:02d}" for u in range(2 * n_per)], name="user"),
+                          Vocab(labels, sort=False, name="item"), Vocab(labels, sort=False, name="entity"),
+                          Vocab([], name="relation"), torch.empty(0, 3, dtype=torch.long), inter,
+                          scenarios=["source", "target"])
+
+
+def _later(kg: KnowledgeGraph, pairs, scenarios=("target", "source"), new_items=()) -> KnowledgeGraph:
+    """A later graph: the old users plus 'unew', the old items plus ``new_items``, and the
+    interactions ``[(user id, item id, scenario name), ...]``; its scenarios are numbered in the
+    order ``scenarios`` (not the old graph's), so they must be matched by name."""
+    users = Vocab(kg.users.labels + ["http://x/unew"], sort=False, name="user")
+    items = Vocab(kg.items.labels + list(new_items), sort=False, name="item")
+    inter = Interactions.from_lists([u for u, _, _ in pairs], [i for _, i, _ in pairs])
+    inter.scenario = torch.tensor([list(scenarios).index(s) for _, _, s in pairs])
+    return KnowledgeGraph(users, items, Vocab(items.labels, sort=False, name="entity"), kg.relations, kg.triples,
+                          inter, scenarios=list(scenarios))
+
+
+SMF = {"dim": 8, "lr": 0.05, "reg": 0.0, "epochs": 30, "batch_size": 64, "seed": 0, "device": "cpu",
+       "offset_reg": 0.1}
+#: the new user 20 ('unew') takes source A items 0-2 and target B items 12-14
+NEW_USER = [(20, 0, "source"), (20, 1, "source"), (20, 2, "source"),
+            (20, 12, "target"), (20, 13, "target"), (20, 14, "target")]
+
+
+def test_scenario_mf_update_grows_tables_and_keeps_each_interaction_in_its_scenario():
+    kg = _two_groups()
+    rec = kgrec.Recommender("scenario-mf", target_scenario="target", **SMF).fit(kg)
+    old = rec.estimator.module
+    later = _later(kg, NEW_USER + [(3, 15, "source")], new_items=["http://x/i99"])
+    new = copy.deepcopy(rec).update(later, epochs=0)  # no training: the grown tables only
+    info = new.fit_info["update"]
+    assert info["new_users"] == 1 and info["new_items"] == 1 and info["new_interactions"] == 7
+    assert info["old_interactions"] == 160  # 20 users x 8 items, each in its own scenario
+    m = new.estimator.module
+    assert m.user_emb.weight.shape == (21, 8) and m.item_emb.weight.shape == (17, 8)
+    assert m.offset.weight.shape == (2 * 21, 8)
+    assert torch.equal(m.user_emb.weight[:20], old.user_emb.weight)
+    assert torch.equal(m.item_emb.weight[:16], old.item_emb.weight)
+    # offsets: block b of user u is row b * U + u, before (U = 20) and after (U = 21) the update
+    for b in (0, 1):
+        assert torch.equal(m.offset.weight[b * 21: b * 21 + 20], old.offset.weight[b * 20: b * 20 + 20])
+        assert not m.offset.weight[b * 21 + 20].any()  # the new user's offsets are zero
+    # the new user starts from the mean of their new items (both scenarios)
+    assert torch.allclose(m.user_emb.weight[20], old.item_emb.weight[[0, 1, 2, 12, 13, 14]].mean(0), atol=1e-6)
+    # the history over virtual users: scenarios matched by name (the later graph numbers them the other way)
+    est = new.estimator
+    block = {s: b for b, s in enumerate(est.meta["scenarios"])}
+    assert est.meta["scenarios"] == ["target", "source"] and est.meta["num_users"] == 21
+
+    def hist(b: int, u: int) -> list[int]:
+        return est.history(torch.tensor([b * 21 + u]))[0].nonzero().flatten().tolist()
+
+    assert hist(block["target"], 20) == [12, 13, 14] and hist(block["source"], 20) == [0, 1, 2]
+    assert hist(block["source"], 3) == [0, 1, 2, 3, 15] and hist(block["target"], 3) == [8, 9, 10, 11]
+    # recommend masks the target history only: item 0 (a source item of the user) may come back
+    assert "http://x/i12" not in dict(new.recommend("http://x/unew", k=17)["http://x/unew"])
+    assert "http://x/i00" in dict(new.recommend("http://x/unew", k=17)["http://x/unew"])
+    # the same pair in the same scenario is not new; in the other scenario it is
+    again = copy.deepcopy(rec).update(_later(kg, [(0, 0, "source"), (0, 0, "target")]), epochs=0)
+    assert again.fit_info["update"]["new_interactions"] == 1
+    assert again.fit_info["update"]["known_interactions_skipped"] == 1
+
+
+def test_scenario_mf_update_trains_the_new_users_scenarios_apart(tmp_path):
+    """Known answer: the new user's target items are B items, their source items A items. Before
+    training their vector is one mean of both; after the update their target ranking puts the
+    remaining target B item 15 first and their source ranking the remaining source A item 3 first."""
+    kg = _two_groups()
+    rec = kgrec.Recommender("scenario-mf", target_scenario="target", **SMF).fit(kg)
+    rec.update(_later(kg, NEW_USER), epochs=20, replay=0.2, l2_pull=0.01)
+    u_vec, i_vec = rec.estimator.embed()
+    target = (u_vec[20] @ i_vec.t()).detach()
+    source = (u_vec[21 + 20] @ i_vec.t()).detach()
+    assert int(target[[8, 9, 10, 11, 15]].argmax()) == 4  # item 15
+    assert int(source[[3, 4, 5, 6, 7]].argmax()) == 0  # item 3
+    targets = [f"http://x/i{i:02d}" for i in range(8, 16)]
+    top = rec.recommend("http://x/unew", k=3, candidates=targets)["http://x/unew"]
+    assert top[0][0] == "http://x/i15" and len(top) == 3  # 12-14 are masked (seen in the target)
+    # save / reload gives the same top-K for old and new users
+    rec.save(tmp_path / "m")
+    back = kgrec.Recommender.load(tmp_path / "m")
+    users = ["http://x/unew", "http://x/u00", "http://x/u15"]
+    assert back.recommend(users, k=5) == rec.recommend(users, k=5)
+    assert back.estimator.meta["scenarios"] == ["target", "source"]
+
+
+def test_scenario_mf_update_l2_pull_holds_the_old_rows_and_offsets():
+    kg = _two_groups()
+    rec = kgrec.Recommender("scenario-mf", target_scenario="target", **SMF).fit(kg)
+    m0 = rec.estimator.module
+    moved = {}
+    for pull in (0.0, 10.0):
+        m = copy.deepcopy(rec).update(_later(kg, NEW_USER), epochs=20, l2_pull=pull).estimator.module
+        moved[pull] = [float((a - b).detach().norm()) for a, b in ((m.user_emb.weight[:20], m0.user_emb.weight),
+                                                          (m.item_emb.weight[:16], m0.item_emb.weight),
+                                                          (m.offsets_per_user()[:20], m0.offsets_per_user()))]
+    # every old table (shared users, items, each scenario's offsets) moves less under the pull
+    assert all(p < 0.5 * f for p, f in zip(moved[10.0], moved[0.0])), moved
+
+
+def test_scenario_mf_update_refuses_a_scenario_the_model_does_not_have():
+    kg = _two_groups()
+    rec = kgrec.Recommender("scenario-mf", target_scenario="target", **{**SMF, "epochs": 1}).fit(kg)
+    est = rec.estimator
+    later = _later(kg, [(0, 9, "click"), (1, 12, "target")], scenarios=("click", "target"))
+    with pytest.raises(KgrecError, match=r"scenario\(s\) 'click'.*its scenarios: target, source"):
+        rec.update(later, epochs=0)
+    assert rec.estimator is est and len(rec.users) == 20  # unchanged
+    # keeping the known scenario only works
+    rec.update(later, epochs=0, scenarios=["target"])
+    assert rec.fit_info["update"]["new_interactions"] == 1

@@ -19,6 +19,8 @@ name                        shape       meaning
 ``interactions_item``       ``[N]``     integer item ids
 ``interactions_weight``     ``[N]``     optional float weights (default 1.0)
 ``interactions_time``       ``[N]``     optional float unix seconds (``nan`` = unknown)
+``interactions_scenario``   ``[N]``     optional integer ids into ``scenarios`` (default 0)
+``scenarios``               ``[S]``     optional scenario names (default ``["default"]``)
 ``features``                ``[E, F]``  optional float numeric entity features
 ``feature_names``           ``[F]``     predicate IRIs of ``features`` (with ``features``)
 ==========================  ==========  =====================================================
@@ -34,10 +36,17 @@ file                       columns                                          NPZ 
 ``relations.parquet``      ``label`` (string)                               ``relations``
 ``triples.parquet``        ``head``, ``relation``, ``tail`` (integer)       ``triples``
 ``interactions.parquet``   ``user``, ``item`` (integer); optional           ``interactions_*``
-                           ``weight``, ``time`` (float)
+                           ``weight``, ``time`` (float), ``scenario``
+                           (integer)
+``scenarios.parquet``      optional; ``label`` (string)                     ``scenarios``
 ``features.parquet``       optional; one float column per feature           ``features``,
                            predicate IRI, one row per entity                ``feature_names``
 =========================  ===============================================  =====================
+
+Scenarios (:mod:`kgrec.data.scenarios`): ``interactions_scenario`` indexes the names in
+``scenarios``; a file without them (written before kgrec kept scenarios) loads as one ``default``
+scenario. :func:`save_arrays` writes the names when the graph has other scenarios than ``default``
+and the ids when its interactions carry them.
 
 A Spark ``df.write.parquet("triples.parquet")`` folder of part files is read as one table too.
 Triples are de-duplicated and sorted on loading, as :func:`kgrec.load` does (duplicates are
@@ -54,20 +63,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kgrec.data.graph import Interactions, KnowledgeGraph
+from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
 from kgrec.data.vocab import Vocab
 from kgrec.errors import ArrayFileError, KgrecError
 
 __all__ = ["load_arrays", "save_arrays", "REQUIRED", "OPTIONAL", "PARQUET_TABLES", "FORMATS"]
 
 REQUIRED = ("users", "items", "entities", "relations", "triples", "interactions_user", "interactions_item")
-OPTIONAL = ("interactions_weight", "interactions_time", "features", "feature_names")
+OPTIONAL = ("interactions_weight", "interactions_time", "interactions_scenario", "scenarios", "features",
+            "feature_names")
 #: Parquet file stem -> (required columns, optional columns); see the module docstring.
 PARQUET_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "users": (("label",), ()), "items": (("label",), ()), "entities": (("label",), ()),
     "relations": (("label",), ()), "triples": (("head", "relation", "tail"), ()),
-    "interactions": (("user", "item"), ("weight", "time")),
+    "interactions": (("user", "item"), ("weight", "time", "scenario")),
 }
+#: Optional Parquet files (not in PARQUET_TABLES): ``features`` and ``scenarios``.
+_PARQUET_OPTIONAL = ("features", "scenarios")
 FORMATS = ("npz", "parquet")
 _PARQUET_HINT = "reading and writing Parquet needs pyarrow: pip install pyarrow"
 
@@ -91,7 +103,8 @@ def save_arrays(kg: KnowledgeGraph, path: str | os.PathLike, format: str | None 
         format: ``"npz"`` or ``"parquet"``; default: ``"npz"`` when ``path`` ends in ``.npz``,
             else ``"parquet"``.
 
-    Literals (texts) are not written: the formats carry integer data only.
+    Literals (texts) are not written: the formats carry integer data only. Scenarios are: their
+    names (when not the single ``default``) and the interactions' scenario ids (when set).
 
     Raises:
         KgrecError: unknown ``format``, or ``format="npz"`` with a path not ending in ``.npz``.
@@ -112,6 +125,10 @@ def save_arrays(kg: KnowledgeGraph, path: str | os.PathLike, format: str | None 
         "interactions_user": kg.interactions.user.numpy(), "interactions_item": kg.interactions.item.numpy(),
         "interactions_weight": kg.interactions.weight.numpy(), "interactions_time": kg.interactions.time.numpy(),
     }
+    if kg.interactions.scenario is not None:
+        arrays["interactions_scenario"] = kg.interactions.scenario.numpy().astype(np.int64)
+    if kg.scenarios != DEFAULT_SCENARIOS:
+        arrays["scenarios"] = np.asarray(kg.scenarios, dtype=str)
     if kg.features is not None:
         arrays["features"] = kg.features.numpy()
         arrays["feature_names"] = np.asarray(kg.feature_names, dtype=str)
@@ -135,8 +152,8 @@ def load_arrays(path: str | os.PathLike) -> KnowledgeGraph:
         ImportError: a Parquet folder without pyarrow (the message says ``pip install pyarrow``).
         ArrayFileError: the file is not readable NPZ / Parquet, an array (a file or column) is
             missing, has the wrong dtype or shape, an id is out of range, a label repeats, or
-            ``entities`` does not start with ``items``; the message names the file and the array
-            or column.
+            ``entities`` does not start with ``items``, a scenario id is not an index of
+            ``scenarios``; the message names the file and the array or column.
     """
     path = Path(path)
     if path.is_dir():
@@ -184,6 +201,7 @@ def load_arrays(path: str | os.PathLike) -> KnowledgeGraph:
         raise ArrayFileError(f"'interactions_item' has {item.shape[0]} entries, 'interactions_user' has {n}", path)
     weight = _floats(data, "interactions_weight", path, n, np.float32, 1.0)
     time = _floats(data, "interactions_time", path, n, np.float64, np.nan)
+    scenarios, scenario = _scenarios(data, path, n)
 
     features, names = None, []
     if ("features" in data) != ("feature_names" in data):
@@ -202,10 +220,40 @@ def load_arrays(path: str | os.PathLike) -> KnowledgeGraph:
     if len(unique) < len(t):
         warnings["duplicate triple"] = len(t) - len(unique)
     inter = Interactions(torch.from_numpy(user.astype(np.int64)), torch.from_numpy(item.astype(np.int64)),
-                         torch.from_numpy(weight), torch.from_numpy(time))
+                         torch.from_numpy(weight), torch.from_numpy(time), scenario)
     return KnowledgeGraph(users=vocabs["users"], items=vocabs["items"], entities=vocabs["entities"],
                           relations=vocabs["relations"], triples=unique, interactions=inter,
-                          features=features, feature_names=names, warnings=warnings, sources=[str(path)])
+                          features=features, feature_names=names, warnings=warnings, sources=[str(path)],
+                          scenarios=scenarios)
+
+
+def _scenarios(data: dict, path: Path, n: int) -> tuple[list[str], torch.Tensor | None]:
+    """``(names, [N] ids or None)`` from ``scenarios`` / ``interactions_scenario`` (both optional).
+
+    Errors name the file and the array; in a Parquet folder, ``scenarios.parquet`` /
+    ``interactions.parquet`` and its column ``scenario``.
+    """
+    from kgrec.data.mapping import SCENARIO_NAME_RE
+
+    parquet = path.is_dir()
+    names = list(DEFAULT_SCENARIOS)
+    if "scenarios" in data:
+        where = path / "scenarios.parquet" if parquet else path
+        names = _vocab(data, "scenarios", where).labels
+        bad = [x for x in names if not SCENARIO_NAME_RE.fullmatch(x)]
+        if not names or bad:
+            raise ArrayFileError(f"'scenarios' must name at least one scenario, each a letter, then letters, digits, "
+                                 f"'_', '.' or '-' (got {bad[0] if bad else names!r})", where)
+    if "interactions_scenario" not in data:
+        return names, None
+    where, what = ((path / "interactions.parquet", "column 'scenario'") if parquet
+                   else (path, "'interactions_scenario'"))
+    a = data["interactions_scenario"]
+    if a.dtype.kind not in "iu" or a.shape != (n,):
+        raise ArrayFileError(f"{what} must be an integer array of shape [{n}] (got {a.dtype} {list(a.shape)})",
+                             where)
+    _in_range(a, len(names), f"{what} (indices of 'scenarios': {', '.join(names)})", where)
+    return names, torch.from_numpy(a.astype(np.int64))
 
 
 def _strings(data: dict, name: str, path: Path) -> list[str]:
@@ -262,7 +310,10 @@ def _save_parquet(arrays: dict[str, np.ndarray], folder: Path) -> Path:
     tables = {name: {"label": arrays[name]} for name in ("users", "items", "entities", "relations")}
     t = arrays["triples"]
     tables["triples"] = {"head": t[:, 0], "relation": t[:, 1], "tail": t[:, 2]}
-    tables["interactions"] = {k: arrays[f"interactions_{k}"] for k in ("user", "item", "weight", "time")}
+    tables["interactions"] = {k: arrays[f"interactions_{k}"] for k in ("user", "item", "weight", "time", "scenario")
+                              if f"interactions_{k}" in arrays}
+    if "scenarios" in arrays:
+        tables["scenarios"] = {"label": arrays["scenarios"]}
     if "features" in arrays:
         tables["features"] = {n: arrays["features"][:, j] for j, n in enumerate(arrays["feature_names"].tolist())}
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
@@ -283,11 +334,11 @@ def _read_parquet(folder: Path) -> dict[str, np.ndarray]:
     """The NPZ-named arrays of a Parquet folder; schema errors name the file and the column."""
     pa = _pyarrow()
     unknown = sorted(f.name for f in folder.iterdir() if f.suffix == ".parquet"
-                     and f.stem not in PARQUET_TABLES and f.stem != "features")
+                     and f.stem not in PARQUET_TABLES and f.stem not in _PARQUET_OPTIONAL)
     if unknown:
         raise ArrayFileError(f"unknown Parquet file(s) {', '.join(unknown)}; expected "
-                             f"{', '.join(n + '.parquet' for n in PARQUET_TABLES)} and optionally features.parquet",
-                             folder)
+                             f"{', '.join(n + '.parquet' for n in PARQUET_TABLES)} and optionally "
+                             f"{', '.join(n + '.parquet' for n in _PARQUET_OPTIONAL)}", folder)
 
     def read(name: str):
         f = folder / f"{name}.parquet"
@@ -319,6 +370,11 @@ def _read_parquet(folder: Path) -> dict[str, np.ndarray]:
             data.update({f"interactions_{c}": a for c, a in arrays.items()})
         else:
             data[name] = arrays["label"]
+    if (folder / "scenarios.parquet").exists():
+        table, f = read("scenarios")
+        if table.column_names != ["label"]:
+            raise ArrayFileError(f"columns must be 'label' (got {', '.join(repr(c) for c in table.column_names)})", f)
+        data["scenarios"] = _column(table, "label", f, pa)
     if (folder / "features.parquet").exists():
         table, f = read("features")
         cols = {c: _column(table, c, f, pa) for c in table.column_names}

@@ -48,6 +48,11 @@ class ScenarioMF(nn.Module):
         """The shared free parameters a batch of virtual users ``[B]`` and items touches (L2)."""
         return [self.user_emb(users % self.num_users), self.item_emb(items)]
 
+    def offsets_per_user(self) -> Tensor:
+        """The offset table viewed as ``[U, S, d]``: row ``u`` holds user ``u``'s offset in every
+        scenario (a view of the parameter, so gradients and in-place writes reach it)."""
+        return self.offset.weight.view(self.num_scenarios, self.num_users, self.dim).transpose(0, 1)
+
     def offsets(self, users: Tensor) -> Tensor:
         """Scenario offsets ``[B, d]`` of virtual users ``[B]`` (their own L2 weight)."""
         return self.offset(users)

@@ -68,6 +68,14 @@ def test_minimal_arrays_and_duplicates(tmp_path):
     (lambda a: a.update(users=np.array(["same"] * len(a["users"]))), "'users' repeats the label 'same'"),
     (lambda a: a.update(entities=a["entities"][::-1].copy()), "'entities' must start with the 8 'items'"),
     (lambda a: a.pop("feature_names"), "'features' and 'feature_names' must be given together"),
+    (lambda a: a.update(scenarios=np.array(["rating", "tag"]), interactions_scenario=np.arange(15) % 3),
+     r"'interactions_scenario' \(indices of 'scenarios': rating, tag\) must be ids in \[0, 2\) "
+     r"\(found 2 at row 2\)"),
+    (lambda a: a.update(interactions_scenario=np.ones(15, dtype=int)),  # no names: only 'default' (id 0)
+     r"'interactions_scenario' \(indices of 'scenarios': default\) must be ids in \[0, 1\)"),
+    (lambda a: a.update(interactions_scenario=np.zeros(15)), r"'interactions_scenario' must be an integer array"),
+    (lambda a: a.update(scenarios=np.array(["tag", "tag"])), "'scenarios' repeats the label 'tag'"),
+    (lambda a: a.update(scenarios=np.array(["9lives"])), "'scenarios' must name at least one scenario.*9lives"),
 ])
 def test_bad_arrays_name_the_array_and_file(tmp_path, toy_npz, change, match):
     arrays = _toy_arrays(toy_npz[1])
@@ -87,3 +95,28 @@ def test_bad_paths(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ArrayFileError, match="not a readable NPZ"):
         load_arrays(tmp_path / "junk.npz")
+
+
+def two_scenario_toy(kg):
+    """The toy graph with its 15 interactions alternately in scenarios 'rating' and 'tag'."""
+    import dataclasses
+
+    inter = dataclasses.replace(kg.interactions, scenario=torch.arange(len(kg.interactions)) % 2)
+    return dataclasses.replace(kg, interactions=inter, scenarios=["rating", "tag"])
+
+
+def test_scenarios_round_trip_and_older_files_load_with_the_default(tmp_path, toy_npz):
+    kg, path = toy_npz
+    # a file without scenario arrays (as written before kgrec kept scenarios) is one 'default' scenario
+    assert not {"scenarios", "interactions_scenario"} & set(_toy_arrays(path))
+    old = load_arrays(path)
+    assert old.scenarios == ["default"] and old.interactions.scenario is None
+    two = two_scenario_toy(kg)
+    out = save_arrays(two, tmp_path / "two.npz")
+    arrays = _toy_arrays(out)
+    assert arrays["scenarios"].tolist() == ["rating", "tag"]
+    assert arrays["interactions_scenario"].tolist() == [i % 2 for i in range(15)]
+    back = load_arrays(out)
+    assert back.scenarios == ["rating", "tag"]
+    assert back.interactions.scenario.tolist() == [i % 2 for i in range(15)]
+    assert back.stats()["interactions_per_scenario"] == {"rating": 8, "tag": 7}

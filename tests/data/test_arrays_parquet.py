@@ -136,3 +136,37 @@ def test_without_pyarrow_the_error_says_how_to_install(tmp_path, toy, monkeypatc
         load_arrays(toy[2])
     with pytest.raises(ImportError, match="pip install pyarrow"):
         save_arrays(toy[0], tmp_path / "p", format="parquet")
+
+
+def test_scenarios_round_trip_in_parquet(tmp_path, toy):
+    from tests.data.test_arrays import two_scenario_toy
+
+    folder = save_arrays(two_scenario_toy(toy[0]), tmp_path / "two", format="parquet")
+    assert (folder / "scenarios.parquet").exists()
+    assert pq.read_table(folder / "scenarios.parquet").column("label").to_pylist() == ["rating", "tag"]
+    col = pq.read_table(folder / "interactions.parquet").column("scenario")
+    assert pa.types.is_integer(col.type) and col.to_pylist() == [i % 2 for i in range(15)]
+    back = load_arrays(folder)
+    assert back.scenarios == ["rating", "tag"]
+    assert back.interactions.scenario.tolist() == [i % 2 for i in range(15)]
+    # the same graph through NPZ
+    npz = load_arrays(save_arrays(two_scenario_toy(toy[0]), tmp_path / "two.npz"))
+    assert npz.scenarios == back.scenarios and torch.equal(npz.interactions.scenario, back.interactions.scenario)
+    # a folder written before (no scenarios.parquet, no 'scenario' column) loads with the default scenario
+    old = load_arrays(toy[2])
+    assert old.scenarios == ["default"] and old.interactions.scenario is None
+
+
+def test_bad_scenario_column_names_the_file_and_column(tmp_path, toy):
+    from tests.data.test_arrays import two_scenario_toy
+
+    folder = save_arrays(two_scenario_toy(toy[0]), tmp_path / "two", format="parquet")
+    t = pq.read_table(folder / "interactions.parquet")
+    _rewrite(folder, "interactions", t.set_column(t.column_names.index("scenario"), "scenario",
+                                                  pa.array([0] * 14 + [5])))
+    with pytest.raises(ArrayFileError, match=r"interactions.parquet: column 'scenario' \(indices of 'scenarios': "
+                                             r"rating, tag\) must be ids in \[0, 2\) \(found 5 at row 14\)"):
+        load_arrays(folder)
+    _rewrite(folder, "scenarios", pa.table({"name": ["rating", "tag"]}))
+    with pytest.raises(ArrayFileError, match=r"scenarios.parquet: columns must be 'label'"):
+        load_arrays(folder)
