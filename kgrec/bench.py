@@ -709,6 +709,14 @@ def write_results_md(results: Path, out: Path) -> Path:
     if over:
         lines += ["## Overview: test NDCG@10 (ranking splits) and test AUC (ctr)", "",
                   markdown_table([{"model": m, **v} for m, v in over.items()], ["model", *cols]), ""]
+    gpus = sorted({p["machine"]["gpu"] for p in payloads if p["machine"].get("gpu")})
+    lines += ["## GPU", "",
+              (f"Results run on GPU: {', '.join(gpus)} (see each table's machine line)." if gpus else
+               "No result here ran on a GPU: no GPU machine was lent to this project's sessions (see the "
+               "README's GPU notes). On a CUDA machine the same command trains there (each model picks the "
+               "device once; the hybrid trains under bf16 autocast, and `--param text_mode=top-k` fine-tunes its "
+               "top BERT layers), and each JSON records the GPU's name; run it with `--out` to another folder to "
+               "keep the CPU figures for the speed-up."), ""]
     standing = hybrid_standing(payloads)
     if standing:
         lines += ["## Where the hybrid stands", "",
