@@ -465,7 +465,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder holding the datasets as their publishers ship them (default: %(default)s)")
     p.add_argument("--cache", default=DEFAULT_CACHE, help="converted graphs are cached here (default: %(default)s)")
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma list of {', '.join(DATASETS)}")
-    p.add_argument("--models", default="mostpop,itemknn,ease,bprmf,lightgcn,cke",
+    p.add_argument("--models", default="mostpop,itemknn,ease,bprmf,lightgcn,cke,hybrid",
                    help=f"comma list of {', '.join(sorted(ALIASES))}")
     p.add_argument("--splits", default="random,ctr",
                    help="comma list of random, temporal, global-time, cold-item, ctr (ctr: Last.FM and "
