@@ -171,6 +171,12 @@ def run_seed(kg, target: str, budgets: list[int | None], seed: int, update_epoch
     return rows
 
 
+def _span(values: list[int]) -> int | str:
+    """The value when every seed has the same, else ``"min-max"`` (seeds test different users)."""
+    lo, hi = min(values), max(values)
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
 def summary(rows: list[dict], methods=METHODS) -> list[dict]:
     """Mean ± std over seeds per (n, method), with the change against target alone."""
     out = []
@@ -185,7 +191,7 @@ def summary(rows: list[dict], methods=METHODS) -> list[dict]:
                         "method": method, "ndcg@10": nd, "ndcg@10 std": nd_s, "recall@20": rc,
                         "recall@20 std": rc_s,
                         "vs target alone ndcg %": None if base is None else 100 * (nd / base - 1),
-                        "seeds": len(rs), "test users": rs[0]["test users"]})
+                        "seeds": len(rs), "test users": _span([r["test users"] for r in rs])})
     return out
 
 
