@@ -860,7 +860,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert a dataset as its publisher distributes it into N-Triples in the kgrec vocabulary "
                     "(gzip'd when --out ends in .gz). The datasets are not shipped: download them first.",
         epilog="example:\n  kgrec convert movielens-100k --data-root ../shared/data --out ml-100k.nt.gz\n"
-               "  kgrec convert movielens-small --data-root data --out ml.nt.gz --param tags=false")
+               "  kgrec convert movielens-small --data-root data --out ml.nt.gz --param tags=false\n"
+               "  kgrec convert movielens-small --data-root data --out ml-tags.nt.gz --param tag_events=true"
+               "  # then: --mapping kgrec-behaviours")
     p.add_argument("dataset", metavar="DATASET", choices=sorted(CONVERTERS),
                    help=f"one of {', '.join(sorted(CONVERTERS))}")
     p.add_argument("--data-root", metavar="ROOT", required=True,
@@ -869,7 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
                         + ") or the dataset folder itself")
     p.add_argument("--out", metavar="FILE", required=True, help="output file (.nt or .nt.gz)")
     p.add_argument("--param", metavar="KEY=VALUE", type=parse_param, action="append",
-                   help="converter option (repeatable), e.g. tags=false, linked_only=true, kg=false")
+                   help="converter option (repeatable), e.g. tags=false, tag_events=true, linked_only=true, kg=false")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser(

@@ -448,6 +448,21 @@ def test_convert_tiny_movielens(tmp_path):
     assert code == 0, err
 
 
+def test_convert_tag_events_param(tmp_path):
+    src = _tiny_movielens(tmp_path)
+    (src / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,1,pixar,964982800\n3,2,heist,964982900\n")
+    out = tmp_path / "ml.nt"
+    code, stdout, err = run(["convert", "movielens-small", "--data-root", tmp_path, "--out", out,
+                             "--param", "tag_events=true", "--param", "links=false"])
+    assert code == 0, err
+    assert "| tag_events " in stdout
+    kg = kgrec.load(out, mapping="kgrec-behaviours")
+    assert kg.stats()["interactions_per_scenario"] == {"rating": 3, "tag": 2} and kg.num_users == 3
+    code, _, err = run(["convert", "movielens-small", "--data-root", tmp_path, "--out", out,
+                        "--param", "tag_events=maybe"])
+    assert code == 2 and "'--param tag_events' of dataset 'movielens-small' must be true or false" in err
+
+
 def test_convert_errors(tmp_path):
     src = _tiny_movielens(tmp_path)
     (src / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,9,3.5,964981247\n")

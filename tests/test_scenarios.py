@@ -14,7 +14,7 @@ from kgrec.data.extract import build_graph
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.mapping import Mapping
 from kgrec.data.rdf import iter_triples
-from kgrec.data.scenarios import assign_domains, few_shot, limit_per_user, select, target_test
+from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, limit_per_user, select, target_test
 from kgrec.data.splits import Split
 from kgrec.data.vocab import Vocab
 from kgrec.errors import KgrecError, MappingError
@@ -161,6 +161,37 @@ def test_limit_per_user_is_nested_and_capped():
     assert torch.bincount(two.user).tolist() == [2, 2, 1]
     assert set(one.item.tolist()) <= set(two.item.tolist())
     assert len(limit_per_user(inter, None)) == 9
+
+
+def test_first_per_pair_keeps_the_earliest_event_of_each_pair_in_the_named_scenarios():
+    nan = float("nan")
+    #          0    1    2    3    4    5    6    7    8    9
+    user = [0, 0, 0, 1, 1, 1, 1, 0, 2, 2]
+    item = [1, 1, 1, 2, 2, 2, 2, 2, 0, 0]
+    time = [10, 5, 3, nan, nan, 7, 7, 1, nan, 4]
+    scen = [1, 1, 0, 1, 1, 0, 0, 1, 1, 1]  # 0 rating, 1 tag
+    inter = Interactions.from_lists(user, item, time=time)
+    inter.scenario = torch.tensor(scen)
+    labels = ["http://x/i0", "http://x/i1", "http://x/i2"]
+    kg = KnowledgeGraph(Vocab(["http://x/u0", "http://x/u1", "http://x/u2"], name="user"),
+                        Vocab(labels, sort=False, name="item"), Vocab(labels, sort=False, name="entity"),
+                        Vocab([], name="relation"), torch.empty(0, 3, dtype=torch.long), inter,
+                        scenarios=["rating", "tag"])
+    kg.interaction_text = ["t0", "t1", None, "t3", "t4", None, None, "t7", "t8", "t9"]
+    # tag pairs: (0,1) rows 0,1 -> 1 (earlier); (1,2) rows 3,4 no time -> 3 (first); (0,2) row 7;
+    # (2,0) rows 8 (no time), 9 -> 9. Ratings untouched, also the repeated (1,2) rows 5, 6.
+    out = first_per_pair(kg, "tag")
+    want = [1, 2, 3, 5, 6, 7, 9]
+    assert out.interactions.user.tolist() == [user[k] for k in want]
+    assert out.interactions.item.tolist() == [item[k] for k in want]
+    assert out.interactions.scenario.tolist() == [scen[k] for k in want]
+    assert out.interaction_text == [kg.interaction_text[k] for k in want]
+    assert len(kg.interactions) == 10  # the input is unchanged
+    both = first_per_pair(kg, ["rating", "tag"])
+    assert both.interaction_text == [kg.interaction_text[k] for k in (1, 2, 3, 5, 7, 9)]  # row 6 repeats 5
+    assert both.interactions.user.tolist() == [user[k] for k in (1, 2, 3, 5, 7, 9)]
+    with pytest.raises(KgrecError, match="'names' names scenario 'x', which the graph does not have"):
+        first_per_pair(kg, ["x"])
 
 
 # ------------------------------------------------------------------------------- synthetic transfer

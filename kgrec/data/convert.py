@@ -9,12 +9,15 @@ reads with the default ``kgrec`` mapping. The output uses:
   ``<.../event/<n>> rdf:type kgr:Interaction; kgr:user <u>; kgr:item <i>;
   kgr:rating "4"^^xsd:integer; kgr:timestamp "1997-12-04T15:55:49Z"^^xsd:dateTime``, numbered
   ``n = 1, 2, ...`` in source-file order; interactions with neither as ``<u> kgr:interactedWith <i>``.
+  MovieLens latest-small with ``tag_events=True`` also writes each tag application as a
+  ``<.../tagging/<n>> rdf:type kgr:Tagging`` event with ``kgr:user``, ``kgr:item``,
+  ``kgr:timestamp`` and the tag as ``kgr:text``.
 * Item literals ``kgr:title``, ``kgr:year`` (``xsd:integer``), ``dbo:abstract`` (``@en``); KG edges
   as IRI-valued predicates (``kgr:genre``, ``kgr:tag``, ``dbo:director``, Freebase relations...).
 * ``owl:sameAs`` from an item to the external entity it denotes, so that the loader attaches the
   external KG (whose triples use the entity's IRI) to the item while items keep dataset IRIs.
 
-Minted IRIs are ``https://w3id.org/kgrec/data/<dataset>/{user,item,event,genre,tag,entity,relation}/<id>``
+Minted IRIs are ``https://w3id.org/kgrec/data/<dataset>/{user,item,event,tagging,genre,tag,entity,relation}/<id>``
 with the dataset's own ids kept. Lines are written by hand (no rdflib) because it is ~20x faster
 and the escaping rules of N-Triples are short: see :func:`literal` and :func:`iri`.
 
@@ -294,21 +297,25 @@ class _Minter:
 
 
 _T = {name: f"<{KGR}{name}>" for name in (
-    "User", "Item", "Interaction", "user", "item", "rating", "timestamp", "interactedWith",
+    "User", "Item", "Interaction", "Tagging", "user", "item", "rating", "timestamp", "text", "interactedWith",
     "title", "year", "genre", "tag", "age", "gender", "occupation", "zip", "imdb")}
 _TYPE, _LABEL, _SAME_AS = f"<{RDF_TYPE}>", f"<{RDFS_LABEL}>", f"<{OWL_SAME_AS}>"
 
 
 def _event(w: _Writer, mint: _Minter, n: int, user: str, item: str,
-           rating: str | None = None, time: str | None = None) -> None:
-    e = mint("event", n)
-    w(e, _TYPE, _T["Interaction"])
+           rating: str | None = None, time: str | None = None, text: str | None = None,
+           kind: str = "event", cls: str = "Interaction") -> None:
+    """Write event ``<.../<kind>/<n>> rdf:type kgr:<cls>`` with its user, item and the given terms."""
+    e = mint(kind, n)
+    w(e, _TYPE, _T[cls])
     w(e, _T["user"], user)
     w(e, _T["item"], item)
     if rating is not None:
         w(e, _T["rating"], rating)
     if time is not None:
         w(e, _T["timestamp"], time)
+    if text is not None:
+        w(e, _T["text"], text)
 
 
 def _genre(w: _Writer, mint: _Minter, written: set[str], item: str, name: str) -> bool:
@@ -500,7 +507,7 @@ _TITLE_YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
 
 
 def convert_movielens_latest_small(root: str | os.PathLike, out: str | os.PathLike,
-                                   tags: bool = True, links: bool = True,
+                                   tags: bool = True, links: bool = True, tag_events: bool = False,
                                    dataset: str = "movielens-small") -> dict[str, int]:
     """Convert MovieLens latest-small (Harper & Konstan 2015) to RDF.
 
@@ -517,17 +524,33 @@ def convert_movielens_latest_small(root: str | os.PathLike, out: str | os.PathLi
     random split that puts the (user, item) rating in the test part still shows a trace of it in
     the KG. Pass ``tags=False`` for leakage-free evaluations.
 
+    With ``tag_events``: each row of ``tags.csv`` (blank tags skipped) ALSO becomes a tagging event
+    ``<tagging/n> rdf:type kgr:Tagging; kgr:user <user/u>; kgr:item <item/i>; kgr:timestamp ...;
+    kgr:text "sci fi"`` (the tag as written, stripped), numbered ``n = 1, 2, ...`` in file order;
+    a user who only tags is declared ``kgr:User`` too. The default ``kgrec`` mapping reads every
+    node with ``kgr:user``/``kgr:item`` as an interaction, so it reads these events as interactions
+    (with the tag as interaction text) in the same scenario as the ratings; the
+    ``kgrec-behaviours`` mapping reads them as scenario ``tag`` and the ratings as ``rating``.
+    Each application is one event: a user who puts three tags on one movie gives three events.
+
     Args:
         root: the folder with ``ratings.csv``, ``movies.csv``, ``tags.csv``, ``links.csv``.
         out: the output file; gzip'd when it ends in ``.gz``.
         tags: write tag edges (default ``True``).
         links: write ``kgr:imdb`` literals (default ``True``).
+        tag_events: write each tag application as a ``kgr:Tagging`` event (default ``False``:
+            ratings are the only interactions, as in the shipped ``kg_data/movielens-small``).
         dataset: the ``<dataset>`` part of minted IRIs (default ``"movielens-small"``).
 
     Returns:
-        Counts: ``users``, ``items``, ``interactions``, ``genres``, ``genre_edges``,
-        ``items_with_year``, ``tags``, ``tag_edges``, ``tag_applications``, ``imdb_links``,
-        ``triples``.
+        Counts: ``users`` (raters and, with ``tag_events``, taggers), ``items``, ``interactions``
+        (rating events), ``genres``, ``genre_edges``, ``items_with_year``, ``tags``, ``tag_edges``,
+        ``tag_applications``, ``tag_events``, ``imdb_links``, ``triples``.
+
+    Raises:
+        SourceFormatError: a malformed row (the message names the file and line), e.g. a
+            ``movieId`` not in ``movies.csv`` or, with ``tag_events``, a non-integer ``timestamp``.
+        KgrecError: a needed file is missing.
     """
     root = Path(root)
     mint = _Minter(dataset)
@@ -567,8 +590,9 @@ def convert_movielens_latest_small(root: str | os.PathLike, out: str | os.PathLi
                    _datetime_literal(_int(row["timestamp"], path, no, "timestamp")))
         counts.update(users=len(users), items=len(items), interactions=n_events,
                       genres=len(written_genres))
-        if tags:
-            counts.update(_ml_tags(w, root / "tags.csv", mint, items))
+        if tags or tag_events:
+            counts.update(_ml_tags(w, root / "tags.csv", mint, items, users, tags, tag_events))
+            counts["users"] = len(users)  # with the users who only tag
         if links:
             path = root / "links.csv"
             for no, row in _csv_dicts(path, ("movieId", "imdbId")):
@@ -579,15 +603,23 @@ def convert_movielens_latest_small(root: str | os.PathLike, out: str | os.PathLi
                     counts["imdb_links"] += 1
         counts["triples"] = w.count
     return _result(counts, ("items_with_year", "genre_edges"),
-                   ("tags", "tag_edges", "tag_applications") if tags else (),
+                   ("tags", "tag_edges") if tags else (),
+                   ("tag_applications",) if tags or tag_events else (),
+                   ("tag_events",) if tag_events else (),
                    ("imdb_links",) if links else ())
 
 
-def _ml_tags(w: _Writer, path: Path, mint: _Minter, items: set[int]) -> Counter:
+def _ml_tags(w: _Writer, path: Path, mint: _Minter, items: set[int], users: set[int],
+             edges: bool, events: bool) -> Counter:
+    """Read ``tags.csv``: ``item kgr:tag <tag>`` edges (``edges``) and/or tagging events (``events``).
+
+    ``users`` (the user ids declared ``kgr:User`` so far) gains the taggers declared here.
+    """
     counts: Counter = Counter()
     spellings: dict[str, Counter] = defaultdict(Counter)
     pairs: dict[tuple[int, str], None] = {}
-    for no, row in _csv_dicts(path, ("userId", "movieId", "tag")):
+    columns = ("userId", "movieId", "tag", "timestamp") if events else ("userId", "movieId", "tag")
+    for no, row in _csv_dicts(path, columns):
         iid = _int(row["movieId"], path, no, "movieId")
         if iid not in items:
             raise SourceFormatError(f"movieId {iid} is not in movies.csv", path, no)
@@ -598,6 +630,18 @@ def _ml_tags(w: _Writer, path: Path, mint: _Minter, items: set[int]) -> Counter:
         counts["tag_applications"] += 1
         spellings[slug][row["tag"].strip()] += 1
         pairs[(iid, slug)] = None
+        if events:
+            uid = _int(row["userId"], path, no, "userId")
+            u = mint("user", uid)
+            if uid not in users:
+                users.add(uid)
+                w(u, _TYPE, _T["User"])
+            counts["tag_events"] += 1
+            _event(w, mint, counts["tag_events"], u, mint("item", iid),
+                   time=_datetime_literal(_int(row["timestamp"], path, no, "timestamp")),
+                   text=literal(row["tag"].strip()), kind="tagging", cls="Tagging")
+    if not edges:
+        return counts
     for slug in sorted(spellings):
         # Most frequent spelling, ties broken by sorting: the label does not depend on row order.
         label = min(spellings[slug].items(), key=lambda kv: (-kv[1], kv[0]))[0]

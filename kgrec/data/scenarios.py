@@ -19,7 +19,8 @@ from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 
-__all__ = ["scenario_ids", "select", "assign_domains", "item_domains", "limit_per_user", "few_shot", "target_test"]
+__all__ = ["scenario_ids", "select", "assign_domains", "item_domains", "first_per_pair", "limit_per_user",
+           "few_shot", "target_test"]
 
 
 def scenario_ids(kg: KnowledgeGraph, names: str | Sequence[str], key: str = "scenarios") -> list[int]:
@@ -90,6 +91,42 @@ def assign_domains(kg: KnowledgeGraph, predicate: str, domains: Sequence[tuple[s
     out = dataclasses.replace(kg, interactions=inter, scenarios=names)
     if hasattr(kg, "interaction_text"):
         out.interaction_text = kg.interaction_text
+    return out
+
+
+def first_per_pair(kg: KnowledgeGraph, names: str | Sequence[str]) -> KnowledgeGraph:
+    """A copy of ``kg`` keeping one interaction per (user, item) pair in each of scenarios ``names``.
+
+    The loader keeps every event: a user who puts three tags on one movie has three ``tag``
+    interactions with that movie. This keeps the earliest of them (ties, and pairs without time:
+    the first in ``kg.interactions`` order), so that "n interactions per user" counts distinct
+    items and a pair cannot be both trained on and tested. Other scenarios are kept whole; the
+    kept interactions stay in their order, ``kg.interaction_text`` (when present) follows them.
+
+    Args:
+        kg: the graph.
+        names: the scenarios to collapse (``key`` of errors: ``'names'``).
+
+    Returns:
+        The copy (``kg`` itself is unchanged).
+
+    Raises:
+        KgrecError: a name is not one of ``kg.scenarios``.
+    """
+    ids = torch.tensor(scenario_ids(kg, names, "names"), dtype=torch.long)
+    inter = kg.interactions
+    sc = inter.scenario_ids.numpy()
+    hit = torch.isin(inter.scenario_ids, ids).numpy()
+    pos = np.flatnonzero(hit)
+    # by (scenario, user, item), then time (nan last), then position: the first row of a run is kept
+    order = pos[np.lexsort((pos, inter.time.numpy()[pos], inter.item.numpy()[pos], inter.user.numpy()[pos], sc[pos]))]
+    key = np.stack([sc[order], inter.user.numpy()[order], inter.item.numpy()[order]])
+    first = np.r_[True, (np.diff(key, axis=1) != 0).any(axis=0)] if len(order) else np.zeros(0, dtype=bool)
+    keep = np.sort(np.r_[np.flatnonzero(~hit), order[first]])
+    out = dataclasses.replace(kg, interactions=inter.select(torch.as_tensor(keep, dtype=torch.long)))
+    text = getattr(kg, "interaction_text", None)
+    if text is not None:
+        out.interaction_text = [text[k] for k in keep.tolist()]
     return out
 
 

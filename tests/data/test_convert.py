@@ -280,6 +280,77 @@ def test_movielens_latest_small_without_tags_and_links(tmp_path):
     assert "tags" not in counts and "imdb_links" not in counts
 
 
+def test_movielens_latest_small_tag_events_add_exactly_the_tagging_events(tmp_path):
+    root = ml_small_folder(tmp_path / "mls")
+    plain = convert_movielens_latest_small(root, tmp_path / "plain.nt")
+    counts = convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
+    B = "https://w3id.org/kgrec/data/movielens-small/"
+    S = XSD + "string"
+
+    def tagging(n, user, item, text, time):
+        e = f"{B}tagging/{n}"
+        return {(e, RDF_TYPE, KGR + "Tagging"), (e, KGR + "user", B + "user/" + user),
+                (e, KGR + "item", B + "item/" + item), (e, KGR + "text", (text, S)),
+                (e, KGR + "timestamp", (time, XSD + "dateTime"))}
+
+    # One event per tags.csv row, in file order, the tag as written; user 3 only tags.
+    expected = {*tagging(1, "1", "1", "Sci-Fi", "1970-01-01T00:00:01Z"),
+                *tagging(2, "2", "1", "sci fi", "1970-01-01T00:00:02Z"),
+                *tagging(3, "3", "1", "sci fi", "1970-01-01T00:00:03Z"),
+                *tagging(4, "1", "2", "sci-fi", "1970-01-01T00:00:04Z"),
+                *tagging(5, "1", "2", "funny", "1970-01-01T00:00:05Z"),
+                (B + "user/3", RDF_TYPE, KGR + "User")}
+    assert read_triples(tmp_path / "o.nt") - read_triples(tmp_path / "plain.nt") == expected
+    assert read_triples(tmp_path / "plain.nt") <= read_triples(tmp_path / "o.nt")
+    assert counts == {**plain, "users": 3, "tag_events": 5, "triples": plain["triples"] + len(expected)}
+    # tag events without the item -> tag edges
+    counts = convert_movielens_latest_small(root, tmp_path / "e.nt", tags=False, links=False, tag_events=True)
+    assert KGR + "tag" not in {p for _, p, _ in read_triples(tmp_path / "e.nt")}
+    assert (counts["tag_events"], counts["tag_applications"], "tag_edges" in counts) == (5, 5, False)
+
+
+def test_movielens_latest_small_tag_events_bad_timestamp(tmp_path):
+    root = ml_small_folder(tmp_path / "mls")
+    write(root, "tags.csv", "userId,movieId,tag,timestamp\n1,1,funny,1\n1,2,dull,yesterday\n")
+    with pytest.raises(SourceFormatError, match=r"tags\.csv:3: 'timestamp' must be an integer \(got 'yesterday'\)"):
+        convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
+    # the tag edges alone never read the time (nor need the column)
+    write(root, "tags.csv", "userId,movieId,tag\n1,1,funny\n")
+    assert convert_movielens_latest_small(root, tmp_path / "o.nt")["tag_edges"] == 1
+    with pytest.raises(SourceFormatError, match=r"tags\.csv:1: header lacks column\(s\) \['timestamp'\]"):
+        convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
+    assert not (tmp_path / "o.nt.tmp").exists()
+
+
+def test_movielens_latest_small_tag_events_load_as_two_scenarios(tmp_path):
+    loader = pytest.importorskip("kgrec.data.loader")
+    root = ml_small_folder(tmp_path / "mls")
+    convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
+    kg = loader.load(tmp_path / "o.nt", mapping="kgrec-behaviours")
+    assert kg.scenarios == ["rating", "tag"]
+    assert kg.stats()["interactions_per_scenario"] == {"rating": 2, "tag": 5}
+    B = "https://w3id.org/kgrec/data/movielens-small/"
+    inter = kg.interactions
+    per = Counter((kg.users.labels[u].rsplit("/", 1)[1], kg.scenarios[s])
+                  for u, s in zip(inter.user.tolist(), inter.scenario_ids.tolist()))
+    assert per == {("1", "rating"): 1, ("2", "rating"): 1, ("1", "tag"): 3, ("2", "tag"): 1, ("3", "tag"): 1}
+    # tag events: weight 1, their time and their text; ratings keep their rating and no text
+    tag = inter.scenario_ids == 1
+    assert inter.weight[tag].tolist() == [1.0] * 5 and sorted(inter.time[tag].tolist()) == [1, 2, 3, 4, 5]
+    assert sorted(inter.weight[~tag].tolist()) == [0.5, 4.5]
+    texts = {(kg.users.labels[int(inter.user[k])], kg.items.labels[int(inter.item[k])], kg.interaction_text[k])
+             for k in range(len(inter)) if tag[k]}
+    assert texts == {(B + "user/1", B + "item/1", "Sci-Fi"), (B + "user/2", B + "item/1", "sci fi"),
+                     (B + "user/3", B + "item/1", "sci fi"), (B + "user/1", B + "item/2", "sci-fi"),
+                     (B + "user/1", B + "item/2", "funny")}
+    assert [kg.interaction_text[k] for k in range(len(inter)) if not tag[k]] == [None, None]
+    assert KGR + "tag" not in kg.relations  # excluded by the mapping: tags are behaviour here
+    # the default mapping reads both event kinds as interactions of one scenario
+    with pytest.warns(UserWarning, match="event without weight"):
+        one = loader.load(tmp_path / "o.nt")
+    assert one.scenarios == ["default"] and len(one.interactions) == 7 and KGR + "tag" in one.relations
+
+
 def test_movielens_latest_small_bad_rating(tmp_path):
     root = ml_small_folder(tmp_path / "mls")
     write(root, "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.5,1\n1,2,good,2\n")

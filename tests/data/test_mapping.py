@@ -31,7 +31,7 @@ def write(path: Path, text: str) -> Path:
 
 # ---------------------------------------------------------------- profiles
 def test_default_mapping_is_the_kgrec_profile():
-    assert profiles() == ["kgrec", "schema-org"]
+    assert profiles() == ["kgrec", "kgrec-behaviours", "schema-org"]
     assert data_dir() / "mappings" == MAPPINGS
     m = Mapping.profile("kgrec")
     assert m == Mapping()
@@ -56,14 +56,14 @@ def test_schema_org_profile_reads_nested_rating_path():
     assert ("https://schema.org/", "http://schema.org/") in c.rewrite
 
 
-@pytest.mark.parametrize("name", ["kgrec", "schema-org"])
+@pytest.mark.parametrize("name", ["kgrec", "kgrec-behaviours", "schema-org"])
 def test_dict_round_trip(name):
     m = Mapping.profile(name)
     assert Mapping.from_dict(m.to_dict()) == m
 
 
 def test_unknown_profile_lists_available():
-    with pytest.raises(MappingError, match=r"'profile' must be one of kgrec, schema-org \(got 'dbpedia'"):
+    with pytest.raises(MappingError, match=r"'profile' must be one of kgrec, kgrec-behaviours, schema-org \(got 'dbpedia'"):
         Mapping.profile("dbpedia")
 
 
