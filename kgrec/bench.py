@@ -750,7 +750,7 @@ def write_results_md(results: Path, out: Path) -> Path:
 def hybrid_standing(payloads: list[dict]) -> list[dict]:
     """Per suite result holding the hybrid: its headline figure against the best other model's.
 
-    The headline is test NDCG@10 (AUC on ctr), as mean and std over the model's runs (seeds);
+    The headline is test NDCG@10 (AUC on ctr), as mean and sample std over the model's runs (seeds);
     ``verdict`` is ``ahead``/``behind`` when the gap exceeds both standard deviations, else ``tie``.
     """
     out = []
@@ -761,7 +761,7 @@ def hybrid_standing(payloads: list[dict]) -> list[dict]:
             by_model.setdefault(r["name"], []).append(float(r["test"][metric]))
         if "Hybrid" not in by_model or len(by_model) < 2:
             continue
-        stats = {m: (float(np.mean(v)), float(np.std(v)), len(v)) for m, v in by_model.items()}
+        stats = {m: (*_mean_std(v), len(v)) for m, v in by_model.items()}  # sample std, as the tables
         best = max((m for m in stats if m != "Hybrid"), key=lambda m: stats[m][0])
         (h, hs, hn), (b, bs, bn) = stats["Hybrid"], stats[best]
         gap = h - b
