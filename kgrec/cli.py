@@ -465,7 +465,7 @@ def _train(args) -> int:
         "command": "train", "kgrec_version": _version(), "model": args.model,
         "params": dataclasses.asdict(rec.config),
         "data": {"paths": [str(p) for p in args.paths], "mapping": args.mapping, "format": args.format},
-        "graph": kg.stats(), "split": sp.stats(), "ks": list(ks),
+        "graph": kg.stats(), "split": sp.stats(), "scenarios": args.scenario, "ks": list(ks),
         "fit": {"seconds": fit_s, **rec.fit_info}, "valid": valid, "test": test,
     }
     text = (f"Model `{args.model}` trained on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name} "
@@ -514,19 +514,21 @@ def cmd_evaluate(args) -> int:
             raise KgrecError(f"the data's {what} ({len(theirs)}) are not the {what} the model in '{model_dir}' was "
                              f"trained on ({len(mine)}): evaluate on the same files and mapping")
     sp = kgrec.split(kg, strategy, ratios=ratios, seed=seed)
-    # the test (valid) interactions of these scenarios, masking their training ones, as train --scenario does
-    sp = _scenario_split(kg, sp, args.scenario)
+    # the test (valid) interactions of these scenarios, masking their training ones, as train --scenario
+    # does; default: the scenarios the model was trained on (recorded by kgrec train)
+    scenarios = args.scenario if args.scenario is not None else run.get("scenarios")
+    sp = _scenario_split(kg, sp, scenarios)
     metrics = rec.evaluate(sp, ks=args.ks, part=args.part)
     row = {"model": rec.model_name, "part": args.part, **metrics}
     columns = [("model", "model"), ("part", "part"), *_metric_columns(args.ks)]
     payload = {"command": "evaluate", "kgrec_version": _version(), "model_dir": str(model_dir),
                "model": rec.model_name, "data": {"paths": [str(p) for p in args.paths], "mapping": mapping,
                                                  "format": fmt},
-               "split": sp.stats(), "scenarios": args.scenario, "ks": list(args.ks), "part": args.part,
+               "split": sp.stats(), "scenarios": scenarios, "ks": list(args.ks), "part": args.part,
                "metrics": metrics}
     out = Path(args.out) if args.out else model_dir
     text = (f"Model `{model_dir}` on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name}, part {args.part}"
-            + (f", scenario(s) {', '.join(args.scenario)}." if args.scenario else "."))
+            + (f", scenario(s) {', '.join(scenarios)}." if scenarios else "."))
     json_path, md_path = write_results(out, "evaluation", payload, [row], columns,
                                        title=f"kgrec evaluate: {rec.model_name}", text=text)
     print(markdown_table([row], columns))
@@ -785,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ks", metavar="K,K", type=_ks, default=(10, 20), help="metric cut-offs")
     p.add_argument("--out", metavar="DIR", default=None, help="where the result files go (default: MODEL_DIR)")
     _scenario_arg(p, "evaluate on the test (--part) interactions of this scenario only, masking its training "
-                     "ones, as 'kgrec train --scenario' does (repeatable)")
+                     "ones, as 'kgrec train --scenario' does (repeatable; default: the scenarios the model was "
+                     "trained on, from MODEL_DIR/metrics.json)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

@@ -370,7 +370,11 @@ def test_cli_evaluate_on_some_scenarios(tmp_path):
     assert (m["hit@1"], m["hit@3"], m["recall@3"], m["ndcg@3"]) == (0.0, 1.0, 1.0, pytest.approx(0.5))
     # a model trained with --scenario tag evaluates as train reported it
     recorded = json.loads((tmp_path / "tag" / "metrics.json").read_text())
+    assert recorded["scenarios"] == ["tag"]
     assert ev_eq(evaluate("tag", "tag")["metrics"], recorded["test"])
+    # without --scenario, evaluate uses the scenarios the model was trained on (metrics.json)
+    by_default = evaluate("tag")
+    assert by_default["scenarios"] == ["tag"] and ev_eq(by_default["metrics"], recorded["test"])
     # both scenarios together == no --scenario
     assert ev_eq(evaluate("all", "rating", "tag")["metrics"], evaluate("all")["metrics"])
     assert evaluate("all")["scenarios"] is None
