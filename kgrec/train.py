@@ -30,16 +30,28 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _estimator_generators(est) -> dict[str, torch.Generator]:
+    """The estimator's own random generators (e.g. sampled LightGCN's neighbour sampler), by name."""
+    return est.rng_generators() if hasattr(est, "rng_generators") else {}
+
+
 def trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator,
-                  sampler: NegativeSampler) -> tuple[dict, dict[str, torch.Tensor]]:
+                  sampler: NegativeSampler, extra: dict[str, torch.Generator] | None = None,
+                  ) -> tuple[dict, dict[str, torch.Tensor]]:
     """What besides the weights a resumed run needs to continue exactly as an uninterrupted one.
+
+    Args:
+        extra: the estimator's own generators (``rng_generators()``), saved as ``rng.est.<name>``.
 
     Returns:
         ``(meta, tensors)``: JSON-able values (the negative sampler's generator state, the
         optimizer's non-tensor state) and tensors (Adam's moments and step counts as
-        ``optim.<param index>.<name>``, the shuffling generator's and torch's global RNG states).
+        ``optim.<param index>.<name>``, the shuffling generator's, torch's global and the
+        estimator's own RNG states).
     """
     tensors: dict[str, torch.Tensor] = {"rng.shuffle": gen.get_state(), "rng.torch": torch.get_rng_state()}
+    for name, g in (extra or {}).items():
+        tensors[f"rng.est.{name}"] = g.get_state()
     scalars: dict[str, object] = {}
     for idx, st in optimizer.state_dict()["state"].items():
         for k, v in st.items():
@@ -51,8 +63,13 @@ def trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator,
 
 
 def restore_trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator, sampler: NegativeSampler,
-                          meta: dict, tensors: dict[str, torch.Tensor]) -> None:
-    """Inverse of :func:`trainer_state` (the optimizer must be built over the same parameters)."""
+                          meta: dict, tensors: dict[str, torch.Tensor],
+                          extra: dict[str, torch.Generator] | None = None) -> None:
+    """Inverse of :func:`trainer_state` (the optimizer must be built over the same parameters; a
+    generator of ``extra`` the checkpoint does not hold keeps its seeded state)."""
+    for name, g in (extra or {}).items():
+        if f"rng.est.{name}" in tensors:
+            g.set_state(tensors[f"rng.est.{name}"])
     state: dict[int, dict] = {}
     for key, v in tensors.items():
         if key.startswith("optim."):
@@ -147,10 +164,13 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         best_epoch, best_metrics = int(resume["epoch"]), dict(resume["valid"])
         best, first_epoch = float(best_metrics.get(metric, -math.inf)), best_epoch + 1
         if resume.get("trainer") and resume.get("trainer_tensors"):
-            restore_trainer_state(optimizer, gen, sampler, resume["trainer"], resume["trainer_tensors"])
+            extra = _estimator_generators(est)
+            restore_trainer_state(optimizer, gen, sampler, resume["trainer"], resume["trainer_tensors"], extra)
             if rank:  # the checkpoint holds rank 0's streams: give the others their own again
                 sampler.rng = np.random.default_rng([cfg.seed, rank, first_epoch])
                 torch.manual_seed(cfg.seed + rank + 7919 * first_epoch)
+                for k, g in enumerate(extra.values()):
+                    g.manual_seed(cfg.seed + rank + 7919 * first_epoch + 104729 * (k + 1))
     step = est.batch_loss
     if ctx:
         probe = torch.arange(min(n, 64))
@@ -212,7 +232,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             best_state = copy.deepcopy(module.state_dict())
             t_best = time.perf_counter() - t_start
             if checkpoint and rank == 0:
-                meta, tensors = trainer_state(optimizer, gen, sampler)
+                meta, tensors = trainer_state(optimizer, gen, sampler, _estimator_generators(est))
                 checkpoint(est, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
         else:
             bad += 1

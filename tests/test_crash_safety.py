@@ -22,7 +22,11 @@ PARAMS = {
               "device": "cpu"},
     "lightgcn": {"epochs": 12, "lr": 0.05, "reg": 1e-4, "dim": 8, "batch_size": 8, "patience": 100, "seed": 3,
                  "device": "cpu"},
+    # mini-batch training on sampled subgraphs: the neighbour sampler's generator is checkpointed too
+    "lightgcn-sampled": {"epochs": 12, "lr": 0.05, "reg": 1e-4, "dim": 8, "batch_size": 8, "patience": 100,
+                         "seed": 3, "device": "cpu", "sampled": True, "num_layers": 2, "fanouts": [2, 2]},
 }
+MODEL = {"lightgcn-sampled": "lightgcn"}
 
 
 def _data():
@@ -58,21 +62,23 @@ def test_two_seeded_cpu_runs_are_identical(model):
 
 
 # -------------------------------------------------------------------------- exact resume
-@pytest.mark.parametrize("model", ["bprmf", "lightgcn"])
+@pytest.mark.parametrize("model", ["bprmf", "lightgcn", "lightgcn-sampled"])
 def test_resume_after_crash_ends_exactly_as_uninterrupted(tmp_path, model):
     kg, sp = _data()
-    full = kgrec.Recommender(model, **PARAMS[model]).fit(kg, sp)
+    name = MODEL.get(model, model)
+    full = kgrec.Recommender(name, **PARAMS[model]).fit(kg, sp)
 
     def crash_at_epoch_7(line):
         if line.startswith("epoch    7"):
             raise KeyboardInterrupt("simulated crash")
 
     with pytest.raises(KeyboardInterrupt):
-        kgrec.Recommender(model, **PARAMS[model]).fit(kg, sp, log=crash_at_epoch_7, checkpoint_dir=tmp_path / "c")
+        kgrec.Recommender(name, **PARAMS[model]).fit(kg, sp, log=crash_at_epoch_7, checkpoint_dir=tmp_path / "c")
     meta, tensors = load_checkpoint(tmp_path / "c")
     assert 1 <= meta["progress"]["epoch"] <= 6
     assert "trainer.rng.shuffle" in tensors and any(k.startswith("trainer.optim.") for k in tensors)
-    resumed = kgrec.Recommender(model, **PARAMS[model]).fit(kg, sp, checkpoint_dir=tmp_path / "c", resume=True)
+    assert ("trainer.rng.est.neighbors" in tensors) == (model == "lightgcn-sampled")
+    resumed = kgrec.Recommender(name, **PARAMS[model]).fit(kg, sp, checkpoint_dir=tmp_path / "c", resume=True)
     assert resumed.fit_info["resumed_from_epoch"] == meta["progress"]["epoch"]
     assert resumed.fit_info["best_epoch"] == full.fit_info["best_epoch"]
     assert _metrics(resumed.fit_info["valid"]) == _metrics(full.fit_info["valid"])

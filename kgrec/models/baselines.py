@@ -119,8 +119,8 @@ class LightGCNConfig(TrainConfig):
         propagates over the L-hop sample around the batch's users and items only, so its cost and
         memory depend on ``batch_size`` and ``fanouts``, not on the graph's size. Scoring still
         uses the exact full propagation, computed once per validation/after training. The sampler's
-        generator is seeded by ``seed`` but not checkpointed: a resumed sampled run does not replay
-        the uninterrupted one exactly (default ``False``).
+        generator is seeded by ``seed`` and checkpointed with the trainer's state, so a resumed
+        sampled run ends exactly as an uninterrupted one on the CPU (default ``False``).
     fanouts: neighbours sampled per node at each hop, one entry per layer (default ``[10, 10, 10]``).
     """
 
@@ -156,17 +156,25 @@ class LightGCNModel(BPRMFModel):
         n = self.meta["num_users"] + self.meta["num_items"]
         return self.module(self.derived("adj", lambda: gcn_adjacency(self.context["edge_index"], n)))
 
+    def _neighbor_sampler(self):
+        """The sampled mode's neighbour sampler over the training graph (built once, seeded by ``seed``)."""
+        from kgrec.data.subgraph import NeighborSampler, csr_adjacency
+
+        n = self.meta["num_users"] + self.meta["num_items"]
+        return self.derived("sampler", lambda: NeighborSampler(
+            *csr_adjacency(self.context["edge_index"], n), self.config.fanouts, seed=self.config.seed))
+
+    def rng_generators(self) -> dict[str, torch.Generator]:
+        """Generators the trainer checkpoints for an exact resume: the neighbour sampler's when sampled."""
+        return {"neighbors": self._neighbor_sampler().generator} if self.config.sampled else {}
+
     def batch_vectors(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """With ``sampled``: the batch's vectors from its sampled subgraph; else the full propagation."""
         if not self.config.sampled:
             return super().batch_vectors(users, pos, neg)
-        from kgrec.data.subgraph import NeighborSampler, csr_adjacency
 
         U = self.meta["num_users"]
-        n = U + self.meta["num_items"]
-        sampler = self.derived("sampler", lambda: NeighborSampler(
-            *csr_adjacency(self.context["edge_index"], n), self.config.fanouts, seed=self.config.seed))
-        sg = sampler.sample(torch.cat([users, pos + U, neg.reshape(-1) + U]))
+        sg = self._neighbor_sampler().sample(torch.cat([users, pos + U, neg.reshape(-1) + U]))
         dev = users.device
         out = self.module.forward_sampled(sg.nodes.to(dev), sg.edge_index.to(dev), sg.edge_weight.to(dev),
                                           sg.hop_sizes)
