@@ -526,23 +526,28 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
         loads[ds] = {"stats": kg.stats(), "rdf": load_info(ds, args.cache), "cached_load_seconds": time.perf_counter() - t}
         del kg
     jobs = _jobs(args, names)
+    out = Path(args.out)
+    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+    pool = None
     if args.isolate or args.jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max(args.jobs, 1), mp_context=mp.get_context("spawn"),
-                                 max_tasks_per_child=1 if args.isolate else None) as pool:
-            runs = list(pool.map(_task, jobs))
-    else:
-        runs = [_task(j) for j in jobs]
-    out = Path(args.out)
-    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
-    for ds in datasets:
-        for kind in kinds:
-            rs = [r for r in runs if r["dataset"] == ds and r["split"] == kind]
-            if rs:
-                _write(out / ds, ds, kind, rs, loads[ds], info, args, command)
-    write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
+        pool = ProcessPoolExecutor(max(args.jobs, 1), mp_context=mp.get_context("spawn"),
+                                   max_tasks_per_child=1 if args.isolate else None)
+    try:
+        # one dataset/split at a time, written as soon as its fits are done: an interrupted run keeps them
+        for ds in datasets:
+            for kind in kinds:
+                group = [j for j in jobs if j["dataset"] == ds and j["split"] == kind]
+                if not group:
+                    continue
+                runs = list(pool.map(_task, group)) if pool is not None else [_task(j) for j in group]
+                _write(out / ds, ds, kind, runs, loads[ds], info, args, command)
+                write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return 0
 
 

@@ -145,3 +145,23 @@ def test_hybrid_standing_compares_with_the_best_other_model():
     assert rows[0]["best other"] == "EASE 0.3000 ± 0.0000 (1)" and rows[0]["gap"] == "+0.0200 (+6.7%)"
     assert rows[0]["hybrid"] == "0.3200 ± 0.0100 (3)"
     assert rows[1]["split"] == "temporal (quick)" and rows[2]["metric"] == "AUC"
+
+
+def test_a_split_is_written_as_soon_as_its_fits_are_done(tmp_path, monkeypatch):
+    """A run that dies in its second split keeps the first split's results on disk."""
+    root = toy_root(tmp_path)
+    out = tmp_path / "results"
+    real = bench._task
+
+    def task(job):
+        if job["split"] == "ctr":
+            raise RuntimeError("killed")
+        return real(job)
+
+    monkeypatch.setattr(bench, "_task", task)
+    with pytest.raises(RuntimeError, match="killed"):
+        bench.main(["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
+                    "--splits", "random,ctr", "--models", "mostpop", "--no-isolate", "--threads", "1",
+                    "--out", str(out)])
+    assert (out / "lastfm" / "random.json").is_file() and not (out / "lastfm" / "ctr.json").exists()
+    assert "lastfm / random" in (tmp_path / "RESULTS.md").read_text()
