@@ -543,13 +543,12 @@ class _Builder:
             preds = [p for p in cm.edges - set(cm.exclude) if p in by_pred]
         out_adj: dict[str, list] = defaultdict(list)
         in_adj: dict[str, list] = defaultdict(list)
-        # edges out of a user or an event are never followed (the walk below never visits them,
-        # and skips them as the subject of an incoming edge): not stored
-        skip_out = blocked
+        # edges out of a user or an event (``blocked``) are never followed (the walk below never
+        # visits them, and skips them as the subject of an incoming edge): not stored
         cget = canon.get
         for p in sorted(preds):
             pairs = by_pred[p]
-            if skip_out and not canon and skip_out.issuperset(map(_FIRST, pairs)):
+            if blocked and not canon and blocked.issuperset(map(_FIRST, pairs)):
                 # only users' or events' out-edges (an event's agent, time...): none is stored
                 n_lit = len(pairs) - list(map(type, map(_SECOND, pairs))).count(str)
                 if n_lit and cm.edges is not None:
@@ -561,7 +560,7 @@ class _Builder:
                     n_lit += 1
                     continue
                 s = cget(s, s)
-                if s in skip_out:
+                if s in blocked:
                     continue
                 o = cget(o, o)
                 out_adj[s].append((p, o))
