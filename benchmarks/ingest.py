@@ -4,10 +4,15 @@ Generates a synthetic N-Triples file with :mod:`kgrec.data.synthetic` (about ``-
 triples, uncompressed so only parsing is compared), then measures, each in a fresh subprocess so
 resident memory is clean:
 
-* ``kgrec.load``: the full fast path, RDF file -> mapping -> :class:`kgrec.KnowledgeGraph`
-  (id maps, triples tensor, interactions, literals);
-* ``kgrec parse``: pyoxigraph parsing only (:func:`kgrec.data.rdf.iter_triples`, counting triples);
+* ``kgrec ids``: the fast path to integer ids: :func:`kgrec.data.ntcolumns.read_id_triples`
+  (polars columnar reader; an ``(n, 3)`` int64 array of term ids and the decoded term table);
+* ``kgrec.load``: RDF file -> mapping -> :class:`kgrec.KnowledgeGraph` (id maps, triples tensor,
+  interactions, literals), which reads N-Triples through the columnar reader;
+* ``kgrec.load streaming``: the same with the columnar reader off (pyoxigraph's streaming parser);
+* ``kgrec parse``: pyoxigraph streaming parse only (:func:`kgrec.data.rdf.iter_triples`, counting);
 * ``rdflib parse``: ``rdflib.Graph().parse(path, format="nt")`` (parsing into an in-memory graph).
+
+polars runs on ``--polars-threads`` threads (default 1, as rdflib and pyoxigraph use one).
 
 Per mode: wall seconds of the operation only (imports excluded; best of ``--repeats`` runs),
 triples/second, and peak memory: the child's ``ru_maxrss`` minus its RSS just before the
@@ -37,7 +42,7 @@ from common import ROOT, machine
 from kgrec.data.synthetic import generate
 from kgrec.report import write_results
 
-MODES = ("kgrec.load", "kgrec parse", "rdflib parse")
+MODES = ("kgrec ids", "kgrec.load", "kgrec.load streaming", "kgrec parse", "rdflib parse")
 
 
 def _rss_bytes() -> int:
@@ -49,8 +54,14 @@ def child(mode: str, path: str) -> dict:
     """Run one measurement in this process (called in a fresh subprocess)."""
     import warnings
 
-    if mode == "kgrec.load":
+    if mode in ("kgrec.load", "kgrec.load streaming"):
         import kgrec
+        from kgrec.data import ntcolumns
+
+        if mode == "kgrec.load streaming":
+            ntcolumns.available = lambda: False
+        elif not ntcolumns.available():
+            raise SystemExit("kgrec.load: polars is not installed (pip install -e '.[scale]')")
 
         def op():
             with warnings.catch_warnings():
@@ -58,6 +69,14 @@ def child(mode: str, path: str) -> dict:
                 kg = kgrec.load(path)
             return {"users": kg.num_users, "items": kg.num_items, "interactions": len(kg.interactions),
                     "kg_triples": int(kg.triples.shape[0])}
+    elif mode == "kgrec ids":
+        import polars  # noqa: F401  (imports are not timed)
+
+        from kgrec.data.ntcolumns import read_id_triples
+
+        def op():
+            idt = read_id_triples(path)
+            return {"triples": len(idt), "terms": len(idt.terms)}
     elif mode == "kgrec parse":
         from kgrec.data.rdf import iter_triples
 
@@ -80,8 +99,9 @@ def child(mode: str, path: str) -> dict:
     return {**out, "seconds": seconds, "rss_before_bytes": before, "peak_rss_bytes": peak}
 
 
-def measure(mode: str, path: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+def measure(mode: str, path: Path, polars_threads: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+           "POLARS_MAX_THREADS": str(polars_threads)}
     res = subprocess.run([sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True,
                          env=env, cwd=ROOT)
     if res.returncode != 0:
@@ -96,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2, help="runs per mode; the fastest is reported")
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
+    ap.add_argument("--polars-threads", type=int, default=1, help="POLARS_MAX_THREADS of the children")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for ingest.{json,md}")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -118,7 +139,7 @@ def main(argv=None) -> int:
         print(f"generated {counts['triples']:,} triples ({size / 2**20:.0f} MiB) in {gen_s:.1f} s", flush=True)
         runs = {}
         for mode in modes:
-            runs[mode] = [measure(mode, path) for _ in range(args.repeats)]
+            runs[mode] = [measure(mode, path, args.polars_threads) for _ in range(args.repeats)]
             best = min(runs[mode], key=lambda r: r["seconds"])
             print(f"{mode:13s} {best['seconds']:.2f} s  ({[round(r['seconds'], 2) for r in runs[mode]]})", flush=True)
 
@@ -131,28 +152,33 @@ def main(argv=None) -> int:
                      "peak_mib": max(r["peak_rss_bytes"] for r in rs) / 2**20,
                      "bytes_per_triple": peak_over / n, "triples_seen": best.get("triples", "")})
     checks = {}
-    parsed = {m: runs[m][0]["triples"] for m in ("kgrec parse", "rdflib parse") if m in runs}
-    if len(parsed) == 2:
+    parsed = {m: runs[m][0]["triples"] for m in ("kgrec ids", "kgrec parse", "rdflib parse") if m in runs}
+    if len(parsed) >= 2:
         checks["same_triple_count"] = len(set(parsed.values())) == 1 and n in parsed.values()
-    if "kgrec.load" in runs:
-        r = runs["kgrec.load"][0]
-        checks["load_counts_match_generator"] = (r["users"], r["items"], r["interactions"]) == (
-            counts["users"], counts["items"], counts["interactions"])
+    for m in ("kgrec.load", "kgrec.load streaming"):
+        if m in runs:
+            r = runs[m][0]
+            checks[f"{m}: counts match the generator"] = (r["users"], r["items"], r["interactions"]) == (
+                counts["users"], counts["items"], counts["interactions"])
     speed = {row["mode"]: row["triples_per_s"] for row in rows}
     ratios = {}
     if "rdflib parse" in speed:
-        for m in ("kgrec.load", "kgrec parse"):
+        for m in ("kgrec ids", "kgrec.load", "kgrec.load streaming", "kgrec parse"):
             if m in speed:
                 ratios[f"{m} / rdflib parse"] = speed[m] / speed["rdflib parse"]
     payload = {"machine": machine(), "file": {"triples": n, "bytes": size, "generator": counts,
                                               "generate_seconds": gen_s, "seed": args.seed,
                                               "users": users, "items": items},
-               "repeats": args.repeats, "runs": runs, "rows": rows, "speedup": ratios, "checks": checks}
+               "repeats": args.repeats, "polars_threads": args.polars_threads, "runs": runs, "rows": rows, "speedup": ratios, "checks": checks}
     mach = payload["machine"]
     text = (f"Synthetic N-Triples file (`kgrec.data.synthetic.generate`, seed {args.seed}): {n:,} triples, "
             f"{size / 2**20:.0f} MiB uncompressed. Each mode in a fresh subprocess, best of {args.repeats}; "
             "`bytes_per_triple` = (child's peak RSS - RSS before the operation) / triples. "
-            f"`kgrec.load` builds the whole KnowledgeGraph; the two `parse` rows only parse.\n\n"
+            "`kgrec ids` is the fast path the issue names: the file to an (n, 3) integer-id array and its term "
+            "table (`kgrec.data.ntcolumns.read_id_triples`, polars on "
+            f"{args.polars_threads} thread(s)); `kgrec.load` goes on to build the whole KnowledgeGraph through the "
+            "mapping (users, items, interactions, KG triples, literals), `kgrec.load streaming` the same with "
+            "pyoxigraph's streaming parser instead of the columnar reader; the two `parse` rows only parse.\n\n"
             + "".join(f"- speed-up {k}: **{v:.1f}x**\n" for k, v in ratios.items())
             + "".join(f"- check {k}: {v}\n" for k, v in checks.items())
             + f"\nMachine: {mach['cpu']} ({mach['cpu_count']} cores, shared), OMP_NUM_THREADS="

@@ -41,7 +41,7 @@ from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
 from kgrec.data.vocab import Vocab
 from kgrec.errors import EmptyGraphError, MappingError
 
-__all__ = ["build_graph", "build_graph_batched", "parse_timestamp", "parse_number", "RDF_TYPE", "OWL_IMPORTS", "IMPORTS_WARNING"]
+__all__ = ["build_graph", "build_graph_batched", "build_graph_ids", "parse_timestamp", "parse_number", "RDF_TYPE", "OWL_IMPORTS", "IMPORTS_WARNING"]
 
 RDF_TYPE = RDF + "type"
 OWL_IMPORTS = "http://www.w3.org/2002/07/owl#imports"
@@ -165,9 +165,58 @@ class _Builder:
                 for s, p, o in batch:
                     n += 1
                     groups[p][s, o] = None
-        self.n_triples = n
         for p, pairs in groups.items():
             by_pred[p] = list(pairs)
+        self._read_done(n)
+
+    def read_ids(self, idt) -> None:
+        """:meth:`read` of a :class:`kgrec.data.ntcolumns.IdTriples`: the same groups, in the same
+        order, with the de-duplication and the grouping done on integer arrays."""
+        terms, ids = idt.terms, idt.triples
+        rw = self.cm.rewrite
+        if rw:  # rewrite the distinct terms; two that become one share the first one's id
+            prefixes = tuple(k for k, _ in rw)
+            changed = False
+            new_terms = list(terms)
+            for k, t in enumerate(terms):
+                if type(t) is str and t.startswith(prefixes):
+                    for old, rep in rw:
+                        if t.startswith(old):
+                            new_terms[k] = rep + t[len(old):]
+                            changed = True
+                            break
+            if changed:
+                first: dict = {}
+                remap = np.fromiter((first.setdefault(t, k) for k, t in enumerate(new_terms)), dtype=np.int64,
+                                    count=len(new_terms))
+                ids = remap[ids]
+                terms = new_terms
+        n = len(ids)
+        if n:
+            # distinct rows in order of first appearance, then grouped by predicate (stable)
+            m = int(ids.max()) + 1
+            if m <= 1 << 21:  # one int64 key per row: much faster than unique(axis=0)
+                key = (ids[:, 0] << 42) | (ids[:, 1] << 21) | ids[:, 2]
+                _, first_row = np.unique(key, return_index=True)
+            else:
+                _, first_row = np.unique(ids, axis=0, return_index=True)
+            rows = ids[np.sort(first_row)]
+            order = np.argsort(rows[:, 1], kind="stable")
+            rows = rows[order]
+            preds, starts = np.unique(rows[:, 1], return_index=True)
+            ends = np.append(starts[1:], len(rows))
+            # predicates in order of first appearance, as the dicts of :meth:`read` keep them
+            first_seen = order[starts]
+            get = terms.__getitem__
+            s_col, o_col = rows[:, 0].tolist(), rows[:, 2].tolist()
+            for k in np.argsort(first_seen).tolist():
+                a, b = int(starts[k]), int(ends[k])
+                self.by_pred[terms[int(preds[k])]] = list(zip(map(get, s_col[a:b]), map(get, o_col[a:b])))
+        self._read_done(n)
+
+    def _read_done(self, n: int) -> None:
+        by_pred = self.by_pred
+        self.n_triples = n
         n_dup = n - sum(len(v) for v in by_pred.values())
         if n_dup:
             self.W["duplicate triple"] += n_dup
@@ -805,6 +854,17 @@ def build_graph(
     return build_graph_batched((triples,), mapping, warnings=warnings, sources=sources)
 
 
+def build_graph_ids(
+    idt,
+    mapping: Mapping | None = None,
+    *,
+    warnings: Counter | None = None,
+    sources: Sequence[str] = (),
+) -> KnowledgeGraph:
+    """:func:`build_graph` of a :class:`kgrec.data.ntcolumns.IdTriples` (integer-id triples)."""
+    return _build(lambda b: b.read_ids(idt), mapping, warnings, sources)
+
+
 def build_graph_batched(
     batches: Iterable[Iterable[Triple]],
     mapping: Mapping | None = None,
@@ -813,6 +873,10 @@ def build_graph_batched(
     sources: Sequence[str] = (),
 ) -> KnowledgeGraph:
     """:func:`build_graph` over batches of triples (lists from :func:`kgrec.data.rdf.iter_triple_batches`)."""
+    return _build(lambda b: b.read(batches), mapping, warnings, sources)
+
+
+def _build(read, mapping, warnings, sources) -> KnowledgeGraph:
     # the same Counter object: a parser streaming ``triples`` keeps counting into it while we read
     b = _Builder(mapping if mapping is not None else Mapping(), warnings if warnings is not None else Counter(),
                  sources)
@@ -822,7 +886,7 @@ def build_graph_batched(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        b.read(batches)
+        read(b)
         return b.build()
     finally:
         if enabled:

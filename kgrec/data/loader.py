@@ -10,10 +10,11 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from kgrec.data.extract import build_graph_batched
+from kgrec.data import ntcolumns
+from kgrec.data.extract import build_graph_batched, build_graph_ids
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
-from kgrec.data.rdf import guess_format, is_url, iter_triple_batches, rdf_files
+from kgrec.data.rdf import guess_format, is_url, iter_triple_batches, normalize_format, rdf_files
 from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS, LimitedReader, Limits
 from kgrec.errors import KgrecError
 
@@ -44,6 +45,9 @@ def load(
             ``"xml"``, ``"json-ld"``, ``"n3"`` or an alias such as ``"ttl"``); default: guessed
             from each file's suffix.
         engine: ``"oxigraph"`` (default) or ``"rdflib"`` (slower; collapses duplicate triples).
+            With ``"oxigraph"``, a load whose files are all N-Triples reads them with the columnar
+            reader (:mod:`kgrec.data.ntcolumns`) when polars is installed (``pip install
+            kgrec[scale]``): the same graph, several times faster on large files.
         base_iri: base of relative IRIs in files with no ``@base``; default: each file's
             ``file://`` URI (such IRIs are counted in ``kg.warnings``).
         allow_network: download ``http(s)://`` / ``ftp://`` URLs given in ``paths`` (default
@@ -108,6 +112,13 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
     counter: Counter = Counter()
     sources = [urls.get(str(f), str(f)) for f in files]
 
+    if engine == "oxigraph" and not urls and ntcolumns.available() and _all_ntriples(files, format):
+        idt = _read_columnar(files, counter, limits)
+        if idt is not None:
+            kg = build_graph_ids(idt, m, warnings=counter, sources=sources)
+            _warn_problems(kg, sources)
+            return kg
+
     def batches():
         for k, f in enumerate(files):
             base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
@@ -120,6 +131,47 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
                 counter[f"empty file '{f}'"] += 1
 
     kg = build_graph_batched(batches(), m, warnings=counter, sources=sources)
+    _warn_problems(kg, sources)
+    return kg
+
+
+def _all_ntriples(files: list[Path], format: str | None) -> bool:
+    try:
+        return all((normalize_format(format) if format is not None else guess_format(f)) == "ntriples"
+                   for f in files)
+    except KgrecError:  # the streaming path reports it
+        return False
+
+
+def _read_columnar(files: list[Path], counter: Counter, limits: Limits):
+    """All ``files`` (N-Triples) as one :class:`~kgrec.data.ntcolumns.IdTriples`, or ``None`` if one
+    of them is better streamed (see :func:`kgrec.data.ntcolumns.read_id_triples`)."""
+    import numpy as np
+
+    parts = []
+    for k, f in enumerate(files):
+        found: Counter = Counter()
+        idt = ntcolumns.read_id_triples(f, warnings=found, file_index=k, limits=limits)
+        if idt is None:
+            return None
+        if len(idt) == 0 and len(files) > 1:
+            found[f"empty file '{f}'"] += 1
+        parts.append((idt, found))
+    for _, found in parts:
+        counter.update(found)
+    if len(parts) == 1:
+        return parts[0][0]
+    ids: dict = {}
+    terms: list = []
+    arrays = []
+    for idt, _ in parts:  # one term table for all files
+        remap = np.fromiter((ids.setdefault(t, len(ids)) for t in idt.terms), dtype=np.int64, count=len(idt.terms))
+        terms.extend(idt.terms[k] for k in np.flatnonzero(remap >= len(terms)).tolist())
+        arrays.append(remap[idt.triples] if len(idt) else idt.triples)
+    return ntcolumns.IdTriples(terms, np.concatenate(arrays))
+
+
+def _warn_problems(kg: KnowledgeGraph, sources: list[str]) -> None:
     if kg.warnings:
         total = sum(kg.warnings.values())
         top = sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -127,5 +179,4 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
         more = f"; and {len(top) - 5} more kinds" if len(top) > 5 else ""
         what = sources[0] if len(sources) == 1 else f"{len(sources)} files"
         _warnings.warn(f"kgrec.load({what}): {total} problems of {len(top)} kinds: {shown}{more}. "
-                       "See kg.warnings for the full counts.", UserWarning, stacklevel=3)
-    return kg
+                       "See kg.warnings for the full counts.", UserWarning, stacklevel=4)

@@ -214,6 +214,14 @@ def _open_binary(path: Path, limits: Limits | None = None):
     return io.BufferedReader(LimitedReader(fh, limits.max_file_bytes, str(path), "bytes once decompressed"))
 
 
+def check_file_size(path: Path, limits: Limits) -> None:
+    """Raise :class:`InputLimitError` if ``path`` is larger than ``limits.max_file_bytes``."""
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise InputLimitError(f"the file has {size} bytes, more than max_file_bytes={limits.max_file_bytes}; "
+                              "raise the limit (kgrec.load(..., max_file_bytes=N)) if the file is trusted", str(path))
+
+
 def _too_long(value: str, limits: Limits, path: Path, subject: str, predicate: str) -> InputLimitError:
     return InputLimitError(f"a literal of {len(value)} characters (subject <{subject}>, predicate <{predicate}>) "
                            f"is longer than max_literal_chars={limits.max_literal_chars}; raise the limit "
@@ -337,10 +345,7 @@ def iter_triple_batches(
     if warnings is None:
         warnings = Counter()
     limits = Limits() if limits is None else limits
-    size = path.stat().st_size
-    if size > limits.max_file_bytes:
-        raise InputLimitError(f"the file has {size} bytes, more than max_file_bytes={limits.max_file_bytes}; "
-                              "raise the limit (kgrec.load(..., max_file_bytes=N)) if the file is trusted", str(path))
+    check_file_size(path, limits)
     bnode_prefix = f"_:f{file_index}."
     with network_guard(f"parsing '{path}'"):
         if fmt == "xml":
