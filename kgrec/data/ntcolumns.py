@@ -5,7 +5,7 @@ as three objects; on a 1M-triple file that hand-over, not the parsing, is most o
 reader does the per-line work in `polars <https://pola.rs>`_ (Rust, vectorised) and only the
 *distinct* terms ever become Python objects:
 
-1. the file is read as one string column of lines;
+1. the file is read in blocks of :data:`BLOCK_BYTES`, each as one string column of lines;
 2. a line of the common form ``S P O .`` (one space between terms, no escape, no comment,
    ASCII IRIs) is recognised by one regular expression whose language is a strict subset of
    N-Triples: every line it accepts, pyoxigraph accepts too, with the same terms;
@@ -41,10 +41,12 @@ from kgrec.data.rdf import (RDF_LANGSTRING, XSD_STRING, Literal, Term, _open_bin
 from kgrec.data.safety import Limits, network_guard
 from kgrec.errors import KgrecError, RDFParseError
 
-__all__ = ["IdTriples", "available", "read_id_triples", "MAX_FALLBACK_SHARE"]
+__all__ = ["IdTriples", "available", "read_id_triples", "MAX_FALLBACK_SHARE", "BLOCK_BYTES"]
 
 #: Above this share of lines needing pyoxigraph one at a time, the file is streamed instead.
 MAX_FALLBACK_SHARE = 0.10
+#: Bytes of (decompressed) file read and turned into ids at a time.
+BLOCK_BYTES = 256 << 20
 
 # ---------------------------------------------------------------- the fast line's language
 # RFC 3986/3987 absolute IRIs restricted to ASCII, built from the RFC's own rules (so any match
@@ -162,17 +164,23 @@ def _decode_all(tokens, bnode_prefix: str) -> list[Term]:
     return terms
 
 
-def _lines(path: Path, limits: Limits):
-    """The file's lines (blank ones as null) as one string column; compressed files are
-    decompressed in memory first (counting their bytes against ``limits``)."""
-    import polars as pl
-
-    kw = dict(has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
-              schema_overrides={"l": pl.Utf8}, infer_schema=False)
-    if path.suffix.lower() in (".gz", ".bz2"):
-        with _open_binary(path, limits) as fh:
-            return pl.read_csv(io.BytesIO(fh.read()), **kw)["l"]
-    return pl.read_csv(path, **kw)["l"]
+def _blocks(path: Path, limits: Limits, size: int):
+    """The (decompressed) file in blocks of about ``size`` bytes, each ending at a line end."""
+    with _open_binary(path, limits) as fh:
+        rest = b""
+        while True:
+            block = fh.read(size)
+            if not block:
+                if rest:
+                    yield rest
+                return
+            block = rest + block if rest else block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                rest = block
+                continue
+            yield block if cut == len(block) else block[:cut]
+            rest = block[cut:]
 
 
 def read_id_triples(
@@ -181,14 +189,17 @@ def read_id_triples(
     warnings: Counter | None = None,
     file_index: int = 0,
     limits: Limits | None = None,
+    block_bytes: int | None = None,
 ) -> IdTriples | None:
     """Read one N-Triples file (``.gz``/``.bz2`` too) into :class:`IdTriples`.
 
     Same terms, triples, warnings and errors as :func:`kgrec.data.rdf.iter_triples` with
-    ``engine="oxigraph"`` (see the module docstring for how). Returns ``None`` when the file
-    should be streamed instead: polars cannot split it into lines (a byte 0x1F in a line, a
-    non-UTF-8 byte: the streaming path then reports the error), or more than
-    :data:`MAX_FALLBACK_SHARE` of its lines need pyoxigraph one by one.
+    ``engine="oxigraph"`` (see the module docstring for how). The file is read in blocks of
+    ``block_bytes`` (default :data:`BLOCK_BYTES`): only one block's lines are held as strings at
+    a time, then only the ids and the distinct terms. Returns ``None`` (and counts no warning)
+    when the file should be streamed instead: polars cannot split it into lines (a byte 0x1F in a
+    line, a non-UTF-8 byte: the streaming path then reports the error), or more than
+    :data:`MAX_FALLBACK_SHARE` of a block's lines need pyoxigraph one by one.
 
     Raises:
         KgrecError: the file does not exist.
@@ -200,48 +211,77 @@ def read_id_triples(
     path = Path(path)
     if not path.is_file():
         raise KgrecError(f"RDF file '{path}' does not exist")
-    warnings = Counter() if warnings is None else warnings
     limits = Limits() if limits is None else limits
     check_file_size(path, limits)
     bnode_prefix = f"_:f{file_index}."
+    found: Counter = Counter()
+    codes = []
+    table = None  # (t, id) of every distinct token so far
     with network_guard(f"parsing '{path}'"):
         try:
-            lines = _lines(path, limits)
+            for block in _blocks(path, limits, block_bytes or BLOCK_BYTES):
+                got = _block_codes(block, path, found, limits, bnode_prefix)
+                if got is None:
+                    return None
+                local, tokens = got
+                if table is None:
+                    table = tokens
+                else:  # block ids -> file ids: known tokens keep theirs, new ones are numbered on
+                    joined = tokens.join(table.rename({"id": "known"}), on="t", how="left")
+                    new = joined.filter(pl.col("known").is_null()).sort("id")
+                    new = new.select("t", pl.int_range(table.height, table.height + new.height,
+                                                       dtype=pl.Int64).alias("known"))
+                    table = pl.concat([table, new.rename({"known": "id"})])
+                    joined = joined.filter(pl.col("known").is_not_null()).select("id", "known")
+                    remap = np.empty(tokens.height, dtype=np.int64)
+                    remap[joined["id"].to_numpy()] = joined["known"].to_numpy()
+                    unknown = tokens.join(new, on="t", how="inner")
+                    remap[unknown["id"].to_numpy()] = unknown["known"].to_numpy()
+                    local = remap[local]
+                codes.append(local)
         except pl.exceptions.PolarsError:
             return None  # ragged lines (a 0x1F byte), invalid UTF-8...: the streaming path decides
-        lines = lines.fill_null("")
-        fast = lines.str.contains(FAST_LINE) & ~lines.str.contains(_LANG_DATATYPES)
-        slow = ~fast & ~lines.str.contains(BLANK_LINE)
-        n_slow = int(slow.sum())
-        if n_slow > MAX_FALLBACK_SHARE * max(1, int(fast.sum()) + n_slow):
-            return None
-        frame = pl.DataFrame({"l": lines, "fast": fast, "slow": slow}).with_row_index("row")
-        parts = frame.filter(pl.col("fast")).select(
-            "row", pl.col("l").str.strip_suffix(" .").str.splitn(" ", 3).alias("t")).unnest("t")
-        parts.columns = ["row", "s", "p", "o"]
-        if n_slow:
-            extra = _slow_rows(path, frame.filter(pl.col("slow")), warnings, limits, bnode_prefix)
-            if extra is not None:
-                parts = pl.concat([parts, extra]).sort("row")
-        n = parts.height
-        if n == 0:
-            return IdTriples([], np.empty((0, 3), dtype=np.int64))
-        # one spelling per term: pyoxigraph lower-cases language tags and drops ^^xsd:string
-        o = parts["o"].str.strip_suffix(f"^^<{XSD_STRING}>")
-        upper = o.str.contains(r'"@[a-zA-Z0-9-]*[A-Z][a-zA-Z0-9-]*$')
-        if upper.any():
-            o = (pl.select(pl.when(upper).then(o.str.extract(r'^(.*"@)') + o.str.extract(r'"@([^"]*)$')
-                                                .str.to_lowercase()).otherwise(o)).to_series())
-        # a fresh category table numbers the tokens 0..k-1 in order of first appearance
-        stacked = pl.concat([parts["s"], parts["p"], o]).cast(pl.Categorical(pl.Categories.random()))
-        codes = stacked.to_physical().to_numpy().astype(np.int64)
-        distinct = stacked.unique()
-        tokens = (pl.DataFrame({"code": distinct.to_physical(), "t": distinct.cast(pl.Utf8)})
-                  .sort("code")["t"])
-        terms = _decode_all(tokens, bnode_prefix)
-    triples = np.ascontiguousarray(codes.reshape(3, n).T)
+        triples = np.concatenate(codes) if codes else np.empty((0, 3), dtype=np.int64)
+        terms: list[Term] = [] if table is None or len(triples) == 0 else _decode_all(table["t"], bnode_prefix)
     _check_literals(terms, triples, limits, path)
+    if warnings is not None:
+        warnings.update(found)
     return IdTriples(terms, triples)
+
+
+def _block_codes(block: bytes, path: Path, warnings: Counter, limits: Limits, bnode_prefix: str):
+    """One block's triples as an ``(n, 3)`` array of block ids and its ``(t, id)`` token table
+    (ids 0..k-1 in order of first appearance, sorted), or ``None`` if too many of its lines need
+    pyoxigraph."""
+    import polars as pl
+
+    lines = pl.read_csv(io.BytesIO(block), has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
+                        schema_overrides={"l": pl.Utf8}, infer_schema=False)["l"].fill_null("")
+    fast = lines.str.contains(FAST_LINE) & ~lines.str.contains(_LANG_DATATYPES)
+    slow = ~fast & ~lines.str.contains(BLANK_LINE)
+    n_slow = int(slow.sum())
+    if n_slow > MAX_FALLBACK_SHARE * max(1, int(fast.sum()) + n_slow):
+        return None
+    frame = pl.DataFrame({"l": lines, "fast": fast, "slow": slow}).with_row_index("row")
+    parts = frame.filter(pl.col("fast")).select(
+        "row", pl.col("l").str.strip_suffix(" .").str.splitn(" ", 3).alias("t")).unnest("t")
+    parts.columns = ["row", "s", "p", "o"]
+    if n_slow:
+        extra = _slow_rows(path, frame.filter(pl.col("slow")), warnings, limits, bnode_prefix)
+        parts = pl.concat([parts, extra]).sort("row")
+    n = parts.height
+    # one spelling per term: pyoxigraph lower-cases language tags and drops ^^xsd:string
+    o = parts["o"].str.strip_suffix(f"^^<{XSD_STRING}>")
+    upper = o.str.contains(r'"@[a-zA-Z0-9-]*[A-Z][a-zA-Z0-9-]*$')
+    if upper.any():
+        o = (pl.select(pl.when(upper).then(o.str.extract(r'^(.*"@)') + o.str.extract(r'"@([^"]*)$')
+                                            .str.to_lowercase()).otherwise(o)).to_series())
+    # a fresh category table numbers the tokens 0..k-1 in order of first appearance
+    stacked = pl.concat([parts["s"], parts["p"], o]).cast(pl.Categorical(pl.Categories.random()))
+    codes = stacked.to_physical().to_numpy().astype(np.int64)
+    distinct = stacked.unique()
+    table = pl.DataFrame({"t": distinct.cast(pl.Utf8), "id": distinct.to_physical().cast(pl.Int64)}).sort("id")
+    return np.ascontiguousarray(codes.reshape(3, n).T), table
 
 
 def _slow_rows(path, rows, warnings, limits, bnode_prefix):

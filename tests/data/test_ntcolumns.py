@@ -203,3 +203,21 @@ def test_load_of_several_files_with_blank_nodes_and_duplicates(tmp_path, every_l
     kg = _assert_same_graph(folder)
     assert kg.warnings["duplicate triple"] >= 1
     assert any("empty file" in k for k in kg.warnings)
+
+
+def test_small_blocks_give_the_same_ids(tmp_path, every_line_columnar):
+    """Blocks cut at line ends share one term numbering: a file read 200 bytes at a time (lines
+    longer than a block too) gives the triples of one read whole, and of the streaming parse."""
+    text = TRICKY + "".join(f'<{EX}s{k % 5}> <{EX}p> "{"long " * (k % 60)}" .\n' for k in range(40))
+    p = _write(tmp_path, text)
+    whole = ntcolumns.read_id_triples(p)
+    small = ntcolumns.read_id_triples(p, block_bytes=200)
+    assert small.decoded() == whole.decoded() == read_triples(p)
+    assert sorted(map(repr, small.terms)) == sorted(map(repr, whole.terms))
+    assert len(set(small.terms)) == len(small.terms)
+
+
+def test_no_warning_counted_when_left_to_streaming(tmp_path):
+    p = _write(tmp_path, f"<{EX}s> <{EX}p> <<( <{EX}a> <{EX}b> <{EX}c> )>> .\n" * 3)
+    w = Counter()
+    assert ntcolumns.read_id_triples(p, warnings=w) is None and not w
