@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -70,6 +71,21 @@ def _iso_seconds(value: str) -> float:
     if dt.tzinfo is None:  # xsd:dateTime without a zone: read as UTC so results never depend on the machine
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
+
+
+_UTC_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ?")
+
+
+def _iso_seconds_many(values: list[str]) -> list[float]:
+    """:func:`_iso_seconds` of every value; a column of plain ``YYYY-MM-DDThh:mm:ss[Z]`` values
+    (UTC either way) is parsed by numpy in one call, ten times faster than one call per value."""
+    if values and all(map(_UTC_SECONDS.fullmatch, values)):
+        try:
+            stamps = np.array([v[:19] for v in values], dtype="datetime64[s]")
+        except ValueError:  # an impossible date (month 13...): the per-value path raises it
+            return list(map(_iso_seconds, values))
+        return stamps.astype(np.int64).astype(np.float64).tolist()
+    return list(map(_iso_seconds, values))
 
 
 def parse_timestamp(lit: Literal) -> tuple[float, str | None]:
@@ -347,11 +363,15 @@ class _Builder:
             if set(map(type, lits)) != {Literal}:
                 return None
             dts = set(map(_DATATYPE, lits))
-            parse = _iso_seconds if dts <= _DATE_TYPES else float if dts <= _NUMERIC_TYPES else None
-            if parse is None:
+            if dts <= _DATE_TYPES:
+                parse = _iso_seconds_many
+            elif dts <= _NUMERIC_TYPES:
+                def parse(values):
+                    return list(map(float, values))
+            else:
                 return None
             try:
-                times = list(map(parse, map(_VALUE, lits)))
+                times = parse(list(map(_VALUE, lits)))
             except ValueError:
                 return None
         if wt is not None:

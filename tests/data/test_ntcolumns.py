@@ -221,3 +221,21 @@ def test_no_warning_counted_when_left_to_streaming(tmp_path):
     p = _write(tmp_path, f"<{EX}s> <{EX}p> <<( <{EX}a> <{EX}b> <{EX}c> )>> .\n" * 3)
     w = Counter()
     assert ntcolumns.read_id_triples(p, warnings=w) is None and not w
+
+
+@pytest.mark.parametrize("values", [
+    ["2020-07-22T07:39:32Z", "1999-12-31T23:59:59", "2024-02-29T00:00:00Z", "1969-07-20T20:17:40Z"],
+    ["2020-07-22T07:39:32Z", "2020-07-22T07:39:32+02:00"],      # an offset: per value
+    ["2020-07-22T07:39:32.5Z", "2021-01-01"],                    # fractions, dates: per value
+])
+def test_timestamp_column_parse_equals_per_value(values):
+    from kgrec.data.extract import _iso_seconds, _iso_seconds_many
+
+    assert _iso_seconds_many(values) == [_iso_seconds(v) for v in values]
+
+
+def test_timestamp_column_with_an_impossible_date_raises():
+    from kgrec.data.extract import _iso_seconds_many
+
+    with pytest.raises(ValueError):
+        _iso_seconds_many(["2020-01-01T00:00:00Z", "2020-13-01T00:00:00Z"])
