@@ -134,6 +134,99 @@ def parse_number(lit: Literal) -> float:
         return math.nan
 
 
+_IRI, _BLANK, _PLAIN, _TYPED = 0, 1, 2, 3  # term kinds of _IdColumns.kind (literals: >= _PLAIN)
+
+
+class _IdColumns:
+    """The integer triples behind a :class:`_Builder` fed by :meth:`_Builder.read_ids`: the term
+    table and, per predicate, the distinct (subject id, object id) columns in file order."""
+
+    def __init__(self, terms: list[Term], cols: dict[str, tuple[np.ndarray, np.ndarray]]):
+        self.terms = terms
+        # object-array fancy indexing runs in C (fromiter keeps each Literal tuple whole)
+        self.table = np.fromiter(terms, dtype=object, count=len(terms))
+        self.cols = cols
+        kinds = {str: _IRI, Literal: _TYPED}
+        kind = np.fromiter(map(kinds.__getitem__, map(type, terms)), dtype=np.int8, count=len(terms))
+        lit = np.flatnonzero(kind == _TYPED)
+        plain = [k for k, d in zip(lit.tolist(), map(_DATATYPE, self.table[lit].tolist())) if d in _PLAIN_TYPES]
+        kind[plain] = _PLAIN
+        blank = [k for k in np.flatnonzero(kind == _IRI).tolist() if terms[k].startswith("_:")]
+        kind[blank] = _BLANK
+        self.kind = kind
+        self._single: dict = {}
+
+    def pairs(self, p: str) -> list[tuple[Term, Term]]:
+        s, o = self.cols[p]
+        return list(zip(self.table[s].tolist(), self.table[o].tolist()))
+
+    def subjects(self, p: str) -> list[Term]:
+        return self.table[self.cols[p][0]].tolist()
+
+    def n_literal_objects(self, p: str) -> int:
+        return int((self.kind[self.cols[p][1]] >= _PLAIN).sum())
+
+    def has_plain_literal(self, p: str) -> bool:
+        return bool((self.kind[self.cols[p][1]] == _PLAIN).any())
+
+    def subjects_with_object(self, p: str, objects) -> np.ndarray:
+        """Distinct ids of the subjects that have one of ``objects`` (terms) under ``p``."""
+        if p not in self.cols:
+            return np.empty(0, dtype=np.int64)
+        s, o = self.cols[p]
+        distinct = self._distinct(o)
+        wanted = [k for k, t in zip(distinct.tolist(), self.table[distinct].tolist()) if t in objects]
+        return self._distinct(s[np.isin(o, wanted)])
+
+    def all_subjects(self, preds) -> np.ndarray:
+        """Distinct ids of the subjects of any of ``preds``."""
+        found = [self.cols[p][0] for p in preds if p in self.cols]
+        return self._distinct(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+
+    def _distinct(self, ids: np.ndarray) -> np.ndarray:
+        """Sorted distinct values of ``ids`` (a counting pass: ids are dense, under len(terms))."""
+        return np.flatnonzero(np.bincount(ids, minlength=len(self.terms)))
+
+    def single_values(self, p: str) -> np.ndarray | None:
+        """Object id per term id under ``p`` (-1: none); ``None`` if a subject has several."""
+        if p not in self._single:
+            v = None
+            if p not in self.cols:
+                v = np.full(len(self.terms), -1, dtype=np.int64)
+            else:
+                s, o = self.cols[p]
+                if len(s) == 0 or int(np.bincount(s).max()) <= 1:
+                    v = np.full(len(self.terms), -1, dtype=np.int64)
+                    v[s] = o
+            self._single[p] = v
+        return self._single[p]
+
+
+class _LazyPairs(dict):
+    """``by_pred`` over :class:`_IdColumns`: a predicate's (subject, object) pairs are built on
+    first access, so the event predicates that only the columnar paths read are never built."""
+
+    def __init__(self, cols: _IdColumns):
+        super().__init__(dict.fromkeys(cols.cols))
+        self._cols = cols
+
+    def __getitem__(self, p):
+        v = dict.__getitem__(self, p)
+        if v is None:
+            v = self._cols.pairs(p)
+            dict.__setitem__(self, p, v)
+        return v
+
+    def get(self, p, default=None):
+        return self[p] if p in self else default
+
+    def values(self):
+        return [self[p] for p in self]
+
+    def items(self):
+        return [(p, self[p]) for p in self]
+
+
 class _Builder:
     def __init__(self, mapping: Mapping, warnings: Counter, sources: Sequence[str]):
         self.mapping = mapping
@@ -144,6 +237,7 @@ class _Builder:
         self.n_triples = 0
         self._index: dict[str, dict[str, list[Term]]] = {}
         self.canon: dict[str, str] = {}
+        self.cols: _IdColumns | None = None  # the integer triples, when read by read_ids
 
     # ---------------------------------------------------------------- reading
     def read(self, batches: Iterable[Iterable[Triple]]) -> None:
@@ -194,13 +288,13 @@ class _Builder:
             prefixes = tuple(k for k, _ in rw)
             changed = False
             new_terms = list(terms)
-            for k, t in enumerate(terms):
-                if type(t) is str and t.startswith(prefixes):
-                    for old, rep in rw:
-                        if t.startswith(old):
-                            new_terms[k] = rep + t[len(old):]
-                            changed = True
-                            break
+            for k in idt.iris_starting_with(prefixes):
+                t = terms[k]
+                for old, rep in rw:
+                    if t.startswith(old):
+                        new_terms[k] = rep + t[len(old):]
+                        changed = True
+                        break
             if changed:
                 first: dict = {}
                 remap = np.fromiter((first.setdefault(t, k) for k, t in enumerate(new_terms)), dtype=np.int64,
@@ -223,17 +317,18 @@ class _Builder:
             ends = np.append(starts[1:], len(rows))
             # predicates in order of first appearance, as the dicts of :meth:`read` keep them
             first_seen = order[starts]
-            get = terms.__getitem__
-            s_col, o_col = rows[:, 0].tolist(), rows[:, 2].tolist()
-            for k in np.argsort(first_seen).tolist():
-                a, b = int(starts[k]), int(ends[k])
-                self.by_pred[terms[int(preds[k])]] = list(zip(map(get, s_col[a:b]), map(get, o_col[a:b])))
+            cols = {terms[int(preds[k])]: (rows[int(starts[k]):int(ends[k]), 0], rows[int(starts[k]):int(ends[k]), 2])
+                    for k in np.argsort(first_seen).tolist()}
+            self.cols = _IdColumns(terms, cols)
+            self.by_pred = _LazyPairs(self.cols)
+            self._read_done(n, len(rows))
+            return
         self._read_done(n)
 
-    def _read_done(self, n: int) -> None:
+    def _read_done(self, n: int, n_distinct: int | None = None) -> None:
         by_pred = self.by_pred
         self.n_triples = n
-        n_dup = n - sum(len(v) for v in by_pred.values())
+        n_dup = n - (sum(len(v) for v in by_pred.values()) if n_distinct is None else n_distinct)
         if n_dup:
             self.W["duplicate triple"] += n_dup
         n_imports = len(by_pred.get(OWL_IMPORTS, ()))
@@ -384,6 +479,68 @@ class _Builder:
                 return None
         return list(zip(repeat(ri, n), agents, objects, weights, times, repeat(None, n)))
 
+    def _clean_events_ids(self, ri: int, rule) -> list[tuple] | None:
+        """:meth:`_clean_events` on the integer columns (the same records, in event-id order
+        rather than set order, which nothing downstream depends on; the same ``None`` cases),
+        without building the (event, value) pairs of the event predicates."""
+        cols = self.cols
+        steps = []
+        for k, paths in enumerate((rule.agent, rule.object, rule.time, rule.weight, rule.text)):
+            if not paths and k >= 2:
+                steps.append(None)
+                continue
+            if len(paths) != 1 or len(paths[0]) != 1:
+                return None
+            steps.append(paths[0][0])
+        if rule.classes:
+            E = cols.subjects_with_object(RDF_TYPE, rule.classes)
+        else:
+            E = cols.all_subjects([path[0] for path in rule.agent + rule.object])
+        if len(E) == 0:
+            return []
+        values = []
+        for p in steps:
+            if p is None:
+                values.append(None)
+                continue
+            v = cols.single_values(p)  # object id per subject id, -1 for none; None: some subject has several
+            if v is None:
+                return None
+            values.append(v[E])
+        a, o, t, w, x = values
+        kind = cols.kind
+        if (a < 0).any() or (o < 0).any() or (kind[a] != _IRI).any() or (kind[o] != _IRI).any():
+            return None  # a missing value, a literal or a blank node
+        if x is not None and (x >= 0).any():
+            return None
+        n = len(E)
+        table = cols.table
+        times = weights = [math.nan] * n
+        if t is not None:
+            if (t < 0).any() or (kind[t] < _PLAIN).any():
+                return None
+            lits = table[t].tolist()
+            dts = set(map(_DATATYPE, lits))
+            try:
+                if dts <= _DATE_TYPES:
+                    times = _iso_seconds_many(list(map(_VALUE, lits)))
+                elif dts <= _NUMERIC_TYPES:
+                    times = list(map(float, map(_VALUE, lits)))
+                else:
+                    return None
+            except ValueError:
+                return None
+        if w is not None:
+            if (w < 0).any() or (kind[w] < _PLAIN).any():
+                return None
+            distinct, inverse = np.unique(w, return_inverse=True)
+            try:
+                parsed = list(map(float, map(_VALUE, table[distinct].tolist())))
+            except ValueError:
+                return None
+            weights = np.asarray(parsed, dtype=np.float64)[inverse].tolist()
+        return list(zip(repeat(ri, n), table[a].tolist(), table[o].tolist(), weights, times, repeat(None, n)))
+
     def interactions(self):
         """Raw interaction records and the set of event nodes."""
         W = self.W
@@ -458,6 +615,11 @@ class _Builder:
                         text = "\n".join(kept)
                 recs.append((ri, agent, obj, w, t, text))
 
+            if self.cols is not None:
+                clean = self._clean_events_ids(ri, rule)
+                if clean is not None:
+                    recs.extend(clean)
+                    continue
             fast = self._single_valued(rule)
             if fast is None:
                 for e in cands:
@@ -615,14 +777,20 @@ class _Builder:
         # edges out of a user or an event (``blocked``) are never followed (the walk below never
         # visits them, and skips them as the subject of an incoming edge): not stored
         cget = canon.get
+        cols = self.cols
         for p in sorted(preds):
-            pairs = by_pred[p]
-            if blocked and not canon and blocked.issuperset(map(_FIRST, pairs)):
+            if blocked and not canon and blocked.issuperset(
+                    cols.subjects(p) if cols is not None else map(_FIRST, by_pred[p])):
                 # only users' or events' out-edges (an event's agent, time...): none is stored
-                n_lit = len(pairs) - list(map(type, map(_SECOND, pairs))).count(str)
+                if cols is not None:
+                    n_lit = cols.n_literal_objects(p)
+                else:
+                    pairs = by_pred[p]
+                    n_lit = len(pairs) - list(map(type, map(_SECOND, pairs))).count(str)
                 if n_lit and cm.edges is not None:
                     W[f"literal where an IRI is expected ({self.short(p)})"] += n_lit
                 continue
+            pairs = by_pred[p]
             n_lit = 0
             for s, o in pairs:
                 if type(o) is not str:
@@ -787,9 +955,10 @@ class _Builder:
     def iri_like_literals(self, entity_vocab: Vocab, skip: set[str]) -> None:
         """Count string literals holding an IRI on entities: a common export mistake."""
         canon, eix = self.canon, entity_vocab._index
-        for p, pairs in self.by_pred.items():
-            if p in skip:
+        for p in list(self.by_pred):
+            if p in skip or (self.cols is not None and not self.cols.has_plain_literal(p)):
                 continue
+            pairs = self.by_pred[p]
             objects = list(map(_SECOND, pairs))
             if Literal not in set(map(type, objects)) or not (
                     _PLAIN_TYPES & {o.datatype for o in objects if type(o) is not str}):

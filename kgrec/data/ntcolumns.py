@@ -90,9 +90,20 @@ class IdTriples:
 
     terms: list[Term]
     triples: np.ndarray
+    #: the tokens as a polars Series (IRIs as ``<iri>``), when read by :func:`read_id_triples`
+    tokens: object = None
 
     def __len__(self) -> int:
         return int(self.triples.shape[0])
+
+    def iris_starting_with(self, prefixes: tuple[str, ...]) -> list[int]:
+        """Ids of the IRI terms that start with one of ``prefixes``."""
+        if self.tokens is None:
+            return [k for k, t in enumerate(self.terms) if type(t) is str and t.startswith(prefixes)]
+        import polars as pl
+
+        hit = pl.select(pl.any_horizontal([self.tokens.str.starts_with("<" + p) for p in prefixes])).to_series()
+        return np.flatnonzero(hit.to_numpy()).tolist()
 
     def decoded(self) -> list[tuple[Term, Term, Term]]:
         """The triples as kgrec terms (what :func:`kgrec.data.rdf.read_triples` gives)."""
@@ -251,7 +262,9 @@ def read_id_triples(
             return None  # ragged lines (a 0x1F byte), invalid UTF-8...: the streaming path decides
         triples = np.concatenate(codes) if codes else np.empty((0, 3), dtype=np.int64)
         terms: list[Term] = []
+        tokens = None
         if table is not None and len(triples):
+            tokens = table["t"]
             # hundreds of thousands of new objects, none in a cycle: the cyclic collector would
             # keep traversing them as they are made
             enabled = gc.isenabled()
@@ -266,7 +279,7 @@ def read_id_triples(
                 _check_literals(terms, triples, limits, path)
     if warnings is not None:
         warnings.update(found)
-    return IdTriples(terms, triples)
+    return IdTriples(terms, triples, tokens)
 
 
 def _block_codes(block: bytes, path: Path, warnings: Counter, limits: Limits, bnode_prefix: str):

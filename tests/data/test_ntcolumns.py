@@ -239,3 +239,53 @@ def test_timestamp_column_with_an_impossible_date_raises():
 
     with pytest.raises(ValueError):
         _iso_seconds_many(["2020-01-01T00:00:00Z", "2020-13-01T00:00:00Z"])
+
+
+KGR = "https://w3id.org/kgrec/vocab#"
+SYN = "https://w3id.org/kgrec/data/synthetic/"
+XSD_DT = f"<{XSD}dateTime>"
+
+
+@pytest.mark.parametrize("dirty", [None, "no-time", "two-users", "text", "literal-user", "blank-item", "bad-time",
+                                   "numeric-time"])
+def test_id_column_events_equal_the_per_event_path(tmp_path, monkeypatch, dirty):
+    """Events read from the integer columns give the records and warnings of the per-event path
+    and of the streaming load; an event the column path refuses sends the rule to the per-event
+    path, which counts the problem."""
+    from kgrec.data import extract
+
+    f = tmp_path / "syn.nt"
+    generate(f, users=40, items=30, seed=3)
+    e = f"<{SYN}event/x> "
+    head = f"{e}<http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{KGR}Interaction> .\n"
+    user, item = f"{e}<{KGR}user> <{SYN}user/u1> .\n", f"{e}<{KGR}item> <{SYN}item/i1> .\n"
+    time = f'{e}<{KGR}timestamp> "2020-01-01T00:00:00Z"^^{XSD_DT} .\n'
+    extra = {
+        None: "",
+        "no-time": head + user + item,
+        "two-users": head + user + f"{e}<{KGR}user> <{SYN}user/u2> .\n" + item + time,
+        "text": head + user + item + time + f'{e}<{KGR}review> "great" .\n',
+        "literal-user": head + f'{e}<{KGR}user> "u1" .\n' + item + time,
+        "blank-item": head + user + f"{e}<{KGR}item> _:b .\n" + time,
+        "bad-time": head + user + item + f'{e}<{KGR}timestamp> "yesterday"^^{XSD_DT} .\n',
+        "numeric-time": head + user + item + f'{e}<{KGR}timestamp> "1577836800"^^<{XSD}integer> .\n',
+    }[dirty]
+    with open(f, "a") as fh:
+        fh.write(extra)
+    calls = []
+    real = extract._Builder._clean_events_ids
+    monkeypatch.setattr(extract._Builder, "_clean_events_ids",
+                        lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+    with pytest.warns(UserWarning) if dirty not in (None, "numeric-time") else _nullcontext():
+        fast = kgrec.load(f)
+    # every dirty case is refused (numeric-time: a dateTime and an integer time in one rule)
+    assert len(calls) == 1 and (calls[0] is None) == (dirty is not None)
+    monkeypatch.setattr(extract._Builder, "_clean_events_ids", lambda self, *a: None)
+    with pytest.warns(UserWarning) if dirty not in (None, "numeric-time") else _nullcontext():
+        per_event = kgrec.load(f)
+    for f_ in ("user", "item", "weight", "time"):
+        a, b = getattr(fast.interactions, f_), getattr(per_event.interactions, f_)
+        assert torch.equal(a.nan_to_num(-1), b.nan_to_num(-1)), f_
+    assert dict(fast.warnings) == dict(per_event.warnings)
+    monkeypatch.setattr(extract._Builder, "_clean_events_ids", real)
+    _assert_same_graph(f, warns=dirty not in (None, "numeric-time"))
