@@ -184,7 +184,11 @@ def _decode_all(tokens, bnode_prefix: str) -> list[Term]:
 
 
 def _blocks(path: Path, limits: Limits, size: int):
-    """The (decompressed) file in blocks of about ``size`` bytes, each ending at a line end."""
+    """The (decompressed) file in blocks of about ``size`` bytes, each ending at a line end; an
+    uncompressed file that fits in one block is given as its path (polars maps it, no copy)."""
+    if path.suffix.lower() not in (".gz", ".bz2") and path.stat().st_size <= size:
+        yield path
+        return
     with _open_binary(path, limits) as fh:
         rest = b""
         while True:
@@ -282,13 +286,13 @@ def read_id_triples(
     return IdTriples(terms, triples, tokens)
 
 
-def _block_codes(block: bytes, path: Path, warnings: Counter, limits: Limits, bnode_prefix: str):
+def _block_codes(block: bytes | Path, path: Path, warnings: Counter, limits: Limits, bnode_prefix: str):
     """One block's triples as an ``(n, 3)`` array of block ids and its ``(t, id)`` token table
     (ids 0..k-1 in order of first appearance, sorted), or ``None`` if too many of its lines need
     pyoxigraph."""
     import polars as pl
 
-    lines = pl.read_csv(io.BytesIO(block), has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
+    lines = pl.read_csv(io.BytesIO(block) if isinstance(block, bytes) else block, has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
                         schema_overrides={"l": pl.Utf8}, infer_schema=False)["l"].fill_null("")
     fast = lines.str.contains(FAST_LINE) & ~lines.str.contains(_LANG_DATATYPES)
     slow = ~fast & ~lines.str.contains(BLANK_LINE)
@@ -296,10 +300,12 @@ def _block_codes(block: bytes, path: Path, warnings: Counter, limits: Limits, bn
     if n_slow > MAX_FALLBACK_SHARE * max(1, int(fast.sum()) + n_slow):
         return None
     frame = pl.DataFrame({"l": lines, "fast": fast, "slow": slow}).with_row_index("row")
+    every = bool(fast.all())  # the common case: no filtering (a copy of every line) needed
     # cut at the first two spaces (a fast line's subject and predicate are ASCII, so find's byte
     # offsets are slice's character offsets); 4x cheaper than str.splitn
     line, cut1, cut2 = pl.col("l"), pl.col("cut1"), pl.col("cut2")
-    parts = (frame.lazy().filter(pl.col("fast")).select("row", "l", cut1=line.str.find(" ", literal=True))
+    parts = ((frame.lazy() if every else frame.lazy().filter(pl.col("fast")))
+             .select("row", "l", cut1=line.str.find(" ", literal=True))
              .with_columns(rest=line.str.slice(cut1 + 1))
              .with_columns(cut2=pl.col("rest").str.find(" ", literal=True))
              .select("row", s=line.str.slice(0, cut1), p=pl.col("rest").str.slice(0, cut2),
