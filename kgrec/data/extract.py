@@ -137,6 +137,17 @@ def parse_number(lit: Literal) -> float:
 _IRI, _BLANK, _PLAIN, _TYPED = 0, 1, 2, 3  # term kinds of _IdColumns.kind (literals: >= _PLAIN)
 
 
+def _first_distinct_rows(ids: np.ndarray) -> np.ndarray:
+    """The distinct rows of an ``(n, 3)`` id array, each where it first appears, in that order."""
+    bs, bp, bo = (int(ids[:, k].max()).bit_length() for k in range(3))
+    if bs + bp + bo <= 63:  # one int64 key per row (predicates are few): much faster than axis=0
+        key = (ids[:, 0] << (bp + bo)) | (ids[:, 1] << bo) | ids[:, 2]
+        _, first_row = np.unique(key, return_index=True)
+    else:
+        _, first_row = np.unique(ids, axis=0, return_index=True)
+    return ids[np.sort(first_row)]
+
+
 class _IdColumns:
     """The integer triples behind a :class:`_Builder` fed by :meth:`_Builder.read_ids`: the term
     table and, per predicate, the distinct (subject id, object id) columns in file order."""
@@ -304,13 +315,7 @@ class _Builder:
         n = len(ids)
         if n:
             # distinct rows in order of first appearance, then grouped by predicate (stable)
-            m = int(ids.max()) + 1
-            if m <= 1 << 21:  # one int64 key per row: much faster than unique(axis=0)
-                key = (ids[:, 0] << 42) | (ids[:, 1] << 21) | ids[:, 2]
-                _, first_row = np.unique(key, return_index=True)
-            else:
-                _, first_row = np.unique(ids, axis=0, return_index=True)
-            rows = ids[np.sort(first_row)]
+            rows = _first_distinct_rows(ids)
             order = np.argsort(rows[:, 1], kind="stable")
             rows = rows[order]
             preds, starts = np.unique(rows[:, 1], return_index=True)
