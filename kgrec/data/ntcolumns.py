@@ -46,8 +46,9 @@ __all__ = ["IdTriples", "available", "read_id_triples", "MAX_FALLBACK_SHARE", "B
 
 #: Above this share of lines needing pyoxigraph one at a time, the file is streamed instead.
 MAX_FALLBACK_SHARE = 0.10
-#: Bytes of (decompressed) file read and turned into ids at a time.
-BLOCK_BYTES = 256 << 20
+#: Bytes of (decompressed) file read and turned into ids at a time (measured on 1.2M triples:
+#: 64 MiB is as fast as 256 MiB and holds 533 instead of 789 bytes per triple at the peak).
+BLOCK_BYTES = 64 << 20
 
 # ---------------------------------------------------------------- the fast line's language
 # RFC 3986/3987 absolute IRIs restricted to ASCII, built from the RFC's own rules (so any match
