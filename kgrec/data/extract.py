@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
+from kgrec.data.idcolumns import IRI, PLAIN, IdColumns, LazyPairs, first_distinct_rows
 from kgrec.data.scenarios import assign_domains
 from kgrec.data.mapping import CompiledMapping, Mapping
 from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
@@ -134,110 +135,6 @@ def parse_number(lit: Literal) -> float:
         return math.nan
 
 
-_IRI, _BLANK, _PLAIN, _TYPED = 0, 1, 2, 3  # term kinds of _IdColumns.kind (literals: >= _PLAIN)
-
-
-def _first_distinct_rows(ids: np.ndarray) -> np.ndarray:
-    """The distinct rows of an ``(n, 3)`` id array, each where it first appears, in that order."""
-    bs, bp, bo = (int(ids[:, k].max()).bit_length() for k in range(3))
-    if bs + bp + bo <= 63:  # one int64 key per row (predicates are few): much faster than axis=0
-        key = (ids[:, 0] << (bp + bo)) | (ids[:, 1] << bo) | ids[:, 2]
-        _, first_row = np.unique(key, return_index=True)
-    else:
-        _, first_row = np.unique(ids, axis=0, return_index=True)
-    return ids[np.sort(first_row)]
-
-
-class _IdColumns:
-    """The integer triples behind a :class:`_Builder` fed by :meth:`_Builder.read_ids`: the term
-    table and, per predicate, the distinct (subject id, object id) columns in file order."""
-
-    def __init__(self, terms: list[Term], cols: dict[str, tuple[np.ndarray, np.ndarray]]):
-        self.terms = terms
-        # object-array fancy indexing runs in C (fromiter keeps each Literal tuple whole)
-        self.table = np.fromiter(terms, dtype=object, count=len(terms))
-        self.cols = cols
-        kinds = {str: _IRI, Literal: _TYPED}
-        kind = np.fromiter(map(kinds.__getitem__, map(type, terms)), dtype=np.int8, count=len(terms))
-        lit = np.flatnonzero(kind == _TYPED)
-        plain = [k for k, d in zip(lit.tolist(), map(_DATATYPE, self.table[lit].tolist())) if d in _PLAIN_TYPES]
-        kind[plain] = _PLAIN
-        blank = [k for k in np.flatnonzero(kind == _IRI).tolist() if terms[k].startswith("_:")]
-        kind[blank] = _BLANK
-        self.kind = kind
-        self._single: dict = {}
-
-    def pairs(self, p: str) -> list[tuple[Term, Term]]:
-        s, o = self.cols[p]
-        return list(zip(self.table[s].tolist(), self.table[o].tolist()))
-
-    def subjects(self, p: str) -> list[Term]:
-        return self.table[self.cols[p][0]].tolist()
-
-    def n_literal_objects(self, p: str) -> int:
-        return int((self.kind[self.cols[p][1]] >= _PLAIN).sum())
-
-    def has_plain_literal(self, p: str) -> bool:
-        return bool((self.kind[self.cols[p][1]] == _PLAIN).any())
-
-    def subjects_with_object(self, p: str, objects) -> np.ndarray:
-        """Distinct ids of the subjects that have one of ``objects`` (terms) under ``p``."""
-        if p not in self.cols:
-            return np.empty(0, dtype=np.int64)
-        s, o = self.cols[p]
-        distinct = self._distinct(o)
-        wanted = [k for k, t in zip(distinct.tolist(), self.table[distinct].tolist()) if t in objects]
-        return self._distinct(s[np.isin(o, wanted)])
-
-    def all_subjects(self, preds) -> np.ndarray:
-        """Distinct ids of the subjects of any of ``preds``."""
-        found = [self.cols[p][0] for p in preds if p in self.cols]
-        return self._distinct(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
-
-    def _distinct(self, ids: np.ndarray) -> np.ndarray:
-        """Sorted distinct values of ``ids`` (a counting pass: ids are dense, under len(terms))."""
-        return np.flatnonzero(np.bincount(ids, minlength=len(self.terms)))
-
-    def single_values(self, p: str) -> np.ndarray | None:
-        """Object id per term id under ``p`` (-1: none); ``None`` if a subject has several."""
-        if p not in self._single:
-            v = None
-            if p not in self.cols:
-                v = np.full(len(self.terms), -1, dtype=np.int64)
-            else:
-                s, o = self.cols[p]
-                if len(s) == 0 or int(np.bincount(s).max()) <= 1:
-                    v = np.full(len(self.terms), -1, dtype=np.int64)
-                    v[s] = o
-            self._single[p] = v
-        return self._single[p]
-
-
-class _LazyPairs(dict):
-    """``by_pred`` over :class:`_IdColumns`: a predicate's (subject, object) pairs are built on
-    first access, so the event predicates that only the columnar paths read are never built."""
-
-    def __init__(self, cols: _IdColumns):
-        super().__init__(dict.fromkeys(cols.cols))
-        self._cols = cols
-
-    def __getitem__(self, p):
-        v = dict.__getitem__(self, p)
-        if v is None:
-            v = self._cols.pairs(p)
-            dict.__setitem__(self, p, v)
-        return v
-
-    def get(self, p, default=None):
-        return self[p] if p in self else default
-
-    def values(self):
-        return [self[p] for p in self]
-
-    def items(self):
-        return [(p, self[p]) for p in self]
-
-
 class _Builder:
     def __init__(self, mapping: Mapping, warnings: Counter, sources: Sequence[str]):
         self.mapping = mapping
@@ -248,7 +145,7 @@ class _Builder:
         self.n_triples = 0
         self._index: dict[str, dict[str, list[Term]]] = {}
         self.canon: dict[str, str] = {}
-        self.cols: _IdColumns | None = None  # the integer triples, when read by read_ids
+        self.cols: IdColumns | None = None  # the integer triples, when read by read_ids
 
     # ---------------------------------------------------------------- reading
     def read(self, batches: Iterable[Iterable[Triple]]) -> None:
@@ -315,7 +212,7 @@ class _Builder:
         n = len(ids)
         if n:
             # distinct rows in order of first appearance, then grouped by predicate (stable)
-            rows = _first_distinct_rows(ids)
+            rows = first_distinct_rows(ids)
             order = np.argsort(rows[:, 1], kind="stable")
             rows = rows[order]
             preds, starts = np.unique(rows[:, 1], return_index=True)
@@ -324,8 +221,8 @@ class _Builder:
             first_seen = order[starts]
             cols = {terms[int(preds[k])]: (rows[int(starts[k]):int(ends[k]), 0], rows[int(starts[k]):int(ends[k]), 2])
                     for k in np.argsort(first_seen).tolist()}
-            self.cols = _IdColumns(terms, cols)
-            self.by_pred = _LazyPairs(self.cols)
+            self.cols = IdColumns(terms, cols)
+            self.by_pred = LazyPairs(self.cols)
             self._read_done(n, len(rows))
             return
         self._read_done(n)
@@ -514,7 +411,7 @@ class _Builder:
             values.append(v[E])
         a, o, t, w, x = values
         kind = cols.kind
-        if (a < 0).any() or (o < 0).any() or (kind[a] != _IRI).any() or (kind[o] != _IRI).any():
+        if (a < 0).any() or (o < 0).any() or (kind[a] != IRI).any() or (kind[o] != IRI).any():
             return None  # a missing value, a literal or a blank node
         if x is not None and (x >= 0).any():
             return None
@@ -522,7 +419,7 @@ class _Builder:
         table = cols.table
         times = weights = [math.nan] * n
         if t is not None:
-            if (t < 0).any() or (kind[t] < _PLAIN).any():
+            if (t < 0).any() or (kind[t] < PLAIN).any():
                 return None
             lits = table[t].tolist()
             dts = set(map(_DATATYPE, lits))
@@ -536,7 +433,7 @@ class _Builder:
             except ValueError:
                 return None
         if w is not None:
-            if (w < 0).any() or (kind[w] < _PLAIN).any():
+            if (w < 0).any() or (kind[w] < PLAIN).any():
                 return None
             distinct, inverse = np.unique(w, return_inverse=True)
             try:

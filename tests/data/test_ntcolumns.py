@@ -294,7 +294,7 @@ def test_id_column_events_equal_the_per_event_path(tmp_path, monkeypatch, dirty)
 @pytest.mark.parametrize("big", [1, 1 << 40])
 def test_first_distinct_rows(big):
     """Rows kept where they first appear, with one int64 key or (ids too wide) a row sort."""
-    from kgrec.data.extract import _first_distinct_rows
+    from kgrec.data.idcolumns import first_distinct_rows
 
     ids = np.array([[5, 1, big], [2, 0, 3], [5, 1, big], [2, 0, 4], [2, 0, 3], [big, 1, 0]], dtype=np.int64)
-    assert _first_distinct_rows(ids).tolist() == [[5, 1, big], [2, 0, 3], [2, 0, 4], [big, 1, 0]]
+    assert first_distinct_rows(ids).tolist() == [[5, 1, big], [2, 0, 3], [2, 0, 4], [big, 1, 0]]
