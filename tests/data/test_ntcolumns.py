@@ -298,3 +298,19 @@ def test_first_distinct_rows(big):
 
     ids = np.array([[5, 1, big], [2, 0, 3], [5, 1, big], [2, 0, 4], [2, 0, 3], [big, 1, 0]], dtype=np.int64)
     assert first_distinct_rows(ids).tolist() == [[5, 1, big], [2, 0, 3], [2, 0, 4], [big, 1, 0]]
+
+
+def test_small_files_stream_unless_polars_is_loaded(tmp_path, monkeypatch):
+    """Importing polars costs more than it saves on a small file: below COLUMNAR_MIN_BYTES the load
+    streams, unless polars is imported already."""
+    from kgrec.data import loader
+
+    p = tmp_path / "g.nt"
+    generate(p, users=20, items=10, seed=6)
+    monkeypatch.setattr(loader, "_polars_imported", lambda: False)
+    with mock.patch.object(ntcolumns, "read_id_triples", wraps=ntcolumns.read_id_triples) as spy:
+        kgrec.load(p)
+        assert spy.call_count == 0
+        monkeypatch.setattr(loader, "COLUMNAR_MIN_BYTES", p.stat().st_size)
+        kgrec.load(p)
+        assert spy.call_count == 1
