@@ -314,3 +314,20 @@ def test_small_files_stream_unless_polars_is_loaded(tmp_path, monkeypatch):
         monkeypatch.setattr(loader, "COLUMNAR_MIN_BYTES", p.stat().st_size)
         kgrec.load(p)
         assert spy.call_count == 1
+
+
+def test_load_equals_the_rdflib_engine(tmp_path):
+    """The columnar load gives the ids, counts and interactions of the rdflib path."""
+    p = tmp_path / "g.nt"
+    generate(p, users=40, items=20, seed=7)
+    with mock.patch.object(ntcolumns, "read_id_triples", wraps=ntcolumns.read_id_triples) as spy:
+        a = kgrec.load(p)
+    assert spy.call_count == 1
+    from kgrec.data.loader import load
+
+    b = load(p, engine="rdflib")
+    for f in ("users", "items", "entities", "relations"):
+        assert list(getattr(a, f)) == list(getattr(b, f)), f
+    assert torch.equal(a.triples, b.triples)
+    for f in ("user", "item", "weight", "time"):
+        assert torch.equal(getattr(a.interactions, f).nan_to_num(-1), getattr(b.interactions, f).nan_to_num(-1)), f
