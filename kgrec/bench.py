@@ -728,7 +728,11 @@ def write_results_md(results: Path, out: Path) -> Path:
                   "Per dataset and split: the hybrid against the best other model on the headline metric (test "
                   "NDCG@10; AUC for ctr), mean ± std over seeds. *ahead* / *behind*: the gap is larger than both "
                   "seed spreads; *tie*: it is not.", "",
-                  markdown_table(standing, list(standing[0])), ""]
+                  markdown_table(standing, list(standing[0])), "",
+                  "Why the ties and how far the CF baselines can be pushed (the linear ceiling of "
+                  "[`results/linear_ceiling-random.md`](results/linear_ceiling-random.md) and "
+                  "[`-temporal.md`](results/linear_ceiling-temporal.md)), with the next step for each: the "
+                  "README's \"What the tables below say\".", ""]
     for ds in dict.fromkeys(p["dataset"] for p in payloads):
         ps = [p for p in payloads if p["dataset"] == ds]
         g, rdf = ps[0]["graph"], ps[0]["rdf_load"]
