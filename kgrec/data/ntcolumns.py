@@ -222,7 +222,8 @@ def read_id_triples(
     ``block_bytes`` (default :data:`BLOCK_BYTES`): only one block's lines are held as strings at
     a time, then only the ids and the distinct terms. Returns ``None`` (and counts no warning)
     when the file should be streamed instead: polars cannot split it into lines (a byte 0x1F in a
-    line, a non-UTF-8 byte: the streaming path then reports the error), or more than
+    line, a non-UTF-8 byte: the streaming path then reports the error), it starts with a UTF-8
+    byte-order mark (which polars would drop and pyoxigraph refuses), or more than
     :data:`MAX_FALLBACK_SHARE` of a block's lines need pyoxigraph one by one.
 
     Raises:
@@ -238,6 +239,9 @@ def read_id_triples(
     limits = Limits() if limits is None else limits
     check_file_size(path, limits)
     bnode_prefix = f"_:f{file_index}."
+    with _open_binary(path, limits) as fh:
+        if fh.read(3) == b"\xef\xbb\xbf":  # polars drops a byte-order mark pyoxigraph refuses: stream
+            return None
     found: Counter = Counter()
     codes = []
     table = None  # (t, id) of every distinct token so far

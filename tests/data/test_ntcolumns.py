@@ -92,6 +92,13 @@ def test_mostly_slow_file_is_left_to_streaming(tmp_path):
     assert ntcolumns.read_id_triples(p) is None
 
 
+def test_byte_order_mark_is_left_to_streaming(tmp_path):
+    """polars would drop a leading BOM that pyoxigraph refuses: the file streams (and errs)."""
+    p = tmp_path / "bom.nt"
+    p.write_bytes("\ufeff".encode() + f"<{EX}s> <{EX}p> <{EX}o> .\n".encode())
+    assert ntcolumns.read_id_triples(p) is None
+
+
 def test_unsplittable_file_is_left_to_streaming(tmp_path):
     p = _write(tmp_path, f'<{EX}s> <{EX}p> "a\x1fb" .\n<{EX}s> <{EX}p> "c" .\n<{EX}s> <{EX}p> "d\x1fe\x1ff" .\n')
     assert ntcolumns.read_id_triples(p) is None
