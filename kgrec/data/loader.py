@@ -49,7 +49,7 @@ def load(
             With ``"oxigraph"``, a load whose files are all N-Triples reads them with the columnar
             reader (:mod:`kgrec.data.ntcolumns`) when polars is installed (``pip install
             kgrec[scale]``) and the files hold :data:`COLUMNAR_MIN_BYTES` or more (or polars is
-            imported already): the same graph, about twice as fast.
+            imported already): the same graph, faster (``benchmarks/results/ingest.md``).
         base_iri: base of relative IRIs in files with no ``@base``; default: each file's
             ``file://`` URI (such IRIs are counted in ``kg.warnings``).
         allow_network: download ``http(s)://`` / ``ftp://`` URLs given in ``paths`` (default
@@ -114,7 +114,7 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
     counter: Counter = Counter()
     sources = [urls.get(str(f), str(f)) for f in files]
 
-    if engine == "oxigraph" and not urls and _all_ntriples(files, format) and ntcolumns.available():
+    if engine == "oxigraph" and not urls and _use_columnar(files, format) and ntcolumns.available():
         idt = _read_columnar(files, counter, limits)
         if idt is not None:
             kg = build_graph_ids(idt, m, warnings=counter, sources=sources)
@@ -137,13 +137,13 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
     return kg
 
 
-#: Below this many bytes on disk the columnar reader's one-off cost (importing polars, ~0.3 s)
-#: outweighs its gain, unless polars is imported already (measured: a 0.2 MiB .nt.gz streams in
-#: 0.38 s vs 0.28 + 0.29 s; a 1.7 MiB one 3.3 s vs 0.28 + 2.6 s).
+#: Below this many bytes on disk the columnar reader's one-off cost (importing polars, a few
+#: tenths of a second) outweighs its gain, unless polars is imported already: the Last.FM
+#: benchmark file (0.2 MiB gzip) loaded faster streamed, Book-Crossing's (1.7 MiB) columnar.
 COLUMNAR_MIN_BYTES = 1 << 20
 
 
-def _all_ntriples(files: list[Path], format: str | None) -> bool:
+def _use_columnar(files: list[Path], format: str | None) -> bool:
     try:
         if not all((normalize_format(format) if format is not None else guess_format(f)) == "ntriples"
                    for f in files):

@@ -46,8 +46,8 @@ __all__ = ["IdTriples", "available", "read_id_triples", "MAX_FALLBACK_SHARE", "B
 
 #: Above this share of lines needing pyoxigraph one at a time, the file is streamed instead.
 MAX_FALLBACK_SHARE = 0.10
-#: Bytes of (decompressed) file read and turned into ids at a time (measured on 1.2M triples:
-#: 64 MiB is as fast as 256 MiB and holds 533 instead of 789 bytes per triple at the peak).
+#: Bytes of (decompressed) file read and turned into ids at a time: smaller blocks hold less at
+#: the peak; on the 1.2M-triple file of benchmarks/ingest.py 64 MiB was as fast as 256 MiB.
 BLOCK_BYTES = 64 << 20
 
 # ---------------------------------------------------------------- the fast line's language
