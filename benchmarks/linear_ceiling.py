@@ -13,7 +13,10 @@ variant's hyper-parameters are chosen on validation NDCG@10 and the test set is 
 * ``EASE on ratings``: X holds rating / 5 instead of 1 (the ratings are training data);
 * ``EASE + time-local popularity``: EASE scores (scaled to max 1 per user) + w * the popularity of
   each item in the weeks the user was active (the user's training-time histogram dot the item's,
-  smoothed over neighbouring bins): a drifting-popularity signal a random split leaves usable.
+  smoothed over neighbouring bins): a drifting-popularity signal a random split leaves usable;
+* ``EASE + sequential rules``: EASE + w * :class:`kgrec.nn.linear.SequentialRules` (what followed
+  what in the users' training timelines, voted for by each user's latest items), the second fixed
+  prior of the hybrid, with its window, recency and weight chosen as the hybrid chooses them.
 
 Usage::
 
@@ -99,6 +102,19 @@ def local_popularity(train: np.ndarray, times: np.ndarray, days: int, smooth: in
     return pop / (pop.max(1, keepdims=True) + 1e-12)
 
 
+def sequential_rules(train: np.ndarray, times: np.ndarray, window: float, tau: float) -> np.ndarray:
+    """Scores of :class:`kgrec.nn.linear.SequentialRules` for every user (recency rows @ rules)."""
+    from kgrec.nn.linear import SequentialRules, time_steps_back
+
+    u, i = np.nonzero(train)  # row-major: sorted by user, then item, as kgrec's history entries
+    indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(train.sum(1))]).astype(np.int64))
+    t = torch.as_tensor(times[u, i])
+    rules = SequentialRules(train.shape[1], window=window).fit(indptr, torch.as_tensor(i), t).weight.double().numpy()
+    rows = np.zeros(train.shape)
+    rows[u, i] = np.nan_to_num(np.exp(-time_steps_back(indptr, t).numpy() / tau))
+    return rows @ rules
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
@@ -120,6 +136,14 @@ def main(argv=None) -> int:
     candidates["EASE + time-local popularity"] = [
         ({**base[0], "days": d, "smooth": s, "w": w}, scaled + w * local_popularity(x, times, d, s))
         for d in (1, 7, 14) for s in (0, 2) for w in (0.05, 0.1, 0.2)]
+    seq = []  # weights in units of (EASE score std / rule score std), as the hybrid's seq_grid
+    for window in (3, 10, 30):
+        for tau in (1, 3):
+            rules = sequential_rules(x, times, window, tau)
+            unit = base[1].std() / max(rules.std(), 1e-12)
+            seq += [({**base[0], "window": window, "tau": tau, "w": w}, base[1] + w * unit * rules)
+                    for w in (0.25, 0.5, 1, 2, 4)]
+    candidates["EASE + sequential rules"] = seq
 
     rows = []
     for name, cands in candidates.items():

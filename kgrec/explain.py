@@ -13,7 +13,7 @@ An explanation of ``(user, item)`` is read off the model itself and the graph it
 * **history**: the history items closest to the target under the model's item vectors.
 * **attention** (hybrid with cross-attention): the weights the user's behaviour-text query puts on
   each history item in the user fusion.
-* **shares** (hybrid): the per-branch dot products (CF, KG, text, EASE prior); they sum to the score.
+* **shares** (hybrid): the per-branch dot products (CF, KG, text, the fixed EASE and sequential-rules priors); they sum to the score.
 
 Parts a model does not have are listed in ``Explanation.unavailable`` with the reason.
 """

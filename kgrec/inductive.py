@@ -7,7 +7,8 @@
   items of the mean vector of the training users who took that item (a user who took these items
   resembles those users), then takes ``steps`` Adam steps on the full-softmax likelihood of the
   history items with an L2 pull towards ``u0`` (over the whole catalogue, so no sampling noise);
-  the hybrid's EASE prior adds its exact history-row part.
+  the hybrid's EASE prior adds its exact history-row part, and its sequential rules their exact
+  recency-row part when the history's times are given.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def score_history(est, items: Tensor, weights: Tensor, times: Tensor | None = No
     u_vec, i_vec = (t.cpu() for t in est._frozen)
     module = est.module
     prior = est.name == "hybrid" and "ease_weight" in est.context and float(module.prior_gate) != 0.0
-    d = 3 * module.dim if prior else i_vec.shape[1]
+    d = 3 * module.dim if est.name == "hybrid" else i_vec.shape[1]  # the neural part (priors are exact)
     text = None
     if est.name == "hybrid" and labels is not None:
         t_u = est.history_text_vector(items, times, labels)
@@ -99,4 +100,11 @@ def score_history(est, items: Tensor, weights: Tensor, times: Tensor | None = No
     scores = i_vec[:, :d] @ u if text is None else i_vec[:, :d] @ u + text
     if prior:
         scores = scores + float(module.prior_gate) * (_row(est, items, weights) @ est.context["ease_weight"])[0].cpu()
+    if est.name == "hybrid" and "seq_weight" in est.context and float(module.seq_gate) != 0.0 and times is not None:
+        from kgrec.nn.linear import time_steps_back
+
+        steps = time_steps_back(torch.tensor([0, items.numel()]), times.double())
+        tau = float(est.context["seq_recency"][0])
+        recency = torch.nan_to_num(torch.exp(-steps / tau), nan=0.0).float()
+        scores = scores + float(module.seq_gate) * (_row(est, items, recency) @ est.context["seq_weight"])[0].cpu()
     return scores.float()

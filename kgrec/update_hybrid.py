@@ -127,6 +127,13 @@ def update_hybrid(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, fresh: In
     empty = Interactions.empty()
     new_est.prepare(graph, Split("update", 0, (1.0, 0.0, 0.0), U, I, everything, empty, empty))
     new_est._reuse_item_text = None
+    if "seq_weight" in est.context:  # the sequential rules the old fit selected, refitted on all the data
+        from kgrec.nn.linear import SequentialRules
+
+        c = new_est.context
+        c["seq_weight"] = SequentialRules(I, window=float(est.fit_info["seq_window"])).fit(
+            c["hist_indptr"], c["hist_indices"], c["hist_time"]).weight
+        c["seq_recency"] = est.context["seq_recency"].clone()
     torch.manual_seed(cfg.seed)
     new_est.build()
 

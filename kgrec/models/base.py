@@ -151,6 +151,11 @@ class Estimator:
         """Decay-weighted history rows ``[B, I]`` (binary when decay is off)."""
         if self.half_life is None:
             return self.history(users)
+        return self.entry_rows(users, self.history_weights())
+
+    def entry_rows(self, users: Tensor, weights: Tensor) -> Tensor:
+        """History rows ``[B, I]`` of ``users`` holding ``weights`` ``[nnz]`` (one per history entry,
+        in ``hist_indices`` order) instead of ones."""
         rows, cols = csr_rows(self.context["hist_indptr"], self.context["hist_indices"], users)
         indptr = self.context["hist_indptr"]
         users = users.to(indptr.device)
@@ -159,7 +164,7 @@ class Estimator:
         first = torch.cumsum(counts, 0) - counts
         pos = start[rows] + torch.arange(rows.numel(), device=indptr.device) - first[rows]
         out = torch.zeros(users.numel(), self.meta["num_items"], device=indptr.device)
-        out[rows, cols] = self.history_weights()[pos].to(out.dtype)
+        out[rows, cols] = weights.to(indptr.device)[pos].to(out.dtype)
         return out
 
     def train_matrix(self):

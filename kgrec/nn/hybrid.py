@@ -103,6 +103,7 @@ class HybridModel(nn.Module):
         self.branch_gate = nn.Parameter(torch.empty(3))
         self.cold_gate = nn.Parameter(torch.empty(3))  # item-side scale of each branch for cold items
         self.register_buffer("prior_gate", torch.zeros(1))
+        self.register_buffer("seq_gate", torch.zeros(1))  # weight of an optional sequential prior
         self.branch_init = branch_init
         self.reset_parameters()
 
@@ -121,6 +122,7 @@ class HybridModel(nn.Module):
         nn.init.ones_(self.cold_gate)
         # the prior's weight is chosen after training, on validation data (see HybridEstimator)
         nn.init.zeros_(self.prior_gate)
+        nn.init.zeros_(self.seq_gate)
 
     def branch_weights(self) -> Tensor:
         """Shape ``[3]``: the gates of the (cf, kg, text) branches (0 when off)."""
@@ -132,7 +134,8 @@ class HybridModel(nn.Module):
                 user_text: Tensor | None = None, hist_items: Tensor | None = None,
                 hist_mask: Tensor | None = None, hist_age: Tensor | None = None,
                 kg_graph=None, prior_user: Tensor | None = None,
-                prior_item: Tensor | None = None,
+                prior_item: Tensor | None = None, seq_user: Tensor | None = None,
+                seq_item: Tensor | None = None,
                 return_attention: bool = False, parts: dict | None = None) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
         r"""All user and item vectors.
 
@@ -144,10 +147,12 @@ class HybridModel(nn.Module):
             hist_age ``[U, L]`` days before the user's latest interaction; kg_graph: optional
             ``KGEncoder.prepare_graph`` result for ``edge_index`` (built once by the caller);
             prior_user ``[U, P]`` / prior_item ``[I, P]``: a fixed linear CF model whose dot
-            product is added with weight ``prior_gate`` (EASE: history rows and its item-item matrix).
+            product is added with weight ``prior_gate`` (EASE: history rows and its item-item matrix);
+            seq_user ``[U, Q]`` / seq_item ``[I, Q]``: a second one, weight ``seq_gate`` (sequential
+            rules: recency-weighted history rows and the rule matrix).
 
         Returns:
-            users ``[U, 3d]`` and items ``[I, 3d]`` (``[., 3d + P]`` with a prior); the dot product of
+            users ``[U, 3d]`` and items ``[I, 3d]`` (``[., 3d + P + Q]`` with priors); the dot product of
             the two is the score, and :meth:`branch_slices` names its parts. With
             ``return_attention=True`` also the user fusion's attention over the history items
             ``[U, L]`` (head-averaged, 0 on padding; all 0 without the text branch).
@@ -203,6 +208,9 @@ class HybridModel(nn.Module):
         if prior_user is not None:
             users.append(self.prior_gate * prior_user.to(ref.dtype))
             items.append(prior_item.to(ref.dtype))
+        if seq_user is not None:
+            users.append(self.seq_gate * seq_user.to(ref.dtype))
+            items.append(seq_item.to(ref.dtype))
         users, items = torch.cat(users, dim=-1), torch.cat(items, dim=-1)
         if not return_attention:
             return users, items
@@ -229,8 +237,9 @@ class HybridModel(nn.Module):
     def branch_slices(self, width: int | None = None) -> dict[str, slice]:
         """Where each branch sits in the vectors :meth:`forward` returns.
 
-        The score is the sum over these slices of the per-slice dot products (``"prior"`` only
-        when the vectors are wider than ``3d``, i.e. a prior was passed; ``width`` is their size).
+        The score is the sum over these slices of the per-slice dot products (``"prior"``, both
+        fixed priors together, only when the vectors are wider than ``3d``, i.e. a prior was passed;
+        ``width`` is their size).
         """
         d = self.dim
         out = {"cf": slice(0, d), "kg": slice(d, 2 * d), "text": slice(2 * d, 3 * d)}

@@ -6,7 +6,7 @@ import torch
 from kgrec.losses import bpr_loss, l2_reg, sampled_softmax_loss
 from kgrec.nn.cf import MF, LightGCNEmbed
 from kgrec.nn.sparse import gcn_adjacency
-from kgrec.nn.linear import EASE, ItemKNN, MostPop
+from kgrec.nn.linear import EASE, ItemKNN, MostPop, SequentialRules, time_steps_back
 
 
 def _x(seed=0, u=30, i=12, p=0.3):
@@ -78,3 +78,39 @@ def test_losses():
     # uniform logits over 1 positive + 3 negatives -> log 4
     assert torch.isclose(sampled_softmax_loss(torch.zeros(2), torch.zeros(2, 3)), torch.log(torch.tensor(4.0)))
     assert torch.isclose(l2_reg(torch.ones(2, 3)), torch.tensor(6 / 4))
+
+
+NAN = float("nan")
+# user 0: items 0 (t=1), 1 and 2 (both t=2), 3 (t=5); user 1: item 0 (time unknown), item 3 (t=1)
+SEQ = (torch.tensor([0, 4, 6]), torch.tensor([0, 1, 2, 3, 0, 3]),
+       torch.tensor([1.0, 2.0, 2.0, 5.0, NAN, 1.0], dtype=torch.float64))
+
+
+def test_time_steps_back_counts_distinct_later_times():
+    steps = time_steps_back(SEQ[0], SEQ[2])
+    assert torch.equal(steps[[0, 1, 2, 3, 5]], torch.tensor([2.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64))
+    assert torch.isnan(steps[4])  # unknown time: no step
+
+
+def test_sequential_rules_match_hand_computed():
+    w = SequentialRules(4, window=1.0).fit(*SEQ).weight
+    e = float(np.exp(-1.0))  # item 3 comes 2 distinct times after item 0: weight e^-(2-1)/1
+    expected = torch.tensor([[0, 1, 1, e], [0, 0, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0]], dtype=torch.float32)
+    expected[:3] /= expected[:3].sum(1, keepdim=True)  # rows normalised; 1 <-> 2 share a time: both ways
+    assert torch.allclose(w, expected)
+    # recent items vote: user 0's rows r = exp(-steps) score item 3 from items 0, 1, 2
+    r = torch.tensor([[np.exp(-2.0), np.exp(-1.0), np.exp(-1.0), 0.0]], dtype=torch.float32)
+    assert torch.allclose(SequentialRules(4, window=1.0).fit(*SEQ)(r), r @ expected)
+
+
+def test_sequential_rules_max_offset_limits_pairs():
+    # 0 -> 1 -> 2 -> 3 at distinct times: with max_offset 1 only neighbours make rules
+    seq = (torch.tensor([0, 4]), torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
+    w = SequentialRules(4, window=5.0, max_offset=1).fit(*seq).weight
+    assert torch.equal(w, torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]], dtype=torch.float32))
+
+
+@pytest.mark.parametrize("kw", [{"window": 0}, {"window": -1.0}, {"max_offset": 0}, {"window": float("nan")}])
+def test_sequential_rules_bad_arguments_are_named(kw):
+    with pytest.raises(ValueError, match=f"'{next(iter(kw))}'"):
+        SequentialRules(4, **kw)
