@@ -42,10 +42,12 @@ SPECS: dict[str, tuple[str, dict]] = {
     "Hybrid w/o text": ("hybrid", {"use_text": False}),
     "Hybrid w/o CF": ("hybrid", {"use_cf": False}),
     "Hybrid concat (no cross-attn)": ("hybrid", {"fusion": "concat"}),
+    "Hybrid w/o sequential rules": ("hybrid", {"seq_prior": False}),
 }
 ALIASES = {"mostpop": "MostPop", "itemknn": "ItemKNN", "ease": "EASE", "bprmf": "BPR-MF", "lightgcn": "LightGCN",
            "hybrid": "Hybrid", "hybrid-nokg": "Hybrid w/o KG", "hybrid-notext": "Hybrid w/o text",
-           "hybrid-nocf": "Hybrid w/o CF", "hybrid-concat": "Hybrid concat (no cross-attn)"}
+           "hybrid-nocf": "Hybrid w/o CF", "hybrid-concat": "Hybrid concat (no cross-attn)",
+           "hybrid-noseq": "Hybrid w/o sequential rules"}
 
 #: RecBole figures measured by this workplace (ANCHORS.md "Peers measured"), quoted for comparison.
 PEERS = {

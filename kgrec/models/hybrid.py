@@ -194,10 +194,12 @@ class HybridEstimator(PairwiseEstimator):
             self._ease_candidates = {float(r): EASE(I, reg=float(r)).fit(csr).weight for r in regs}
             self.context["ease_weight"] = next(iter(self._ease_candidates.values()))
         self._seq_candidates = None
-        if cfg.seq_prior and cfg.use_cf and bool((~torch.isnan(self.context["hist_time"])).any()):
-            self._seq_candidates = (_positive_tuple("seq_window", cfg.seq_window),
-                                    _positive_tuple("seq_recency", cfg.seq_recency),
-                                    _positive_tuple("seq_grid", cfg.seq_grid, zero=True))
+        if cfg.seq_prior and cfg.use_cf:  # settings checked even when the data has no times
+            candidates = (_positive_tuple("seq_window", cfg.seq_window),
+                          _positive_tuple("seq_recency", cfg.seq_recency),
+                          _positive_tuple("seq_grid", cfg.seq_grid, zero=True))
+            if bool((~torch.isnan(self.context["hist_time"])).any()):
+                self._seq_candidates = candidates
         if cfg.use_text:
             item_seg, seg_mask, user_vec = self._encode_texts(kg, split)
             self.context.update(item_text=item_seg, item_text_mask=seg_mask, user_text=user_vec)
