@@ -14,6 +14,10 @@ variant's hyper-parameters are chosen on validation NDCG@10 and the test set is 
 * ``EASE + time-local popularity``: EASE scores (scaled to max 1 per user) + w * the popularity of
   each item in the weeks the user was active (the user's training-time histogram dot the item's,
   smoothed over neighbouring bins): a drifting-popularity signal a random split leaves usable;
+* ``EASE + co-session EASE``: EASE + w * an EASE fitted on the pairs a user entered within ``dt``
+  seconds of each other (the MovieLens interface took ratings in pages: items entered together
+  were shown together), a signal a random split leaves usable since the held-out items were
+  entered in the same sessions as the training ones;
 * ``EASE + sequential rules``: EASE + w * :class:`kgrec.nn.linear.SequentialRules` (what followed
   what in the users' training timelines, voted for by each user's latest items), the second fixed
   prior of the hybrid, with its window, recency and weight chosen as the hybrid chooses them.
@@ -102,6 +106,19 @@ def local_popularity(train: np.ndarray, times: np.ndarray, days: int, smooth: in
     return pop / (pop.max(1, keepdims=True) + 1e-12)
 
 
+def co_session_ease(train: np.ndarray, times: np.ndarray, dt: float, lam: float) -> np.ndarray:
+    """EASE on the co-session Gram matrix: pairs of a user's items entered within ``dt`` seconds."""
+    g = np.zeros((train.shape[1], train.shape[1]))
+    for u in range(train.shape[0]):
+        idx = np.flatnonzero(train[u])
+        t = times[u, idx]
+        g[np.ix_(idx, idx)] += np.abs(t[:, None] - t[None, :]) <= dt
+    p = np.linalg.inv(g + lam * np.eye(g.shape[0]))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    return train @ b
+
+
 def sequential_rules(train: np.ndarray, times: np.ndarray, window: float, tau: float) -> np.ndarray:
     """Scores of :class:`kgrec.nn.linear.SequentialRules` for every user (recency rows @ rules)."""
     from kgrec.nn.linear import SequentialRules, time_steps_back
@@ -136,6 +153,11 @@ def main(argv=None) -> int:
     candidates["EASE + time-local popularity"] = [
         ({**base[0], "days": d, "smooth": s, "w": w}, scaled + w * local_popularity(x, times, d, s))
         for d in (1, 7, 14) for s in (0, 2) for w in (0.05, 0.1, 0.2)]
+    candidates["EASE + co-session EASE"] = [
+        ({**base[0], "dt": dt, "lambda_session": lam, "w": w},
+         base[1] / base[1].std() + w * session / session.std())
+        for dt in (60, 600) for lam in (100, 500) for session in [co_session_ease(x, times, dt, lam)]
+        for w in (0.25, 0.5, 1.0)]
     seq = []  # weights in units of (EASE score std / rule score std), as the hybrid's seq_grid
     for window in (3, 10, 30):
         for tau in (1, 3):
