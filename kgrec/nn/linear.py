@@ -1,7 +1,9 @@
 """Closed-form item-item models: MostPop, ItemKNN, EASE, and sequential rules.
 
-They are fitted from a user x item matrix (binary, or decay-weighted: :mod:`kgrec.dynamics`) and score a batch of users from their history rows,
-so full ranking is one matrix product. Fitted weights are buffers, saved like any other module.
+The first three are fitted from a user x item matrix (binary, or decay-weighted:
+:mod:`kgrec.dynamics`), the rules from the users' time-ordered histories; all score a batch of
+users from their history rows, so full ranking is one matrix product. Fitted weights are buffers,
+saved like any other module.
 """
 
 from __future__ import annotations
