@@ -121,14 +121,14 @@ def co_session_ease(train: np.ndarray, times: np.ndarray, dt: float, lam: float)
 
 def sequential_rules(train: np.ndarray, times: np.ndarray, window: float, tau: float) -> np.ndarray:
     """Scores of :class:`kgrec.nn.linear.SequentialRules` for every user (recency rows @ rules)."""
-    from kgrec.nn.linear import SequentialRules, time_steps_back
+    from kgrec.nn.linear import SequentialRules, recency_weights, time_steps_back
 
     u, i = np.nonzero(train)  # row-major: sorted by user, then item, as kgrec's history entries
     indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(train.sum(1))]).astype(np.int64))
     t = torch.as_tensor(times[u, i])
     rules = SequentialRules(train.shape[1], window=window).fit(indptr, torch.as_tensor(i), t).weight.double().numpy()
     rows = np.zeros(train.shape)
-    rows[u, i] = np.nan_to_num(np.exp(-time_steps_back(indptr, t).numpy() / tau))
+    rows[u, i] = recency_weights(time_steps_back(indptr, t), tau).double().numpy()
     return rows @ rules
 
 

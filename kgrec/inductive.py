@@ -101,10 +101,9 @@ def score_history(est, items: Tensor, weights: Tensor, times: Tensor | None = No
     if prior:
         scores = scores + float(module.prior_gate) * (_row(est, items, weights) @ est.context["ease_weight"])[0].cpu()
     if est.name == "hybrid" and "seq_weight" in est.context and float(module.seq_gate) != 0.0 and times is not None:
-        from kgrec.nn.linear import time_steps_back
+        from kgrec.nn.linear import recency_weights, time_steps_back
 
         steps = time_steps_back(torch.tensor([0, items.numel()]), times.double())
-        tau = float(est.context["seq_recency"][0])
-        recency = torch.nan_to_num(torch.exp(-steps / tau), nan=0.0).float()
+        recency = recency_weights(steps, float(est.context["seq_recency"][0]))
         scores = scores + float(module.seq_gate) * (_row(est, items, recency) @ est.context["seq_weight"])[0].cpu()
     return scores.float()

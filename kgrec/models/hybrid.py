@@ -427,13 +427,13 @@ class HybridEstimator(PairwiseEstimator):
         """``[nnz]`` each history entry's weight in the sequential rules' user rows:
         ``exp(-steps back / tau)`` (:func:`kgrec.nn.linear.time_steps_back`), 0 where the time is
         unknown; ``tau`` defaults to the fitted one."""
-        from kgrec.nn.linear import time_steps_back
+        from kgrec.nn.linear import recency_weights, time_steps_back
 
         c = self.context
         if tau is None:
             tau = float(c["seq_recency"][0])
-        steps = time_steps_back(c["hist_indptr"], c["hist_time"])
-        return torch.nan_to_num(torch.exp(-steps / tau), nan=0.0).float().to(self.device)
+        steps = self.derived("seq_steps", lambda: time_steps_back(c["hist_indptr"], c["hist_time"]))
+        return recency_weights(steps, tau).to(self.device)
 
     @torch.no_grad()
     def history_text_vector(self, items: Tensor, times: Tensor | None, labels: list[str]) -> Tensor | None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MostPop", "ItemKNN", "EASE", "SequentialRules", "time_steps_back"]
+__all__ = ["MostPop", "ItemKNN", "EASE", "SequentialRules", "time_steps_back", "recency_weights"]
 
 
 def _as_csr(x):
@@ -145,7 +145,6 @@ class EASE(nn.Module):
         return f"{self.__class__.__name__}(num_items={self.num_items}, reg={self.reg})"
 
 
-
 def _time_order(indptr: Tensor, time: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The history entries with a known time, ordered by (user, time, position): ``(entry, user, step)``,
     ``step`` being the dense rank of the entry's time among its user's distinct times (0 = earliest)."""
@@ -181,6 +180,11 @@ def time_steps_back(indptr: Tensor, time: Tensor) -> Tensor:
     return torch.as_tensor(out)
 
 
+def recency_weights(steps: Tensor, tau: float) -> Tensor:
+    """``[nnz]`` float32 ``exp(-steps / tau)`` of :func:`time_steps_back`'s ``steps``; 0 where unknown."""
+    return torch.nan_to_num(torch.exp(-steps / tau), nan=0.0).float()
+
+
 class SequentialRules(nn.Module):
     r"""Sequential rules: which items follow which in the users' timelines (after the SR model of
     Ludewig & Jannach, "Evaluation of session-based recommendation algorithms", UMUAI 2018).
@@ -190,7 +194,8 @@ class SequentialRules(nn.Module):
     (entered together, order unknown) add ``1`` in both directions. Rows are normalised to sum to 1,
     so :math:`T_{ij}` is the share of what followed ``i`` that was ``j``. A user's scores are
     :math:`r_u T` with :math:`r_{ui} = e^{-s_{ui}/\tau}`, :math:`s_{ui}` the number of the user's
-    distinct times after ``i`` (:func:`time_steps_back`): recent items vote for what comes next.
+    distinct times after ``i`` (:func:`time_steps_back`, :func:`recency_weights`): recent items vote
+    for what comes next.
 
     EASE (and any model of the whole history as a set) cannot tell what a user did last from what
     they did first. On the MovieLens-100K temporal split, where the test items are each user's
@@ -224,8 +229,8 @@ class SequentialRules(nn.Module):
         ``time`` ``[nnz]`` (``nan`` = unknown: such entries take no part)."""
         order, user, step = _time_order(indptr, time)
         item = indices.cpu().numpy()[order]
-        n, n_items = self.num_items, self.num_items
-        flat = torch.zeros(n * n_items, dtype=torch.float64)
+        n_items = self.num_items
+        flat = torch.zeros(n_items * n_items, dtype=torch.float64)
         for k in range(1, min(self.max_offset, len(order) - 1) + 1):
             same = user[k:] == user[:-k]
             if not same.any():
@@ -237,14 +242,14 @@ class SequentialRules(nn.Module):
             src = np.concatenate([a, b[tie]])
             dst = np.concatenate([b, a[tie]])
             flat.index_add_(0, torch.as_tensor(src * n_items + dst), torch.as_tensor(np.concatenate([w, w[tie]])))
-        rules = flat.view(n, n_items)
+        rules = flat.view(n_items, n_items)
         rules.fill_diagonal_(0.0)  # an item re-entered later is not a rule
         rules /= rules.sum(1, keepdim=True).clamp(min=1e-12)
         self.weight.copy_(rules.float())
         return self
 
     def forward(self, recency: Tensor) -> Tensor:
-        """recency ``[B, I]`` (each history item's :math:`e^{-s/\tau}`, 0 elsewhere) -> scores ``[B, I]``."""
+        """recency ``[B, I]`` (:func:`recency_weights` of the history items, 0 elsewhere) -> scores ``[B, I]``."""
         return recency @ self.weight
 
     def __repr__(self) -> str:
