@@ -36,12 +36,18 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="NAME", help=f"datasets to convert (default: all of {', '.join(CONVERTERS)})")
     parser.add_argument("--lastfm-linked-only", action="store_true",
                         help="Last.fm: keep only artists with a KG entity, as KGCN does")
-    parser.add_argument("--no-tags", action="store_true",
-                        help="MovieLens latest-small: leave out the user tags (they leak interactions)")
+    parser.add_argument("--tags", action="store_true",
+                        help="MovieLens latest-small: also write the user tags as item kgr:tag edges. Off by "
+                             "default: a tag says who met which item, so it leaks held-out interactions (and "
+                             "the future) into random / temporal evaluations")
+    # the former opt-out, now the default; still accepted
+    parser.add_argument("--no-tags", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.tags and args.no_tags:
+        parser.error("--tags and --no-tags exclude each other")
 
     extra = {"lastfm": {"linked_only": args.lastfm_linked_only},
-             "movielens-small": {"tags": not args.no_tags}}
+             "movielens-small": {"tags": args.tags}}
     out_dir = Path(args.out)
     for name in args.datasets:
         out = out_dir / f"{name}.nt.gz"

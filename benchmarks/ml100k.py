@@ -25,7 +25,7 @@ import numpy as np
 from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, fmt_pm, load_dataset, machine, mean_std
 
 import kgrec
-from kgrec.bench import fit_one, peer_split
+from kgrec.bench import fit_one, peer_rows, peer_split
 from kgrec.report import markdown_table, write_results
 
 BASE = "https://w3id.org/kgrec/data/movielens-100k/"
@@ -49,13 +49,9 @@ ALIASES = {"mostpop": "MostPop", "itemknn": "ItemKNN", "ease": "EASE", "bprmf": 
            "hybrid-nocf": "Hybrid w/o CF", "hybrid-concat": "Hybrid concat (no cross-attn)",
            "hybrid-noseq": "Hybrid w/o sequential rules"}
 
-#: RecBole figures measured by this workplace (ANCHORS.md "Peers measured"), quoted for comparison.
-PEERS = {
-    ("EASE", "random"): (0.2805, 0.3998, 0.3295, 0.3465), ("BPR-MF", "random"): (0.2502, 0.3647, 0.2931, 0.3108),
-    ("LightGCN", "random"): (0.2447, 0.3532, 0.2908, 0.3061), ("ItemKNN", "random"): (0.2470, 0.3662, 0.2834, 0.3038),
-    ("MostPop", "random"): (0.0810, 0.1651, 0.1033, 0.1244), ("EASE", "temporal"): (0.1208, 0.1991, 0.1272, 0.1477),
-    ("MostPop", "temporal"): (0.0616, 0.1092, 0.0672, 0.0801),
-}
+#: RecBole figures on the same splits: one data file, read by this script and by kgrec.bench
+PEERS = {(r["model"], r["split"]): (r["recall@10"], r["recall@20"], r["ndcg@10"], r["ndcg@20"])
+         for r in peer_rows()}
 METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "hit@10", "mrr@10", "coverage@10",
            "avg_pop@10"]
 

@@ -324,16 +324,30 @@ class Recommender:
         return [(self.items[i], v) for v, i in zip(vals[0].tolist(), idx[0].tolist()) if v != -float("inf")]
 
     def evaluate(self, split: Split, ks: Sequence[int] = (10, 20), part: str = "test",
-                 users: torch.Tensor | None = None, batch_size: int = 1024) -> dict:
+                 users: torch.Tensor | None = None, batch_size: int = 1024, *, per_user: bool = False) -> dict:
         """Full-ranking metrics on ``split.<part>`` (PROTOCOL.md): seen items masked, users without
-        items in that part not counted; users are scored ``batch_size`` at a time."""
-        from kgrec.evaluate import evaluate
+        items in that part not counted; users are scored ``batch_size`` at a time.
+
+        With ``per_user=True`` the result also holds ``"per_user"``: ``{"users": [...], "ndcg@10":
+        [...], ...}``, plain JSON-able lists aligned with ``"users"`` (the evaluated users' integer
+        ids in ``split``, ascending), one per metric of :attr:`kgrec.evaluate.Evaluator.per_user`
+        (NaN, e.g. the AUC of a user without negatives, becomes ``None``), for paired tests."""
+        import math
+
+        from kgrec.evaluate import Evaluator
 
         self._require_fit()
         self._check_split(split, len(self.users), len(self.items))
         item_pop = torch.bincount(split.train.item, minlength=len(self.items)).float()
-        return evaluate(self.score, split, ks=tuple(ks), part=part, batch_size=batch_size, users=users,
-                        item_popularity=item_pop)
+        ev = Evaluator(split, ks=tuple(ks), part=part, batch_size=batch_size, users=users,
+                       item_popularity=item_pop)
+        out = ev(self.score)
+        if per_user:
+            table = {"users": [int(u) for u in ev.users.tolist()]}
+            for key, values in ev.per_user.items():
+                table[key] = [None if math.isnan(v) else float(v) for v in values.tolist()]
+            out["per_user"] = table
+        return out
 
     # --------------------------------------------------------------- storage
     def _resume_state(self, directory) -> dict | None:

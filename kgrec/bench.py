@@ -30,8 +30,10 @@ import numpy as np
 import torch
 
 from kgrec.errors import KgrecError
+from kgrec.significance import paired_test, per_user_means, verdict
+from kgrec.tuning import DEFAULT_BUDGET, SPACES, trials
 
-__all__ = ["DATASETS", "SPECS", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
+__all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
            "peer_split", "ctr_rows", "write_results_md"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +73,13 @@ DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
                 "(RUCAIBox/RecBole dataset_example); DBpedia enrichment from AKSW/frankgraphbench",
                 "GroupLens research terms: non-commercial, no redistribution; RecBole files MIT; "
                 "FranKGraphBench Apache-2.0, DBpedia text CC BY-SA", "movielens-100k", has_time=True),
-    DatasetSpec("movielens-small", "movielens-latest-small", "MovieLens latest-small (2018) + genres, tags, years",
+    # no tag edges (tags=False, also the converter's default): a tag says who met which item and leaks
+    # held-out (user, item) pairs and the future into random / temporal evaluations
+    DatasetSpec("movielens-small", "movielens-latest-small", "MovieLens latest-small (2018) + genres, years (no tags)",
                 "https://grouplens.org/datasets/movielens/latest/ (ml-latest-small.zip)",
                 "GroupLens: non-commercial; transformations may be redistributed under the same terms "
-                "(kgrec ships it as kg_data/movielens-small)", "movielens-small", has_time=True),
+                "(kgrec ships it as kg_data/movielens-small)", "movielens-small", has_time=True,
+                convert_kwargs={"tags": False}),
     DatasetSpec("lastfm", "lastfm-kg/processed", "Last.FM (hetrec2011) + Microsoft Satori KG, KGCN/MCCLK form",
                 "hetrec2011 Last.fm (https://grouplens.org/datasets/hetrec-2011/) with the Satori KG and "
                 "preprocessing of hwwang55/KGCN data/music (processed form: CCIIPLab/MCCLK data/music)",
@@ -87,8 +92,28 @@ DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
 )}
 
 
-def machine() -> dict:
-    """Where a figure was measured: CPU model, threads, GPU, versions, commit."""
+def tree_state(ignore=()) -> tuple[str, list[str]]:
+    """The full commit hash of the checkout and its tracked files with uncommitted changes, leaving out
+    paths under ``ignore`` (the results being written: a rerun in the same checkout is still clean)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip() or "unknown"
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.splitlines()
+    except OSError:
+        return "unknown", []
+    skip = [Path(p).resolve() for p in ignore]
+    dirty = []
+    for line in status:
+        path = (ROOT / line[3:].split(" -> ")[-1].strip('"')).resolve()
+        if not any(path == s or s in path.parents for s in skip):
+            dirty.append(line[3:])
+    return commit, dirty
+
+
+def machine(ignore=()) -> dict:
+    """Where a figure was measured: CPU model, threads, GPU, versions, the full commit and whether the
+    tree had uncommitted changes (outside ``ignore``)."""
     import torch_geometric
     import transformers
 
@@ -102,15 +127,9 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    commit, dirty = os.environ.get("KGREC_COMMIT", ""), False  # a copy without .git (a GPU machine) says it
+    commit, dirty = os.environ.get("KGREC_COMMIT", ""), []  # a copy without .git (a GPU machine) says it
     if not commit:
-        try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                    text=True).stdout.strip() or "unknown"
-            dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                        capture_output=True, text=True).stdout.strip())
-        except OSError:
-            commit = "unknown"
+        commit, dirty = tree_state(ignore)
     versions = {}
     for mod in ("numpy", "scipy", "sklearn", "rdflib"):
         try:
@@ -122,7 +141,7 @@ def machine() -> dict:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(), "torch": torch.__version__,
         "torch_geometric": torch_geometric.__version__, "transformers": transformers.__version__, **versions,
-        "kgrec": kgrec.__version__, "commit": commit + ("+dirty" if dirty else ""),
+        "kgrec": kgrec.__version__, "commit": commit, "dirty": bool(dirty), "dirty_files": dirty[:10],
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -226,25 +245,87 @@ def make_split(kg, name: str, kind: str, data_root: str, seed: int = 2020):
 
 
 # ----------------------------------------------------------------------------------------- models
-#: name -> (kgrec model, full-run params, --quick overrides). ``grid`` is searched on validation.
-SPECS: dict[str, tuple[str, dict, dict]] = {
-    "MostPop": ("mostpop", {}, {}),
-    "ItemKNN": ("itemknn", {"grid": {"k": [50, 100, 200], "shrink": [0.0, 10.0, 50.0]}},
-                {"grid": {"k": [100, 200], "shrink": [10.0]}}),
-    "EASE": ("ease", {"grid": {"reg": [100.0, 250.0, 500.0, 1000.0]}}, {"grid": {"reg": [500.0, 250.0]}}),
-    "BPR-MF": ("bprmf", {"lr": 1e-3, "reg": 0.0, "dim": 64, "patience": 10}, {"epochs": 40, "lr": 5e-3, "patience": 5}),
-    "LightGCN": ("lightgcn", {"lr": 5e-3, "reg": 1e-4, "dim": 64, "num_layers": 3, "patience": 10},
-                 {"epochs": 30, "patience": 5}),
-    "CKE": ("cke", {"lr": 1e-3, "reg": 1e-4, "dim": 64, "relation_dim": 64, "kg_weight": 1.0, "patience": 10},
-            {"epochs": 40, "lr": 5e-3, "patience": 5}),
-    "Hybrid": ("hybrid", {}, {"epochs": 8, "patience": 2}),
-}
-ALIASES = {"mostpop": "MostPop", "itemknn": "ItemKNN", "ease": "EASE", "bprmf": "BPR-MF", "bpr-mf": "BPR-MF",
-           "lightgcn": "LightGCN", "cke": "CKE", "hybrid": "Hybrid"}
-DETERMINISTIC = {"mostpop", "itemknn", "ease"}
-#: in --quick mode, catalogues larger than this search only the first value of each grid (EASE's
-#: O(I^3) inverse and ItemKNN's dense I x I co-occurrence dominate there)
+#: in --quick mode, catalogues larger than this search only the first trial (EASE's O(I^3) inverse and
+#: ItemKNN's dense I x I co-occurrence dominate there)
 QUICK_LARGE_ITEMS = 5000
+#: --quick: epoch caps and patience of the trained models (a smoke run, not headline figures)
+QUICK_TRAIN = {"epochs": 20, "patience": 3}
+QUICK_HYBRID = {"epochs": 8, "patience": 2}
+
+
+def _alias(name: str) -> str:
+    return "".join(c for c in name.lower().replace("w/o", "no") if c.isalnum() or c == "+")
+
+
+#: ``--models`` names: each label of :data:`kgrec.tuning.SPACES` in lower case without spaces or
+#: dashes (``bprmf``, ``ease+rules``, ``hybridnopriors``), and the kgrec model names
+ALIASES = {**{_alias(s.model): label for label, s in reversed(list(SPACES.items()))},
+           **{_alias(label): label for label in SPACES}}
+
+
+def _is_hybrid(label: str) -> bool:
+    return SPACES[label].model == "hybrid"
+
+
+def fit_one(kg, sp, model: str, params: dict | list[dict], seed: int, extra: dict, ks=(10, 20),
+            select: Callable | None = None, test: Callable | None = None,
+            select_epochs: bool = False, cost: Callable[[dict], int] | None = None) -> tuple["Recommender", dict]:  # noqa: F821
+    """Fit ``model`` with each candidate configuration, keep the best on validation, score it on test once.
+
+    Args:
+        params: one configuration, a list of them (the trials of :func:`kgrec.tuning.trials`), or a
+            configuration holding ``"grid"`` (every combination of its values).
+        select: ``select(rec) -> (score, valid figures)`` to choose among candidates (default:
+            validation NDCG@10 of full ranking).
+        test: ``test(rec) -> test figures`` (default: full-ranking metrics at ``ks`` on ``split.test``,
+            with each test user's NDCG@10 and Recall@20 kept in the record's ``per_user`` for the
+            paired tests of :mod:`kgrec.significance`).
+        select_epochs: also select a gradient-trained model's epoch on ``select``'s score (called
+            on every validated epoch) instead of validation NDCG@10.
+        cost: validation evaluations one candidate makes (default one): the record's ``trials``.
+    """
+    import kgrec
+
+    accepted = kgrec.Recommender.params_of(model)
+    candidates = params if isinstance(params, list) else _candidates(params)
+    select = select or (lambda rec: (lambda v: (v["ndcg@10"], v))(rec.evaluate(sp, ks=ks, part="valid")))
+    best, best_rec, best_params, best_valid, searched = -np.inf, None, None, None, []
+    t0 = time.perf_counter()
+    for cand in candidates:
+        cand = dict(cand)
+        if "seed" in accepted:
+            cand["seed"] = seed
+        cand.update({k: v for k, v in extra.items() if k in accepted})
+        fit_kw = {"validate": lambda r: {"select": select(r)[0]}, "metric": "select"} if select_epochs else {}
+        rec = kgrec.Recommender(model, **cand).fit(kg, sp, **fit_kw)
+        score, valid = select(rec)
+        info = rec.fit_info
+        searched.append({"params": cand, "valid_score": score, "best_epoch": info.get("best_epoch"),
+                         "epochs_run": info.get("epochs_run"), "hit_epoch_cap": _hit_cap(rec)})
+        if score > best or best_rec is None:
+            best, best_rec, best_params, best_valid = score, rec, cand, valid
+    search_seconds = time.perf_counter() - t0
+    if test:
+        test_figures, per_user = test(best_rec), None
+    else:
+        test_figures = best_rec.evaluate(sp, ks=ks, part="test", per_user=True)
+        pu = test_figures.pop("per_user")
+        per_user = {k: pu[k] for k in ("users", "ndcg@10", "recall@20") if k in pu}
+    info = best_rec.fit_info
+    record = {
+        "model": model, "params": best_params, "seed": seed, "valid": best_valid, "test": test_figures,
+        "per_user": per_user, "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
+        "seconds_per_epoch_median": info.get("seconds_per_epoch_median"),
+        "seconds_to_best": info.get("seconds_to_best", info.get("fit_seconds")),
+        "fit_seconds": info.get("fit_seconds"), "search_seconds": search_seconds,
+        "peak_rss_mb": info.get("peak_rss_mb"), "peak_gpu_mb": info.get("peak_gpu_mb"),
+        "users_per_second": test_figures.get("users_per_second"), "searched": searched,
+        "trials": sum((cost or (lambda c: 1))(c) for c in candidates),
+        "cap_hits": sum(bool(s["hit_epoch_cap"]) for s in searched),
+        "chosen_params": {**best_params, **best_rec.estimator.chosen_params()},
+        "fit_info": {k: v for k, v in info.items() if k != "valid"},
+    }
+    return best_rec, record
 
 
 def _candidates(params: dict) -> list[dict]:
@@ -257,50 +338,12 @@ def _candidates(params: dict) -> list[dict]:
     return [dict(params, **{k: type(grid[k][0])(v) for k, v in zip(keys, row)}) for row in combos]
 
 
-def fit_one(kg, sp, model: str, params: dict, seed: int, extra: dict, ks=(10, 20),
-            select: Callable | None = None, test: Callable | None = None,
-            select_epochs: bool = False) -> tuple["Recommender", dict]:  # noqa: F821
-    """Fit ``model`` (searching ``params["grid"]`` on validation) and score the selected one on test once.
-
-    Args:
-        select: ``select(rec) -> (score, valid figures)`` to choose among grid candidates (default:
-            validation NDCG@10 of full ranking).
-        test: ``test(rec) -> test figures`` (default: full-ranking metrics at ``ks`` on ``split.test``).
-        select_epochs: also select a gradient-trained model's epoch on ``select``'s score (called
-            on every validated epoch) instead of validation NDCG@10.
-    """
-    import kgrec
-
-    accepted = kgrec.Recommender.params_of(model)
-    base = {k: v for k, v in params.items()}
-    if "seed" in accepted:
-        base["seed"] = seed
-    base.update({k: v for k, v in extra.items() if k in accepted})
-    grid = "grid" in base
-    select = select or (lambda rec: (lambda v: (v["ndcg@10"], v))(rec.evaluate(sp, ks=ks, part="valid")))
-    best, best_rec, best_params, best_valid, searched = -np.inf, None, None, None, []
-    t0 = time.perf_counter()
-    for cand in _candidates(base):
-        fit_kw = {"validate": lambda r: {"select": select(r)[0]}, "metric": "select"} if select_epochs else {}
-        rec = kgrec.Recommender(model, **cand).fit(kg, sp, **fit_kw)
-        score, valid = select(rec)
-        searched.append({"params": cand, "valid_score": score})
-        if score > best or best_rec is None:
-            best, best_rec, best_params, best_valid = score, rec, cand, valid
-    search_seconds = time.perf_counter() - t0
-    test_figures = test(best_rec) if test else best_rec.evaluate(sp, ks=ks, part="test")
-    info = best_rec.fit_info
-    record = {
-        "model": model, "params": best_params, "seed": seed, "valid": best_valid, "test": test_figures,
-        "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
-        "seconds_per_epoch_median": info.get("seconds_per_epoch_median"),
-        "seconds_to_best": info.get("seconds_to_best", info.get("fit_seconds")),
-        "fit_seconds": info.get("fit_seconds"), "search_seconds": search_seconds,
-        "peak_rss_mb": info.get("peak_rss_mb"), "peak_gpu_mb": info.get("peak_gpu_mb"),
-        "users_per_second": test_figures.get("users_per_second"), "searched": searched if grid else None,
-        "fit_info": {k: v for k, v in info.items() if k != "valid"},
-    }
-    return best_rec, record
+def _hit_cap(rec) -> bool | None:
+    """Whether a trained model's selected epoch is its last allowed one (None: not trained by epochs)."""
+    best, cap = rec.fit_info.get("best_epoch"), getattr(rec.config, "epochs", None)
+    if not best or cap is None:
+        return None
+    return int(best) >= int(cap)
 
 
 # ---------------------------------------------------------------------------------------- CTR
@@ -346,7 +389,7 @@ def platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------------------------ runs
 def _task(job: dict) -> dict:
-    """One (dataset, split, model, seed) fit -> its record. Runs in-process or in a fresh worker."""
+    """One (dataset, split, model, seed) search or refit -> its record. Runs in-process or in a fresh worker."""
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
     name, kind, label, seed = job["dataset"], job["split"], job["name"], job["seed"]
@@ -354,10 +397,7 @@ def _task(job: dict) -> dict:
     kg = load_dataset(name, job["data_root"], job["cache"])
     sp = make_split(kg, name, kind, job["data_root"])
     t_load = time.perf_counter() - t_load
-    model, params, quick = SPECS[label]
-    params = dict(params, **quick) if job["quick"] else dict(params)
-    if job["quick"] and "grid" in params and kg.num_items > QUICK_LARGE_ITEMS:
-        params["grid"] = {k: v[:1] for k, v in params["grid"].items()}
+    spec = SPACES[label]
     t = time.perf_counter()
     if kind == "ctr":
         rows = ctr_rows(name, job["data_root"])
@@ -376,15 +416,16 @@ def _task(job: dict) -> dict:
             f.update(unknown_pairs=unknown, platt_a=calib[id(rec)][0], platt_b=calib[id(rec)][1])
             return f
 
-        _, record = fit_one(kg, sp, model, params, seed, job["extra"], ks=(10, 20), select=select, test=test,
-                            select_epochs=True)
+        _, record = fit_one(kg, sp, spec.model, job["candidates"], seed, job["extra"], ks=(10, 20), select=select,
+                            test=test, select_epochs=True, cost=spec.cost)
         msg = f"test AUC {record['test']['auc']:.4f} F1 {record['test']['f1']:.4f}"
     else:
-        _, record = fit_one(kg, sp, model, params, seed, job["extra"], ks=KS)
+        _, record = fit_one(kg, sp, spec.model, job["candidates"], seed, job["extra"], ks=KS, cost=spec.cost)
         msg = f"test ndcg@10 {record['test']['ndcg@10']:.4f} recall@20 {record['test']['recall@20']:.4f}"
     record.update(name=label, split=kind, dataset=name, isolated=job["isolate"], data_seconds=t_load,
-                  split_stats=sp.stats())
-    print(f"[{name} {kind}] {label} seed {seed}: {msg} ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+                  split_stats=sp.stats(), role=job["role"], budget=job["budget"])
+    print(f"[{name} {kind}] {label} seed {seed} ({job['role']}, {record['trials']} trials): {msg} "
+          f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
     return record
 
 
@@ -400,10 +441,11 @@ def _pm(values) -> str | None:
     return None if m is None else f"{m:.4f} ± {s:.4f}"
 
 
-RANK_COLS = ["model", "seeds", "valid ndcg@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10",
-             "coverage@10", "s/epoch", "best epoch", "s to best", "fit s", "peak RSS MB", "users/s"]
-CTR_COLS = ["model", "seeds", "valid AUC", "AUC", "F1", "F1 sigmoid@0.5", "accuracy", "s/epoch", "best epoch",
-            "s to best", "fit s", "peak RSS MB"]
+RANK_COLS = ["model", "seeds", "trials", "cap hits", "valid ndcg@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20",
+             "hit@10", "mrr@10", "map@10", "gauc", "coverage@10", "gini@10", "entropy@10", "tail@10", "s/epoch",
+             "best epoch", "s to best", "fit s", "peak RSS MB", "users/s"]
+CTR_COLS = ["model", "seeds", "trials", "cap hits", "valid AUC", "AUC", "F1", "F1 sigmoid@0.5", "accuracy", "s/epoch",
+            "best epoch", "s to best", "fit s", "peak RSS MB"]
 
 
 def table(runs: list[dict], kind: str) -> list[dict]:
@@ -412,7 +454,10 @@ def table(runs: list[dict], kind: str) -> list[dict]:
     for label in dict.fromkeys(r["name"] for r in runs):
         rs = [r for r in runs if r["name"] == label]
         trained = bool(rs[0]["best_epoch"])
-        row = {"model": label, "seeds": len(rs), "s/epoch": _mean_std([r["seconds_per_epoch_median"] for r in rs])[0]
+        search = [r for r in rs if r.get("role", "search") == "search"]
+        row = {"model": label, "seeds": len(rs), "trials": search[0].get("trials") if search else None,
+               "cap hits": sum(r.get("cap_hits") or 0 for r in rs),
+               "s/epoch": _mean_std([r["seconds_per_epoch_median"] for r in rs])[0]
                if trained else None, "best epoch": _mean_std([r["best_epoch"] for r in rs])[0] if trained else None,
                "s to best": _mean_std([r["seconds_to_best"] for r in rs])[0],
                "fit s": _mean_std([r["search_seconds"] for r in rs])[0],
@@ -427,16 +472,14 @@ def table(runs: list[dict], kind: str) -> list[dict]:
             row["valid ndcg@10"] = _mean_std([r["valid"]["ndcg@10"] for r in rs])[0]
             for m in ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit@10", "mrr@10"):
                 row[m] = _pm([r["test"][m] for r in rs])
-            row["coverage@10"] = _mean_std([r["test"].get("coverage@10") for r in rs])[0]
+            for m in ("map@10", "gauc", "coverage@10", "gini@10", "entropy@10", "tail@10"):
+                row[m] = _mean_std([r["test"].get(m) for r in rs])[0]
             row["users/s"] = _mean_std([r["users_per_second"] for r in rs])[0]
         rows.append(row)
     return rows
 
 
-def _jobs(args, names: list[str]) -> list[dict]:
-    seeds = [int(s) for s in str(args.seeds).split(",")]
-    if args.quick:
-        seeds = seeds[:1]
+def _extra(args) -> dict:
     extra = {}
     for kv in args.param:
         k, _, v = kv.partition("=")
@@ -444,6 +487,13 @@ def _jobs(args, names: list[str]) -> list[dict]:
             extra[k] = json.loads(v)
         except ValueError:
             extra[k] = v
+    return extra
+
+
+def _search_jobs(args, names: list[str], items: dict[str, int]) -> list[dict]:
+    """The search jobs: per dataset, split and model, the trials of :func:`kgrec.tuning.trials` with
+    the first seed (``--quick``: epochs capped, at most two trials, one above 5,000 items)."""
+    seed = int(str(args.seeds).split(",")[0])
     jobs = []
     for ds in args.datasets.split(","):
         for kind in args.splits.split(","):
@@ -452,10 +502,30 @@ def _jobs(args, names: list[str]) -> list[dict]:
             if kind in ("temporal", "global-time") and not DATASETS[ds].has_time:
                 continue
             for label in names:
-                run_seeds = seeds[:1] if SPECS[label][0] in DETERMINISTIC else seeds
-                jobs += [{"dataset": ds, "split": kind, "name": label, "seed": s, "data_root": args.data_root,
-                          "cache": args.cache, "quick": args.quick, "extra": extra, "threads": args.threads,
-                          "isolate": args.isolate} for s in run_seeds]
+                spec = SPACES[label]
+                cands = trials(spec, args.budget, seed=seed)
+                if args.quick:
+                    cands = cands[:1 if items[ds] > QUICK_LARGE_ITEMS else 2]
+                    cap = QUICK_HYBRID if _is_hybrid(label) else QUICK_TRAIN
+                    cands = [dict(c, **cap) if "epochs" in c else c for c in cands]
+                jobs.append({"dataset": ds, "split": kind, "name": label, "seed": seed, "data_root": args.data_root,
+                             "cache": args.cache, "quick": args.quick, "extra": _extra(args),
+                             "threads": args.threads, "isolate": args.isolate, "candidates": cands,
+                             "role": "search", "budget": args.budget})
+    return jobs
+
+
+def _refit_jobs(args, searched: list[tuple[dict, dict]]) -> list[dict]:
+    """The other seeds of every seeded model, each refitting the point its search chose."""
+    seeds = [int(s) for s in str(args.seeds).split(",")][1:]
+    if args.quick:
+        return []
+    jobs = []
+    for job, record in searched:
+        if not SPACES[job["name"]].seeded:
+            continue
+        chosen = {k: v for k, v in record["chosen_params"].items() if k != "seed"}
+        jobs += [dict(job, seed=s, candidates=[chosen], role="refit") for s in seeds]
     return jobs
 
 
@@ -465,12 +535,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder holding the datasets as their publishers ship them (default: %(default)s)")
     p.add_argument("--cache", default=DEFAULT_CACHE, help="converted graphs are cached here (default: %(default)s)")
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma list of {', '.join(DATASETS)}")
-    p.add_argument("--models", default="mostpop,itemknn,ease,bprmf,lightgcn,cke,hybrid",
+    p.add_argument("--models", default="random,mostpop,itemknn,ease,ease+rules,bprmf,lightgcn,cke,hybrid",
                    help=f"comma list of {', '.join(sorted(ALIASES))}")
     p.add_argument("--splits", default="random,ctr",
                    help="comma list of random, temporal, global-time, cold-item, ctr (ctr: Last.FM and "
                         "Book-Crossing only; time splits skipped where there is no time)")
-    p.add_argument("--seeds", default="2020,2021,2022", help="model seeds (closed-form models run once)")
+    p.add_argument("--seeds", default="2020,2021,2022",
+                   help="model seeds: the first runs each model's search, the others refit the chosen point "
+                        "(deterministic models run once)")
+    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+                   help="validation trials per model and split, the hybrid's internal prior choices included "
+                        "(docs/protocol.md; default %(default)s)")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="write results from a tree with uncommitted changes (every table then says so); by "
+                        "default the suite refuses, so that each figure names the commit that made it")
     p.add_argument("--quick", action="store_true",
                    help="one seed, few epochs, small grids: a smoke run of minutes, not headline figures")
     p.add_argument("--param", action="append", default=[], help="key=value applied to every model that has it")
@@ -502,8 +580,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
                 plot(payload, f.with_suffix(".png"))
         write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
         return 0
-    names = [ALIASES.get(m.strip().lower(), m.strip()) for m in args.models.split(",") if m.strip()]
-    unknown = [n for n in names if n not in SPECS]
+    names = [ALIASES.get(_alias(m.strip()), m.strip()) for m in args.models.split(",") if m.strip()]
+    unknown = [n for n in names if n not in SPACES]
     if unknown:
         raise KgrecError(f"'--models': unknown model(s) {unknown}; known: {', '.join(sorted(ALIASES))}")
     kinds = args.splits.split(",")
@@ -515,9 +593,16 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
     datasets = args.datasets.split(",")
     for ds in datasets:
         dataset_source(ds, args.data_root)  # fail before any fit
+    out = Path(args.out)
+    results_md = Path(args.results_md) if args.results_md else out.parent / "RESULTS.md"
+    info = machine(ignore=[out, results_md])
+    if info["dirty"] and not getattr(args, "allow_dirty", False):
+        raise KgrecError(f"the working tree at {info['commit']} has uncommitted changes ({info['dirty_files']}); "
+                         "commit them so that the results name the code that made them, or pass "
+                         "'--allow-dirty' (every table is then marked)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    info = machine()
+        info["torch_threads"] = args.threads
     info.update(jobs=args.jobs, isolated=args.isolate)
     loads = {}
     for ds in datasets:  # convert + load once, in this process, before the workers read the cache
@@ -525,9 +610,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
         kg = load_dataset(ds, args.data_root, args.cache)
         loads[ds] = {"stats": kg.stats(), "rdf": load_info(ds, args.cache), "cached_load_seconds": time.perf_counter() - t}
         del kg
-    jobs = _jobs(args, names)
-    out = Path(args.out)
-    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+    jobs = _search_jobs(args, names, {ds: loads[ds]["stats"]["items"] for ds in datasets})
+    command = f"{prog} " + " ".join(relative_argv(argv if argv is not None else sys.argv[1:]))
     pool = None
     if args.isolate or args.jobs > 1:
         import multiprocessing as mp
@@ -535,6 +619,10 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
 
         pool = ProcessPoolExecutor(max(args.jobs, 1), mp_context=mp.get_context("spawn"),
                                    max_tasks_per_child=1 if args.isolate else None)
+
+    def run_all(group):
+        return list(pool.map(_task, group)) if pool is not None else [_task(j) for j in group]
+
     try:
         # one dataset/split at a time, written as soon as its fits are done: an interrupted run keeps them
         for ds in datasets:
@@ -542,13 +630,25 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
                 group = [j for j in jobs if j["dataset"] == ds and j["split"] == kind]
                 if not group:
                     continue
-                runs = list(pool.map(_task, group)) if pool is not None else [_task(j) for j in group]
+                searched = run_all(group)
+                refits = run_all(_refit_jobs(args, list(zip(group, searched))))
+                order = {label: i for i, label in enumerate(names)}
+                runs = sorted(searched + refits, key=lambda r: (order[r["name"]], r["seed"]))
                 _write(out / ds, ds, kind, runs, loads[ds], info, args, command)
-                write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
+                write_results_md(out, results_md)
     finally:
         if pool is not None:
             pool.shutdown()
     return 0
+
+
+def relative_argv(argv: list[str]) -> list[str]:
+    """``argv`` with every absolute path made relative to the current folder (results name no machine's paths)."""
+    out = []
+    for a in argv:
+        key, eq, val = a.partition("=") if a.startswith("--") and "=" in a else ("", "", a)
+        out.append(key + eq + (os.path.relpath(val) if os.path.isabs(val) else val))
+    return out
 
 
 def _merge(path: Path, runs: list[dict], split_stats: dict, quick: bool) -> tuple[list[dict], list[dict]]:
@@ -598,17 +698,28 @@ def _describe(p: dict) -> str:
     what = ("CTR protocol: random 6:2:2 of the labelled rows (seed 2020), models trained on the label-1 rows of "
             "the 60% part; AUC = sklearn roc_auc_score of the raw score on the test rows; F1 at 0.5 of "
             "sigmoid(a*score+b), a and b fitted (Platt) on the validation rows; 'F1 sigmoid@0.5' without "
-            "calibration. Grid candidates and epochs chosen on validation AUC (the hybrid's EASE weight on "
+            "calibration. Trials and epochs chosen on validation AUC (the hybrid's prior weights on "
             "validation NDCG@10 of the validation positives)" if p["split"] == "ctr" else
-            "per-user 80/10/10 (MovieLens-100K random/temporal: the RecBole peer split), full ranking over all "
-            "items with training items masked, selection on validation NDCG@10, test scored once")
+            "per-user 80/10/10 (MovieLens-100K random/temporal: the RecBole peer split; elsewhere every user "
+            "with 3 or more interactions has a validation and a test item), full ranking over all items with "
+            "training items masked (and validation items when scoring test), selection on validation NDCG@10, "
+            "test scored once")
+    budget = p.get("args", {}).get("budget")
+    tuning = (f" Tuning (docs/protocol.md): at most {budget} validation trials per model from its declared space "
+              "(kgrec/tuning.py), the hybrid's and EASE+rules' internal prior choices counted as trials; the "
+              "search runs with the first seed and the other seeds refit the chosen point; 'trials' = validation "
+              "evaluations of the search, 'cap hits' = fits whose best epoch was the epoch cap." if budget else
+              " Tuning: the grids of the run's command (before the one-budget protocol).")
+    dirty = (" **Written from a tree with uncommitted changes (--allow-dirty)**: " + ", ".join(m.get("dirty_files", []))
+             + "." if m.get("dirty") else "")
     merged = "".join(f" Runs of {', '.join(x['models'])} kept from an earlier run (`--merge`): command "
                      f"`{x['command']}`, commit {x['commit']}, {x['date']}, {x['cpu']}." for x in p.get("merged", []))
-    mode = ("**Quick mode** (one seed, epochs capped, small grids, cut to their first value above 5,000 items: a smoke run, not headline figures)"
+    mode = ("**Quick mode** (one seed, epochs capped, at most two trials, one above 5,000 items: a smoke run, "
+            "not headline figures)"
             if p["quick"] else "Full mode")
     return (f"{mode}. Command: `{p['command']}`. {what}. Split: {sp}. Machine: {m['cpu']}, {m['torch_threads']} "
-            f"torch threads, {m['jobs']} fit(s) at a time, GPU {m['gpu']}; commit {m['commit']}; {m['date']}. "
-            "Figures: mean ± std over model seeds. " + (
+            f"torch threads, {m['jobs']} fit(s) at a time, GPU {m['gpu']}; commit {m['commit']}; {m['date']}."
+            f"{dirty}{tuning} Figures: mean ± std over model seeds. " + (
                 "Peak RSS is each fit's own (one fresh process per fit)." if m["isolated"] else
                 "Fits ran in one process (--no-isolate): peak RSS is that process's peak so far, an upper "
                 "bound that includes the graph, earlier fits and Python/torch (~1 GB).")) + merged
@@ -684,9 +795,11 @@ def write_results_md(results: Path, out: Path) -> Path:
     lines = ["# Benchmark results: every dataset, baseline and peer side by side", "",
              "Generated by `python benchmarks/run.py` (or `kgrec benchmark`) from the JSON files under "
              f"[`{rel}/`]({rel}/); every figure below is in the JSON file linked with its table, with the "
-             "config, seed, commit, machine and package versions of its run. Protocols: "
-             "the evaluation protocol of the README (ranking: full ranking, training items masked, selection on "
-             "validation NDCG@10; CTR: random 6:2:2 of the labelled rows, AUC/F1 on test). The CTR protocol is "
+             "config, seed, commit, machine and package versions of its run. Protocol: "
+             f"[`docs/protocol.md`]({os.path.relpath(ROOT / 'docs' / 'protocol.md', out.parent)}) (splits, "
+             "one tuning budget for every model, metrics, paired significance; ranking: full ranking, training "
+             "items masked, selection on validation NDCG@10; CTR: random 6:2:2 of the labelled rows, AUC/F1 on "
+             "test). The CTR protocol is "
              "the one of the RippleNet / KGCN / MCCLK papers on the same Last.FM and Book-Crossing files; their "
              "figures are not quoted here because their tables could not be checked against the papers offline "
              "(ANCHORS.md: quote them only from the papers' tables).", ""]
@@ -726,8 +839,10 @@ def write_results_md(results: Path, out: Path) -> Path:
     if standing:
         lines += ["## Where the hybrid stands", "",
                   "Per dataset and split: the hybrid against the best other model on the headline metric (test "
-                  "NDCG@10; AUC for ctr), mean ± std over seeds. *ahead* / *behind*: the gap is larger than both "
-                  "seed spreads; *tie*: it is not.", "",
+                  "NDCG@10; AUC for ctr), mean ± std over seeds, and against EASE+rules (its closed-form priors "
+                  "alone). p: two-sided Wilcoxon signed-rank test on per-user test NDCG@10 averaged over seeds. "
+                  "*ahead* / *behind*: p < 0.05 and the gap larger than both seed spreads; *tie*: otherwise "
+                  "(CTR AUC has no per-user pairing: n/a, a tie).", "",
                   markdown_table(standing, list(standing[0])), "",
                   "Why the ties and how far the CF baselines can be pushed (the linear ceiling of "
                   "[`results/linear_ceiling-random.md`](results/linear_ceiling-random.md) and "
@@ -752,42 +867,68 @@ def write_results_md(results: Path, out: Path) -> Path:
             if ds == "movielens-100k" and p["split"] in ("random", "temporal"):
                 lines += ["Same split as the RecBole peer table of ANCHORS.md (RecBole 1.2.1, default "
                           "hyper-parameters, seed 2020): " + ", ".join(
-                              f"{m} NDCG@10 {v:.4f}" for (m, s), v in _RECBOLE_N10.items() if s == p["split"]) + ".", ""]
+                              f"{r['model']} NDCG@10 {r['ndcg@10']:.4f}" for r in peer_rows()
+                              if r["split"] == p["split"]) + " ([`peers/recbole-ml100k.json`](peers/recbole-ml100k.json)).",
+                          ""]
     return atomic_write_text(out, "\n".join(lines))
 
 
 def hybrid_standing(payloads: list[dict]) -> list[dict]:
     """Per suite result holding the hybrid: its headline figure against the best other model's.
 
-    The headline is test NDCG@10 (AUC on ctr), as mean and sample std over the model's runs (seeds);
-    ``verdict`` is ``ahead``/``behind`` when the gap exceeds both standard deviations, else ``tie``.
+    The headline is test NDCG@10 (AUC on ctr), as mean and sample std over the model's runs (seeds).
+    Other rows are every model that is not a variant of the hybrid. On ranking splits a per-user paired
+    Wilcoxon test (each user's NDCG@10 averaged over seeds, :mod:`kgrec.significance`) is made against
+    the best other row and against ``EASE+rules`` (the hybrid's closed-form priors alone);
+    ``verdict`` is ``ahead``/``behind`` only when p < 0.05 and the gap exceeds both seed spreads,
+    else ``tie``. CTR AUC has no per-user pairing: its cells are ties unless a paired test exists.
     """
     out = []
     for p in payloads:
         metric = "auc" if p["split"] == "ctr" else "ndcg@10"
-        by_model: dict[str, list[float]] = {}
+        by_model: dict[str, list[dict]] = {}
         for r in p["runs"]:
-            by_model.setdefault(r["name"], []).append(float(r["test"][metric]))
-        if "Hybrid" not in by_model or len(by_model) < 2:
+            by_model.setdefault(r["name"], []).append(r)
+        if "Hybrid" not in by_model:
             continue
-        stats = {m: (*_mean_std(v), len(v)) for m, v in by_model.items()}  # sample std, as the tables
-        best = max((m for m in stats if m != "Hybrid"), key=lambda m: stats[m][0])
-        (h, hs, hn), (b, bs, bn) = stats["Hybrid"], stats[best]
-        gap = h - b
-        verdict = "tie" if abs(gap) <= max(hs, bs) else "ahead" if gap > 0 else "behind"
-        out.append({"dataset": p["dataset"], "split": p["split"] + (" (quick)" if p["quick"] else ""),
-                    "metric": "AUC" if metric == "auc" else "NDCG@10", "hybrid": f"{h:.4f} ± {hs:.4f} ({hn})",
-                    "best other": f"{best} {b:.4f} ± {bs:.4f} ({bn})", "gap": f"{gap:+.4f} ({100 * gap / b:+.1f}%)",
-                    "verdict": verdict})
+        stats = {m: (*_mean_std([float(r["test"][metric]) for r in rs]), len(rs)) for m, rs in by_model.items()}
+        others = [m for m in stats if not m.startswith("Hybrid")]
+        if not others:
+            continue
+        best = max(others, key=lambda m: stats[m][0])
+        row = {"dataset": p["dataset"], "split": p["split"] + (" (quick)" if p["quick"] else ""),
+               "metric": "AUC" if metric == "auc" else "NDCG@10"}
+        (h, hs, hn) = stats["Hybrid"]
+        row["hybrid"] = f"{h:.4f} ± {hs:.4f} ({hn})"
+        hyb = per_user_means(by_model["Hybrid"], metric)
+        for col, other in (("best other", best), ("EASE+rules", "EASE+rules")):
+            if other not in stats:
+                row[col] = row[f"p ({col})"] = "—"
+                continue
+            b, bs, bn = stats[other]
+            gap = h - b
+            oth = per_user_means(by_model[other], metric)
+            test = paired_test(hyb, oth) if hyb and oth else None
+            pv = test["p"] if test else None
+            row[col] = (f"{other} {b:.4f} ± {bs:.4f} ({bn}); gap {gap:+.4f} ({100 * gap / b:+.1f}%)"
+                        if col == "best other" else f"{b:.4f}; gap {gap:+.4f} ({100 * gap / b:+.1f}%)")
+            row[f"p ({col})"] = "n/a" if pv is None else f"{pv:.2g}"
+            if col == "best other":
+                row["verdict"] = verdict(gap, hs, bs, pv)
+        row["verdict"] = row.pop("verdict", "tie")
+        out.append(row)
     return out
 
 
-#: test NDCG@10 of the RecBole peers on the MovieLens-100K peer splits (ANCHORS.md, "Peers measured").
-_RECBOLE_N10 = {("EASE", "random"): 0.3295, ("NGCF", "random"): 0.3029, ("BPR-MF", "random"): 0.2931,
-                ("KGAT", "random"): 0.2928, ("CKE", "random"): 0.2930, ("LightGCN", "random"): 0.2908,
-                ("CFKG", "random"): 0.2875, ("ItemKNN", "random"): 0.2834, ("KGCN", "random"): 0.2777,
-                ("KGIN", "random"): 0.2625, ("MostPop", "random"): 0.1033, ("EASE", "temporal"): 0.1272,
-                ("KGIN", "temporal"): 0.1079, ("MostPop", "temporal"): 0.0672}
+#: the peers' published / measured figures: one JSON file per source, never typed a second time
+PEERS_DIR = ROOT / "benchmarks" / "peers"
+
+
+def peer_rows(source: str = "recbole-ml100k") -> list[dict]:
+    """Rows ``{"model", "split", metric: value}`` of ``benchmarks/peers/<source>.json`` (empty when the
+    file is absent, e.g. in an installed package without the repository)."""
+    f = PEERS_DIR / f"{source}.json"
+    return json.loads(f.read_text(encoding="utf-8"))["rows"] if f.is_file() else []
 
 
 def main(argv: list[str] | None = None) -> int:

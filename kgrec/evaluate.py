@@ -17,17 +17,34 @@ import numbers
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from kgrec.data.splits import Split
-from kgrec.metrics import EvaluationError, average_popularity, check_k, hit, mrr, ndcg, precision, recall
-from kgrec.rank import mask_seen, restrict, seen_csr, topk
+from kgrec.metrics import (
+    EvaluationError,
+    auc_from_rank_sum,
+    average_popularity,
+    average_precision,
+    check_k,
+    entropy_from_counts,
+    gini_from_counts,
+    hit,
+    mrr,
+    ndcg,
+    precision,
+    recall,
+    tail_items,
+    tail_percentage,
+)
+from kgrec.rank import csr_rows, mask_seen, restrict, seen_csr, topk
 
 __all__ = ["Evaluator", "evaluate", "evaluate_topk", "PARTS"]
 
 PARTS = ("valid", "test")
 _ACCURACY = ("recall", "ndcg", "precision", "hit", "mrr")
+_PER_USER = (*_ACCURACY, "map", "avg_pop", "tail")  # per-user metrics, averaged over the users
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -46,8 +63,24 @@ class Evaluator:
         batch_size: users scored per call of ``score_fn`` (default ``1024``).
         users: evaluate only these user ids, e.g. the cold users of a global-time split
             (default ``None``: every user with a relevant item).
-        item_popularity: popularity of each item for ``avg_pop@k`` (default ``None``: training
-            interaction counts).
+        item_popularity: popularity of each item for ``avg_pop@k`` and the long tail of ``tail@k``
+            (default ``None``: training interaction counts).
+        tail_ratio: which items are the long tail for ``tail@k``, RecBole's ``tail_ratio`` rule
+            (:func:`~kgrec.metrics.tail_items`): a ratio in ``(0, 1]`` takes the
+            ``max(int(num_items * tail_ratio), 1)`` least popular items (ties: lower id first), a
+            number above 1 every item with popularity ``<= tail_ratio`` (default ``0.1``, RecBole's
+            default: the 10% least popular items of the whole catalogue).
+        gauc: compute ``"gauc"`` (default ``True``); it compares every score of a user with each of
+            its relevant items, the dearest part of a call on the CPU, so a per-epoch validation
+            may switch it off (``"gauc"`` and ``per_user["auc"]`` are then NaN).
+
+    Attributes:
+        users: the evaluated user ids, ascending.
+        per_user: after a call, each evaluated user's values aligned with :attr:`users`:
+            ``{"recall@k", "ndcg@k", "precision@k", "hit@k", "mrr@k", "map@k", "avg_pop@k",
+            "tail@k"}`` for each ``k`` and ``"auc"`` (NaN for a user without negatives), each a
+            float64 tensor ``[n_eval]``; meant for paired significance tests between models.
+        is_tail: ``[num_items]`` bool, the long-tail items.
 
     Shapes:
         users: ``[U']`` long; item_popularity: ``[num_items]``.
@@ -55,7 +88,7 @@ class Evaluator:
 
     def __init__(self, split: Split, ks: Iterable[int] = (10, 20), part: str = "test",
                  batch_size: int = 1024, users: Tensor | Sequence[int] | None = None,
-                 item_popularity: Tensor | None = None):
+                 item_popularity: Tensor | None = None, tail_ratio: float = 0.1, gauc: bool = True):
         if part not in PARTS:
             raise EvaluationError(f"'part' must be one of {', '.join(PARTS)} (got {part!r})")
         self.ks = _check_ks(ks)
@@ -106,6 +139,18 @@ class Evaluator:
             raise EvaluationError(f"'item_popularity' must have {n_items} entries (got {item_popularity.numel()})")
         self.item_popularity = item_popularity.double()
         self.n_rankable = int(self.candidates.sum()) if self.candidates is not None else n_items
+        self.is_tail = tail_items(self.item_popularity, tail_ratio)
+        # relevant items as CSR rows (keys are sorted by user, then item) for GAUC
+        self.relevant_indptr = torch.zeros(self.num_users + 1, dtype=torch.long)
+        self.relevant_indptr[1:] = torch.cumsum(self.n_relevant, 0)
+        self.relevant_items = self.relevant_keys % n_items
+        # items each user can be ranked against: the rankable ones minus its masked ones
+        seen_user = torch.repeat_interleave(torch.arange(self.num_users), self.seen_indptr.diff())
+        seen_rankable = torch.ones_like(self.seen_indices, dtype=torch.bool) if self.candidates is None \
+            else self.candidates[self.seen_indices]
+        self.n_unmasked = self.n_rankable - torch.bincount(seen_user[seen_rankable], minlength=self.num_users)
+        self.gauc = bool(gauc)
+        self.per_user: dict[str, Tensor] = {}
 
     def __call__(self, score_fn: ScoreFn) -> dict[str, float]:
         """Score every evaluated user with ``score_fn`` and return the averaged metrics.
@@ -118,14 +163,33 @@ class Evaluator:
             score_fn: ``users [B]`` long -> ``[B, num_items]`` float.
 
         Returns:
-            ``{"recall@k", "ndcg@k", "precision@k", "hit@k", "mrr@k", "coverage@k", "avg_pop@k"}``
-            for each ``k``, then ``"users"`` (number evaluated), ``"seconds"`` (wall time of
-            scoring, masking, ranking and counting) and ``"users_per_second"``.
+            ``{"recall@k", "ndcg@k", "precision@k", "hit@k", "mrr@k", "coverage@k", "avg_pop@k",
+            "map@k", "gini@k", "entropy@k", "tail@k"}`` for each ``k``, then ``"gauc"``, ``"users"``
+            (number evaluated), ``"seconds"`` (wall time of scoring, masking, ranking and counting)
+            and ``"users_per_second"``. The new metrics follow RecBole (``MAP``, ``GiniIndex``,
+            ``ShannonEntropy``, ``TailPercentage``, ``GAUC``; see :mod:`kgrec.metrics`):
+
+            - ``map@k``: mean over users of :func:`~kgrec.metrics.average_precision`.
+            - ``gini@k`` / ``entropy@k``: :func:`~kgrec.metrics.gini_index` /
+              :func:`~kgrec.metrics.shannon_entropy` of how often each item appears in all users'
+              top k, over the rankable items (the test candidates on a cold-item test).
+            - ``tail@k``: mean over users of :func:`~kgrec.metrics.tail_percentage`, the tail being
+              :attr:`is_tail` (``tail_ratio``).
+            - ``gauc``: each user's AUC over its whole ranking (positives: its relevant items,
+              negatives: every other unmasked rankable item; tied scores count half), averaged
+              with the users' numbers of relevant items as weights; users with no negative are
+              left out (NaN if none is left).
+
+            Each user's values are kept in :attr:`per_user`.
         """
         n_items, ks = self.num_items, self.ks
         kmax = min(max(ks), n_items)
-        sums = {f"{m}@{k}": 0.0 for k in ks for m in (*_ACCURACY, "avg_pop")}
+        sums = {f"{m}@{k}": 0.0 for k in ks for m in _PER_USER}
         covered = {k: torch.zeros(n_items, dtype=torch.bool) for k in ks}
+        counts = {k: torch.zeros(n_items, dtype=torch.long) for k in ks}
+        parts: dict[str, list[Tensor]] = {f"{m}@{k}": [] for k in ks for m in _PER_USER}
+        parts["auc"] = []
+        rank_sums: list[Tensor] = []
         start = time.perf_counter()
         with torch.no_grad():
             for b in range(0, self.users.numel(), self.batch_size):
@@ -146,23 +210,78 @@ class Evaluator:
                 for k in ks:
                     per_user = {"recall": recall(hits, n_rel, k), "ndcg": ndcg(hits, n_rel, k),
                                 "precision": precision(hits, k), "hit": hit(hits, k), "mrr": mrr(hits, k),
-                                "avg_pop": average_popularity(index, self.item_popularity, k)}
+                                "map": average_precision(hits, n_rel, k),
+                                "avg_pop": average_popularity(index, self.item_popularity, k),
+                                "tail": tail_percentage(index, self.is_tail, k)}
                     for m, v in per_user.items():
-                        sums[f"{m}@{k}"] += float(v.double().sum())
+                        v = v.double()
+                        sums[f"{m}@{k}"] += float(v.sum())
+                        parts[f"{m}@{k}"].append(v)
                     top = index[:, :k]
-                    covered[k][top[top >= 0]] = True
+                    top = top[top >= 0]
+                    covered[k][top] = True
+                    counts[k] += torch.bincount(top, minlength=n_items)
+                if self.gauc:
+                    rank_sums.append(self._rank_sum(scores, users))
+                else:
+                    rank_sums.append(torch.full((users.numel(),), math.nan, dtype=torch.float64))
         seconds = time.perf_counter() - start
         n = self.users.numel()
+        n_rel = self.n_relevant[self.users]
+        auc = auc_from_rank_sum(torch.cat(rank_sums) if rank_sums else torch.zeros(0),
+                                self.n_unmasked[self.users], n_rel)
+        keep = ~torch.isnan(auc)
+        w = n_rel[keep].double()
         out: dict[str, float] = {}
         for k in ks:
             for m in _ACCURACY:
                 out[f"{m}@{k}"] = sums[f"{m}@{k}"] / n if n else math.nan
             out[f"coverage@{k}"] = int(covered[k].sum()) / self.n_rankable if self.n_rankable else math.nan
             out[f"avg_pop@{k}"] = sums[f"avg_pop@{k}"] / n if n else math.nan
+        for k in ks:
+            rankable = counts[k] if self.candidates is None else counts[k][self.candidates]
+            out[f"map@{k}"] = sums[f"map@{k}"] / n if n else math.nan
+            out[f"gini@{k}"] = gini_from_counts(rankable)
+            out[f"entropy@{k}"] = entropy_from_counts(rankable)
+            out[f"tail@{k}"] = sums[f"tail@{k}"] / n if n else math.nan
+        out["gauc"] = float((auc[keep] * w).sum() / w.sum()) if bool(keep.any()) else math.nan
         out["users"] = n
         out["seconds"] = seconds
         out["users_per_second"] = n / seconds if seconds > 0 else math.inf
+        self.per_user = {key: torch.cat(v) if v else torch.zeros(0, dtype=torch.float64)
+                         for key, v in parts.items()}
+        self.per_user["auc"] = auc
         return out
+
+    def _rank_sum(self, scores: Tensor, users: Tensor) -> Tensor:
+        """Sum over each user's relevant items of their descending rank among its unmasked items,
+        tied scores taking their average rank (RecBole's ``rec.meanrank``).
+
+        A relevant item scoring ``p`` has rank ``(gt + ge + 1) / 2`` with ``gt`` / ``ge`` the
+        number of unmasked items scoring ``> p`` / ``>= p`` (itself included); ``ge`` counts the
+        items above ``nextafter(p, -inf)``, so both come from one comparison of the row with the
+        user's ``2 P`` thresholds. Masked items score ``-inf`` and never count, except against a
+        relevant item the model itself scored ``-inf``, which ranks level with every unmasked
+        ``-inf`` (``ge`` = every unmasked item).
+
+        Shapes:
+            scores: ``[B, num_items]`` masked; users: ``[B]``. Returns ``[B]`` float64.
+        """
+        row_pos, cols = csr_rows(self.relevant_indptr, self.relevant_items, users)
+        n_pos = self.n_relevant[users]
+        pos = scores[row_pos.to(scores.device), cols.to(scores.device)]
+        neg_inf = pos == float("-inf")
+        if scores.dtype not in (torch.float32, torch.float64):
+            scores, pos = scores.float(), pos.float()
+        below = torch.nextafter(pos, torch.full_like(pos, float("-inf")))
+        below = below.masked_fill(neg_inf, float("nan"))  # NaN compares False: counted below instead
+        count = _count_above(scores, row_pos, n_pos, pos, below)
+        n_unmasked = self.n_unmasked[users]
+        extra = torch.zeros(users.numel(), dtype=torch.long)
+        if bool(neg_inf.any()):
+            extra.index_add_(0, row_pos, neg_inf.cpu().long())
+            extra *= n_unmasked
+        return (count + extra + n_pos).double() / 2
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(part={self.part!r}, ks={self.ks}, users={self.users.numel()}, "
@@ -270,6 +389,67 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     if not ks:
         raise EvaluationError("'ks' must hold at least one cut-off (got an empty sequence)")
     return ks
+
+
+_COUNT_BUDGET = 1 << 20  # comparison results held at once (bytes) by _count_above
+
+
+def _count_above(scores: Tensor, row_pos: Tensor, n_pos: Tensor, *thresholds: Tensor) -> Tensor:
+    """For each row ``r``, the number of (item, threshold) pairs with ``scores[r, item] > threshold``,
+    over the thresholds of that row.
+
+    Rows are grouped by their number of thresholds so that no comparison is padded; on the CPU the
+    comparisons go through NumPy into a reused buffer and are counted by popcount.
+
+    Args:
+        scores: the score block.
+        row_pos: the row of each entry of the threshold vectors, ascending.
+        n_pos: the number of entries of each row.
+        thresholds: vectors aligned with ``row_pos`` (NaN entries never count).
+
+    Shapes:
+        scores: ``[B, n]``; row_pos: ``[P]``; n_pos: ``[B]``; thresholds: ``[P]`` each.
+        Returns ``[B]`` long (on the CPU).
+    """
+    B, n = scores.shape
+    out = torch.zeros(B, dtype=torch.long)
+    if B == 0 or row_pos.numel() == 0:
+        return out
+    first = torch.cumsum(n_pos, 0) - n_pos
+    offset = torch.arange(row_pos.numel()) - first[row_pos]
+    width = int(n_pos.max())
+    thr = torch.full((B, len(thresholds) * width), float("nan"), dtype=scores.dtype, device=scores.device)
+    for t, vec in enumerate(thresholds):
+        thr[row_pos.to(scores.device), (offset + t * width).to(scores.device)] = vec
+    order = torch.argsort(n_pos, stable=True)
+    sizes = n_pos[order]
+    use_np = scores.device.type == "cpu" and hasattr(np, "bitwise_count")
+    if use_np:
+        s_np, thr_np = scores.numpy(), thr.cpu().numpy()
+        buf = np.empty(_COUNT_BUDGET + 8 * n * len(thresholds) * width + 8, dtype=bool)
+    start = 0
+    while start < B:
+        m = int(sizes[start])
+        cols = [t * width + j for t in range(len(thresholds)) for j in range(m)]
+        per_row = len(cols) * n
+        stop = min(B, start + max(1, _COUNT_BUDGET // max(per_row, 1)))
+        stop = start + int(torch.searchsorted(sizes[start:stop], m, right=True))
+        rows = order[start:stop]
+        if m:
+            if use_np:
+                r = rows.numpy()
+                stride = (per_row + 7) // 8 * 8
+                block = buf[:len(r) * stride].reshape(len(r), stride)
+                block[:, per_row:] = False
+                t = thr_np[r][:, cols]
+                np.greater(s_np[r][:, None, :], t[:, :, None], out=block[:, :per_row].reshape(len(r), len(cols), n))
+                out[rows] = torch.from_numpy(np.bitwise_count(block.view(np.uint64)).sum(1, dtype=np.int64))
+            else:
+                r = rows.to(scores.device)
+                t = thr[r][:, cols]
+                out[rows] = (scores[r][:, None, :] > t[:, :, None]).sum((1, 2)).cpu()
+        start = stop
+    return out
 
 
 def _lookup(sorted_keys: Tensor, query: Tensor) -> Tensor:

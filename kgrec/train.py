@@ -137,7 +137,9 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
     sampler = (est.negative_sampler(split.train, seed=cfg.seed + rank) if hasattr(est, "negative_sampler")
                else NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed + rank))
-    evaluator = Evaluator(split, ks=(10, 20), part="valid") if len(split.valid) and rank == 0 else None
+    # GAUC (the dearest metric) only when it is the one selected on
+    evaluator = (Evaluator(split, ks=(10, 20), part="valid", gauc=metric == "gauc")
+                 if len(split.valid) and rank == 0 else None)
     if validate is not None and rank == 0:
         evaluator = lambda score_fn: validate(est)  # noqa: E731 (the same call shape as Evaluator)
     has_valid = len(split.valid) > 0 or validate is not None

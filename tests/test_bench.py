@@ -36,7 +36,7 @@ def test_quick_run_writes_results_with_right_figures(tmp_path):
     out = tmp_path / "results"
     code = bench.main(["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
                        "--splits", "random,ctr", "--models", "mostpop,ease,cke", "--no-isolate", "--threads", "1",
-                       "--param", "epochs=2", "--out", str(out)])
+                       "--param", "epochs=2", "--out", str(out), "--allow-dirty"])
     assert code == 0
     for split in ("random", "ctr"):
         for ext in ("json", "md", "png"):
@@ -106,7 +106,7 @@ def test_merge_adds_a_model_and_keeps_the_others(tmp_path, capsys):
     root = toy_root(tmp_path)
     out = tmp_path / "results"
     base = ["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
-            "--splits", "random", "--no-isolate", "--threads", "1", "--out", str(out)]
+            "--splits", "random", "--no-isolate", "--threads", "1", "--out", str(out), "--allow-dirty"]
     assert bench.main(base + ["--models", "mostpop,itemknn"]) == 0
     first = json.loads((out / "lastfm" / "random.json").read_text())
     mostpop = next(r for r in first["runs"] if r["name"] == "MostPop")
@@ -128,23 +128,71 @@ def test_merge_adds_a_model_and_keeps_the_others(tmp_path, capsys):
     assert "'--merge':" in err and "random.json" in err and "quick=True" in err
 
 
-def test_hybrid_standing_compares_with_the_best_other_model():
-    def runs(name, values, metric="ndcg@10"):
-        return [{"name": name, "test": {metric: v}} for v in values]
+def test_hybrid_standing_needs_a_paired_test_and_a_gap_beyond_the_spreads():
+    users = list(range(40))
 
+    def runs(name, values, metric="ndcg@10", per_user=None):
+        out = []
+        for i, v in enumerate(values):
+            r = {"name": name, "test": {metric: v}}
+            if per_user is not None:
+                r["per_user"] = {"users": users, metric: [x + 0.001 * i for x in per_user]}
+            out.append(r)
+        return out
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.5, size=40)
+    # the hybrid is better on 38 of 40 users: Wilcoxon p << 0.05, gap 0.02 beyond both spreads
+    better = base + np.where(np.arange(40) < 38, 0.03, -0.02)
     rank = {"dataset": "d", "split": "random", "quick": False,
-            "runs": runs("EASE", [0.30]) + runs("BPR-MF", [0.20, 0.22]) + runs("Hybrid", [0.31, 0.33, 0.32])}
-    tie = {"dataset": "d", "split": "temporal", "quick": True,
-           "runs": runs("ItemKNN", [0.186]) + runs("Hybrid", [0.184, 0.187])}
+            "runs": runs("EASE", [0.30], per_user=base) + runs("BPR-MF", [0.20, 0.22])
+            + runs("EASE+rules", [0.305], per_user=base + 0.001)
+            + runs("Hybrid", [0.31, 0.33, 0.32], per_user=better) + runs("Hybrid w/o priors", [0.9])}
+    # same means, but users split evenly: no significant difference -> tie although the gap beats the spreads
+    mixed = base + np.where(np.arange(40) % 2 == 0, 0.05, -0.05) - 0.0005  # minus the seeds' mean offset
+    noisy = {"dataset": "d", "split": "temporal", "quick": True,
+             "runs": runs("EASE", [0.30], per_user=base) + runs("Hybrid", [0.33, 0.33], per_user=mixed)}
     ctr = {"dataset": "d", "split": "ctr", "quick": False,
            "runs": runs("LightGCN", [0.86, 0.86], "auc") + runs("Hybrid", [0.82, 0.82], "auc")}
     none = {"dataset": "d", "split": "random", "quick": False, "runs": runs("EASE", [0.3])}
-    rows = bench.hybrid_standing([rank, tie, ctr, none])
-    assert [r["verdict"] for r in rows] == ["ahead", "tie", "behind"]
-    # hybrid mean 0.32, sample std 0.01 (3 seeds) vs EASE 0.30: +0.02 = +6.7%
-    assert rows[0]["best other"] == "EASE 0.3000 ± 0.0000 (1)" and rows[0]["gap"] == "+0.0200 (+6.7%)"
+    rows = bench.hybrid_standing([rank, noisy, ctr, none])
+    assert [r["verdict"] for r in rows] == ["ahead", "tie", "tie"]
+    # hybrid variants are not "other" rows; the best other is EASE+rules (0.305), and EASE+rules has its column
+    assert rows[0]["best other"].startswith("EASE+rules 0.3050 ± 0.0000 (1); gap +0.0150 (+4.9%)")
     assert rows[0]["hybrid"] == "0.3200 ± 0.0100 (3)"
-    assert rows[1]["split"] == "temporal (quick)" and rows[2]["metric"] == "AUC"
+    from scipy.stats import wilcoxon
+
+    hyb = np.mean([better + 0.001 * i for i in range(3)], axis=0)
+    assert float(rows[0]["p (best other)"]) == pytest.approx(wilcoxon(hyb, base + 0.001).pvalue, rel=0.05)
+    assert float(rows[1]["p (best other)"]) > 0.05
+    assert rows[2]["metric"] == "AUC" and rows[2]["p (best other)"] == "n/a" and rows[1]["split"] == "temporal (quick)"
+
+
+def test_results_are_refused_from_a_dirty_tree_and_marked_when_allowed(tmp_path, monkeypatch, capsys):
+    root = toy_root(tmp_path)
+    out = tmp_path / "results"
+    monkeypatch.setattr(bench, "tree_state", lambda ignore=(): ("f" * 40, ["kgrec/api.py"]))
+    base = ["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
+            "--splits", "random", "--models", "mostpop", "--no-isolate", "--out", str(out)]
+    with pytest.raises(SystemExit):
+        bench.main(base)
+    assert "uncommitted changes (['kgrec/api.py'])" in capsys.readouterr().err and not out.exists()
+    assert bench.main(base + ["--allow-dirty"]) == 0
+    md = (out / "lastfm" / "random.md").read_text()
+    assert "uncommitted changes (--allow-dirty)**: kgrec/api.py" in md and "f" * 40 in md
+    monkeypatch.setattr(bench, "tree_state", lambda ignore=(): ("e" * 40, []))
+    assert bench.main(base) == 0
+    md = (out / "lastfm" / "random.md").read_text()
+    assert "uncommitted" not in md and "commit " + "e" * 40 in md
+    # absolute paths in the recorded command are made relative
+    payload = json.loads((out / "lastfm" / "random.json").read_text())
+    tokens = payload["command"].split()
+    assert not any(t.startswith("/") for t in tokens) and tokens[tokens.index("--out") + 1].endswith("results")
+
+
+def test_tree_state_ignores_the_results_being_written(tmp_path):
+    commit, dirty = bench.tree_state(ignore=[bench.ROOT])
+    assert len(commit) == 40 and dirty == []
 
 
 def test_a_split_is_written_as_soon_as_its_fits_are_done(tmp_path, monkeypatch):
@@ -162,6 +210,6 @@ def test_a_split_is_written_as_soon_as_its_fits_are_done(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="killed"):
         bench.main(["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
                     "--splits", "random,ctr", "--models", "mostpop", "--no-isolate", "--threads", "1",
-                    "--out", str(out)])
+                    "--out", str(out), "--allow-dirty"])
     assert (out / "lastfm" / "random.json").is_file() and not (out / "lastfm" / "ctr.json").exists()
     assert "lastfm / random" in (tmp_path / "RESULTS.md").read_text()

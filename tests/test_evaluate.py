@@ -70,6 +70,88 @@ def test_hand_built_test_part(device):
     assert list(out)[:7] == [f"{m}@1" for m in METRICS]
 
 
+def test_hand_built_recbole_metrics_and_per_user():
+    split = make_split(TRAIN, VALID, TEST, 4, 6)
+    ev = Evaluator(split, ks=(1, 3), part="test")
+    out = ev(table_fn(SCORES))
+    # user 0: unmasked {3: 1.0, 4: 5.0, 5: 3.0} -> [4, 5, 3], relevant {3, 4}, hits [T, F, T]
+    # user 1: unmasked {0: 1.0, 1: 2.0, 4: 0.0, 5: 3.0} -> [5, 1, 0, 4], relevant {0}, hits [F, F, T]
+    assert out["map@1"] == pytest.approx((1 + 0) / 2)
+    assert out["map@3"] == pytest.approx(((1 + 2 / 3) / 2 + (1 / 3) / 1) / 2)  # 7/12
+    # AUC: user 0 has positives 4 (5.0 > 3.0) and 3 (1.0 < 3.0) against negative 5 -> 1/2;
+    # user 1 has positive 0 (1.0) with negatives 5, 1 above and 4 below -> 1/3; weights 2 and 1
+    assert out["gauc"] == pytest.approx((2 * (1 / 2) + 1 * (1 / 3)) / 3)  # 4/9
+    # top-1 counts over 6 items: item 4 once, item 5 once -> sorted [0,0,0,0,1,1]
+    assert out["gini@1"] == pytest.approx((3 * 1 + 5 * 1) / (6 * 2))
+    # top-3 counts: 0:1, 1:1, 2:0, 3:1, 4:1, 5:2 -> sorted [0,1,1,1,1,2], weights 2i-7
+    assert out["gini@3"] == pytest.approx((-3 - 1 + 1 + 3 + 5 * 2) / (6 * 6))
+    assert out["entropy@1"] == pytest.approx(math.log(2) / 2)
+    assert out["entropy@3"] == pytest.approx((4 * (1 / 6) * math.log(6) + (1 / 3) * math.log(3)) / 5)
+    # training counts 0:2, 1:1, 2:1, 3:0, 4:0, 5:1; tail_ratio 0.1 -> max(int(0.6), 1) = 1 item,
+    # the least popular with the lower id: item 3
+    assert ev.is_tail.nonzero().view(-1).tolist() == [3]
+    assert out["tail@1"] == 0.0
+    assert out["tail@3"] == pytest.approx((1 / 3 + 0) / 2)
+    # per-user values, aligned with ev.users
+    assert ev.users.tolist() == [0, 1]
+    pu = ev.per_user
+    assert set(pu) == {f"{m}@{k}" for k in (1, 3) for m in
+                       ("recall", "ndcg", "precision", "hit", "mrr", "map", "avg_pop", "tail")} | {"auc"}
+    assert all(v.dtype == torch.float64 and v.shape == (2,) for v in pu.values())
+    assert pu["map@3"].tolist() == pytest.approx([5 / 6, 1 / 3])
+    assert pu["ndcg@3"].tolist() == pytest.approx([(1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)), 1 / 2])
+    assert pu["recall@1"].tolist() == [0.5, 0.0]
+    assert pu["auc"].tolist() == pytest.approx([1 / 2, 1 / 3])
+    assert pu["tail@3"].tolist() == pytest.approx([1 / 3, 0.0])
+    for key in ("recall@3", "ndcg@3", "map@1", "mrr@3"):
+        assert pu[key].mean().item() == pytest.approx(out[key])
+    # another tail rule: int(6 * 0.5) = 3 least popular items: 3, 4 (0), then 1 (1, lowest id)
+    ev2 = Evaluator(split, ks=(1, 3), tail_ratio=0.5)
+    out2 = ev2(table_fn(SCORES))
+    assert ev2.is_tail.nonzero().view(-1).tolist() == [1, 3, 4]
+    assert out2["tail@1"] == pytest.approx((1 + 0) / 2)
+    assert out2["tail@3"] == pytest.approx((2 / 3 + 1 / 3) / 2)
+    # gauc switched off
+    off = Evaluator(split, ks=(3,), gauc=False)
+    out3 = off(table_fn(SCORES))
+    assert math.isnan(out3["gauc"]) and out3["map@3"] == pytest.approx(7 / 12)
+
+
+def test_gauc_ties_and_minus_inf_scores():
+    # one user, 5 items, item 0 in train (masked); relevant items 1 and 2
+    split = make_split([(0, 0)], [], [(0, 1), (0, 2)], 1, 5)
+    # item 1 ties with negative 3, item 2 is below negative 4 and above nothing
+    ev = Evaluator(split, ks=(2,))
+    out = ev(table_fn(torch.tensor([[9.0, 2.0, 0.5, 2.0, 1.0]])))
+    # pairs (pos, neg): (1, 3) tie -> 1/2, (1, 4) -> 1, (2, 3) -> 0, (2, 4) -> 0 => 1.5 / 4
+    assert out["gauc"] == pytest.approx(1.5 / 4)
+    # a relevant item the model scores -inf ties with the unmasked -inf negative only
+    out = ev(table_fn(torch.tensor([[9.0, float("-inf"), 3.0, float("-inf"), 1.0]])))
+    # (1, 3) tie -> 1/2, (1, 4) -> 0, (2, 3) -> 1, (2, 4) -> 1 => 2.5 / 4
+    assert out["gauc"] == pytest.approx(2.5 / 4)
+    assert ev.per_user["auc"].tolist() == pytest.approx([2.5 / 4])
+    # every unmasked item relevant: no negative, the user is left out of GAUC
+    full = make_split([(0, 0)], [], [(0, 1), (0, 2)], 1, 3)
+    ev_full = Evaluator(full, ks=(1,))
+    assert math.isnan(ev_full(table_fn(torch.tensor([[1.0, 2.0, 3.0]])))["gauc"])
+    assert math.isnan(ev_full.per_user["auc"].item())
+
+
+def test_cold_item_gini_entropy_over_candidates():
+    train = [(0, 0), (0, 1), (1, 2), (1, 3)]
+    split = make_split(train, [(0, 2)], [(0, 4), (1, 5)], 2, 6, candidates=[4, 5], strategy="cold-item")
+    out = evaluate(table_fn(torch.tensor([[9.0, 8.0, 7.0, 6.0, 1.0, 2.0]] * 2)), split, ks=(1, 3))
+    # both users rank [5, 4]: top-1 counts over the 2 candidates [0, 2], top-3 counts [2, 2]
+    assert out["gini@1"] == pytest.approx((-1 * 0 + 1 * 2) / (2 * 2))
+    assert out["gini@3"] == 0.0
+    assert out["entropy@1"] == 0.0
+    assert out["entropy@3"] == pytest.approx(math.log(2) / 2)
+    # AUC over the candidates only: user 0 (relevant 4 below 5) 0, user 1 (relevant 5 above 4) 1
+    assert out["gauc"] == pytest.approx(1 / 2)
+    # training counts 0..3 -> 1, items 4 and 5 -> 0: the tail (1 item) is item 4
+    assert out["tail@1"] == 0.0 and out["tail@3"] == pytest.approx(1 / 2)
+
+
 def test_hand_built_valid_part_masks_train_only():
     split = make_split(TRAIN, VALID, TEST, 4, 6)
     out = evaluate(table_fn(SCORES), split, ks=(1, 3), part="valid")
@@ -236,6 +318,37 @@ def test_against_naive_loop(seed, part, cold):
     out_lists = evaluate_topk(lists, split, ks, part, users=subset)
     for key, v in ref.items():
         assert out_lists[key] == pytest.approx(v, abs=1e-6), key
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("cold", [False, True])
+@pytest.mark.parametrize("numpy_path", [True, False])
+def test_gauc_against_sklearn(seed, cold, numpy_path, monkeypatch):
+    sk = pytest.importorskip("sklearn.metrics")
+    if not numpy_path:  # the torch comparison path (used for scores on an accelerator)
+        monkeypatch.delattr(np, "bitwise_count", raising=False)
+    split, rng = random_split(seed, cold)
+    scores = torch.as_tensor(rng.integers(0, 4, (split.num_users, split.num_items))).float()  # many ties
+    ev = Evaluator(split, ks=(5,), batch_size=4)
+    out = ev(table_fn(scores))
+    seen = {}
+    for p in (split.train, split.valid):
+        for u, i in zip(p.user.tolist(), p.item.tolist()):
+            seen.setdefault(u, set()).add(i)
+    cand = set(range(split.num_items)) if split.test_candidates is None else set(split.test_candidates.tolist())
+    num = den = 0.0
+    for pos, u in enumerate(ev.users.tolist()):
+        items = sorted(cand - seen.get(u, set()))
+        rel = {i for i, r in zip(split.test.item.tolist(), split.test.user.tolist()) if r == u} & set(items)
+        y = [int(i in rel) for i in items]
+        if 0 < sum(y) < len(y):
+            auc = sk.roc_auc_score(y, scores[u, items].numpy())
+            assert ev.per_user["auc"][pos].item() == pytest.approx(auc, abs=1e-12)
+            num += sum(y) * auc
+            den += sum(y)
+        else:
+            assert math.isnan(ev.per_user["auc"][pos].item())
+    assert out["gauc"] == pytest.approx(num / den, abs=1e-12)
 
 
 def test_evaluate_topk_errors():

@@ -6,7 +6,14 @@ import torch
 from kgrec.errors import KgrecError
 from kgrec.metrics import (
     EvaluationError,
+    auc_from_rank_sum,
     average_popularity,
+    average_precision,
+    gauc,
+    gini_index,
+    shannon_entropy,
+    tail_items,
+    tail_percentage,
     check_k,
     coverage,
     hit,
@@ -196,3 +203,119 @@ def test_shape_errors():
         recall(torch.ones(2, 3, dtype=torch.bool), torch.tensor([1, 2, 3]), 3)
     with pytest.raises(EvaluationError, match=r"'hits' must have shape \[B, K\]"):
         precision(torch.ones(3, dtype=torch.bool), 3)
+
+
+# ---------------------------------------------------------------- RecBole known answers
+# Test vectors of RecBole (RUCAIBox/RecBole, tests/metrics/test_topk_metrics.py and
+# tests/metrics/test_rank_metrics.py, commit 7b02be5e), whose definitions are in
+# recbole/evaluator/metrics.py (MAP, GiniIndex, ShannonEntropy, TailPercentage, GAUC).
+RB_POS_IDX = torch.tensor([[0, 0, 0], [1, 1, 1], [1, 0, 1], [0, 0, 1]], dtype=torch.bool)
+RB_POS_LEN = torch.tensor([1, 3, 4, 2])
+RB_ITEM_MATRIX = torch.tensor([[5, 7, 3], [4, 5, 2], [2, 3, 5], [1, 4, 6], [5, 3, 7]])
+RB_NUM_ITEMS = 8
+RB_ITEM_COUNT = {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 6: 5}
+
+
+def test_map_recbole_vector():
+    # RecBole test_map: row j of metric_info is MAP@1..3
+    expected = [[0, 0, 0], [1, 1, 1], [1, 1 / 2, (1 / 3) * ((1 / 1) + (2 / 3))], [0, 0, (1 / 3) * (1 / 2)]]
+    for k in (1, 2, 3):
+        got = average_precision(RB_POS_IDX, RB_POS_LEN, k)
+        assert got.tolist() == pytest.approx([row[k - 1] for row in expected], abs=1e-7)
+
+
+def test_gini_recbole_vector():
+    expected = ((-7) * 0 + (-5) * 1 + (-3) * 1 + (-1) * 2 + 1 * 2 + 3 * 2 + 5 * 3 + 7 * 4) / (8 * (3 * 5))
+    assert gini_index(RB_ITEM_MATRIX, RB_NUM_ITEMS) == pytest.approx(expected, abs=1e-12)
+    assert expected == pytest.approx(41 / 120)
+
+
+def test_shannon_entropy_recbole_vector():
+    terms = [1 / 15, 2 / 15, 3 / 15, 2 / 15, 4 / 15, 1 / 15, 2 / 15]
+    expected = -sum(p * math.log(p) for p in terms) / len(terms)  # RecBole: -np.mean(...)
+    assert shannon_entropy(RB_ITEM_MATRIX) == pytest.approx(expected, abs=1e-12)
+
+
+def test_tail_percentage_recbole_vector():
+    # RecBole's counter holds items 1..6; tail_ratio defaults to 0.1: max(int(6 * 0.1), 1) = 1
+    # least popular item, item 1 (count 0)
+    counted = sorted(RB_ITEM_COUNT)
+    tail_of_counted = tail_items(torch.tensor([RB_ITEM_COUNT[i] for i in counted]))
+    assert tail_of_counted.tolist() == [True, False, False, False, False, False]
+    is_tail = torch.zeros(RB_NUM_ITEMS, dtype=torch.bool)
+    is_tail[torch.tensor(counted)[tail_of_counted]] = True
+    expected = [[0, 0, 0], [0, 0, 0], [0, 0, 0], [1 / 1, 1 / 2, 1 / 3], [0, 0, 0]]
+    for k in (1, 2, 3):
+        got = tail_percentage(RB_ITEM_MATRIX, is_tail, k)
+        assert got.tolist() == pytest.approx([row[k - 1] for row in expected], abs=1e-7)
+
+
+def test_gauc_recbole_vectors():
+    # case 0: pos_rank_sum, user_len_list, pos_len_list
+    expected0 = (1 * ((2 - (1 - 1) / 2 - 1 / 1) / (2 - 1)) + 2 * ((3 - (2 - 1) / 2 - 4 / 2) / (3 - 2))
+                 + 3 * ((5 - (3 - 1) / 2 - 9 / 3) / (5 - 3))) / (1 + 2 + 3)
+    assert gauc(torch.tensor([1, 4, 9]), torch.tensor([2, 3, 5]), torch.tensor([1, 2, 3])) == \
+        pytest.approx(expected0, abs=1e-12)
+    assert expected0 == pytest.approx(7 / 12)
+    # case 1: user 1 has no positive, user 2 no negative: both left out
+    assert gauc(torch.tensor([3, 0, 6]), torch.tensor([3, 6, 4]), torch.tensor([1, 0, 4])) == \
+        pytest.approx((3 - 0 - 3 / 1) / (3 - 1), abs=1e-12)
+    auc = auc_from_rank_sum(torch.tensor([3, 0, 6]), torch.tensor([3, 6, 4]), torch.tensor([1, 0, 4]))
+    assert auc[0].item() == 0.0 and math.isnan(auc[1].item()) and math.isnan(auc[2].item())
+    assert math.isnan(gauc(torch.tensor([0]), torch.tensor([3]), torch.tensor([0])))
+
+
+# ---------------------------------------------------------------- hand-computed cases
+def test_average_precision_hand_cases():
+    hits = torch.tensor([[False, True, True, False, True],   # 3 relevant
+                         [True, False, False, False, False],  # 10 relevant: divide by k
+                         [False, False, False, False, False]])
+    n_rel = torch.tensor([3, 10, 0])
+    # row 0, k = 5: (1/2 + 2/3 + 3/5) / 3; k = 2: (1/2) / 2
+    assert average_precision(hits, n_rel, 5).tolist() == pytest.approx([(1 / 2 + 2 / 3 + 3 / 5) / 3, 1 / 5, 0.0])
+    assert average_precision(hits, n_rel, 2).tolist() == pytest.approx([(1 / 2) / 2, 1 / 2, 0.0])
+    # k beyond the list width: missing ranks are misses, the divisor is still min(n_rel, k)
+    assert average_precision(hits[:1, :3], n_rel[:1], 5).tolist() == pytest.approx([(1 / 2 + 2 / 3) / 3])
+
+
+def test_gini_entropy_hand_cases():
+    even = torch.tensor([[0, 1], [2, 3]])
+    assert gini_index(even, 4) == 0.0
+    assert gini_index(even, 8) == pytest.approx(((1 + 3 + 5 + 7) * 1) / (8 * 4))  # 4 of 8 never shown
+    one = torch.tensor([[2], [2], [2], [-1]])  # padding is not counted
+    assert gini_index(one, 3) == pytest.approx((3 - 1) / 3)  # 1 - 1/n
+    assert shannon_entropy(one) == 0.0
+    assert shannon_entropy(even) == pytest.approx(math.log(4) / 4)
+    assert shannon_entropy(torch.tensor([[0, 1], [0, 2]]), k=1) == 0.0  # only item 0 at rank 1
+    assert math.isnan(gini_index(torch.tensor([[-1]]), 3)) and math.isnan(shannon_entropy(torch.tensor([[-1]])))
+    with pytest.raises(EvaluationError, match="beyond 'n_items' = 3"):
+        gini_index(even, 3)
+
+
+def test_tail_items_rules():
+    pop = torch.tensor([5.0, 0.0, 2.0, 0.0, 9.0, 2.0, 1.0, 7.0, 3.0, 4.0])
+    assert tail_items(pop).nonzero().view(-1).tolist() == [1]  # int(10 * 0.1) = 1, lower id first
+    assert tail_items(pop, 0.3).nonzero().view(-1).tolist() == [1, 3, 6]
+    assert tail_items(pop, 0.01).nonzero().view(-1).tolist() == [1]  # at least one item
+    assert tail_items(pop, 2).nonzero().view(-1).tolist() == [1, 2, 3, 5, 6]  # popularity <= 2
+    with pytest.raises(EvaluationError, match="'tail_ratio' must be a positive number"):
+        tail_items(pop, 0)
+
+
+def test_tail_percentage_padding():
+    is_tail = torch.tensor([True, False, True, False])
+    idx = torch.tensor([[0, 1, 2], [1, 3, -1], [-1, -1, -1]])
+    assert tail_percentage(idx, is_tail).tolist() == pytest.approx([2 / 3, 0.0, 0.0])
+    assert tail_percentage(idx, is_tail, 1).tolist() == pytest.approx([1.0, 0.0, 0.0])
+    assert tail_percentage(torch.tensor([[2, -1]]), is_tail).tolist() == [1.0]  # over 1 recommendation
+
+
+def test_auc_from_rank_sum_matches_sklearn():
+    sk = pytest.importorskip("sklearn.metrics")
+    # 6 items, positives 1 and 4; scores with a tie between positive 4 and negative 5
+    scores = torch.tensor([0.9, 0.8, 0.1, 0.5, 0.3, 0.3])
+    truth = torch.tensor([0, 1, 0, 0, 1, 0])
+    # descending average ranks: 0.9->1, 0.8->2, 0.5->3, 0.3 (x2)->4.5, 0.1->6; positives 2 + 4.5
+    got = auc_from_rank_sum(torch.tensor([6.5]), torch.tensor([6]), torch.tensor([2]))
+    assert got.item() == pytest.approx(sk.roc_auc_score(truth.numpy(), scores.numpy()))
+    assert got.item() == pytest.approx((3 + 1.5) / 8)

@@ -343,7 +343,7 @@ def test_cli_evaluate_on_some_scenarios(tmp_path):
     import json
 
     data = _cli_data(tmp_path)
-    split = ["--ratios", "0.4,0.2,0.4", "--seed", "5", "--ks", "1,3"]
+    split = ["--ratios", "0.4,0.2,0.4", "--seed", "55", "--ks", "1,3"]
     code, err = run("train", tmp_path / "two.ttl", *data, "--model", "mostpop", *split, "--out", tmp_path / "all")
     assert code == 0, err
     code, err = run("train", tmp_path / "two.ttl", *data, "--model", "mostpop", *split, "--scenario", "tag",
@@ -358,14 +358,16 @@ def test_cli_evaluate_on_some_scenarios(tmp_path):
         return json.loads((out / "evaluation.json").read_text())
 
     kg = kgrec.load(str(tmp_path / "two.ttl"), mapping=str(tmp_path / "m.toml"))
-    sp = kgrec.split(kg, "random", ratios=(0.4, 0.2, 0.4), seed=5)
-    # this split: train (u1, m2) rating + (u2, m2) tag; valid (u2, m1) tag; test (u1, m3) tag + 3 ratings
-    assert _pairs(kg, sp.train) == {("u1", "m2"), ("u2", "m2")} and _pairs(kg, sp.valid) == {("u2", "m1")}
-    assert _pairs(kg, select(kg, sp.test, "tag")) == {("u1", "m3")} and len(sp.test) == 4
+    sp = kgrec.split(kg, "random", ratios=(0.4, 0.2, 0.4), seed=55)
+    # this split (u1 has 3 interactions: 1/1/1; u2 has 4: 1/1/2): train (u1, m2) rating + (u2, m2) tag;
+    # valid (u1, m1) rating + (u2, m1) tag; test (u1, m3) tag + 2 ratings
+    assert _pairs(kg, sp.train) == {("u1", "m2"), ("u2", "m2")}
+    assert _pairs(kg, sp.valid) == {("u1", "m1"), ("u2", "m1")}
+    assert _pairs(kg, select(kg, sp.test, "tag")) == {("u1", "m3")} and len(sp.test) == 3
     ev = evaluate("all", "tag")
     assert ev["scenarios"] == ["tag"] and ev["split"]["test"] == 1 and ev["split"]["train"] == 1
-    # MostPop (m2 first, then ties by id m1, m3, m4); u1 has no tag training item to mask, so their tag
-    # test item m3 is 3rd: hit@1 0, hit@3 1, NDCG@3 = 1 / log2(4) = 0.5
+    # MostPop (m2 first, then ties by id m1, m3, m4); u1 has no tag training or validation item to mask
+    # (their valid (u1, m1) is a rating), so their tag test item m3 is 3rd: hit@1 0, hit@3 1, NDCG@3 = 1 / log2(4) = 0.5
     m = ev["metrics"]
     assert (m["hit@1"], m["hit@3"], m["recall@3"], m["ndcg@3"]) == (0.0, 1.0, 1.0, pytest.approx(0.5))
     # a model trained with --scenario tag evaluates as train reported it

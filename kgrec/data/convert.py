@@ -13,7 +13,8 @@ reads with the default ``kgrec`` mapping. The output uses:
   ``<.../tagging/<n>> rdf:type kgr:Tagging`` event with ``kgr:user``, ``kgr:item``,
   ``kgr:timestamp`` and the tag as ``kgr:text``.
 * Item literals ``kgr:title``, ``kgr:year`` (``xsd:integer``), ``dbo:abstract`` (``@en``); KG edges
-  as IRI-valued predicates (``kgr:genre``, ``kgr:tag``, ``dbo:director``, Freebase relations...).
+  as IRI-valued predicates (``kgr:genre``, ``dbo:director``, Freebase relations..., and
+  ``kgr:tag`` only when MovieLens latest-small is converted with ``tags=True``: tag edges leak).
 * ``owl:sameAs`` from an item to the external entity it denotes, so that the loader attaches the
   external KG (whose triples use the entity's IRI) to the item while items keep dataset IRIs.
 
@@ -507,7 +508,7 @@ _TITLE_YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
 
 
 def convert_movielens_latest_small(root: str | os.PathLike, out: str | os.PathLike,
-                                   tags: bool = True, links: bool = True, tag_events: bool = False,
+                                   tags: bool = False, links: bool = True, tag_events: bool = False,
                                    dataset: str = "movielens-small") -> dict[str, int]:
     """Convert MovieLens latest-small (Harper & Konstan 2015) to RDF.
 
@@ -517,12 +518,18 @@ def convert_movielens_latest_small(root: str | os.PathLike, out: str | os.PathLi
     title has none) and ``kgr:genre`` edges (``(no genres listed)`` writes none); ``links.csv`` ->
     ``kgr:imdb "tt0114709"`` literal.
 
-    With ``tags``: each (item, tag) pair of ``tags.csv`` becomes ONE ``item kgr:tag <tag>`` edge,
-    the tag IRI built from :func:`tag_slug` and labelled (``rdfs:label``) with the tag's most
-    frequent original spelling. Who tagged and when is dropped. Caveat, leakage: a tag is applied
-    by a user at a time, so the tag edges reveal that this user met this item; a temporal or
-    random split that puts the (user, item) rating in the test part still shows a trace of it in
-    the KG. Pass ``tags=False`` for leakage-free evaluations.
+    The default output is leak-free: ``tags.csv`` is not read and the graph holds no ``kgr:tag``
+    edge and no tag text. Tags are opt-in because they leak: a tag is applied by a user at a
+    time, so an ``item kgr:tag <tag>`` edge (and the tag label that text encoders read as part of
+    the item's text, e.g. ``"tag: pixar"``) reveals that some user met this item, often the very
+    (user, item) pair that a random or temporal split holds out for validation or test, and with
+    a temporal split a tag applied after the training cut puts the future into the training
+    graph. Ask for them (``tags=True``) only for evaluations that accept this (or where tags are
+    the side information of a cold-start or explanation study), never for the main benchmark.
+
+    With ``tags=True``: each (item, tag) pair of ``tags.csv`` becomes ONE ``item kgr:tag <tag>``
+    edge, the tag IRI built from :func:`tag_slug` and labelled (``rdfs:label``) with the tag's
+    most frequent original spelling. Who tagged and when is dropped (but see the leak above).
 
     With ``tag_events``: each row of ``tags.csv`` (blank tags skipped) ALSO becomes a tagging event
     ``<tagging/n> rdf:type kgr:Tagging; kgr:user <user/u>; kgr:item <item/i>; kgr:timestamp ...;
@@ -536,16 +543,21 @@ def convert_movielens_latest_small(root: str | os.PathLike, out: str | os.PathLi
     Args:
         root: the folder with ``ratings.csv``, ``movies.csv``, ``tags.csv``, ``links.csv``.
         out: the output file; gzip'd when it ends in ``.gz``.
-        tags: write tag edges (default ``True``).
+        tags: write ``item kgr:tag <tag>`` edges and the tags' ``rdfs:label`` text (default
+            ``False``: they leak who met which item, see above; the shipped
+            ``kg_data/movielens-small`` has none).
         links: write ``kgr:imdb`` literals (default ``True``).
         tag_events: write each tag application as a ``kgr:Tagging`` event (default ``False``:
             ratings are the only interactions, as in the shipped ``kg_data/movielens-small``).
+            These are interactions, not KG edges: a split puts each in one part, so they do not
+            leak the way ``tags`` edges do.
         dataset: the ``<dataset>`` part of minted IRIs (default ``"movielens-small"``).
 
     Returns:
         Counts: ``users`` (raters and, with ``tag_events``, taggers), ``items``, ``interactions``
-        (rating events), ``genres``, ``genre_edges``, ``items_with_year``, ``tags``, ``tag_edges``,
-        ``tag_applications``, ``tag_events``, ``imdb_links``, ``triples``.
+        (rating events), ``genres``, ``genre_edges``, ``items_with_year``, ``tags`` and
+        ``tag_edges`` (with ``tags``), ``tag_applications`` (with ``tags`` or ``tag_events``),
+        ``tag_events`` (with ``tag_events``), ``imdb_links`` (with ``links``), ``triples``.
 
     Raises:
         SourceFormatError: a malformed row (the message names the file and line), e.g. a

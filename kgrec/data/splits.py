@@ -47,10 +47,12 @@ class Split:
         return f"{self.strategy}-seed{self.seed}"
 
     def stats(self) -> dict:
+        """Sizes of the split: interactions and distinct users of each part, cold users / items."""
         return {
             "strategy": self.strategy, "seed": self.seed, "ratios": list(self.ratios),
             "train": len(self.train), "valid": len(self.valid), "test": len(self.test),
-            "test_users": int(torch.unique(self.test.user).numel()) if len(self.test) else 0,
+            "train_users": _n_users(self.train), "valid_users": _n_users(self.valid),
+            "test_users": _n_users(self.test),
             "cold_users": int(self.cold_users.numel()), "cold_items": int(self.cold_items.numel()),
         }
 
@@ -83,6 +85,20 @@ def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), 
             ``ratios[2]`` share of items loses every training/validation interaction).
         ratios: train / valid / test shares, summing to 1.
         seed: seed of every random choice.
+
+    Per-user sizes (``random``, ``temporal``; see :func:`_cut`): a user with ``m`` interactions
+    gets the RecBole rounding ``train = floor(r0 m)``, ``valid = floor((r0 + r1) m) - train``, the
+    rest test, and then a minimum: every user with ``m >= 3`` has at least one validation and one
+    test interaction (taken from train, which keeps at least one), ``m = 2`` gives 1 train + 1 test
+    and ``m = 1`` train only. A part whose share is 0 gets none. With 80/10/10 every user with
+    ``3 <= m <= 9`` gets ``m-2 / 1 / 1`` (the rounding alone gave ``m = 3, 4, 5`` no validation
+    interaction: ``2/0/1``, ``3/0/1``, ``4/0/1``), and every user with ``m >= 10`` keeps the
+    RecBole counts exactly, so that model selection sees small users and large ones do not move.
+
+    ``cold-item``: each user's warm interactions are shuffled and ``round(r1 / (r0 + r1) * m)`` of
+    them go to validation, at least one when the user has ``m >= 3`` warm interactions and
+    ``r1 > 0`` (with 80/10/10 this adds a validation interaction to users with 3 or 4 warm
+    interactions, who had none); a user with 1 or 2 keeps them all in train.
     """
     if strategy not in STRATEGIES:
         raise SplitError(f"'strategy' must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
@@ -143,7 +159,10 @@ def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), 
         starts = np.flatnonzero(np.r_[True, np.diff(u_sorted) != 0])
         ends = np.r_[starts[1:], len(order)]
         for s, e in zip(starts, ends):
-            n_valid = int(round(share * (e - s))) if e - s > 1 else 0
+            m = e - s
+            n_valid = int(round(share * m)) if m > 1 else 0
+            if m >= 3 and share > 0:
+                n_valid = min(max(n_valid, 1), m - 1)
             part[order[e - n_valid:e]] = 1
         del users
         cold_items = torch.as_tensor(cold)
@@ -156,13 +175,54 @@ def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), 
 
 
 def _cut(m: int, ratios: tuple[float, float, float]) -> tuple[int, int]:
-    """Per-user cut sizes (RecBole-compatible rounding): train and valid counts of ``m`` rows."""
+    """Per-user cut sizes: the train and valid counts of a user's ``m`` rows (the rest is test).
+
+    RecBole-compatible rounding, ``train = floor(r0 m)`` and ``valid = floor((r0 + r1) m) - train``
+    (train at least 1), then a minimum so that model selection and the test see small users:
+
+    * ``m >= 3``: at least one validation row (when ``r1 > 0``) and one test row (when ``r2 > 0``),
+      taken from train, which keeps at least one row;
+    * ``m = 2``: 1 train + 1 test (1 train + 1 valid when ``r2 = 0``; 2 train when ``r1 = r2 = 0``);
+    * ``m = 1``: train only.
+
+    Users whose rounding already gives non-empty parts keep it exactly: with ``(0.8, 0.1, 0.1)``
+    every user with ``m >= 10`` has the RecBole counts; ``m = 3..9`` give ``m-2 / 1 / 1`` (only
+    ``m = 3, 4, 5`` change: the rounding gave them no validation row).
+    """
+    if m <= 0:
+        return 0, 0
+    if m == 1:
+        return 1, 0
+    if m == 2:
+        if ratios[2] > 0:
+            return 1, 0
+        return (1, 1) if ratios[1] > 0 else (2, 0)
     n_train = int(math.floor(m * ratios[0]))
     n_valid = int(math.floor(m * (ratios[0] + ratios[1]))) - n_train
-    if m >= 1 and n_train == 0:
+    if n_train == 0:
         n_train = 1
         n_valid = max(0, min(n_valid, m - 1))
+    n_test = m - n_train - n_valid
+    if ratios[1] > 0 and n_valid == 0:
+        n_valid = 1
+    if ratios[2] > 0 and n_test == 0:
+        n_test = 1
+    # the rows added to valid / test come out of train, then out of the larger of valid / test
+    excess = n_train + n_valid + n_test - m
+    take = min(excess, n_train - 1)
+    n_train -= take
+    excess -= take
+    while excess > 0:
+        if n_valid >= n_test and n_valid > 1:
+            n_valid -= 1
+        else:
+            n_test -= 1
+        excess -= 1
     return n_train, n_valid
+
+
+def _n_users(part: Interactions) -> int:
+    return int(torch.unique(part.user).numel()) if len(part) else 0
 
 
 def split_from_pairs(kg: KnowledgeGraph, parts: dict[str, list[tuple[str, str]]], name: str = "given",

@@ -121,6 +121,12 @@ class Estimator:
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "Estimator":
         raise NotImplementedError
 
+    def chosen_params(self) -> dict[str, Any]:
+        """Config values that pin the choices this fit made on validation by itself (e.g. the weights
+        of added priors), so that a refit with another seed repeats them instead of searching again
+        (:mod:`kgrec.tuning`). Empty for models whose fit makes no such choice."""
+        return {}
+
     # ---------------------------------------------------------------- scoring
     def history(self, users: Tensor) -> Tensor:
         """Binary training history rows ``[B, I]`` of ``users``."""

@@ -337,6 +337,23 @@ class HybridEstimator(PairwiseEstimator):
             self._calibrate_prior(split)
         return self
 
+    def chosen_params(self) -> dict:
+        """The prior settings validation chose (EASE's reg and relative weight; the rules' window,
+        recency and relative weight) as one-candidate grids; weight 0 stays a candidate of the rules."""
+        info, out = self.fit_info, {}
+        if "prior_relative_weight" in info:
+            reg = info["prior_reg"] if info["prior_reg"] is not None else _positive_tuple(
+                "ease_reg", self.config.ease_reg)[0]
+            out.update(ease_reg=(float(reg),), prior_grid=(float(info["prior_relative_weight"]),))
+        if "seq_relative_weight" in info:
+            g = float(info["seq_relative_weight"])
+            if g > 0:
+                out.update(seq_window=(float(info["seq_window"]),), seq_recency=(float(info["seq_recency"]),),
+                           seq_grid=(0.0, g))
+            else:
+                out.update(seq_grid=(0.0,))
+        return out
+
     @torch.no_grad()
     def _calibrate_prior(self, split: Split) -> None:
         """Choose the fixed priors' weights on validation NDCG@10 (the test part is never read):
@@ -347,7 +364,7 @@ class HybridEstimator(PairwiseEstimator):
         m.prior_gate.zero_()
         m.seq_gate.zero_()
         self.freeze()
-        evaluator = Evaluator(split, ks=(10,), part="valid")
+        evaluator = Evaluator(split, ks=(10,), part="valid", gauc=False)
         if "ease_weight" in self.context:
             self._calibrate_ease(evaluator)
         if self._seq_candidates:

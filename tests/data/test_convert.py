@@ -242,7 +242,7 @@ def ml_small_folder(root: Path) -> Path:
 
 def test_movielens_latest_small_exact_triples(tmp_path):
     root = ml_small_folder(tmp_path / "mls")
-    counts = convert_movielens_latest_small(root, tmp_path / "o.nt.gz")
+    counts = convert_movielens_latest_small(root, tmp_path / "o.nt.gz", tags=True)
     B = "https://w3id.org/kgrec/data/movielens-small/"
     S, INT, DEC = XSD + "string", XSD + "integer", XSD + "decimal"
     it = {n: f"{B}item/{n}" for n in range(1, 5)}
@@ -272,6 +272,42 @@ def test_movielens_latest_small_exact_triples(tmp_path):
                       "imdb_links": 2, "triples": len(expected)}
 
 
+def test_movielens_latest_small_default_has_no_tag_edges_nor_tag_text(tmp_path):
+    """Leak-free by default: tags say who met which item, so they need ``tags=True``."""
+    loader = pytest.importorskip("kgrec.data.loader")
+    from kgrec.data.text import item_texts
+
+    root = ml_small_folder(tmp_path / "mls")
+    default = convert_movielens_latest_small(root, tmp_path / "d.nt")
+    got = read_triples(tmp_path / "d.nt")
+    B = "https://w3id.org/kgrec/data/movielens-small/"
+    assert not [t for t in got if t[1] == KGR + "tag"]
+    assert not [t for t in got if B + "tag/" in t[0] or B + "tag/" in str(t[2])]  # no tag node, no label
+    tag_words = {"sci fi", "sci-fi", "Sci-Fi", "funny"}
+    assert not [t for t in got if isinstance(t[2], tuple) and t[2][0] in tag_words]
+    assert "tags" not in default and "tag_edges" not in default and "tag_applications" not in default
+    texts = item_texts(loader.load(tmp_path / "d.nt"))
+    assert not [x for x in texts if "tag" in x or "funny" in x or "sci" in x.lower()]
+    # tags.csv is not even read by default: a folder without it converts
+    (root / "tags.csv").unlink()
+    assert convert_movielens_latest_small(root, tmp_path / "n.nt") == default
+
+    # asked for explicitly, the tag edges and their labels (the tag text) are there
+    root = ml_small_folder(tmp_path / "mls2")
+    counts = convert_movielens_latest_small(root, tmp_path / "t.nt", tags=True)
+    with_tags = read_triples(tmp_path / "t.nt")
+    it1, it2 = B + "item/1", B + "item/2"
+    assert {t for t in with_tags if t[1] == KGR + "tag"} == {
+        (it1, KGR + "tag", B + "tag/sci-fi"), (it2, KGR + "tag", B + "tag/sci-fi"), (it2, KGR + "tag", B + "tag/funny")}
+    assert with_tags - got == {*{t for t in with_tags if t[1] == KGR + "tag"},
+                               (B + "tag/sci-fi", LABEL, ("sci fi", XSD + "string")),
+                               (B + "tag/funny", LABEL, ("funny", XSD + "string"))}
+    assert (counts["tags"], counts["tag_edges"], counts["triples"]) == (2, 3, default["triples"] + 5)
+    texts = item_texts(loader.load(tmp_path / "t.nt"))
+    assert texts[:2] == ["Toy Story (1995). genre: Adventure, Children. tag: sci fi.",
+                         'Ghost, The "Great" (1990). tag: sci fi, funny.']
+
+
 def test_movielens_latest_small_without_tags_and_links(tmp_path):
     root = ml_small_folder(tmp_path / "mls")
     counts = convert_movielens_latest_small(root, tmp_path / "o.nt", tags=False, links=False)
@@ -282,8 +318,8 @@ def test_movielens_latest_small_without_tags_and_links(tmp_path):
 
 def test_movielens_latest_small_tag_events_add_exactly_the_tagging_events(tmp_path):
     root = ml_small_folder(tmp_path / "mls")
-    plain = convert_movielens_latest_small(root, tmp_path / "plain.nt")
-    counts = convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
+    plain = convert_movielens_latest_small(root, tmp_path / "plain.nt", tags=True)
+    counts = convert_movielens_latest_small(root, tmp_path / "o.nt", tags=True, tag_events=True)
     B = "https://w3id.org/kgrec/data/movielens-small/"
     S = XSD + "string"
 
@@ -316,7 +352,7 @@ def test_movielens_latest_small_tag_events_bad_timestamp(tmp_path):
         convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
     # the tag edges alone never read the time (nor need the column)
     write(root, "tags.csv", "userId,movieId,tag\n1,1,funny\n")
-    assert convert_movielens_latest_small(root, tmp_path / "o.nt")["tag_edges"] == 1
+    assert convert_movielens_latest_small(root, tmp_path / "o.nt", tags=True)["tag_edges"] == 1
     with pytest.raises(SourceFormatError, match=r"tags\.csv:1: header lacks column\(s\) \['timestamp'\]"):
         convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
     assert not (tmp_path / "o.nt.tmp").exists()
@@ -325,7 +361,8 @@ def test_movielens_latest_small_tag_events_bad_timestamp(tmp_path):
 def test_movielens_latest_small_tag_events_load_as_two_scenarios(tmp_path):
     loader = pytest.importorskip("kgrec.data.loader")
     root = ml_small_folder(tmp_path / "mls")
-    convert_movielens_latest_small(root, tmp_path / "o.nt", tag_events=True)
+    # with the tag edges too, to check that the behaviours mapping keeps them out of the KG
+    convert_movielens_latest_small(root, tmp_path / "o.nt", tags=True, tag_events=True)
     kg = loader.load(tmp_path / "o.nt", mapping="kgrec-behaviours")
     assert kg.scenarios == ["rating", "tag"]
     assert kg.stats()["interactions_per_scenario"] == {"rating": 2, "tag": 5}

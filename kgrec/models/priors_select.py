@@ -1,0 +1,101 @@
+"""Choosing the weight of a fixed closed-form score term added to a model, on validation NDCG@10.
+
+One procedure, shared by the models that add closed-form priors to a base score (``ease+rules`` in
+:mod:`kgrec.models.peers`; the same search the hybrid runs for its EASE prior on top of its neural
+branches and for its sequential rules on top of both, :meth:`HybridEstimator._calibrate_prior`):
+
+* the base score alone (weight 0) is always the first trial;
+* each candidate term ``added`` is tried with the absolute weights
+  ``a = g * std(base scores) / std(added scores)`` for every ``g > 0`` of a grid, the two standard
+  deviations taken over a fixed sample of users (every ``U // 256``-th), so the grid reads in units
+  of the two score scales whatever the data; a candidate whose sample scores are constant is skipped;
+* the best trial by validation NDCG@10 wins; ties go to the smaller ``g`` (so weight 0 wins a tie),
+  then to the earlier trial.
+
+The test part is never read: the caller passes an :class:`kgrec.evaluate.Evaluator` built with
+``part="valid"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+__all__ = ["std_sample", "Selection", "select_added_weight"]
+
+ScoreFn = Callable[[Tensor], Tensor]
+
+
+def std_sample(num_users: int, device=None) -> Tensor:
+    """The users whose scores set the scale of a weight: every ``max(1, U // 256)``-th user id."""
+    users = torch.arange(num_users, device=device)
+    return users[:: max(1, num_users // 256)]
+
+
+@dataclass
+class Selection:
+    """The outcome of :func:`select_added_weight`.
+
+    Attributes:
+        ndcg: the chosen trial's validation NDCG@10.
+        relative: the chosen ``g`` (0 = the base alone).
+        key: the chosen candidate's key (``None`` with ``g = 0``).
+        weight: the chosen absolute weight ``a`` (0 with ``g = 0``).
+        trials: every trial as ``(ndcg, g, key, a)``, the base alone first.
+        evaluations: how many validation evaluations were made (the base's counts only when it was
+            not given).
+    """
+
+    ndcg: float
+    relative: float
+    key: Hashable | None
+    weight: float
+    trials: list = field(default_factory=list)
+    evaluations: int = 0
+
+
+@torch.no_grad()
+def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
+                        candidates: Iterable[tuple[Hashable, ScoreFn]], grid: Iterable[float], sample: Tensor,
+                        base_ndcg: float | None = None) -> Selection:
+    """Choose which candidate term to add to ``base``, and with what weight, on validation NDCG@10.
+
+    Args:
+        evaluator: ``evaluator(score_fn) -> {"ndcg@10": ...}`` (a validation
+            :class:`kgrec.evaluate.Evaluator` with ``10`` among its ``ks``).
+        base: ``base(users [B]) -> [B, I]`` the scores the term is added to.
+        candidates: ``(key, added)`` pairs, ``added(users [B]) -> [B, I]``; may be a generator, so
+            that only one candidate's matrices are held at a time.
+        grid: the relative weights ``g`` (entries ``<= 0`` are skipped: weight 0 is always tried).
+        sample: ``[S]`` user ids whose scores give the two standard deviations (:func:`std_sample`).
+        base_ndcg: the base's validation NDCG@10 when already known (saves one evaluation).
+
+    Returns:
+        a :class:`Selection`.
+    """
+    evaluations = 0
+    if base_ndcg is None:
+        base_ndcg = float(evaluator(base)["ndcg@10"])
+        evaluations += 1
+    grid = [float(g) for g in grid if g > 0]
+    trials = [(float(base_ndcg), 0.0, None, 0.0)]
+    base_std = float(base(sample).std()) if grid else 0.0
+    for key, added in candidates:
+        if not grid:
+            break
+        added_std = float(added(sample).std())
+        if not added_std > 0:
+            continue
+        for g in grid:
+            a = g * base_std / added_std
+
+            def score(users, a=a, added=added):
+                return base(users) + a * added(users)
+
+            trials.append((float(evaluator(score)["ndcg@10"]), g, key, a))
+            evaluations += 1
+    best = max(trials, key=lambda t: (t[0], -t[1]))  # max keeps the first of equal keys
+    return Selection(best[0], best[1], best[2], best[3], trials, evaluations)

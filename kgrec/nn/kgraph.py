@@ -1,0 +1,72 @@
+"""Helpers shared by the KG peers (:mod:`kgrec.nn.kgat`, :mod:`kgrec.nn.kgin`).
+
+Both models read the same graph: the collaborative knowledge graph of
+:func:`kgrec.data.graph.collaborative_edges` built from the item KG and the *training* interactions
+only. Node ids: entities ``[0, E)`` (items are entities ``[0, I)``) then users ``[E, E + U)``. Edge
+types: ``2r`` / ``2r + 1`` for KG relation ``r`` and its inverse, ``2R`` (user -> item, "interact")
+and ``2R + 1`` (item -> user). ``edge_index[:, m] = (h, t)`` is the triple ``(h, type[m], t)``.
+
+Only ``torch`` and ``torch_geometric.utils`` are used by the models (full-graph message passing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kgrec.errors import KgrecError
+
+__all__ = ["ckg_context", "kg_part", "interaction_part", "keep_mask", "check_int", "check_rate"]
+
+
+def ckg_context(kg, train) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The collaborative KG of ``kg`` and the training interactions ``train``, as context tensors.
+
+    Duplicate training pairs are merged (a repeated interaction is one edge).
+
+    Returns:
+        ``({"ckg_edge_index": [2, M] long, "ckg_edge_type": [M] long}, {"num_nodes", "num_edge_types"})``.
+    """
+    from kgrec.data.graph import Interactions, collaborative_edges
+
+    pairs = torch.unique(torch.stack([train.user.long(), train.item.long()], 1), dim=0)
+    uniq = Interactions.from_lists(pairs[:, 0].numpy(), pairs[:, 1].numpy())
+    ei, et, n, types = collaborative_edges(kg, uniq)
+    return ({"ckg_edge_index": ei.long().contiguous(), "ckg_edge_type": et.long().contiguous()},
+            {"num_nodes": int(n), "num_edge_types": int(types)})
+
+
+def kg_part(edge_index: Tensor, edge_type: Tensor, num_relations: int) -> tuple[Tensor, Tensor]:
+    """The KG edges (both directions, types ``[0, 2R)``) of a collaborative KG."""
+    m = edge_type < 2 * num_relations
+    return edge_index[:, m], edge_type[m]
+
+
+def interaction_part(edge_index: Tensor, edge_type: Tensor, num_relations: int,
+                     num_entities: int) -> tuple[Tensor, Tensor]:
+    """The training pairs (user ids ``[0, U)``, item ids) of a collaborative KG's user -> item edges."""
+    m = edge_type == 2 * num_relations
+    return edge_index[0, m] - num_entities, edge_index[1, m]
+
+
+def keep_mask(n: int, rate: float, device) -> Tensor | None:
+    """A random ``[n]`` bool mask keeping each edge with probability ``1 - rate``; ``None`` if ``rate`` is 0."""
+    if rate <= 0 or n == 0:
+        return None
+    return torch.rand(n, device=device) >= rate
+
+
+def check_int(value, name: str, low: int) -> int:
+    """``value`` as an int ``>= low``, else :class:`KgrecError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise KgrecError(f"'{name}' must be an integer >= {low} (got {value!r})")
+    return value
+
+
+def check_rate(value, name: str) -> float:
+    """``value`` as a float in ``[0, 1)``, else :class:`KgrecError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise KgrecError(f"'{name}' must be a number in [0, 1) (got {value!r})")
+    return float(value)

@@ -1,0 +1,66 @@
+"""The tuning protocol (kgrec.tuning) and the paired test (kgrec.significance): known answers."""
+
+import pytest
+
+from kgrec.errors import KgrecError
+from kgrec.models import MODELS
+from kgrec.significance import paired_test, per_user_means, verdict
+from kgrec.tuning import SPACES, SearchSpace, hybrid_internal_trials, trials
+
+
+def test_every_space_names_a_model_and_fits_the_budget():
+    for label, spec in SPACES.items():
+        assert spec.model in MODELS, label
+        cands = trials(spec, 6)
+        assert sum(spec.cost(c) for c in cands) <= 6, label
+
+
+def test_small_grids_are_searched_whole_and_large_ones_sampled_with_the_default_first():
+    spec = SearchSpace("ease", space={"reg": [250.0, 50.0, 100.0]})
+    assert trials(spec, 6) == [{"reg": 250.0}, {"reg": 50.0}, {"reg": 100.0}]
+    big = SearchSpace("lightgcn", fixed={"dim": 64}, space={"lr": [5e-3, 1e-3], "reg": [1e-4, 1e-5, 1e-3],
+                                                            "num_layers": [3, 2]})
+    got = trials(big, 6, seed=2020)
+    assert len(got) == 6 and got[0] == {"dim": 64, "lr": 5e-3, "reg": 1e-4, "num_layers": 3}
+    assert len({tuple(sorted(c.items())) for c in got}) == 6  # no repeats
+    assert got == trials(big, 6, seed=2020) and got != trials(big, 6, seed=1)  # seeded
+
+
+def test_internal_choices_count_against_the_budget():
+    # the hybrid's benchmark space: 1 (neural alone) + 1 reg x 3 EASE weights + 1 x 1 x 2 rule weights = 6
+    assert hybrid_internal_trials(SPACES["Hybrid"].fixed) == 6
+    assert trials(SPACES["Hybrid"], 6) == [SPACES["Hybrid"].fixed]
+    # its library defaults: 1 + 3 x 9 + 3 x 2 x 5 = 58 evaluations, far over a budget of 6
+    with pytest.raises(KgrecError, match="58 validation evaluations, over the budget of 6"):
+        trials(SearchSpace("hybrid", fixed={"ease_reg": (250.0, 500.0, 1000.0),
+                                            "prior_grid": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0),
+                                            "seq_window": (3.0, 10.0, 30.0), "seq_recency": (1.0, 3.0),
+                                            "seq_grid": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)},
+                           internal=hybrid_internal_trials), 6)
+    assert hybrid_internal_trials({"use_cf": False}) == 1
+    with pytest.raises(KgrecError, match="'--budget' must be a positive integer"):
+        trials(SPACES["EASE"], 0)
+
+
+def test_wilcoxon_known_answers():
+    # 5 users, every difference positive and distinct: the exact two-sided p is 2 / 2^5 = 0.0625
+    t = paired_test([0.5, 0.6, 0.7, 0.8, 0.9], [0.4, 0.4, 0.4, 0.4, 0.4])
+    assert t["p"] == pytest.approx(0.0625) and t["n"] == 5 and t["mean_diff"] == pytest.approx(0.3)
+    # 6 users: p = 2 / 64
+    assert paired_test({u: 1.0 + u for u in range(6)}, {u: 0.0 for u in range(6)})["p"] == pytest.approx(1 / 32)
+    # identical samples: nothing to test
+    assert paired_test([0.1, 0.2], [0.1, 0.2])["p"] == 1.0
+    with pytest.raises(KgrecError, match="must pair up"):
+        paired_test([0.1], [0.1, 0.2])
+
+
+def test_per_user_means_average_seeds_on_common_users_and_verdicts():
+    runs = [{"per_user": {"users": [1, 2, 3], "ndcg@10": [0.0, 1.0, 0.5]}},
+            {"per_user": {"users": [2, 3], "ndcg@10": [0.0, 0.5]}}]
+    assert per_user_means(runs) == {2: 0.5, 3: 0.5}
+    assert per_user_means([{"per_user": None}]) == {}
+    assert verdict(0.02, 0.01, 0.005, 0.01) == "ahead"
+    assert verdict(-0.02, 0.01, 0.005, 0.01) == "behind"
+    assert verdict(0.02, 0.03, 0.005, 0.01) == "tie"  # inside a seed spread
+    assert verdict(0.02, 0.01, 0.005, 0.2) == "tie"  # not significant
+    assert verdict(0.02, 0.01, 0.005, None) == "tie"  # no paired test
