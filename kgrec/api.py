@@ -59,7 +59,9 @@ class Recommender:
 
     Args:
         model: ``"mostpop"``, ``"itemknn"``, ``"ease"``, ``"bprmf"``, ``"lightgcn"``, ``"cke"``, ``"hybrid"``,
-            ``"scenario-mf"`` (:mod:`kgrec.models.scenario`).
+            ``"scenario-mf"`` (:mod:`kgrec.models.scenario`); the peers ``"kgat"``, ``"kgin"`` (KG),
+            ``"sasrec"`` (sequential), ``"ease+rules"`` (the hybrid's closed-form priors alone),
+            ``"content-knn"`` (item-item cosine of MiniLM item texts) and ``"random"``.
         **params: the model's config fields (see ``Recommender.params_of(model)``).
 
     Example::

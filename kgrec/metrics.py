@@ -167,6 +167,23 @@ def coverage(topk_index: Tensor, n_items: int, k: int | None = None) -> float:
     return torch.unique(idx).numel() / n_items
 
 
+def _top_k_of(topk_index: Tensor, table: Tensor, table_name: str, k: int | None) -> tuple[Tensor, Tensor]:
+    """The first ``k`` columns of ``topk_index`` and their non-padding mask, after checking the
+    shape and that every item id indexes ``table`` (a per-item tensor, named ``table_name`` in errors).
+
+    Shapes: topk_index ``[B, K]`` long, ``-1`` = padding -> ``([B, k] long, [B, k] bool)``.
+    """
+    if topk_index.dim() != 2:
+        raise EvaluationError(f"'topk_index' must have shape [B, K] (got {list(topk_index.shape)})")
+    k = topk_index.size(1) if k is None else check_k(k)
+    idx = topk_index[:, :k]
+    valid = idx >= 0
+    if valid.any() and int(idx.max()) >= table.numel():
+        raise EvaluationError(f"'topk_index' holds item {int(idx.max())}, beyond the "
+                              f"{table.numel()} entries of '{table_name}'")
+    return idx, valid
+
+
 def average_popularity(topk_index: Tensor, item_popularity: Tensor, k: int | None = None) -> Tensor:
     """Average recommendation popularity (ARP, Abdollahpouri et al. 2019): the mean popularity of
     the items in each user's top k (padding excluded; 0 for an empty list).
@@ -179,14 +196,7 @@ def average_popularity(topk_index: Tensor, item_popularity: Tensor, k: int | Non
     Shapes:
         topk_index: ``[B, K]`` long; item_popularity: ``[n_items]``. Returns ``[B]`` float.
     """
-    if topk_index.dim() != 2:
-        raise EvaluationError(f"'topk_index' must have shape [B, K] (got {list(topk_index.shape)})")
-    k = topk_index.size(1) if k is None else check_k(k)
-    idx = topk_index[:, :k]
-    valid = idx >= 0
-    if valid.any() and int(idx.max()) >= item_popularity.numel():
-        raise EvaluationError(f"'topk_index' holds item {int(idx.max())}, beyond the "
-                              f"{item_popularity.numel()} entries of 'item_popularity'")
+    idx, valid = _top_k_of(topk_index, item_popularity, "item_popularity", k)
     dtype = torch.get_default_dtype()
     pop = item_popularity.to(device=idx.device, dtype=dtype)[idx.clamp(min=0)] * valid
     return pop.sum(1) / valid.sum(1).clamp(min=1).to(dtype)
@@ -324,14 +334,7 @@ def tail_percentage(topk_index: Tensor, is_tail: Tensor, k: int | None = None) -
         topk_index: ``[B, K]`` long, ``-1`` = padding; is_tail: ``[n_items]`` bool.
         Returns ``[B]`` float.
     """
-    if topk_index.dim() != 2:
-        raise EvaluationError(f"'topk_index' must have shape [B, K] (got {list(topk_index.shape)})")
-    k = topk_index.size(1) if k is None else check_k(k)
-    idx = topk_index[:, :k]
-    valid = idx >= 0
-    if valid.any() and int(idx.max()) >= is_tail.numel():
-        raise EvaluationError(f"'topk_index' holds item {int(idx.max())}, beyond the "
-                              f"{is_tail.numel()} entries of 'is_tail'")
+    idx, valid = _top_k_of(topk_index, is_tail, "is_tail", k)
     dtype = torch.get_default_dtype()
     tail = is_tail.to(device=idx.device, dtype=torch.bool)[idx.clamp(min=0)] & valid
     return tail.sum(1).to(dtype) / valid.sum(1).clamp(min=1).to(dtype)

@@ -15,7 +15,7 @@ from kgrec.data.sampling import NegativeSampler
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 
-__all__ = ["fit_pairwise", "pick_device", "peak_memory_mb", "trainer_state", "restore_trainer_state"]
+__all__ = ["fit_pairwise", "EpochLoop", "pick_device", "peak_memory_mb", "trainer_state", "restore_trainer_state"]
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -86,6 +86,173 @@ def restore_trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator
     sampler.rng.bit_generator.state = meta["sampler_rng"]
 
 
+class EpochLoop:
+    """The epoch loop shared by the gradient trainers (:func:`fit_pairwise`, SASRec's ``fit``).
+
+    Built where training is about to start: it resets the GPU's peak-memory counter and, given a
+    checkpoint to ``resume`` from, loads its weights, best epoch and validation metrics (and the
+    optimizer's and RNG states when it holds them). :meth:`run` then trains epochs up to
+    ``config.epochs``, validating every ``eval_every`` epochs, keeping the best state by ``metric``
+    (checkpointing each new best), stopping after ``patience`` validations without improvement, and
+    returns ``fit_info``.
+
+    Args:
+        est: the estimator (``config``, ``module``, ``name`` are read; ``fit_info`` is set).
+        optimizer, gen, sampler: the optimizer, the shuffling generator and an object with a numpy
+            ``rng`` (the negative sampler), all saved in a checkpoint and restored on resume.
+        device: the training device.
+        metric: the validation metric to select on.
+        resume: as in :func:`fit_pairwise`.
+        ctx: the :func:`kgrec.distributed.context` (``None`` in one process).
+    """
+
+    def __init__(self, est, optimizer: torch.optim.Optimizer, gen: torch.Generator, sampler, device: torch.device,
+                 metric: str = "ndcg@10", resume: dict | None = None, ctx=None) -> None:
+        self.est, self.optimizer, self.gen, self.sampler, self.device = est, optimizer, gen, sampler, device
+        self.metric, self.resume, self.ctx = metric, resume, ctx
+        self.rank, self.world = (ctx.rank, ctx.world) if ctx else (0, 1)
+        self.use_amp = device.type == "cuda"
+        if self.use_amp:
+            torch.cuda.reset_peak_memory_stats(device)
+        self.best, self.best_state, self.best_epoch, self.bad = -math.inf, None, 0, 0
+        self.best_metrics: dict = {}
+        self.first_epoch = 1
+        if resume is not None:
+            self._resume(resume)
+
+    def _resume(self, resume: dict) -> None:
+        cfg, module, rank = self.est.config, self.est.module, self.rank
+        module.load_state_dict(resume["state"])
+        self.best_state = copy.deepcopy(module.state_dict())
+        self.best_epoch, self.best_metrics = int(resume["epoch"]), dict(resume["valid"])
+        self.best, self.first_epoch = float(self.best_metrics.get(self.metric, -math.inf)), self.best_epoch + 1
+        if resume.get("trainer") and resume.get("trainer_tensors"):
+            extra = _estimator_generators(self.est)
+            restore_trainer_state(self.optimizer, self.gen, self.sampler, resume["trainer"],
+                                  resume["trainer_tensors"], extra)
+            if rank:  # the checkpoint holds rank 0's streams: give the others their own again
+                first_epoch = self.first_epoch
+                self.sampler.rng = np.random.default_rng([cfg.seed, rank, first_epoch])
+                torch.manual_seed(cfg.seed + rank + 7919 * first_epoch)
+                for k, g in enumerate(extra.values()):
+                    g.manual_seed(cfg.seed + rank + 7919 * first_epoch + 104729 * (k + 1))
+
+    def backward_step(self, compute_loss: Callable[[], torch.Tensor]) -> float:
+        """One optimizer step on ``compute_loss()`` (under bf16 autocast on CUDA); returns the loss."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            loss = compute_loss()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def run(self, step_epoch: Callable[[int], tuple[float, int]], n: int, *,
+            evaluator: Callable | None, has_valid: bool | None = None, freeze: Callable[[], None],
+            unfreeze: Callable[[], None] | None = None, log: Callable[[str], None] | None = None,
+            checkpoint: Callable[[object, dict, dict], None] | None = None,
+            curve_keys: tuple[str, ...] = ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "auc"),
+            loss_hint: str = "lower 'lr' or raise 'reg'",
+            extra_info: Callable[[dict], dict] | None = None) -> dict:
+        """Train the epochs and return ``fit_info`` (also stored on ``est.fit_info``).
+
+        Args:
+            step_epoch: ``step_epoch(epoch) -> (loss sum, pairs)`` trains one epoch (in train mode)
+                and returns the summed loss and how many samples this rank trained on.
+            n: samples per epoch; the curve's ``loss`` is the sum over ``n``. Under ``torchrun`` the
+                ranks' sums are added and rescaled to ``n`` samples.
+            evaluator: ``evaluator(est.score) -> metrics`` on validated epochs (``None`` on ranks
+                other than 0: rank 0 broadcasts its metrics).
+            has_valid: whether to validate at all (default: ``evaluator is not None``).
+            freeze: puts the estimator in scoring mode (before validation and at the end).
+            unfreeze: called at the start of each epoch after ``module.train()``.
+            log, checkpoint: as in :func:`fit_pairwise`.
+            curve_keys: the validation metrics (besides ``metric``) kept in the curve.
+            loss_hint: the advice of the error raised when the loss stops being finite.
+            extra_info: ``extra_info(info) -> dict`` of model-specific ``fit_info`` keys, put
+                before ``curve``.
+        """
+        from kgrec import distributed
+
+        est, module, cfg, ctx = self.est, self.est.module, self.est.config, self.ctx
+        rank, world, device, metric = self.rank, self.world, self.device, self.metric
+        if has_valid is None:
+            has_valid = evaluator is not None
+        epoch_seconds: list[float] = []
+        curve: list[dict] = []  # one row per epoch: loss, and the validation metrics when validated
+        t_start = time.perf_counter()
+        t_best = 0.0
+        epochs = range(self.first_epoch, cfg.epochs + 1)
+        if cfg.progress and rank == 0:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc=f"train {est.name}", unit="epoch")
+        for epoch in epochs:
+            module.train()
+            if unfreeze is not None:
+                unfreeze()
+            t0 = time.perf_counter()
+            total, count = step_epoch(epoch)
+            if self.use_amp:
+                torch.cuda.synchronize(device)
+            if ctx:  # the mean over all ranks' pairs (padding included); every rank sees the same value
+                total = distributed.all_reduce_sum(total) * n / (count * world)
+            epoch_seconds.append(time.perf_counter() - t0)
+            if not math.isfinite(total):
+                raise FloatingPointError(f"training loss of '{est.name}' became {total} at epoch {epoch}; "
+                                         f"{loss_hint}")
+            curve.append({"epoch": epoch, "loss": total / n, "seconds": epoch_seconds[-1]})
+            if not has_valid or epoch % cfg.eval_every:
+                continue
+            freeze()  # on every rank: a model with cached state (fine-tuned text) stays the same everywhere
+            metrics = evaluator(est.score) if evaluator is not None else None
+            if ctx:
+                metrics = distributed.broadcast_object(metrics)
+            if metric not in metrics:
+                raise KgrecError(f"'metric': validation gave no {metric!r} (it gave {sorted(metrics)})")
+            score = metrics[metric]
+            curve[-1]["valid"] = {k: metrics[k] for k in (*curve_keys, metric)
+                                  if k in metrics and isinstance(metrics[k], (int, float))}
+            if log and rank == 0:
+                log(f"epoch {epoch:4d}  loss {total / n:.4f}  valid {metric} {score:.4f}  "
+                    f"({epoch_seconds[-1]:.2f} s)")
+            if score > self.best:
+                self.best, self.best_epoch, self.bad, self.best_metrics = score, epoch, 0, metrics
+                self.best_state = copy.deepcopy(module.state_dict())
+                t_best = time.perf_counter() - t_start
+                if checkpoint and rank == 0:
+                    meta, tensors = trainer_state(self.optimizer, self.gen, self.sampler, _estimator_generators(est))
+                    checkpoint(est, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
+            else:
+                self.bad += 1
+                if self.bad >= cfg.patience:
+                    break
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+        else:  # no validation part: keep the last epoch
+            self.best_epoch, t_best = self.first_epoch - 1 + len(epoch_seconds), time.perf_counter() - t_start
+        freeze()
+        info = {
+            "device": str(device),
+            "best_epoch": self.best_epoch,
+            "epochs_run": len(epoch_seconds),
+            "resumed_from_epoch": self.first_epoch - 1 if self.resume is not None else None,
+            "valid": self.best_metrics,
+            "seconds_per_epoch_median": float(np.median(epoch_seconds)) if epoch_seconds else 0.0,
+            "seconds_to_best": t_best,
+            "fit_seconds": time.perf_counter() - t_start,
+            "peak_rss_mb": peak_memory_mb(),
+            "world_size": world,
+            "backend": ctx.backend if ctx else None,
+        }
+        if extra_info is not None:
+            info.update(extra_info(info))
+        info["curve"] = curve
+        if self.use_amp:
+            info["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        est.fit_info = info
+        return info
+
+
 def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
                  metric: str = "ndcg@10", checkpoint: Callable[[object, dict, dict], None] | None = None,
                  resume: dict | None = None, validate: Callable[[object], dict] | None = None) -> dict:
@@ -133,7 +300,6 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     torch.manual_seed(cfg.seed + rank)  # training randomness differs per rank; rank 0 = one process
     np.random.seed(cfg.seed % (2**32))
     est.to(device)
-    module = est.module
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
     sampler = (est.negative_sampler(split.train, seed=cfg.seed + rank) if hasattr(est, "negative_sampler")
                else NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed + rank))
@@ -153,43 +319,13 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         # time decay: an epoch draws n positive pairs with probability proportional to their weight
         pair_weights = decay_weights(split.train.time, cfg.half_life_days, user=users,
                                      decay_from=getattr(cfg, "decay_from", "cut")).double()
-    use_amp = device.type == "cuda"
-    if use_amp:
-        torch.cuda.reset_peak_memory_stats(device)
-
-    best, best_state, best_epoch, bad = -math.inf, None, 0, 0
-    best_metrics: dict = {}
-    first_epoch = 1
-    if resume is not None:
-        module.load_state_dict(resume["state"])
-        best_state = copy.deepcopy(module.state_dict())
-        best_epoch, best_metrics = int(resume["epoch"]), dict(resume["valid"])
-        best, first_epoch = float(best_metrics.get(metric, -math.inf)), best_epoch + 1
-        if resume.get("trainer") and resume.get("trainer_tensors"):
-            extra = _estimator_generators(est)
-            restore_trainer_state(optimizer, gen, sampler, resume["trainer"], resume["trainer_tensors"], extra)
-            if rank:  # the checkpoint holds rank 0's streams: give the others their own again
-                sampler.rng = np.random.default_rng([cfg.seed, rank, first_epoch])
-                torch.manual_seed(cfg.seed + rank + 7919 * first_epoch)
-                for k, g in enumerate(extra.values()):
-                    g.manual_seed(cfg.seed + rank + 7919 * first_epoch + 104729 * (k + 1))
+    loop = EpochLoop(est, optimizer, gen, sampler, device, metric=metric, resume=resume, ctx=ctx)
     step = est.batch_loss
-    if ctx:
+    if ctx:  # after the resumed weights are loaded: DDP broadcasts rank 0's at construction
         probe = torch.arange(min(n, 64))
         step = distributed.wrap(est, ctx, users[probe].to(device), items[probe].to(device))
-    epoch_seconds: list[float] = []
-    curve: list[dict] = []  # one row per epoch: loss, and the validation metrics when validated
-    t_start = time.perf_counter()
-    t_best = 0.0
-    epochs = range(first_epoch, cfg.epochs + 1)
-    if cfg.progress and rank == 0:
-        from tqdm.auto import tqdm
 
-        epochs = tqdm(epochs, desc=f"train {est.name}", unit="epoch")
-    for epoch in epochs:
-        module.train()
-        est.unfreeze()
-        t0 = time.perf_counter()
+    def step_epoch(epoch: int) -> tuple[float, int]:
         perm = (torch.randperm(n, generator=gen) if pair_weights is None
                 else torch.multinomial(pair_weights, n, replacement=True, generator=gen))
         if ctx:
@@ -200,66 +336,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             u, p = users[b], items[b]
             neg = sampler.sample(u, cfg.num_neg)
             u, p, neg = u.to(device), p.to(device), neg.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = step(u, p, neg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * b.numel()
-        if use_amp:
-            torch.cuda.synchronize(device)
-        if ctx:  # the mean over all ranks' pairs (padding included); every rank sees the same value
-            total = distributed.all_reduce_sum(total) * n / (perm.numel() * world)
-        epoch_seconds.append(time.perf_counter() - t0)
-        if not math.isfinite(total):
-            raise FloatingPointError(f"training loss of '{est.name}' became {total} at epoch {epoch}; "
-                                     "lower 'lr' or raise 'reg'")
-        curve.append({"epoch": epoch, "loss": total / n, "seconds": epoch_seconds[-1]})
-        if not has_valid or epoch % cfg.eval_every:
-            continue
-        est.freeze()  # on every rank: a model with cached state (fine-tuned text) stays the same everywhere
-        metrics = evaluator(est.score) if evaluator is not None else None
-        if ctx:
-            metrics = distributed.broadcast_object(metrics)
-        if metric not in metrics:
-            raise KgrecError(f"'metric': validation gave no {metric!r} (it gave {sorted(metrics)})")
-        score = metrics[metric]
-        curve[-1]["valid"] = {k: metrics[k] for k in ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "auc", metric)
-                              if k in metrics and isinstance(metrics[k], (int, float))}
-        if log and rank == 0:
-            log(f"epoch {epoch:4d}  loss {total / n:.4f}  valid {metric} {score:.4f}  "
-                f"({epoch_seconds[-1]:.2f} s)")
-        if score > best:
-            best, best_epoch, bad, best_metrics = score, epoch, 0, metrics
-            best_state = copy.deepcopy(module.state_dict())
-            t_best = time.perf_counter() - t_start
-            if checkpoint and rank == 0:
-                meta, tensors = trainer_state(optimizer, gen, sampler, _estimator_generators(est))
-                checkpoint(est, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    else:  # no validation part: keep the last epoch
-        best_epoch, t_best = len(epoch_seconds), time.perf_counter() - t_start
-    est.freeze()
-    info = {
-        "device": str(device),
-        "best_epoch": best_epoch,
-        "epochs_run": len(epoch_seconds),
-        "resumed_from_epoch": first_epoch - 1 if resume is not None else None,
-        "valid": best_metrics,
-        "seconds_per_epoch_median": float(np.median(epoch_seconds)) if epoch_seconds else 0.0,
-        "seconds_to_best": t_best,
-        "fit_seconds": time.perf_counter() - t_start,
-        "peak_rss_mb": peak_memory_mb(),
-        "world_size": world,
-        "backend": ctx.backend if ctx else None,
-        "curve": curve,
-    }
-    if use_amp:
-        info["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    est.fit_info = info
-    return info
+            total += loop.backward_step(lambda: step(u, p, neg)) * b.numel()
+        return total, perm.numel()
+
+    return loop.run(step_epoch, n, evaluator=evaluator, has_valid=has_valid, freeze=est.freeze,
+                    unfreeze=est.unfreeze, log=log, checkpoint=checkpoint)

@@ -158,7 +158,8 @@ def test_missing_file_exits_2(tmp_path):
 def test_unknown_model_and_params_exit_2(tmp_path):
     code, _, err = run(["train", TOY, "--model", "nope", "--out", tmp_path / "m"])
     assert code == 2
-    assert "'--model' must be one of bprmf, cke, ease, hybrid, itemknn, lightgcn, mostpop, scenario-mf (got 'nope')" in err
+    assert ("'--model' must be one of bprmf, cke, content-knn, ease, ease+rules, hybrid, itemknn, kgat, kgin, "
+            "lightgcn, mostpop, random, sasrec, scenario-mf (got 'nope')") in err
     code, _, err = run(["train", TOY, "--model", "bprmf", "--param", "epoch=2", "--out", tmp_path / "m"])
     assert code == 2
     assert "unknown parameter(s) 'epoch' for model 'bprmf'; accepted: " in err and "epochs" in err
@@ -216,12 +217,17 @@ def test_train_closed_form_matches_api(model, tmp_path, toy_kg):
     code, _, err = run(["train", TOY, "--model", model, "--out", tmp_path / model, "--ks", "5"])
     assert code == 0, err
     run_ = json.loads((tmp_path / model / "metrics.json").read_text())
-    assert run_["valid"] is None  # the toy graph's 80/10/10 split has no validation part
     sp = kgrec.split(toy_kg, "random", seed=2020)
-    expected = kgrec.Recommender(model).fit(toy_kg, sp).evaluate(sp, ks=(5,))
+    # the toy graph's 80/10/10 split: the 3 users with 3 interactions give 1/1/1, those with 2 give 1/0/1
+    assert (len(sp.train), len(sp.valid), len(sp.test)) == (6, 3, 6)
+    rec = kgrec.Recommender(model).fit(toy_kg, sp)
+    expected = rec.evaluate(sp, ks=(5,))
     assert metric_keys(run_["test"]) == pytest.approx(metric_keys(expected))
+    assert run_["valid"]["users"] == 3
+    assert metric_keys(run_["valid"]) == pytest.approx(metric_keys(rec.evaluate(sp, ks=(5,), part="valid")))
     assert set(metric_keys(run_["test"])) == {f"{m}@5" for m in
-                                              ("recall", "ndcg", "precision", "hit", "mrr", "coverage", "avg_pop")}
+                                              ("recall", "ndcg", "precision", "hit", "mrr", "coverage", "avg_pop",
+                                               "map", "gini", "entropy", "tail")}
 
 
 def test_train_hybrid_without_text(tmp_path):

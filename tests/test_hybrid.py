@@ -22,7 +22,12 @@ def _drop_item(kg, item):
 
 def test_cold_item_ranked_by_its_kg_neighbourhood(tiny_text_model):
     kg = _drop_item(two_cluster_kg(n_per=6, items_per=4), 3)  # item 3 (genre A) has no interaction at all
-    sp = kgrec.split(kg, "random", seed=0)
+    # no validation part, so the 40 epochs all run and the last state is kept: with 80/10/10 each user with
+    # 3 interactions gives up a training item to validation (1/1/1) and selection stops at epoch 2, before
+    # the KG neighbourhood has moved item 3. (0.8, 0, 0.2) is the split 80/10/10 gave before every user
+    # with 3 interactions got a validation item: 2 train + 1 test (1 + 1 for the users with 2)
+    sp = kgrec.split(kg, "random", ratios=(0.8, 0.0, 0.2), seed=0)
+    assert len(sp.valid) == 0 and (len(sp.train), len(sp.test)) == (19, 12)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, use_cf=False, use_text=False)).fit(kg, sp)
     scores = rec.score(torch.arange(kg.num_users))
     # share of the other cluster's items that the cold genre-A item beats, per user

@@ -14,6 +14,7 @@ from kgrec.data.splits import Split
 from kgrec.data.text import item_texts, user_history, user_texts
 from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, TrainConfig
+from kgrec.models.priors_select import pinned_rule_params
 from kgrec.nn.sparse import gcn_adjacency
 
 __all__ = ["HybridConfig", "HybridEstimator", "segment_text"]
@@ -346,12 +347,7 @@ class HybridEstimator(PairwiseEstimator):
                 "ease_reg", self.config.ease_reg)[0]
             out.update(ease_reg=(float(reg),), prior_grid=(float(info["prior_relative_weight"]),))
         if "seq_relative_weight" in info:
-            g = float(info["seq_relative_weight"])
-            if g > 0:
-                out.update(seq_window=(float(info["seq_window"]),), seq_recency=(float(info["seq_recency"]),),
-                           seq_grid=(0.0, g))
-            else:
-                out.update(seq_grid=(0.0,))
+            out.update(pinned_rule_params(info))
         return out
 
     @torch.no_grad()

@@ -12,7 +12,7 @@ from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, TrainConfig
 from kgrec.nn.kgat import KGAT
-from kgrec.nn.kgraph import check_int, check_rate, ckg_context
+from kgrec.nn.kgraph import add_ckg_context, check_int, check_rate
 
 __all__ = ["KGATConfig", "KGATModel"]
 
@@ -77,9 +77,7 @@ class KGATModel(PairwiseEstimator):
 
     def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
         super().prepare(kg, split)
-        ctx, sizes = ckg_context(kg, split.train)  # training interactions only
-        self.context.update(ctx)
-        self.meta.update(num_entities=kg.num_entities, num_relations=kg.num_relations, **sizes)
+        add_ckg_context(self, kg, split.train)  # training interactions only
 
     def build(self) -> None:
         m, c = self.meta, self.config

@@ -26,6 +26,7 @@ from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 from kgrec.models.base import Estimator
 from kgrec.models.hybrid import HybridConfig, _positive_tuple
+from kgrec.models.priors_select import pinned_rule_params, select_added_weight, std_sample
 
 __all__ = ["EASERulesConfig", "EASERulesModel", "RandomConfig", "RandomModel", "ContentKNNConfig",
            "ContentKNNModel"]
@@ -167,7 +168,6 @@ class EASERulesModel(Estimator):
             self.fit_info = _fit_info(t0, **info)
             return self
         from kgrec.evaluate import Evaluator
-        from kgrec.models.priors_select import select_added_weight, std_sample
 
         evaluator = Evaluator(split, ks=(10,), part="valid", gauc=False)
         best = None  # (valid ndcg@10, reg, weight): one EASE matrix kept besides the one being tried
@@ -212,14 +212,7 @@ class EASERulesModel(Estimator):
         info = self.fit_info
         if "ease_reg" not in info:
             return {}
-        out = {"ease_reg": (float(info["ease_reg"]),)}
-        g = float(info.get("seq_relative_weight") or 0.0)
-        if g > 0:
-            out.update(seq_window=(float(info["seq_window"]),), seq_recency=(float(info["seq_recency"]),),
-                       seq_grid=(0.0, g))
-        else:
-            out.update(seq_grid=(0.0,))
-        return out
+        return {"ease_reg": (float(info["ease_reg"]),), **pinned_rule_params(info)}
 
 
 # ------------------------------------------------------------------------------------------- random

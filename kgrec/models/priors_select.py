@@ -99,3 +99,14 @@ def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
             evaluations += 1
     best = max(trials, key=lambda t: (t[0], -t[1]))  # max keeps the first of equal keys
     return Selection(best[0], best[1], best[2], best[3], trials, evaluations)
+
+
+def pinned_rule_params(info: dict) -> dict:
+    """The sequential rules' chosen (window, recency, relative weight) in ``info`` as one-candidate
+    grids for a refit (weight 0 stays a candidate); only ``seq_grid=(0,)`` when they were left off.
+    Shared by the hybrid's and ``ease+rules``' :meth:`~kgrec.models.base.Estimator.chosen_params`."""
+    g = float(info.get("seq_relative_weight") or 0.0)
+    if g > 0:
+        return {"seq_window": (float(info["seq_window"]),), "seq_recency": (float(info["seq_recency"]),),
+                "seq_grid": (0.0, g)}
+    return {"seq_grid": (0.0,)}

@@ -9,9 +9,6 @@ the user's training interactions when scoring valid and test, never the valid/te
 
 from __future__ import annotations
 
-import copy
-import math
-import time
 import types
 from dataclasses import dataclass
 from typing import Callable
@@ -215,7 +212,7 @@ class SASRecModel(Estimator):
         NDCG@10 of full ranking; ``checkpoint``/``resume`` as there). Only ``split.train`` and
         ``split.valid`` are read."""
         from kgrec.evaluate import Evaluator
-        from kgrec.train import peak_memory_mb, pick_device, restore_trainer_state, trainer_state
+        from kgrec.train import EpochLoop, pick_device
 
         cfg = self.config
         self.prepare(kg, split)
@@ -238,95 +235,19 @@ class SASRecModel(Estimator):
             evaluator = Evaluator(split, ks=(10,), part="valid", gauc=False)
         else:
             evaluator = None
-        use_amp = device.type == "cuda"
-        if use_amp:
-            torch.cuda.reset_peak_memory_stats(device)
+        loop = EpochLoop(self, optimizer, gen, sampler, device, metric=metric, resume=resume)
 
-        best, best_state, best_epoch, bad = -math.inf, None, 0, 0
-        best_metrics: dict = {}
-        first_epoch = 1
-        if resume is not None:
-            module.load_state_dict(resume["state"])
-            best_state = copy.deepcopy(module.state_dict())
-            best_epoch, best_metrics = int(resume["epoch"]), dict(resume["valid"])
-            best, first_epoch = float(best_metrics.get(metric, -math.inf)), best_epoch + 1
-            if resume.get("trainer") and resume.get("trainer_tensors"):
-                restore_trainer_state(optimizer, gen, sampler, resume["trainer"], resume["trainer_tensors"])
-        epoch_seconds: list[float] = []
-        curve: list[dict] = []
-        t_start = time.perf_counter()
-        t_best = 0.0
-        epochs = range(first_epoch, cfg.epochs + 1)
-        if cfg.progress:
-            from tqdm.auto import tqdm
-
-            epochs = tqdm(epochs, desc=f"train {self.name}", unit="epoch")
-        for epoch in epochs:
-            module.train()
-            t0 = time.perf_counter()
+        def step_epoch(epoch: int) -> tuple[float, int]:
             perm = torch.randperm(n, generator=gen)
             total = 0.0
             for start in range(0, n, cfg.batch_size):
                 b = perm[start:start + cfg.batch_size].to(device)
                 x, y = inputs[b], targets[b]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = self._loss(x, y, sampler.rng)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * b.numel()
-            if use_amp:
-                torch.cuda.synchronize(device)
-            epoch_seconds.append(time.perf_counter() - t0)
-            if not math.isfinite(total):
-                raise FloatingPointError(f"training loss of '{self.name}' became {total} at epoch {epoch}; "
-                                         "lower 'lr'")
-            curve.append({"epoch": epoch, "loss": total / n, "seconds": epoch_seconds[-1]})
-            if evaluator is None or epoch % cfg.eval_every:
-                continue
-            module.eval()
-            metrics = evaluator(self.score)
-            if metric not in metrics:
-                raise KgrecError(f"'metric': validation gave no {metric!r} (it gave {sorted(metrics)})")
-            score = metrics[metric]
-            curve[-1]["valid"] = {k: metrics[k] for k in ("ndcg@10", "recall@10", "hit@10", "auc", metric)
-                                  if k in metrics and isinstance(metrics[k], (int, float))}
-            if log:
-                log(f"epoch {epoch:4d}  loss {total / n:.4f}  valid {metric} {score:.4f}  "
-                    f"({epoch_seconds[-1]:.2f} s)")
-            if score > best:
-                best, best_epoch, bad, best_metrics = score, epoch, 0, metrics
-                best_state = copy.deepcopy(module.state_dict())
-                t_best = time.perf_counter() - t_start
-                if checkpoint:
-                    meta, tensors = trainer_state(optimizer, gen, sampler)
-                    checkpoint(self, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        else:  # no validation: keep the last epoch
-            best_epoch, t_best = first_epoch - 1 + len(epoch_seconds), time.perf_counter() - t_start
-        module.eval()
-        info = {
-            "device": str(device),
-            "best_epoch": best_epoch,
-            "epochs_run": len(epoch_seconds),
-            "resumed_from_epoch": first_epoch - 1 if resume is not None else None,
-            "valid": best_metrics,
-            "seconds_per_epoch_median": float(np.median(epoch_seconds)) if epoch_seconds else 0.0,
-            "seconds_to_best": t_best,
-            "fit_seconds": time.perf_counter() - t_start,
-            "peak_rss_mb": peak_memory_mb(),
-            "world_size": 1,
-            "backend": None,
-            "hit_epoch_cap": best_epoch >= cfg.epochs,
-            "training_windows": n,
-            "curve": curve,
-        }
-        if use_amp:
-            info["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-        self.fit_info = info
+                total += loop.backward_step(lambda: self._loss(x, y, sampler.rng)) * b.numel()
+            return total, n
+
+        loop.run(step_epoch, n, evaluator=evaluator, freeze=module.eval, log=log, checkpoint=checkpoint,
+                 curve_keys=("ndcg@10", "recall@10", "hit@10", "auc"), loss_hint="lower 'lr'",
+                 extra_info=lambda info: {"hit_epoch_cap": info["best_epoch"] >= cfg.epochs,
+                                          "training_windows": n})
         return self

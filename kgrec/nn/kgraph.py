@@ -18,7 +18,7 @@ from torch import Tensor
 
 from kgrec.errors import KgrecError
 
-__all__ = ["ckg_context", "kg_part", "interaction_part", "keep_mask", "check_int", "check_rate"]
+__all__ = ["ckg_context", "add_ckg_context", "kg_part", "interaction_part", "keep_mask", "check_int", "check_rate"]
 
 
 def ckg_context(kg, train) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -36,6 +36,15 @@ def ckg_context(kg, train) -> tuple[dict[str, Tensor], dict[str, Any]]:
     ei, et, n, types = collaborative_edges(kg, uniq)
     return ({"ckg_edge_index": ei.long().contiguous(), "ckg_edge_type": et.long().contiguous()},
             {"num_nodes": int(n), "num_edge_types": int(types)})
+
+
+def add_ckg_context(est, kg, train) -> None:
+    """Give an estimator (KGAT, KGIN) the collaborative KG of ``kg`` and ``train`` (the training
+    interactions only): the :func:`ckg_context` tensors go to ``est.context``, the node, edge-type,
+    entity and relation counts to ``est.meta``."""
+    ctx, sizes = ckg_context(kg, train)
+    est.context.update(ctx)
+    est.meta.update(num_entities=kg.num_entities, num_relations=kg.num_relations, **sizes)
 
 
 def kg_part(edge_index: Tensor, edge_type: Tensor, num_relations: int) -> tuple[Tensor, Tensor]:
