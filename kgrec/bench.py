@@ -611,7 +611,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
         loads[ds] = {"stats": kg.stats(), "rdf": load_info(ds, args.cache), "cached_load_seconds": time.perf_counter() - t}
         del kg
     jobs = _search_jobs(args, names, {ds: loads[ds]["stats"]["items"] for ds in datasets})
-    command = f"{prog} " + " ".join(relative_argv(argv if argv is not None else sys.argv[1:]))
+    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])  # written relative
     pool = None
     if args.isolate or args.jobs > 1:
         import multiprocessing as mp
@@ -640,15 +640,6 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
         if pool is not None:
             pool.shutdown()
     return 0
-
-
-def relative_argv(argv: list[str]) -> list[str]:
-    """``argv`` with every absolute path made relative to the current folder (results name no machine's paths)."""
-    out = []
-    for a in argv:
-        key, eq, val = a.partition("=") if a.startswith("--") and "=" in a else ("", "", a)
-        out.append(key + eq + (os.path.relpath(val) if os.path.isabs(val) else val))
-    return out
 
 
 def _merge(path: Path, runs: list[dict], split_stats: dict, quick: bool) -> tuple[list[dict], list[dict]]:

@@ -12,12 +12,13 @@ import json
 import math
 import numbers
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown_table", "write_results", "to_jsonable", "atomic_write_text"]
+__all__ = ["markdown_table", "write_results", "to_jsonable", "atomic_write_text", "relative_paths"]
 
 Columns = Sequence["str | tuple[str, str]"] | Mapping[str, str]
 
@@ -144,6 +145,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+#: an absolute POSIX path not preceded by a word character, ':' or '/' (so URLs and "s/epoch" stay)
+_ABS_PATH = re.compile(r"(?<![\w.:/~])/[\w.+-]+(?:/[\w.+-]*)*")
+
+
+def relative_paths(text: str, base: str | os.PathLike | None = None) -> str:
+    """``text`` with every absolute path under an existing top-level folder (``/work/...``,
+    ``/tmp/...``) rewritten relative to ``base`` (default: the current folder, the repository root
+    when a benchmark runs): results name no machine's paths and read the same on every checkout."""
+    base = os.fspath(base) if base is not None else os.getcwd()
+
+    def rel(m: re.Match) -> str:
+        path = m.group(0)
+        top = "/" + path.split("/")[1]
+        return os.path.relpath(path, base) if top != "/" and os.path.isdir(top) else path
+
+    return _ABS_PATH.sub(rel, text)
+
+
 def write_results(out_dir: str | os.PathLike, name: str, payload: Mapping[str, Any],
                   rows: Iterable[Mapping[str, Any]], columns: Columns, *, title: str | None = None,
                   text: str | None = None, floatfmt: str = ".4f") -> tuple[Path, Path]:
@@ -152,7 +171,8 @@ def write_results(out_dir: str | os.PathLike, name: str, payload: Mapping[str, A
     Args:
         out_dir: the folder, created when missing.
         name: the file stem, e.g. ``"results"``; no path separators.
-        payload: everything to keep, written with :func:`to_jsonable` (NaN -> ``null``).
+        payload: everything to keep, written with :func:`to_jsonable` (NaN -> ``null``); absolute
+            paths in it and in ``text`` are written relative (:func:`relative_paths`).
         rows: the table's rows, as in :func:`markdown_table`.
         columns: the table's columns, as in :func:`markdown_table`.
         title: the Markdown heading (default: ``name``).
@@ -165,10 +185,10 @@ def write_results(out_dir: str | os.PathLike, name: str, payload: Mapping[str, A
     if not name or any(s in name for s in ("/", "\\", os.sep)) or name in (".", ".."):
         raise ValueError(f"'name' must be a file stem without path separators (got {name!r})")
     out = Path(out_dir)
-    body = json.dumps(to_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    body = relative_paths(json.dumps(to_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
     md = [f"# {title if title is not None else name}", ""]
     if text:
-        md += [text.rstrip(), ""]
+        md += [relative_paths(text.rstrip()), ""]
     md += [markdown_table(rows, columns, floatfmt=floatfmt), ""]
     json_path = atomic_write_text(out / f"{name}.json", body)
     md_path = atomic_write_text(out / f"{name}.md", "\n".join(md))

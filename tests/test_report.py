@@ -113,3 +113,18 @@ def test_atomic_write_gives_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by others, like any written file
+
+
+def test_relative_paths_rewrites_machine_paths_only(tmp_path):
+    from kgrec.report import relative_paths
+
+    base = tmp_path / "repo"
+    text = (f"cmd --data-root {tmp_path}/shared/data --out {base}/benchmarks/results "
+            "https://w3id.org/kgrec/data/x 4.4 s/epoch /no-such-top-folder/x")
+    assert relative_paths(text, base) == ("cmd --data-root ../shared/data --out benchmarks/results "
+                                          "https://w3id.org/kgrec/data/x 4.4 s/epoch /no-such-top-folder/x")
+    write_results(tmp_path / "out", "r", {"command": f"--cache {base}/.cache"}, [], ["model"], text=f"at {base}")
+    import os
+
+    here = os.getcwd()
+    assert os.path.relpath(str(base), here) in (tmp_path / "out" / "r.json").read_text()
