@@ -19,6 +19,12 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 import kgrec  # noqa: E402
 from kgrec.bench import DEFAULT_CACHE, DEFAULT_DATA_ROOT, load_dataset, machine  # noqa: E402,F401
+from kgrec.report import write_results as _write_results  # noqa: E402
+
+
+def write_results(*args, **kwargs):
+    """:func:`kgrec.report.write_results` with paths written relative to the repository."""
+    return _write_results(*args, relative_to=ROOT, **kwargs)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
 
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 SETUPS = [  # name, processes, threads per process
     ("1 proc x 1 thread", 1, 1),

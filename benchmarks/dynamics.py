@@ -39,7 +39,8 @@ import kgrec
 from kgrec import metrics
 from kgrec.data.graph import Interactions
 from kgrec.data.splits import Split
-from kgrec.report import markdown_table, write_results
+from common import write_results  # noqa: E402
+from kgrec.report import markdown_table
 from kgrec.update import old_interactions
 
 DATASETS = {"movielens-100k": "ML-100K", "movielens-small": "ML-latest-small"}

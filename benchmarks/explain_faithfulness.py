@@ -34,7 +34,7 @@ from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
 
 import kgrec
 from kgrec.explain import Explainer
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 
 def attribute_edges(kg, item: int) -> list[tuple[str, str, str]]:

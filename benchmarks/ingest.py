@@ -40,7 +40,7 @@ from pathlib import Path
 from common import ROOT, machine
 
 from kgrec.data.synthetic import generate
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 MODES = ("kgrec ids", "kgrec.load", "kgrec.load streaming", "kgrec parse", "rdflib parse")
 

@@ -38,7 +38,7 @@ import torch
 from common import ROOT, machine
 
 from kgrec.metrics import hit_matrix, ndcg, recall
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 
 def load(data_root: Path, split: str):

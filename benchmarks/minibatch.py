@@ -33,7 +33,7 @@ from pathlib import Path
 from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
 
 import kgrec
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 
 def rss_mib() -> float:

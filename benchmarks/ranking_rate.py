@@ -38,7 +38,7 @@ import kgrec
 from kgrec.ann import ItemIndex, recall_at_k
 from kgrec.data.vocab import Vocab
 from kgrec.rank import mask_seen, seen_csr, topk
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 
 def _timed(fn, repeats: int) -> list[float]:

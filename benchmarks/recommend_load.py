@@ -30,7 +30,7 @@ import numpy as np
 from common import ROOT, machine
 
 import kgrec
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 DATA = ROOT / "kg_data" / "movielens-small" / "movielens-small.nt.gz"
 

@@ -34,7 +34,7 @@ import numpy as np
 from common import ROOT, machine
 
 from kgrec.cli import _typed_params, parse_param
-from kgrec.report import write_results
+from common import write_results  # noqa: E402
 
 #: Default LightGCN parameters: a large batch keeps an epoch at 1e7 within a few minutes on 2 cores.
 DEFAULT_PARAMS = {"dim": 64, "batch_size": 65536}

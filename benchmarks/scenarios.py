@@ -63,7 +63,8 @@ from kgrec.bench import dataset_source
 from kgrec.data.convert import convert_movielens_latest_small
 from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, select, target_test
 from kgrec.evaluate import evaluate
-from kgrec.report import markdown_table, write_results
+from common import write_results  # noqa: E402
+from kgrec.report import markdown_table
 
 KGR = "https://w3id.org/kgrec/vocab#"
 GENRE = "https://w3id.org/kgrec/data/movielens-small/genre/"

@@ -576,7 +576,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
             payload = json.loads(f.read_text(encoding="utf-8"))
             if payload.get("suite"):
                 write_results(f.parent, f.stem, payload, payload["table"], payload["columns"],
-                              title=f"{payload['title']}: {payload['split']}", text=_describe(payload))
+                              title=f"{payload['title']}: {payload['split']}", text=_describe(payload), relative_to=ROOT)
                 plot(payload, f.with_suffix(".png"))
         write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
         return 0
@@ -611,7 +611,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
         loads[ds] = {"stats": kg.stats(), "rdf": load_info(ds, args.cache), "cached_load_seconds": time.perf_counter() - t}
         del kg
     jobs = _search_jobs(args, names, {ds: loads[ds]["stats"]["items"] for ds in datasets})
-    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])  # written relative
+    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])  # written relative to ROOT
     pool = None
     if args.isolate or args.jobs > 1:
         import multiprocessing as mp
@@ -680,7 +680,8 @@ def _write(folder: Path, ds: str, kind: str, runs: list[dict], load: dict, info:
                "rdf_load": load["rdf"], "cached_load_seconds": load["cached_load_seconds"], "split_stats": sp,
                "source": DATASETS[ds].source, "terms": DATASETS[ds].terms, "runs": runs, "table": rows,
                "columns": cols, "merged": merged}
-    write_results(folder, kind, payload, rows, cols, title=f"{DATASETS[ds].title}: {kind}", text=_describe(payload))
+    write_results(folder, kind, payload, rows, cols, title=f"{DATASETS[ds].title}: {kind}", text=_describe(payload),
+                  relative_to=ROOT)
     plot(payload, folder / f"{kind}.png")
 
 

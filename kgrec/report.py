@@ -165,19 +165,22 @@ def relative_paths(text: str, base: str | os.PathLike | None = None) -> str:
 
 def write_results(out_dir: str | os.PathLike, name: str, payload: Mapping[str, Any],
                   rows: Iterable[Mapping[str, Any]], columns: Columns, *, title: str | None = None,
-                  text: str | None = None, floatfmt: str = ".4f") -> tuple[Path, Path]:
+                  text: str | None = None, floatfmt: str = ".4f",
+                  relative_to: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.json`` (``payload``) and ``<out_dir>/<name>.md`` (a table of ``rows``).
 
     Args:
         out_dir: the folder, created when missing.
         name: the file stem, e.g. ``"results"``; no path separators.
-        payload: everything to keep, written with :func:`to_jsonable` (NaN -> ``null``); absolute
-            paths in it and in ``text`` are written relative (:func:`relative_paths`).
+        payload: everything to keep, written with :func:`to_jsonable` (NaN -> ``null``).
         rows: the table's rows, as in :func:`markdown_table`.
         columns: the table's columns, as in :func:`markdown_table`.
         title: the Markdown heading (default: ``name``).
         text: Markdown put between the heading and the table (e.g. what data and split).
         floatfmt: format spec of non-integer numbers in the table (default ``".4f"``).
+        relative_to: write every absolute path in ``payload`` and ``text`` relative to this folder
+            (:func:`relative_paths`): committed benchmark results name no machine's folders
+            (default ``None``: paths as given, e.g. a user's own output of ``kgrec demo``).
 
     Returns:
         ``(json_path, md_path)``.
@@ -185,10 +188,11 @@ def write_results(out_dir: str | os.PathLike, name: str, payload: Mapping[str, A
     if not name or any(s in name for s in ("/", "\\", os.sep)) or name in (".", ".."):
         raise ValueError(f"'name' must be a file stem without path separators (got {name!r})")
     out = Path(out_dir)
-    body = relative_paths(json.dumps(to_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
+    rel = (lambda t: relative_paths(t, relative_to)) if relative_to is not None else (lambda t: t)
+    body = rel(json.dumps(to_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
     md = [f"# {title if title is not None else name}", ""]
     if text:
-        md += [relative_paths(text.rstrip()), ""]
+        md += [rel(text.rstrip()), ""]
     md += [markdown_table(rows, columns, floatfmt=floatfmt), ""]
     json_path = atomic_write_text(out / f"{name}.json", body)
     md_path = atomic_write_text(out / f"{name}.md", "\n".join(md))

@@ -20,7 +20,6 @@ harness (:mod:`kgrec.bench`):
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -108,10 +107,6 @@ def trials(spec: SearchSpace, budget: int, seed: int = 2020) -> list[dict]:
     rng = np.random.default_rng(seed)
     rest = rng.choice(np.arange(1, len(grid)), size=n - 1, replace=False)
     return [grid[0]] + [grid[i] for i in sorted(rest)]
-
-
-def _space_size(spec: SearchSpace) -> int:
-    return math.prod(len(v) for v in spec.space.values()) if spec.space else 1
 
 
 # The declared search spaces (benchmark labels -> space). Trained models search learning rate and

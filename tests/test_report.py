@@ -123,8 +123,10 @@ def test_relative_paths_rewrites_machine_paths_only(tmp_path):
             "https://w3id.org/kgrec/data/x 4.4 s/epoch /no-such-top-folder/x")
     assert relative_paths(text, base) == ("cmd --data-root ../shared/data --out benchmarks/results "
                                           "https://w3id.org/kgrec/data/x 4.4 s/epoch /no-such-top-folder/x")
-    write_results(tmp_path / "out", "r", {"command": f"--cache {base}/.cache"}, [], ["model"], text=f"at {base}")
-    import os
-
-    here = os.getcwd()
-    assert os.path.relpath(str(base), here) in (tmp_path / "out" / "r.json").read_text()
+    write_results(tmp_path / "out", "r", {"command": f"--cache {base}/.cache"}, [], ["model"], text=f"at {base}",
+                  relative_to=base)
+    assert '"--cache .cache"' in (tmp_path / "out" / "r.json").read_text()
+    assert "at ." in (tmp_path / "out" / "r.md").read_text()
+    # without relative_to (a user's own output) paths stay as given
+    write_results(tmp_path / "out", "s", {"data": f"{base}/x.nt"}, [], ["model"])
+    assert f"{base}/x.nt" in (tmp_path / "out" / "s.json").read_text()
