@@ -2,7 +2,7 @@
 
 The project's bar is test NDCG@10 10% above EASE on the RecBole peer splits of MovieLens-100K.
 The hybrid's warm-item ranking is carried by its CF branch (EASE + LightGCN; ablations in
-``ml100k.md``), so this script asks whether the closed-form relatives of EASE that the
+``results/movielens-100k/*.md``), so this script asks whether the closed-form relatives of EASE that the
 literature reports as stronger move that ceiling. On the exact peer split (``--split``), each
 variant's hyper-parameters are chosen on validation NDCG@10 and the test set is scored once
 (training + validation items masked, full ranking, :mod:`kgrec.metrics`):

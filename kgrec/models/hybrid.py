@@ -78,9 +78,7 @@ class HybridConfig(TrainConfig):
         decay_days: time constant of the recency encoding (default ``365``).
         item_dropout: share of warm items treated as cold at each training step, so the KG and
             text branches learn to carry items with no interactions (see :class:`HybridModel`;
-            default ``0.2``: with it, cold-item Recall@20 on ML-100K went from 0.181 to 0.243
-            between the committed benchmarks of f272de6 and 9187048, random-split NDCG@10 from
-            0.3336 to 0.3341; ``benchmarks/results/ml100k*``).
+            default ``0.2``; its measured effect is in ``benchmarks/results/ml100k-cold-item.md``).
         cache_dir: directory of the text-embedding cache; ``""`` disables it (default: env
             ``KGREC_CACHE`` or ``~/.cache/kgrec``).
     """
