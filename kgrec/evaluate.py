@@ -60,6 +60,11 @@ class Evaluator:
         ks: cut-offs (default ``(10, 20)``).
         part: ``"valid"`` (train items masked) or ``"test"`` (train and valid items masked,
             candidates restricted to ``split.test_candidates`` when set) (default ``"test"``).
+            Equal scores rank the lower item id first, except over ``split.test_candidates``: there
+            (the cold-item protocol) a collaborative model gives every candidate the same score,
+            and an id order would hand it whatever the ids correlate with (release order on
+            MovieLens), so ties follow a random item order drawn from ``split.seed`` instead; the
+            same order for every model, so a tie scores what a seeded random ranking scores.
         batch_size: users scored per call of ``score_fn`` (default ``1024``).
         users: evaluate only these user ids, e.g. the cold users of a global-time split
             (default ``None``: every user with a relevant item).
@@ -108,6 +113,10 @@ class Evaluator:
                                       f"(got range [{int(cand.min())}, {int(cand.max())}])")
             self.candidates = torch.zeros(n_items, dtype=torch.bool)
             self.candidates[cand] = True
+        # column order the ranking sees: ties go to the earlier column (see ``part`` above)
+        self.tie_order: Tensor | None = None  # [n_items] long, a permutation of the item ids
+        if self.candidates is not None:
+            self.tie_order = torch.randperm(n_items, generator=torch.Generator().manual_seed(int(split.seed)))
 
         target = split.valid if part == "valid" else split.test
         _check_range(target.user, self.num_users, "user", f"'split.{part}'")
@@ -201,7 +210,12 @@ class Evaluator:
                     scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices, inplace=True)
                 else:
                     scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices)
-                values, index = topk(scores, kmax)
+                if self.tie_order is None:
+                    values, index = topk(scores, kmax)
+                else:
+                    order = self.tie_order.to(scores.device)
+                    values, index = topk(scores[:, order], kmax)
+                    index = order[index]
                 valid = (values != float("-inf")).cpu()  # masked / non-candidate ranks are empty
                 index = index.cpu().masked_fill(~valid, -1)
                 query = users.view(-1, 1) * n_items + index

@@ -194,6 +194,20 @@ def test_users_without_test_items_not_counted_and_subset():
     assert empty["users"] == 0 and math.isnan(empty["ndcg@3"])
 
 
+@pytest.mark.parametrize("seed,mrr", [(0, 1.0), (7, 1 / 5)])
+def test_cold_item_ties_follow_seeded_random_order(seed, mrr):
+    """A model that scores every cold item alike (MostPop, EASE) must not be ranked by item id
+    (which would put the relevant item 8 fourth of the candidates, MRR 1/4, for every seed)."""
+    n_items, cands = 12, [2, 3, 5, 8, 9, 11]
+    split = Split("cold-item", seed, (0.8, 0.1, 0.1), 1, n_items,
+                  Interactions.from_lists([0], [0]), Interactions.from_lists([], []),
+                  Interactions.from_lists([0], [8]), test_candidates=torch.tensor(cands))
+    # torch.randperm(12) from seed 0 orders the candidates [8, 5, 9, 2, 3, 11], from 7 [3, 5, 9, 11, 8, 2]
+    out = evaluate(lambda users: torch.zeros(len(users), n_items), split, ks=(1, 6), part="test")
+    assert out["mrr@6"] == pytest.approx(mrr)
+    assert out["hit@1"] == (1.0 if mrr == 1.0 else 0.0)
+
+
 def test_cold_item_candidates_restrict_ranking():
     train = [(0, 0), (0, 1), (1, 2), (1, 3)]
     valid = [(0, 2)]
@@ -243,8 +257,12 @@ def naive_evaluate(scores, split, ks, part, users=None):
         for u, i in zip(p.user.tolist(), p.item.tolist()):
             seen.setdefault(u, set()).add(i)
     cand = set(range(split.num_items))
+    tie = list(range(split.num_items))  # equal scores: lower id first ...
     if part == "test" and split.test_candidates is not None:
         cand = set(split.test_candidates.tolist())
+        # ... except over test candidates: the position in a random order drawn from split.seed
+        order = torch.randperm(split.num_items, generator=torch.Generator().manual_seed(split.seed)).tolist()
+        tie = [order.index(i) for i in range(split.num_items)]
     target = split.valid if part == "valid" else split.test
     rel = {}
     for u, i in zip(target.user.tolist(), target.item.tolist()):
@@ -259,7 +277,7 @@ def naive_evaluate(scores, split, ks, part, users=None):
     lists = {}
     for u in chosen:
         row = scores[u].tolist()
-        ranked = sorted((i for i in cand if i not in seen.get(u, set())), key=lambda i: (-row[i], i))
+        ranked = sorted((i for i in cand if i not in seen.get(u, set())), key=lambda i: (-row[i], tie[i]))
         lists[u] = ranked[: max(ks)]
         for k in ks:
             top = ranked[:k]
