@@ -19,11 +19,11 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 import kgrec  # noqa: E402
 from kgrec.bench import DEFAULT_CACHE, DEFAULT_DATA_ROOT, load_dataset, machine  # noqa: E402,F401
-from kgrec.report import write_results as _write_results  # noqa: E402
+from kgrec.reports.tables import write_results as _write_results  # noqa: E402
 
 
 def write_results(*args, **kwargs):
-    """:func:`kgrec.report.write_results` with paths written relative to the repository."""
+    """:func:`kgrec.reports.tables.write_results` with paths written relative to the repository."""
     return _write_results(*args, relative_to=ROOT, **kwargs)
 
 

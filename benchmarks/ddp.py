@@ -45,7 +45,7 @@ def child(args) -> None:
     import torch
 
     import kgrec
-    from kgrec import distributed
+    from kgrec.training import distributed
 
     torch.set_num_threads(args.threads)
     kg = load_dataset(args.dataset, args.data_root, args.cache)

@@ -36,12 +36,12 @@ import torch
 from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
 
 import kgrec
-from kgrec import metrics
+from kgrec.evaluation import metrics
 from kgrec.data.graph import Interactions
 from kgrec.data.splits import Split
 from common import write_results  # noqa: E402
-from kgrec.report import markdown_table
-from kgrec.update import old_interactions
+from kgrec.reports.tables import markdown_table
+from kgrec.dynamics.update import old_interactions
 
 DATASETS = {"movielens-100k": "ML-100K", "movielens-small": "ML-latest-small"}
 #: the trained model: BPR-MF, short schedule on two shared cores (say so with the results)
@@ -69,7 +69,7 @@ def rank_metrics(scores: torch.Tensor, truth: list[set[int]], masks: list[list[i
 
 
 def _ndcg_recall(top: list[list[int]], truth: list[set[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row NDCG@10 and Recall@20 (``kgrec.metrics``) of ranked item lists against relevant sets."""
+    """Per-row NDCG@10 and Recall@20 (``kgrec.evaluation.metrics``) of ranked item lists against relevant sets."""
     hits = torch.tensor([[i in t for i in row] + [False] * (20 - len(row)) for t, row in zip(truth, top)],
                         dtype=torch.bool).view(len(top), 20)
     n_rel = torch.tensor([len(t) for t in truth])

@@ -5,7 +5,7 @@ The hybrid's warm-item ranking is carried by its CF branch (EASE + LightGCN; abl
 ``results/movielens-100k/*.md``), so this script asks whether the closed-form relatives of EASE that the
 literature reports as stronger move that ceiling. On the exact peer split (``--split``), each
 variant's hyper-parameters are chosen on validation NDCG@10 and the test set is scored once
-(training + validation items masked, full ranking, :mod:`kgrec.metrics`):
+(training + validation items masked, full ranking, :mod:`kgrec.evaluation.metrics`):
 
 * ``EASE``: Steck 2019, B = I - P diag(1/diag P), P = (X'X + lambda I)^-1;
 * ``DLAE`` / ``EDLAE``: Steck 2020 (dropout-emphasised denoising linear autoencoders),
@@ -37,7 +37,7 @@ import torch
 
 from common import ROOT, machine
 
-from kgrec.metrics import hit_matrix, ndcg, recall
+from kgrec.evaluation.metrics import hit_matrix, ndcg, recall
 from common import write_results  # noqa: E402
 
 

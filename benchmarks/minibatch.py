@@ -50,7 +50,7 @@ def hwm_mib() -> float:
 def step_profile(kg, sp, params: dict, steps: int) -> dict:
     """Seconds and added peak RSS per training step, measured over ``steps`` steps after 2 warm-up steps.
 
-    The step is the trainer's (:func:`kgrec.train.fit_pairwise`): BPR loss of a batch of training pairs
+    The step is the trainer's (:func:`kgrec.training.trainer.fit_pairwise`): BPR loss of a batch of training pairs
     with one sampled negative, backward, Adam. ``VmHWM`` is reset (``/proc/self/clear_refs``) after the
     warm-up, so the added peak is what a step needs beyond the model, graph and optimizer state.
     """

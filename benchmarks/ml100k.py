@@ -27,7 +27,7 @@ from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, fmt_pm, load_dataset,
 import kgrec
 from kgrec.bench import fit_one, peer_rows, peer_split
 from common import write_results  # noqa: E402
-from kgrec.report import markdown_table
+from kgrec.reports.tables import markdown_table
 
 BASE = "https://w3id.org/kgrec/data/movielens-100k/"
 

@@ -6,7 +6,7 @@ FLOPs) followed by seen-item masking and a top-k over ``[B, I]`` scores. For eac
 1. the machine's fp32 ``torch.mm`` rate for exactly that shape, with 1 thread and with all threads
    (best of ``--repeats``);
 2. the ranking stages on the same shape, timed separately (median of ``--repeats`` passes over
-   the users): the product, ``kgrec.rank.mask_seen`` (the evaluator's masking), ``kgrec.rank.topk``
+   the users): the product, ``kgrec.evaluation.rank.mask_seen`` (the evaluator's masking), ``kgrec.evaluation.rank.topk``
    (deterministic ties), and the whole evaluator path (product + mask + top-k), reported as users/s
    and as the FLOP rate it reaches over the matmul rate (``fraction``);
 3. ``Recommender.recommend`` end to end (users/s, IRIs out), and for the real model
@@ -37,7 +37,7 @@ from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
 import kgrec
 from kgrec.ann import ItemIndex, recall_at_k
 from kgrec.data.vocab import Vocab
-from kgrec.rank import mask_seen, seen_csr, topk
+from kgrec.evaluation.rank import mask_seen, seen_csr, topk
 from common import write_results  # noqa: E402
 
 
@@ -233,9 +233,9 @@ def main(argv=None) -> int:
     faiss_table = [{"catalogue": r["catalogue"], **f} for r in rows for f in r["faiss"]]
     fcols = {"catalogue": "catalogue", "kind": "index", "nlist": "nlist", "nprobe": "nprobe",
              "ef_search": "ef_search", "build_s": "build s", "users_per_s": "users/s", "recall@10": "recall@10"}
-    from kgrec.report import markdown_table
+    from kgrec.reports.tables import markdown_table
 
-    text = ("`fraction` = FLOP rate of the evaluator path (product + `mask_seen` + `kgrec.rank.topk`, top-%d, "
+    text = ("`fraction` = FLOP rate of the evaluator path (product + `mask_seen` + `kgrec.evaluation.rank.topk`, top-%d, "
             "1 thread) over the 1-thread `torch.mm` rate for the same [B, %d] x [%d, I] shape (a new result each call, "
             "as ranking does; `out=`: into a preallocated result, the pure compute rate); the shares split "
             "the three stages' summed time. `recommend()` adds IRIs in and out. Synthetic catalogues: random "

@@ -1,8 +1,8 @@
 """Rewrite absolute machine paths in committed result files as paths relative to the repository.
 
-Result files written before :func:`kgrec.report.write_results` made paths relative recorded where
+Result files written before :func:`kgrec.reports.tables.write_results` made paths relative recorded where
 they ran (``/work/<checkout>/...``, the data root, temporary caches). This rewrites each such path
-relative to the repository root (:func:`kgrec.report.relative_paths`), so no table names a
+relative to the repository root (:func:`kgrec.reports.tables.relative_paths`), so no table names a
 machine's folders; figures are untouched. Run from the repository root::
 
     python benchmarks/relative_paths.py            # README.md, benchmarks/RESULTS.md, benchmarks/results/**
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kgrec.report import atomic_write_text, relative_paths  # noqa: E402
+from kgrec.reports.tables import atomic_write_text, relative_paths  # noqa: E402
 
 
 def main(argv=None) -> int:

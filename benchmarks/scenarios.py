@@ -62,9 +62,9 @@ import kgrec
 from kgrec.bench import dataset_source
 from kgrec.data.convert import convert_movielens_latest_small
 from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, select, target_test
-from kgrec.evaluate import evaluate
+from kgrec.evaluation.evaluator import evaluate
 from common import write_results  # noqa: E402
-from kgrec.report import markdown_table
+from kgrec.reports.tables import markdown_table
 
 KGR = "https://w3id.org/kgrec/vocab#"
 GENRE = "https://w3id.org/kgrec/data/movielens-small/genre/"

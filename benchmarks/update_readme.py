@@ -26,7 +26,7 @@ def headline(results: Path) -> str:
 
     sys.path.insert(0, str(ROOT))
     from kgrec.bench import hybrid_standing
-    from kgrec.report import markdown_table
+    from kgrec.reports.tables import markdown_table
 
     rows, commits, payloads = {}, set(), []
     splits: list[str] = []

@@ -101,14 +101,14 @@ class ItemIndex:
         Args:
             user_vectors: ``[B, d]`` queries.
             k: items per query (clipped to the catalogue size).
-            seen: ``(indptr [U + 1], indices [nnz])`` seen items per user (:func:`kgrec.rank.seen_csr`).
+            seen: ``(indptr [U + 1], indices [nnz])`` seen items per user (:func:`kgrec.evaluation.rank.seen_csr`).
             users: ``[B]`` user id of each query (required with ``seen``).
 
         Returns:
             ``(values [B, k], items [B, k])``; slots with no item left hold ``-inf`` and ``-1``.
         """
-        from kgrec.metrics import check_k
-        from kgrec.rank import csr_rows
+        from kgrec.evaluation.metrics import check_k
+        from kgrec.evaluation.rank import csr_rows
 
         k = min(check_k(k), self.num_items)
         q = user_vectors.detach().float().cpu().contiguous()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,14 +11,14 @@ from typing import Callable
 
 import torch
 
-from kgrec.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
+from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.data.splits import split as _split
 from kgrec.data.vocab import Vocab
 from kgrec.errors import CheckpointError, KgrecError, SplitError
 
-__all__ = ["load", "split", "Recommender"]
+__all__ = ["load", "split", "Recommender", "select_half_life"]
 
 
 def load(paths, mapping=None, format: str | None = None, *, allow_network: bool = False,
@@ -118,7 +119,7 @@ class Recommender:
                 with the same configuration (``epochs`` may differ) and the same users and items;
                 start afresh when it is absent. Weights, Adam's state and the RNG states are
                 restored, so on the CPU the run ends as an uninterrupted one would. If a crash left
-                only ``<checkpoint_dir>.prev`` (see :func:`kgrec.checkpoint.save_checkpoint`), it
+                only ``<checkpoint_dir>.prev`` (see :func:`kgrec.training.checkpoint.save_checkpoint`), it
                 resumes from that; a damaged checkpoint raises :class:`CheckpointError`.
             validate, metric: epochs of a gradient-trained model are selected on validation
                 ``metric`` (default ``"ndcg@10"`` of full ranking on ``split.valid``);
@@ -168,7 +169,7 @@ class Recommender:
 
     def update(self, kg: KnowledgeGraph, new=None, epochs: int = 5, replay: float = 0.2, l2_pull: float = 0.0,
                log: Callable[[str], None] | None = None, scenarios: Sequence[str] | None = None) -> "Recommender":
-        """Continue a fitted model on new interactions, adding new users and items (:mod:`kgrec.update`).
+        """Continue a fitted model on new interactions, adding new users and items (:mod:`kgrec.dynamics.update`).
 
         Closed-form models refit on old + new interactions; embedding models train ``epochs`` more
         epochs on the new interactions plus ``replay`` x a sample of the old ones, with an L2 pull of
@@ -183,7 +184,7 @@ class Recommender:
                 fitted on a source scenario continued on a target one is a transfer
                 (``benchmarks/scenarios.py``); default ``None``: all.
         """
-        from kgrec.update import update_estimator
+        from kgrec.dynamics.update import update_estimator
 
         self._require_fit()
         if scenarios is not None:
@@ -235,7 +236,7 @@ class Recommender:
         if index is not None and keep is not None:
             raise KgrecError("'candidates' cannot be combined with 'index' (the index covers every item)")
         from kgrec.models.base import PairwiseEstimator
-        from kgrec.rank import mask_seen, topk
+        from kgrec.evaluation.rank import mask_seen, topk
 
         out = {}
         for b in range(0, len(users), batch_size):
@@ -301,9 +302,9 @@ class Recommender:
                               exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` ``[(item IRI, score), ...]`` for a user who is not in the model, from the item IRIs
         they interacted with (and optionally when, as unix seconds), without refitting
-        (:mod:`kgrec.inductive`: history row for closed-form models, fold-in for embedding models)."""
-        from kgrec.inductive import history_weights, score_history
-        from kgrec.rank import topk
+        (:mod:`kgrec.dynamics.inductive`: history row for closed-form models, fold-in for embedding models)."""
+        from kgrec.dynamics.inductive import history_weights, score_history
+        from kgrec.evaluation.rank import topk
 
         self._require_fit()
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
@@ -332,11 +333,11 @@ class Recommender:
 
         With ``per_user=True`` the result also holds ``"per_user"``: ``{"users": [...], "ndcg@10":
         [...], ...}``, plain JSON-able lists aligned with ``"users"`` (the evaluated users' integer
-        ids in ``split``, ascending), one per metric of :attr:`kgrec.evaluate.Evaluator.per_user`
+        ids in ``split``, ascending), one per metric of :attr:`kgrec.evaluation.evaluator.Evaluator.per_user`
         (NaN, e.g. the AUC of a user without negatives, becomes ``None``), for paired tests."""
         import math
 
-        from kgrec.evaluate import Evaluator
+        from kgrec.evaluation.evaluator import Evaluator
 
         self._require_fit()
         self._check_split(split, len(self.users), len(self.items))
@@ -454,3 +455,25 @@ def _jsonable(x):
     if isinstance(x, torch.Tensor):
         return x.tolist()
     return x
+
+
+def select_half_life(model: str, kg, split, grid: Sequence[float | None] = (None, 30.0, 90.0, 365.0, 1095.0),
+                     **params):
+    """The learned variant: fit ``model`` once per half-life in ``grid`` and keep the one with the best
+    validation NDCG@10 (the test part is never read).
+
+    Returns:
+        ``(best Recommender, [{"half_life_days": h, "valid_ndcg@10": v}, ...])``.
+    """
+    if not len(split.valid):
+        raise KgrecError("select_half_life needs a split with a validation part ('split.valid' is empty)")
+    if not grid:
+        raise KgrecError("'grid' must hold at least one half-life (got an empty grid)")
+    best, best_rec, trials = -math.inf, None, []
+    for h in grid:
+        rec = Recommender(model, **dict(params, half_life_days=h)).fit(kg, split)
+        v = rec.evaluate(split, ks=(10,), part="valid")["ndcg@10"]
+        trials.append({"half_life_days": h, "valid_ndcg@10": v})
+        if v > best:
+            best, best_rec = v, rec
+    return best_rec, trials

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from kgrec.errors import KgrecError
-from kgrec.significance import paired_test, per_user_means, verdict
+from kgrec.evaluation.significance import paired_test, per_user_means, verdict
 from kgrec.tuning import DEFAULT_BUDGET, SPACES, trials
 
 __all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
@@ -279,7 +279,7 @@ def fit_one(kg, sp, model: str, params: dict | list[dict], seed: int, extra: dic
             validation NDCG@10 of full ranking).
         test: ``test(rec) -> test figures`` (default: full-ranking metrics at ``ks`` on ``split.test``,
             with each test user's NDCG@10 and Recall@20 kept in the record's ``per_user`` for the
-            paired tests of :mod:`kgrec.significance`).
+            paired tests of :mod:`kgrec.evaluation.significance`).
         select_epochs: also select a gradient-trained model's epoch on ``select``'s score (called
             on every validated epoch) instead of validation NDCG@10.
         cost: validation evaluations one candidate makes (default one): the record's ``trials``.
@@ -569,7 +569,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "python benchmarks/run.py") -> int:
     """Run the suite described by ``args`` (see :func:`add_arguments`); ``argv``/``prog`` are recorded."""
     if args.report_only:
-        from kgrec.report import write_results
+        from kgrec.reports.tables import write_results
 
         out = Path(args.out)
         for f in sorted(out.glob("*/*.json")):
@@ -667,7 +667,7 @@ def _merge(path: Path, runs: list[dict], split_stats: dict, quick: bool) -> tupl
 
 
 def _write(folder: Path, ds: str, kind: str, runs: list[dict], load: dict, info: dict, args, command: str) -> None:
-    from kgrec.report import write_results
+    from kgrec.reports.tables import write_results
 
     sp = runs[0]["split_stats"]
     merged = []
@@ -779,7 +779,7 @@ def plot(payload: dict, path: Path) -> None:
 # ------------------------------------------------------------------------------------- RESULTS.md
 def write_results_md(results: Path, out: Path) -> Path:
     """``RESULTS.md`` from every suite JSON under ``results/<dataset>/<split>.json``."""
-    from kgrec.report import atomic_write_text, markdown_table
+    from kgrec.reports.tables import atomic_write_text, markdown_table
 
     found = sorted(results.glob("*/*.json"))
     payloads = [p for p in (json.loads(f.read_text(encoding="utf-8")) for f in found) if p.get("suite")]
@@ -870,7 +870,7 @@ def hybrid_standing(payloads: list[dict]) -> list[dict]:
 
     The headline is test NDCG@10 (AUC on ctr), as mean and sample std over the model's runs (seeds).
     Other rows are every model that is not a variant of the hybrid. On ranking splits a per-user paired
-    Wilcoxon test (each user's NDCG@10 averaged over seeds, :mod:`kgrec.significance`) is made against
+    Wilcoxon test (each user's NDCG@10 averaged over seeds, :mod:`kgrec.evaluation.significance`) is made against
     the best other row and against ``EASE+rules`` (the hybrid's closed-form priors alone);
     ``verdict`` is ``ahead``/``behind`` only when p < 0.05 and the gap exceeds both seed spreads,
     else ``tie``. CTR AUC has no per-user pairing: its cells are ties unless a paired test exists.

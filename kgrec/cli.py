@@ -2,7 +2,7 @@
 ``explain``, ``report``, ``update``, ``convert``.
 
 Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.split`,
-:class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.report`. Results go to stdout,
+:class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.reports.tables`. Results go to stdout,
 progress and training logs to stderr. A :class:`~kgrec.errors.KgrecError` (bad input, bad argument)
 ends the command with ``kgrec: error: <message>`` on stderr and exit status 2, without a
 traceback; ``kgrec validate`` reports an invalid file with exit status 1. Any other exception is a
@@ -27,7 +27,7 @@ from typing import Any
 
 from kgrec.data.convert import CONVERTERS
 from kgrec.errors import KgrecError
-from kgrec.report import markdown_table, write_results
+from kgrec.reports.tables import markdown_table, write_results
 
 __all__ = ["main", "build_parser", "parse_param", "DEMO_MODELS", "DEMO_PARAMS", "DEMO_DATASET",
            "graph_report"]
@@ -60,7 +60,7 @@ _QUIET_WARNINGS = (r"Sparse CSR tensor support is in beta", r"Sparse invariant c
 def _log(message: str) -> None:
     from tqdm import tqdm
 
-    from kgrec import distributed
+    from kgrec.training import distributed
 
     if not distributed.is_main():  # under torchrun only rank 0 talks
         return
@@ -270,9 +270,9 @@ def cmd_demo(args) -> int:
     progress = _progress(args)
     ks = (10, 20)
     rows, results = [], {}
-    from kgrec.runrecord import RunDetails, write_details
+    from kgrec.reports.run_details import RunDetails, write_details
 
-    # what `kgrec report` shows beyond the metrics, recorded model by model (see kgrec.runrecord)
+    # what `kgrec report` shows beyond the metrics, recorded model by model (see kgrec.reports.run_details)
     details = RunDetails(kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
     for m in models:
         accepted = _params_of(m)
@@ -348,7 +348,7 @@ def cmd_inspect(args) -> int:
     rep = graph_report(kg)
     rep["sources"] = list(kg.sources)
     if args.json:
-        from kgrec.report import to_jsonable
+        from kgrec.reports.tables import to_jsonable
 
         print(json.dumps(to_jsonable(rep), indent=2, ensure_ascii=False))
         return 0
@@ -420,9 +420,9 @@ def _scenario_split(kg, sp, names):
 
 # ------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    """``kgrec train``; under torchrun, DDP training (:mod:`kgrec.distributed`) with rank 0 writing."""
+    """``kgrec train``; under torchrun, DDP training (:mod:`kgrec.training.distributed`) with rank 0 writing."""
     import kgrec
-    from kgrec import distributed
+    from kgrec.training import distributed
 
     if not distributed.launched():
         return _train(args)
@@ -438,7 +438,7 @@ def cmd_train(args) -> int:
 
 def _train(args) -> int:
     import kgrec
-    from kgrec import distributed
+    from kgrec.training import distributed
 
     _check_model(args.model)
     params = _typed_params(args.param or [], _params_of(args.model), f"model '{args.model}'")
@@ -472,7 +472,7 @@ def _train(args) -> int:
             f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`.")
     json_path, md_path = write_results(out, "metrics", payload, rows, columns, title=f"kgrec train: {args.model}",
                                        text=text)
-    from kgrec.runrecord import write_run_details
+    from kgrec.reports.run_details import write_run_details
 
     write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
     print(markdown_table(rows, columns))
@@ -549,14 +549,14 @@ def cmd_recommend(args) -> int:
         return labels[rec.items.id(iri)] if labels else None
 
     if args.format == "ttl":
-        from kgrec.rdfexport import recommendations_to_turtle
+        from kgrec.reports.rdf import recommendations_to_turtle
 
         print(recommendations_to_turtle(result, model=rec.model_name), end="")
         return 0
     out = {u: [{"rank": r, "item": i, "score": s, "label": label(i)} for r, (i, s) in enumerate(items, 1)]
            for u, items in result.items()}
     if args.json or args.format == "json":
-        from kgrec.report import to_jsonable
+        from kgrec.reports.tables import to_jsonable
 
         print(json.dumps(to_jsonable(out), indent=2, ensure_ascii=False))
         return 0
@@ -585,7 +585,7 @@ def cmd_explain(args) -> int:
                          "and mapping")
     exp = rec.explain(args.user, args.item, max_paths=args.max_paths, kg=kg, max_hops=args.max_hops)
     if args.json:
-        from kgrec.report import to_jsonable
+        from kgrec.reports.tables import to_jsonable
 
         print(json.dumps(to_jsonable(exp.to_dict()), indent=2, ensure_ascii=False))
     else:
@@ -595,7 +595,7 @@ def cmd_explain(args) -> int:
 
 # ------------------------------------------------------------------------------------ report
 def cmd_report(args) -> int:
-    from kgrec.htmlreport import write_report
+    from kgrec.reports.html import write_report
 
     path = write_report(args.run_dir, args.out)
     print(f"wrote {path}")
@@ -803,7 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables (same as --format json)")
     p.add_argument("--format", choices=("table", "json", "ttl"), default="table",
                    help="output: Markdown tables, JSON, or Turtle (schema:Recommendation with rank and score, "
-                        "see kgrec.rdfexport) to load back into the graph")
+                        "see kgrec.reports.rdf) to load back into the graph")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(

@@ -5,7 +5,7 @@ import torch
 
 import kgrec
 from kgrec.errors import KgrecError
-from kgrec.rank import mask_seen, seen_csr, topk
+from kgrec.evaluation.rank import mask_seen, seen_csr, topk
 from tests.conftest import synthetic_kg
 
 faiss = pytest.importorskip("faiss")

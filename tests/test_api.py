@@ -6,7 +6,7 @@ import torch
 import kgrec
 from kgrec.data.splits import Split
 from kgrec.errors import CheckpointError, KgrecError, UnknownIRIError
-from kgrec.evaluate import evaluate_topk
+from kgrec.evaluation.evaluator import evaluate_topk
 from tests.conftest import topk_in_fresh_process, two_cluster_kg
 
 FAST = {

@@ -85,7 +85,7 @@ def test_errors_name_the_argument(tmp_path, capsys):
 
 
 def test_report_only_rebuilds_markdown_from_json(tmp_path):
-    from kgrec.report import write_results
+    from kgrec.reports.tables import write_results
 
     payload = {"suite": True, "dataset": "lastfm", "title": "Last.FM", "split": "random", "quick": True,
                "command": "x", "split_stats": {}, "graph": {"users": 1, "items": 2, "entities": 3, "relations": 1,

@@ -294,7 +294,7 @@ def test_recommend_text_k_and_errors(bprmf_run):
 
 
 def test_recommend_turtle_round_trips(bprmf_run):
-    from kgrec.rdfexport import recommendations_from_rdf
+    from kgrec.reports.rdf import recommendations_from_rdf
 
     out, code, _, _ = bprmf_run
     assert code == 0

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import kgrec
-from kgrec.checkpoint import load_checkpoint, previous_checkpoint, verify_checkpoint
+from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, verify_checkpoint
 from kgrec.errors import CheckpointError
 from tests.conftest import REPO, two_cluster_kg
 

@@ -1,4 +1,4 @@
-"""kgrec.distributed: torchrun detection, DistributedSampler sharding, DDP training on 2 CPU processes.
+"""kgrec.training.distributed: torchrun detection, DistributedSampler sharding, DDP training on 2 CPU processes.
 
 The 2-process checks run in one ``torch.multiprocessing.spawn`` of two gloo ranks (one start-up for
 all of them): a DDP step on per-rank batches of ``b`` equals a one-process step on the concatenated
@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 import kgrec
-from kgrec import distributed
+from kgrec.training import distributed
 from kgrec.cli import main
 from kgrec.errors import DistributedError
 from tests.conftest import REPO, two_cluster_kg

@@ -7,7 +7,8 @@ import kgrec
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.data.vocab import Vocab
-from kgrec.dynamics import DAY, decay_weights, latest_pair_times, select_half_life
+from kgrec.api import select_half_life
+from kgrec.data.decay import DAY, decay_weights, latest_pair_times
 from kgrec.errors import KgrecError
 
 CUT = 1_600_000_000.0

@@ -9,8 +9,8 @@ import torch
 from kgrec.data.graph import Interactions
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
-from kgrec.evaluate import Evaluator, evaluate, evaluate_topk
-from kgrec.metrics import EvaluationError
+from kgrec.evaluation.evaluator import Evaluator, evaluate, evaluate_topk
+from kgrec.evaluation.metrics import EvaluationError
 
 DATA_ROOT = Path(os.environ.get("KGREC_DATA_ROOT", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

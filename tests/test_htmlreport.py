@@ -1,4 +1,4 @@
-"""kgrec.runrecord + kgrec.htmlreport: a run directory becomes one self-contained page."""
+"""kgrec.reports.run_details + kgrec.reports.html: a run directory becomes one self-contained page."""
 
 import json
 import re
@@ -7,8 +7,8 @@ import pytest
 
 import kgrec
 from kgrec.errors import KgrecError
-from kgrec.htmlreport import SECTIONS, load_run, render_report, write_report
-from kgrec.runrecord import REPORT_KS, run_details, write_details
+from kgrec.reports.html import SECTIONS, load_run, render_report, write_report
+from kgrec.reports.run_details import REPORT_KS, run_details, write_details
 
 from .conftest import two_cluster_kg
 
@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory):
                "graph": kg.stats(), "split": sp.stats(),
                "models": {n: {"fit_info": r.fit_info, "fit_seconds": 0.1, "test": r.evaluate(sp, ks=(10,))}
                           for n, r in recs.items()}}
-    (d / "results.json").write_text(json.dumps(kgrec.report.to_jsonable(results)))
+    (d / "results.json").write_text(json.dumps(kgrec.reports.tables.to_jsonable(results)))
     details = run_details(recs, kg, sp, sample_users=3, seed=1)
     write_details(d, details)
     return d, kg, sp, recs, details

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kgrec.errors import KgrecError
-from kgrec.metrics import (
+from kgrec.evaluation.metrics import (
     EvaluationError,
     auc_from_rank_sum,
     average_popularity,
@@ -23,7 +23,7 @@ from kgrec.metrics import (
     precision,
     recall,
 )
-from kgrec.rank import topk
+from kgrec.evaluation.rank import topk
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

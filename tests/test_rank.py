@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from kgrec.metrics import EvaluationError
-from kgrec.rank import csr_rows, mask_seen, restrict, seen_csr, topk
+from kgrec.evaluation.metrics import EvaluationError
+from kgrec.evaluation.rank import csr_rows, mask_seen, restrict, seen_csr, topk
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NEG = float("-inf")

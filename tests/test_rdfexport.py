@@ -1,10 +1,10 @@
-"""kgrec.rdfexport: recommendations as schema.org RDF, read back exactly through rdflib."""
+"""kgrec.reports.rdf: recommendations as schema.org RDF, read back exactly through rdflib."""
 
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import RDF, XSD
 
 import kgrec
-from kgrec.rdfexport import SCHEMA, recommendations_from_rdf, recommendations_to_rdf, recommendations_to_turtle
+from kgrec.reports.rdf import SCHEMA, recommendations_from_rdf, recommendations_to_rdf, recommendations_to_turtle
 
 from .conftest import two_cluster_kg
 

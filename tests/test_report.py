@@ -1,4 +1,4 @@
-"""kgrec.report: Markdown tables and atomic JSON + Markdown result files."""
+"""kgrec.reports.tables: Markdown tables and atomic JSON + Markdown result files."""
 
 import json
 import math
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kgrec.report import atomic_write_text, markdown_table, to_jsonable, write_results
+from kgrec.reports.tables import atomic_write_text, markdown_table, to_jsonable, write_results
 
 
 def test_markdown_table_exact_output():
@@ -96,7 +96,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("kgrec.report.os.replace", boom)
+    monkeypatch.setattr("kgrec.reports.tables.os.replace", boom)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(path, "new")
     assert path.read_text() == "old"
@@ -116,7 +116,7 @@ def test_atomic_write_gives_usual_permissions(tmp_path):
 
 
 def test_relative_paths_rewrites_machine_paths_only(tmp_path):
-    from kgrec.report import relative_paths
+    from kgrec.reports.tables import relative_paths
 
     base = tmp_path / "repo"
     text = (f"cmd --data-root {tmp_path}/shared/data --out {base}/benchmarks/results "

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from kgrec.textcache import TextEmbeddingCache, model_key
+from kgrec.data.textcache import TextEmbeddingCache, model_key
 
 
 class Counting:

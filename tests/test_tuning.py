@@ -1,10 +1,10 @@
-"""The tuning protocol (kgrec.tuning) and the paired test (kgrec.significance): known answers."""
+"""The tuning protocol (kgrec.tuning) and the paired test (kgrec.evaluation.significance): known answers."""
 
 import pytest
 
 from kgrec.errors import KgrecError
 from kgrec.models import MODELS
-from kgrec.significance import paired_test, per_user_means, verdict
+from kgrec.evaluation.significance import paired_test, per_user_means, verdict
 from kgrec.tuning import SPACES, SearchSpace, hybrid_internal_trials, trials
 
 

@@ -1,7 +1,7 @@
 """Text views of a graph for a text encoder: item descriptions, user behaviour, user histories.
 
 Everything here is deterministic (same graph and interactions -> same strings and tensors), so
-text embeddings can be cached by content (see :mod:`kgrec.textcache`).
+text embeddings can be cached by content (see :mod:`kgrec.data.textcache`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from torch import Tensor
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
-from kgrec.rank import csr_rows, seen_csr
+from kgrec.evaluation.rank import csr_rows, seen_csr
 
 __all__ = ["Estimator", "PairwiseEstimator", "TrainConfig", "history_rows"]
 
@@ -40,7 +40,7 @@ class TrainConfig:
         seed: seed of initialisation and sampling (default ``2020``).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:n]"``.
         progress: show tqdm progress bars.
-        half_life_days: time decay of the training interactions (:mod:`kgrec.dynamics`): positive
+        half_life_days: time decay of the training interactions (:mod:`kgrec.data.decay`): positive
             pairs are drawn with probability ``2^(-age / half_life_days)``; ``None``/``0`` = off
             (default ``None``).
         decay_from: the age reference: ``"cut"`` (the latest training interaction) or ``"user"``
@@ -64,7 +64,7 @@ class TrainConfig:
 
 
 def history_rows(indptr: Tensor, indices: Tensor, users: Tensor, num_items: int) -> Tensor:
-    """Dense binary history rows of ``users`` from a CSR (:func:`kgrec.rank.seen_csr`).
+    """Dense binary history rows of ``users`` from a CSR (:func:`kgrec.evaluation.rank.seen_csr`).
 
     Shapes: users ``[B]`` -> ``[B, num_items]`` float on ``indices.device``.
     """
@@ -99,14 +99,14 @@ class Estimator:
                              f"'{cls.name}'; accepted: {', '.join(sorted(fields))}")
         config = cls.Config(**params)
         if hasattr(config, "half_life_days"):
-            from kgrec.dynamics import check_decay
+            from kgrec.data.decay import check_decay
 
             check_decay(config.half_life_days, getattr(config, "decay_from", "cut"))
         return cls(config)
 
     def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
         """Derive ``context``/``meta`` from the data (training interactions only)."""
-        from kgrec.dynamics import latest_pair_times
+        from kgrec.data.decay import latest_pair_times
 
         train = split.train
         indptr, indices = seen_csr(train.user, train.item, kg.num_users, kg.num_items)
@@ -144,7 +144,7 @@ class Estimator:
             t = c.get("hist_time")
             if self.half_life is None or t is None:
                 return torch.ones(c["hist_indices"].numel(), device=self.device)
-            from kgrec.dynamics import decay_weights
+            from kgrec.data.decay import decay_weights
 
             indptr = c["hist_indptr"].cpu()
             users = torch.repeat_interleave(torch.arange(indptr.numel() - 1), indptr[1:] - indptr[:-1])
@@ -238,7 +238,7 @@ class Estimator:
 
 
 class PairwiseEstimator(Estimator):
-    """An embedding model trained by :func:`kgrec.train.fit_pairwise`; scores are dot products.
+    """An embedding model trained by :func:`kgrec.training.trainer.fit_pairwise`; scores are dot products.
 
     Subclasses implement :meth:`embed` (user vectors ``[U, d]``, item vectors ``[I, d]``) and may
     override :meth:`batch_loss` or :meth:`param_groups`.
@@ -255,7 +255,7 @@ class PairwiseEstimator(Estimator):
 
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "PairwiseEstimator":
         """Prepare the data, build the module from a seeded generator, train with validation."""
-        from kgrec.train import fit_pairwise
+        from kgrec.training.trainer import fit_pairwise
 
         self.prepare(kg, split)
         torch.manual_seed(self.config.seed)
@@ -277,7 +277,7 @@ class PairwiseEstimator(Estimator):
 
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """Shapes: users ``[B]``, pos ``[B]``, neg ``[B]`` or ``[B, n]`` -> scalar loss."""
-        from kgrec.losses import bpr_loss, l2_reg, sampled_softmax_loss
+        from kgrec.training.losses import bpr_loss, l2_reg, sampled_softmax_loss
 
         u, p, n = self.batch_vectors(users, pos, neg)
         s_pos = (u * p).sum(-1)

@@ -28,7 +28,7 @@ class _ClosedForm(Estimator):
         self.prepare(kg, split)
         self.build()
         self.module.fit(self.train_matrix())
-        from kgrec.train import peak_memory_mb
+        from kgrec.training.trainer import peak_memory_mb
 
         self.fit_info = {"fit_seconds": time.perf_counter() - t0, "seconds_to_best": time.perf_counter() - t0,
                          "peak_rss_mb": peak_memory_mb(), "device": "cpu"}
@@ -41,7 +41,7 @@ class _ClosedForm(Estimator):
 
 @dataclass
 class MostPopConfig:
-    """MostPop. Args: half_life_days: time decay of the counts (:mod:`kgrec.dynamics`; default
+    """MostPop. Args: half_life_days: time decay of the counts (:mod:`kgrec.data.decay`; default
     ``None`` = off); decay_from: ``"cut"`` or ``"user"`` (default ``"cut"``)."""
 
     half_life_days: float | None = None

@@ -58,7 +58,7 @@ class CKEModel(PairwiseEstimator):
         return h, r, t, neg
 
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        from kgrec.losses import l2_reg
+        from kgrec.training.losses import l2_reg
 
         loss = super().batch_loss(users, pos, neg)
         if self.config.kg_weight <= 0 or self.context["kg_triples"].shape[0] == 0:

@@ -182,7 +182,7 @@ class HybridEstimator(PairwiseEstimator):
         items, mask, age = user_history(train, U, max_len=cfg.max_history)
         self.context.update(hist_items=items, hist_mask=mask, hist_age=age.float())
         self.meta.update(num_entities=kg.num_entities, num_edge_types=num_types, text_dim=0,
-                         # the KG vocabulary, so that update() can merge a new graph (kgrec.update_hybrid)
+                         # the KG vocabulary, so that update() can merge a new graph (kgrec.dynamics.update_hybrid)
                          entity_labels=list(kg.entities.labels[kg.num_items:]),
                          relation_labels=list(kg.relations.labels))
         if cfg.ease_prior and cfg.use_cf:
@@ -270,7 +270,7 @@ class HybridEstimator(PairwiseEstimator):
     def _encode(self, texts: list[str]) -> Tensor:
         """``[len(texts), H]`` embeddings through the disk cache (frozen weights only)."""
         from kgrec.nn.text_encoder import default_text_model_dir
-        from kgrec.textcache import TextEmbeddingCache, model_key
+        from kgrec.data.textcache import TextEmbeddingCache, model_key
 
         enc = self._text_model()
         cfg = self.config
@@ -290,7 +290,7 @@ class HybridEstimator(PairwiseEstimator):
         cfg = self.config
         S = cfg.text_segments
         # update(): the first items keep the text vectors of the model being updated (set by
-        # kgrec.update_hybrid as (item_seg [I0, S, H], mask [I0, S])); only the others are encoded
+        # kgrec.dynamics.update_hybrid as (item_seg [I0, S, H], mask [I0, S])); only the others are encoded
         reuse = self._reuse_item_text
         start = 0 if reuse is None else reuse[0].shape[0]
         segs = [segment_text(t, S) for t in item_texts(kg)[start:]]
@@ -352,7 +352,7 @@ class HybridEstimator(PairwiseEstimator):
     def _calibrate_prior(self, split: Split) -> None:
         """Choose the fixed priors' weights on validation NDCG@10 (the test part is never read):
         EASE's first (with the neural branches), then the sequential rules' (on top of both)."""
-        from kgrec.evaluate import Evaluator
+        from kgrec.evaluation.evaluator import Evaluator
 
         m = self.module
         m.prior_gate.zero_()

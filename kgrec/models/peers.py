@@ -35,7 +35,7 @@ __all__ = ["EASERulesConfig", "EASERulesModel", "RandomConfig", "RandomModel", "
 class _HistoryScorer(nn.Module):
     """The module of a peer: scores history rows ``[B, I]`` with its estimator's fitted ``context``
     (no weights of its own), for the code that scores a row rather than a user id (a user given at
-    call time, :mod:`kgrec.inductive`; explanations, :mod:`kgrec.explain`)."""
+    call time, :mod:`kgrec.dynamics.inductive`; explanations, :mod:`kgrec.explain`)."""
 
     def __init__(self, score_rows):
         super().__init__()
@@ -47,7 +47,7 @@ class _HistoryScorer(nn.Module):
 
 
 def _fit_info(t0: float, **extra) -> dict:
-    from kgrec.train import peak_memory_mb
+    from kgrec.training.trainer import peak_memory_mb
 
     seconds = time.perf_counter() - t0
     return {"fit_seconds": seconds, "seconds_to_best": seconds, "peak_rss_mb": peak_memory_mb(),
@@ -167,7 +167,7 @@ class EASERulesModel(Estimator):
             c["ease_weight"] = EASE(I, reg=regs[0]).fit(csr).weight.to(self.device)
             self.fit_info = _fit_info(t0, **info)
             return self
-        from kgrec.evaluate import Evaluator
+        from kgrec.evaluation.evaluator import Evaluator
 
         evaluator = Evaluator(split, ks=(10,), part="valid", gauc=False)
         best = None  # (valid ndcg@10, reg, weight): one EASE matrix kept besides the one being tried
@@ -277,7 +277,7 @@ class ContentKNNConfig:
 
     The item texts are the hybrid's (:func:`kgrec.data.text.item_texts`: title, attributes,
     descriptions), each encoded whole (``text_max_length`` tokens) by the frozen sentence encoder
-    with mean pooling, through the hybrid's text-embedding disk cache (:mod:`kgrec.textcache`).
+    with mean pooling, through the hybrid's text-embedding disk cache (:mod:`kgrec.data.textcache`).
     Each item keeps its ``k`` most similar other items with a positive similarity; a user's score
     for item ``j`` is the sum of ``j``'s similarities to the user's training items. An item needs
     no interaction to be recommended (cold items), only a text.

@@ -12,7 +12,7 @@ branches and for its sequential rules on top of both, :meth:`HybridEstimator._ca
 * the best trial by validation NDCG@10 wins; ties go to the smaller ``g`` (so weight 0 wins a tie),
   then to the earlier trial.
 
-The test part is never read: the caller passes an :class:`kgrec.evaluate.Evaluator` built with
+The test part is never read: the caller passes an :class:`kgrec.evaluation.evaluator.Evaluator` built with
 ``part="valid"``.
 """
 
@@ -65,7 +65,7 @@ def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
 
     Args:
         evaluator: ``evaluator(score_fn) -> {"ndcg@10": ...}`` (a validation
-            :class:`kgrec.evaluate.Evaluator` with ``10`` among its ``ks``).
+            :class:`kgrec.evaluation.evaluator.Evaluator` with ``10`` among its ``ks``).
         base: ``base(users [B]) -> [B, I]`` the scores the term is added to.
         candidates: ``(key, added)`` pairs, ``added(users [B]) -> [B, I]``; may be a generator, so
             that only one candidate's matrices are held at a time.

@@ -208,11 +208,11 @@ class SASRecModel(Estimator):
             metric: str = "ndcg@10", checkpoint: Callable[[object, dict, dict], None] | None = None,
             resume: dict | None = None, validate: Callable[[object], dict] | None = None) -> "SASRecModel":
         """Prepare, build from ``seed`` and train; the keywords are those of
-        :func:`kgrec.train.fit_pairwise` (``validate(est) -> {metric: ...}`` replaces the validation
+        :func:`kgrec.training.trainer.fit_pairwise` (``validate(est) -> {metric: ...}`` replaces the validation
         NDCG@10 of full ranking; ``checkpoint``/``resume`` as there). Only ``split.train`` and
         ``split.valid`` are read."""
-        from kgrec.evaluate import Evaluator
-        from kgrec.train import EpochLoop, pick_device
+        from kgrec.evaluation.evaluator import Evaluator
+        from kgrec.training.trainer import EpochLoop, pick_device
 
         cfg = self.config
         self.prepare(kg, split)

@@ -92,7 +92,7 @@ class ScenarioMFModel(PairwiseEstimator):
                      "target_scenario": blocks[0]}
 
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "ScenarioMFModel":
-        from kgrec.train import fit_pairwise
+        from kgrec.training.trainer import fit_pairwise
 
         self.prepare(kg, split)
         torch.manual_seed(self.config.seed)
@@ -117,6 +117,6 @@ class ScenarioMFModel(PairwiseEstimator):
 
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """BPR over virtual users ``[B]`` plus ``offset_reg`` x the batch's offsets' L2."""
-        from kgrec.losses import l2_reg
+        from kgrec.training.losses import l2_reg
 
         return super().batch_loss(users, pos, neg) + self.config.offset_reg * l2_reg(self.module.offsets(users))

@@ -122,7 +122,7 @@ class KGAT(nn.Module):
         neg = (h - nt).pow(2).sum(-1)
         loss = F.softplus(pos - neg).mean()
         if reg:
-            from kgrec.losses import l2_reg
+            from kgrec.training.losses import l2_reg
 
             loss = loss + reg * l2_reg(h, t, nt)
         return loss

@@ -1,7 +1,7 @@
 """Closed-form item-item models: MostPop, ItemKNN, EASE, and sequential rules.
 
 The first three are fitted from a user x item matrix (binary, or decay-weighted:
-:mod:`kgrec.dynamics`), the rules from the users' time-ordered histories; all score a batch of
+:mod:`kgrec.data.decay`), the rules from the users' time-ordered histories; all score a batch of
 users from their history rows, so full ranking is one matrix product. Fitted weights are buffers,
 saved like any other module.
 """
@@ -169,7 +169,7 @@ def time_steps_back(indptr: Tensor, time: Tensor) -> Tensor:
     ``nan`` where the time is unknown.
 
     Args:
-        indptr: ``[U + 1]`` row pointers of the users' history entries (:func:`kgrec.rank.seen_csr`).
+        indptr: ``[U + 1]`` row pointers of the users' history entries (:func:`kgrec.evaluation.rank.seen_csr`).
         time: ``[nnz]`` the time of each entry (unix seconds, ``nan`` = unknown).
     """
     order, user, step = _time_order(indptr, time)

@@ -25,7 +25,7 @@ def history_weights(times: Tensor | None, n: int, half_life_days: float | None, 
     """``[n]`` weights of a given history: decay from the latest given time when the model decays."""
     if times is None or not half_life_days:
         return torch.ones(n)
-    from kgrec.dynamics import decay_weights
+    from kgrec.data.decay import decay_weights
 
     return decay_weights(times.double(), half_life_days)  # the reference is the user's latest given time
 

@@ -103,7 +103,7 @@ class EpochLoop:
         device: the training device.
         metric: the validation metric to select on.
         resume: as in :func:`fit_pairwise`.
-        ctx: the :func:`kgrec.distributed.context` (``None`` in one process).
+        ctx: the :func:`kgrec.training.distributed.context` (``None`` in one process).
     """
 
     def __init__(self, est, optimizer: torch.optim.Optimizer, gen: torch.Generator, sampler, device: torch.device,
@@ -171,7 +171,7 @@ class EpochLoop:
             extra_info: ``extra_info(info) -> dict`` of model-specific ``fit_info`` keys, put
                 before ``curve``.
         """
-        from kgrec import distributed
+        from kgrec.training import distributed
 
         est, module, cfg, ctx = self.est, self.est.module, self.est.config, self.ctx
         rank, world, device, metric = self.rank, self.world, self.device, self.metric
@@ -280,7 +280,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             ``metric``), called with the frozen estimator on validated epochs, e.g. validation AUC of
             labelled pairs for the CTR protocol. It must read only validation data.
 
-    Under ``torchrun`` (:mod:`kgrec.distributed`) every rank trains its shard of each epoch with
+    Under ``torchrun`` (:mod:`kgrec.training.distributed`) every rank trains its shard of each epoch with
     DDP-averaged gradients, ``batch_size`` is per rank (global batch ``world_size * batch_size``),
     rank 0 validates and broadcasts the result, and only rank 0 logs and checkpoints.
 
@@ -290,8 +290,8 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         (per epoch: ``epoch``, mean ``loss``, ``seconds``, and ``valid`` metrics on validated
         epochs); also stored on ``est.fit_info``.
     """
-    from kgrec import distributed
-    from kgrec.evaluate import Evaluator
+    from kgrec.training import distributed
+    from kgrec.evaluation.evaluator import Evaluator
 
     cfg = est.config
     ctx = distributed.context()
@@ -314,7 +314,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     gen = torch.Generator().manual_seed(cfg.seed)
     pair_weights = None
     if getattr(cfg, "half_life_days", None):
-        from kgrec.dynamics import decay_weights
+        from kgrec.data.decay import decay_weights
 
         # time decay: an epoch draws n positive pairs with probability proportional to their weight
         pair_weights = decay_weights(split.train.time, cfg.half_life_days, user=users,

@@ -14,8 +14,8 @@ ids (old ids never move). Then:
   with an optional L2 pull of the old rows towards their previous values (limits forgetting).
 
 The hybrid also grows its KG node table and re-prepares its texts over the merged graph
-(:mod:`kgrec.update_hybrid`); ``scenario-mf`` keeps each new interaction in its scenario's block of
-virtual users and grows its per-scenario user offsets (:mod:`kgrec.update_scenario`).
+(:mod:`kgrec.dynamics.update_hybrid`); ``scenario-mf`` keeps each new interaction in its scenario's block of
+virtual users and grows its per-scenario user offsets (:mod:`kgrec.dynamics.update_scenario`).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
     old = old_interactions(est)
     U, I = len(all_users), len(all_items)
     if est.name == "scenario-mf":  # pairs over virtual users (scenario block x user), see the module
-        from kgrec.update_scenario import virtual_interactions
+        from kgrec.dynamics.update_scenario import virtual_interactions
 
         mapped, old = virtual_interactions(est, kg, new, mapped, old, U)
     known = np.isin(mapped.user.numpy() * I + mapped.item.numpy(), old.user.numpy() * I + old.item.numpy())
@@ -119,13 +119,13 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
         return est, users, items, info
     method = f"{epochs} epoch(s) of BPR on the new interactions + {replay:g} replay, l2_pull {l2_pull:g}"
     if est.name == "hybrid":  # three id spaces to grow (users, items, KG nodes): its own module
-        from kgrec.update_hybrid import update_hybrid
+        from kgrec.dynamics.update_hybrid import update_hybrid
 
         new_est = update_hybrid(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull,
                                 item_labels=item_labels, log=log)
         method += " (hybrid: merged KG, tables grown)"
     elif est.name == "scenario-mf":  # virtual users: one block of users per scenario
-        from kgrec.update_scenario import update_scenario_mf
+        from kgrec.dynamics.update_scenario import update_scenario_mf
 
         new_est = update_scenario_mf(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull, log=log)
         method += f" (scenario-mf: blocks {', '.join(est.meta['scenarios'])})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kgrec.metrics import EvaluationError, check_k
+from kgrec.evaluation.metrics import EvaluationError, check_k
 
 __all__ = ["seen_csr", "csr_rows", "mask_seen", "restrict", "topk"]
 

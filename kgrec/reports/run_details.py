@@ -11,7 +11,7 @@ A *run directory* is what ``kgrec demo --out RUN_DIR`` and ``kgrec train --out R
   training history, each model's top-10 (test hits marked) and the explanation of each model's
   top-1 (:mod:`kgrec.explain`).
 
-``kgrec report RUN_DIR`` (:mod:`kgrec.htmlreport`) turns the two JSON files into ``report.html``
+``kgrec report RUN_DIR`` (:mod:`kgrec.reports.html`) turns the two JSON files into ``report.html``
 without reloading any model or data.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from kgrec.report import atomic_write_text, to_jsonable
+from kgrec.reports.tables import atomic_write_text, to_jsonable
 
 __all__ = ["REPORT_DATA", "REPORT_KS", "RunDetails", "run_details", "write_details", "write_run_details"]
 
@@ -35,7 +35,7 @@ REPORT_KS = (1, 5, 10, 20, 50)
 
 def _top_counts(rec, users: torch.Tensor, k: int, hist_mask) -> torch.Tensor:
     """How often each item is in the top-``k`` of ``users`` (training items masked), ``[I]``."""
-    from kgrec.rank import topk
+    from kgrec.evaluation.rank import topk
 
     counts = torch.zeros(len(rec.items), dtype=torch.long)
     for start in range(0, users.numel(), 256):

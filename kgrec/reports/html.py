@@ -1,6 +1,6 @@
 """``kgrec report RUN_DIR``: one self-contained HTML page from a run directory.
 
-Reads what the run wrote (see :mod:`kgrec.runrecord` for the layout): ``results.json`` (demo) or
+Reads what the run wrote (see :mod:`kgrec.reports.run_details` for the layout): ``results.json`` (demo) or
 ``metrics.json`` (train) and, when present, ``report.json``. Writes ``report.html`` with inline
 CSS and the plots embedded as base64 PNG: no script, stylesheet, font or image is fetched from
 anywhere, so the file can be mailed or archived as it is. No model or data is reloaded.
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.errors import KgrecError
-from kgrec.report import atomic_write_text
-from kgrec.runrecord import REPORT_DATA
+from kgrec.reports.tables import atomic_write_text
+from kgrec.reports.run_details import REPORT_DATA
 
 __all__ = ["load_run", "render_report", "write_report", "SECTIONS"]
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 __all__ = ["TextEmbeddingCache", "model_key"]
 
-_FORMAT = "kgrec.textcache/1"
+_FORMAT = "kgrec.data.textcache/1"
 # Files of a model directory whose change must change the key (weights and tokenizer); their
 # size and mtime are hashed, which is cheap even for large weights.
 _MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".model",

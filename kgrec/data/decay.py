@@ -1,4 +1,4 @@
-"""Interest dynamics: time-decay weights of interactions, and the half-life chosen on validation.
+"""Time-decay weights of interactions (interest dynamics at the data level).
 
 An interaction of age :math:`a` days before the reference time weighs :math:`w = 2^{-a / h}` for a
 half-life :math:`h` (``half_life_days``): 1 at the reference, 1/2 at one half-life, 1/4 at two.
@@ -14,7 +14,6 @@ proportional to their weight. Seen-item masking always uses the binary history.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from torch import Tensor
 
 from kgrec.errors import KgrecError
 
-__all__ = ["DAY", "DECAY_FROM", "decay_weights", "check_decay", "latest_pair_times", "select_half_life"]
+__all__ = ["DAY", "DECAY_FROM", "decay_weights", "check_decay", "latest_pair_times"]
 
 DAY = 86400.0
 DECAY_FROM = ("cut", "user")
@@ -79,7 +78,7 @@ def decay_weights(time: Tensor, half_life_days: float | None, user: Tensor | Non
 
 
 def latest_pair_times(user: Tensor, item: Tensor, time: Tensor, num_items: int) -> Tensor:
-    """The latest time of each distinct (user, item) pair, in the order of :func:`kgrec.rank.seen_csr`
+    """The latest time of each distinct (user, item) pair, in the order of :func:`kgrec.evaluation.rank.seen_csr`
     (sorted by user, then item). Shapes: ``[N]`` each -> ``[P]`` float64, ``nan`` where unknown."""
     if user.numel() == 0:
         return torch.empty(0, dtype=torch.float64)
@@ -88,27 +87,3 @@ def latest_pair_times(user: Tensor, item: Tensor, time: Tensor, num_items: int) 
     t = time.double().nan_to_num(nan=-math.inf)
     out = torch.full((uniq.numel(),), -math.inf, dtype=torch.float64).scatter_reduce(0, inv, t, reduce="amax")
     return torch.where(torch.isinf(out), torch.full_like(out, math.nan), out)
-
-
-def select_half_life(model: str, kg, split, grid: Sequence[float | None] = (None, 30.0, 90.0, 365.0, 1095.0),
-                     **params):
-    """The learned variant: fit ``model`` once per half-life in ``grid`` and keep the one with the best
-    validation NDCG@10 (the test part is never read).
-
-    Returns:
-        ``(best Recommender, [{"half_life_days": h, "valid_ndcg@10": v}, ...])``.
-    """
-    from kgrec.api import Recommender
-
-    if not len(split.valid):
-        raise KgrecError("select_half_life needs a split with a validation part ('split.valid' is empty)")
-    if not grid:
-        raise KgrecError("'grid' must hold at least one half-life (got an empty grid)")
-    best, best_rec, trials = -math.inf, None, []
-    for h in grid:
-        rec = Recommender(model, **dict(params, half_life_days=h)).fit(kg, split)
-        v = rec.evaluate(split, ks=(10,), part="valid")["ndcg@10"]
-        trials.append({"half_life_days": h, "valid_ndcg@10": v})
-        if v > best:
-            best, best_rec = v, rec
-    return best_rec, trials

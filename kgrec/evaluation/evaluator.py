@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from kgrec.data.splits import Split
-from kgrec.metrics import (
+from kgrec.evaluation.metrics import (
     EvaluationError,
     auc_from_rank_sum,
     average_popularity,
@@ -38,7 +38,7 @@ from kgrec.metrics import (
     tail_items,
     tail_percentage,
 )
-from kgrec.rank import csr_rows, mask_seen, restrict, seen_csr, topk
+from kgrec.evaluation.rank import csr_rows, mask_seen, restrict, seen_csr, topk
 
 __all__ = ["Evaluator", "evaluate", "evaluate_topk", "PARTS"]
 
@@ -71,7 +71,7 @@ class Evaluator:
         item_popularity: popularity of each item for ``avg_pop@k`` and the long tail of ``tail@k``
             (default ``None``: training interaction counts).
         tail_ratio: which items are the long tail for ``tail@k``, RecBole's ``tail_ratio`` rule
-            (:func:`~kgrec.metrics.tail_items`): a ratio in ``(0, 1]`` takes the
+            (:func:`~kgrec.evaluation.metrics.tail_items`): a ratio in ``(0, 1]`` takes the
             ``max(int(num_items * tail_ratio), 1)`` least popular items (ties: lower id first), a
             number above 1 every item with popularity ``<= tail_ratio`` (default ``0.1``, RecBole's
             default: the 10% least popular items of the whole catalogue).
@@ -176,13 +176,13 @@ class Evaluator:
             "map@k", "gini@k", "entropy@k", "tail@k"}`` for each ``k``, then ``"gauc"``, ``"users"``
             (number evaluated), ``"seconds"`` (wall time of scoring, masking, ranking and counting)
             and ``"users_per_second"``. The new metrics follow RecBole (``MAP``, ``GiniIndex``,
-            ``ShannonEntropy``, ``TailPercentage``, ``GAUC``; see :mod:`kgrec.metrics`):
+            ``ShannonEntropy``, ``TailPercentage``, ``GAUC``; see :mod:`kgrec.evaluation.metrics`):
 
-            - ``map@k``: mean over users of :func:`~kgrec.metrics.average_precision`.
-            - ``gini@k`` / ``entropy@k``: :func:`~kgrec.metrics.gini_index` /
-              :func:`~kgrec.metrics.shannon_entropy` of how often each item appears in all users'
+            - ``map@k``: mean over users of :func:`~kgrec.evaluation.metrics.average_precision`.
+            - ``gini@k`` / ``entropy@k``: :func:`~kgrec.evaluation.metrics.gini_index` /
+              :func:`~kgrec.evaluation.metrics.shannon_entropy` of how often each item appears in all users'
               top k, over the rankable items (the test candidates on a cold-item test).
-            - ``tail@k``: mean over users of :func:`~kgrec.metrics.tail_percentage`, the tail being
+            - ``tail@k``: mean over users of :func:`~kgrec.evaluation.metrics.tail_percentage`, the tail being
               :attr:`is_tail` (``tail_ratio``).
             - ``gauc``: each user's AUC over its whole ranking (positives: its relevant items,
               negatives: every other unmasked rankable item; tied scores count half), averaged

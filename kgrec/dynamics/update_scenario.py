@@ -3,7 +3,7 @@
 The model trains *virtual users*: user ``u``'s interactions in the scenario of block ``b`` are those
 of row ``b * U + u`` (:mod:`kgrec.models.scenario`; block ``0`` is the target scenario). Its history
 CSR, and so the old training interactions read back from a checkpoint
-(:func:`kgrec.update.old_interactions`), are over ``S * U0`` virtual users: each old pair keeps its
+(:func:`kgrec.dynamics.update.old_interactions`), are over ``S * U0`` virtual users: each old pair keeps its
 scenario. An update:
 
 1. **Blocks by name.** Each new interaction keeps its scenario: its name in ``kg.scenarios`` is looked
@@ -15,12 +15,12 @@ scenario. An update:
    ``b`` becomes ``b * U + u``. A pair the model already has *in the same scenario* is not counted
    again (the same pair in another scenario is new).
 3. **Grow the tables.** The shared user and item rows are copied (rows never trained start as for
-   BPR-MF, :func:`kgrec.update.init_untrained_rows`); each block's offsets of the old users are
+   BPR-MF, :func:`kgrec.dynamics.update.init_untrained_rows`); each block's offsets of the old users are
    copied; new users' offsets are zero, so until trained their vector is the shared one in every
    scenario.
 4. **Continue training** with BPR on the new virtual interactions plus ``replay`` x the old ones, each
    scenario's negatives from its own items (:meth:`ScenarioMFModel.negative_sampler`), with the
-   optional L2 pull of the old shared rows and offsets (:func:`kgrec.update._continue_pairwise`).
+   optional L2 pull of the old shared rows and offsets (:func:`kgrec.dynamics.update._continue_pairwise`).
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def update_scenario_mf(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, fres
         users, items: merged id maps (old labels first). kg: the new graph (KG of new items).
         fresh, old: new and old training interactions over the grown virtual users
             (:func:`virtual_interactions`).
-        epochs, replay, l2_pull: as in :func:`kgrec.update.update_estimator`.
+        epochs, replay, l2_pull: as in :func:`kgrec.dynamics.update.update_estimator`.
     """
-    from kgrec.update import _continue_pairwise, _id_graph, init_untrained_rows
+    from kgrec.dynamics.update import _continue_pairwise, _id_graph, init_untrained_rows
 
     blocks = list(est.meta["scenarios"])
     U, I = len(users), len(items)

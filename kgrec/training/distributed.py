@@ -6,7 +6,7 @@ joins the process group: backend ``gloo`` on the CPU, ``nccl`` on CUDA with devi
 Without those variables nothing happens (:func:`init` returns ``None``) and every helper below acts as
 the single process it is: ``rank() == 0``, ``world_size() == 1``, reductions return their input.
 
-The trainer (:func:`kgrec.train.fit_pairwise`) reads :func:`context` and, when a group is up:
+The trainer (:func:`kgrec.training.trainer.fit_pairwise`) reads :func:`context` and, when a group is up:
 
 * wraps the module in :class:`~torch.nn.parallel.DistributedDataParallel` through :class:`PairwiseLoss`,
   whose ``forward`` is the estimator's ``batch_loss``, so DDP's gradient hooks average gradients;

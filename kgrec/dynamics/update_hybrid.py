@@ -20,9 +20,9 @@ estimator records the labels of its attribute entities and relations (``meta["en
    (entities, then users), and the per-edge-type parameters of the KG encoder (types of the
    user-item edges move up when relations are added). In both the CF and the KG node tables a
    never-trained item starts from the mean of its KG-attribute neighbours and a never-trained
-   user from the mean of their new items, as for BPR-MF (:func:`kgrec.update.init_untrained_rows`).
+   user from the mean of their new items, as for BPR-MF (:func:`kgrec.dynamics.update.init_untrained_rows`).
 4. **Continue training** with BPR on the new interactions plus ``replay`` x a sample of the old
-   ones, with the optional L2 pull of the old CF rows (:func:`kgrec.update._continue_pairwise`).
+   ones, with the optional L2 pull of the old CF rows (:func:`kgrec.dynamics.update._continue_pairwise`).
    EASE's mixing weight is kept (no validation data is read during an update).
 """
 
@@ -109,10 +109,10 @@ def update_hybrid(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, fresh: In
         est: the fitted hybrid (left unchanged).
         users, items: merged id maps (old first). kg: the new graph (its KG and literals).
         fresh: the new interactions, merged ids. old: the old training interactions.
-        epochs, replay, l2_pull: as in :func:`kgrec.update.update_estimator`.
+        epochs, replay, l2_pull: as in :func:`kgrec.dynamics.update.update_estimator`.
         item_labels: the old items' labels (see :func:`merged_hybrid_graph`).
     """
-    from kgrec.update import _continue_pairwise, init_untrained_rows
+    from kgrec.dynamics.update import _continue_pairwise, init_untrained_rows
 
     everything = old.concat(fresh)
     graph, node_map = merged_hybrid_graph(est, users, items, kg, everything, item_labels)
