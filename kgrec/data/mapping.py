@@ -7,10 +7,14 @@ A :class:`Mapping` is plain data: it can be written as TOML or YAML (see
 Actions and Reviews.
 
 Terms are written as CURIEs (``"kgr:user"``) expanded with :attr:`Mapping.prefixes`, as
-``"<http://...>"``, or as bare absolute IRIs (``"http://..."``). Fields holding a *path* may
-chain properties with ``/`` (``"schema:reviewRating/schema:ratingValue"``; inside a path write
-full IRIs in angle brackets). Fields accepting alternatives take a string or a list; the first
-alternative that yields a value wins.
+``"<http://...>"``, or as bare absolute IRIs (``"http://..."``). Fields holding a *path* (an
+event rule's agent, object, time, weight and text) read the SPARQL property-path subset
+sequence ``a/b`` (``"schema:reviewRating/schema:ratingValue"``), inverse ``^a`` (from an
+object back to its subject), alternative ``a|b`` (the values of both) and parentheses; inside
+a path write full IRIs in angle brackets. Repetition (``*``, ``+``, ``?``) and negation (``!``)
+are refused. Fields accepting alternatives take a string or a list; the first alternative that
+yields a value wins. Classes match their subclasses declared in the data with
+``rdfs:subClassOf`` (transitively).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ __all__ = [
     "PositiveRule",
     "CompiledRule",
     "CompiledMapping",
+    "InversePath",
+    "AlternativePath",
+    "format_path",
     "data_dir",
     "profiles",
 ]
@@ -294,12 +301,148 @@ class PositiveRule:
         return bool(_OPS[self.op](weight, self.threshold)) and not math.isnan(weight)
 
 
-Path_ = tuple[str, ...]
+@dataclass(frozen=True)
+class InversePath:
+    """``^p`` in a property path: property ``iri`` walked from its object back to its subject."""
+
+    iri: str
+
+
+@dataclass(frozen=True)
+class AlternativePath:
+    """``a|b`` in a property path: the values of every alternative, together (SPARQL's union).
+
+    Unlike a list of alternatives in a mapping field (the first one that yields a value wins),
+    every branch here contributes.
+    """
+
+    paths: tuple[tuple, ...]
+
+
+#: One compiled property path: a sequence of steps, each an IRI (forward property), an
+#: :class:`InversePath` or an :class:`AlternativePath` (whose branches are paths again).
+Path_ = tuple
+
+
+def _inverse(path: Path_) -> Path_:
+    """``^path``: the steps reversed, each inverted (``^(a/b)`` is ``^b/^a``)."""
+    out = []
+    for step in reversed(path):
+        if type(step) is str:
+            out.append(InversePath(step))
+        elif isinstance(step, InversePath):
+            out.append(step.iri)
+        else:
+            out.append(AlternativePath(tuple(_inverse(p) for p in step.paths)))
+    return tuple(out)
+
+
+def format_path(path: Path_, short=lambda iri: f"<{iri}>") -> str:
+    """A compiled path written back in the mapping syntax (``short`` writes one IRI)."""
+    parts = []
+    for step in path:
+        if type(step) is str:
+            parts.append(short(step))
+        elif isinstance(step, InversePath):
+            parts.append("^" + short(step.iri))
+        else:
+            parts.append("(" + "|".join(format_path(p, short) for p in step.paths) + ")")
+    return "/".join(parts)
+
+
+#: Path forms outside the subset kgrec reads, and how they are named in errors.
+_UNSUPPORTED_PATH = {"*": "'*' (zero or more)", "+": "'+' (one or more)", "?": "'?' (zero or one)",
+                     "!": "'!' (a negated property set)", "{": "'{' (a repetition count)"}
+_PATH_STOP = frozenset("/|^()<>*+?!{}")
+#: Characters that make a term a property path (outside angle brackets).
+_PATH_OPERATORS = frozenset("/|^()*+?!")
+
+
+class _PathParser:
+    """Recursive descent over ``path := seq ('|' seq)*``, ``seq := elt ('/' elt)*``,
+    ``elt := '^'? (term | '(' path ')')``: the SPARQL property-path subset without repetition or
+    negation. Errors name the mapping key, the rule and the whole term."""
+
+    def __init__(self, mapping: "Mapping", text: str, original: str, key: str, where: str):
+        self.m, self.s, self.original, self.key, self.where = mapping, text, original, key, where
+        self.i, self.n = 0, len(text)
+
+    def err(self, msg: str) -> MappingError:
+        return self.m._err(self.key, f"{self.where}{msg} in the property path {self.original!r}")
+
+    def unsupported(self, c: str) -> MappingError:
+        return self.err(f"uses {_UNSUPPORTED_PATH[c]}, which kgrec does not read (paths may use "
+                        "'/' sequence, '^' inverse, '|' alternative and parentheses)")
+
+    def peek(self) -> str:
+        while self.i < self.n and self.s[self.i].isspace():
+            self.i += 1
+        return self.s[self.i] if self.i < self.n else ""
+
+    def parse(self) -> Path_:
+        out = self.alternative()
+        c = self.peek()
+        if c == ")":
+            raise self.err("has an unmatched ')'")
+        if c in _UNSUPPORTED_PATH:
+            raise self.unsupported(c)
+        if c:
+            raise self.err(f"must separate steps with '/' or '|' (found {self.s[self.i:]!r})")
+        return out
+
+    def alternative(self) -> Path_:
+        seqs = [self.sequence()]
+        while self.peek() == "|":
+            self.i += 1
+            seqs.append(self.sequence())
+        return seqs[0] if len(seqs) == 1 else (AlternativePath(tuple(seqs)),)
+
+    def sequence(self) -> Path_:
+        steps = list(self.element())
+        while self.peek() == "/":
+            self.i += 1
+            steps.extend(self.element())
+        return tuple(steps)
+
+    def element(self) -> Path_:
+        inverse = self.peek() == "^"
+        if inverse:
+            self.i += 1
+        c = self.peek()
+        if c in ("", "/", "|", ")", "^"):
+            raise self.err("has an empty step")
+        if c in _UNSUPPORTED_PATH:
+            raise self.unsupported(c)
+        if c == "(":
+            self.i += 1
+            inner = self.alternative()
+            if self.peek() != ")":
+                raise self.err("has an unclosed '('")
+            self.i += 1
+        elif c == "<":
+            j = self.s.find(">", self.i)
+            if j < 0:
+                raise self.err("has an unclosed '<'")
+            inner = (self.m.expand(self.s[self.i:j + 1], self.key),)
+            self.i = j + 1
+        else:
+            j = self.i
+            while j < self.n and self.s[j] not in _PATH_STOP and not self.s[j].isspace():
+                j += 1
+            if j == self.i:
+                raise self.err(f"has an unexpected {c!r}")
+            inner = (self.m.expand(self.s[self.i:j], self.key),)
+            self.i = j
+        c = self.peek()
+        if c in _UNSUPPORTED_PATH:
+            raise self.unsupported(c)
+        return _inverse(inner) if inverse else inner
 
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """An :class:`InteractionRule` with every term expanded to an IRI and paths split."""
+    """An :class:`InteractionRule` with every term expanded to an IRI and paths parsed (each
+    path a tuple of steps: IRIs, :class:`InversePath` and :class:`AlternativePath`)."""
 
     name: str
     predicate: str | None
@@ -423,37 +566,51 @@ class Mapping:
                                  "or write the full IRI as '<...>'")
         return self.prefixes[prefix] + local
 
-    def expand_path(self, path: str, key: str = "path") -> tuple[str, ...]:
-        """A ``/``-separated property path as a tuple of IRIs."""
+    def expand_predicate(self, term: str, key: str = "term", rule: str | None = None) -> str:
+        """:meth:`expand` of a field that names one property (KG edges, text and feature predicates,
+        ``same_as``, a direct rule's ``predicate``): a property path there raises instead of being
+        read as one odd IRI."""
+        if isinstance(term, str):
+            t = term.strip()
+            outside = re.sub(r"<[^<>]*>", "", t)
+            bare = "<" not in t and ("://" in t or t.startswith("urn:"))
+            ops = [c for c in outside if c in ("|^" if bare else _PATH_OPERATORS)]
+            if ops:
+                where = f"({rule!r}) " if rule else ""
+                raise self._err(key, f"{where}takes one property, not the property path {term!r} (operator "
+                                     f"{ops[0]!r}): paths ('a/b', '^a', 'a|b') are read in the 'agent', 'object', "
+                                     "'time', 'weight' and 'text' of an event rule")
+        return self.expand(term, key)
+
+    def expand_path(self, path: str, key: str = "path", rule: str | None = None) -> Path_:
+        """A property path (the SPARQL subset ``a/b``, ``^a``, ``a|b``, ``( )``) as a tuple of steps.
+
+        Each step is an IRI (a forward property), an :class:`InversePath` (``^p``) or an
+        :class:`AlternativePath` (``a|b``: the values of every alternative together). ``^`` of a
+        group is pushed down to its properties (``^(a/b)`` is ``^b/^a``), so :class:`InversePath`
+        always holds one IRI. A bare absolute IRI (no angle brackets) is one property.
+
+        Args:
+            path: the path as written in the mapping.
+            key: the mapping key, for error messages.
+            rule: the interaction rule's name, for error messages.
+
+        Raises:
+            MappingError: an empty step, an unclosed ``<`` or ``(``, or a form outside the subset
+                (``*``, ``+``, ``?``, ``!``...); the message names the key, the rule and the term.
+        """
+        where = f"({rule!r}) " if rule else ""
         if not isinstance(path, str) or not path.strip():
-            raise self._err(key, "must be a property path like 'schema:reviewRating/schema:ratingValue' "
+            raise self._err(key, f"{where}must be a property path like 'schema:reviewRating/schema:ratingValue' "
                                  f"(got {path!r})")
         p = path.strip()
-        if "://" in p and "<" not in p:
+        if "<" not in p and "://" in p:  # a bare absolute IRI
+            bad = [c for c in "|^" if c in p]
+            if bad:
+                raise self._err(key, f"{where}mixes a bare IRI with the path operator {bad[0]!r} in {path!r}: "
+                                     "write full IRIs in angle brackets inside a path ('<http://...>')")
             return (self.expand(p, key),)
-        steps, i, n = [], 0, len(p)
-        while i < n:
-            if p[i] == "<":
-                j = p.find(">", i)
-                if j < 0:
-                    raise self._err(key, f"has an unclosed '<' in {path!r}")
-                tok, i = p[i:j + 1], j + 1
-            else:
-                j = p.find("/", i)
-                j = n if j < 0 else j
-                tok, i = p[i:j].strip(), j
-            if not tok:
-                raise self._err(key, f"has an empty step in {path!r}")
-            steps.append(self.expand(tok, key))
-            while i < n and p[i] == " ":
-                i += 1
-            if i < n:
-                if p[i] != "/":
-                    raise self._err(key, f"must separate steps with '/' in {path!r}")
-                i += 1
-                if i >= n:
-                    raise self._err(key, f"has an empty step in {path!r}")
-        return tuple(steps)
+        return _PathParser(self, p, path, key, where).parse()
 
     # ---------------------------------------------------------------- compile
     def compile(self) -> CompiledMapping:
@@ -480,7 +637,7 @@ class Mapping:
         u, it, kg, tx, ft = self.users, self.items, self.kg, self.text, self.features
         user_classes = frozenset(self.expand(c, "users.classes") for c in strs(u.classes, "users.classes"))
         item_classes = frozenset(self.expand(c, "items.classes") for c in strs(it.classes, "items.classes"))
-        same_as = frozenset(self.expand(c, "items.same_as") for c in strs(it.same_as, "items.same_as"))
+        same_as = frozenset(self.expand_predicate(c, "items.same_as") for c in strs(it.same_as, "items.same_as"))
         boolean(u.infer, "users.infer")
         boolean(it.infer, "items.infer")
 
@@ -499,10 +656,10 @@ class Mapping:
             boolean(r.inverse, f"{where}.inverse")
             paths = {}
             for k in ("agent", "object", "time", "weight", "text"):
-                paths[k] = tuple(self.expand_path(p, f"{where}.{k}") for p in strs(getattr(r, k), f"{where}.{k}"))
+                paths[k] = tuple(self.expand_path(p, f"{where}.{k}", r.name) for p in strs(getattr(r, k), f"{where}.{k}"))
             classes = frozenset(self.expand(c, f"{where}.class") for c in strs(r.cls, f"{where}.class"))
             if r.predicate is not None:
-                pred = self.expand(r.predicate, f"{where}.predicate")
+                pred = self.expand_predicate(r.predicate, f"{where}.predicate", r.name)
                 extra = [k for k in ("agent", "object", "time", "weight", "text") if paths[k]]
                 extra += ["class"] if classes else []
                 if extra:
@@ -534,20 +691,20 @@ class Mapping:
         if kg.edges == "*":
             edges = None
         else:
-            edges = frozenset(self.expand(e, "kg.edges") for e in strs(kg.edges, "kg.edges"))
-        exclude = frozenset(self.expand(e, "kg.exclude") for e in strs(kg.exclude, "kg.exclude"))
+            edges = frozenset(self.expand_predicate(e, "kg.edges") for e in strs(kg.edges, "kg.edges"))
+        exclude = frozenset(self.expand_predicate(e, "kg.exclude") for e in strs(kg.exclude, "kg.exclude"))
         hops = kg.max_hops
         if hops is not None and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 1):
             raise self._err("kg.max_hops", f"must be a positive integer or absent (got {kg.max_hops!r})")
         boolean(kg.incoming, "kg.incoming")
         text_preds = tuple(dict.fromkeys(
-            self.expand(p, "text.predicates") for p in strs(tx.predicates, "text.predicates")))
+            self.expand_predicate(p, "text.predicates") for p in strs(tx.predicates, "text.predicates")))
         langs = strs(tx.languages, "text.languages")
         for lang in langs:
             if lang not in ("", "*") and not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", lang):
                 raise self._err("text.languages",
                                 f"must hold language tags like 'en', '' (no tag) or '*' (got {lang!r})")
-        numeric = tuple(dict.fromkeys(self.expand(p, "features.numeric") for p in strs(ft.numeric, "features.numeric")))
+        numeric = tuple(dict.fromkeys(self.expand_predicate(p, "features.numeric") for p in strs(ft.numeric, "features.numeric")))
         if not isinstance(self.name, str) or not isinstance(self.description, str):
             raise self._err("name", "and 'description' must be strings")
         return CompiledMapping(
@@ -578,7 +735,7 @@ class Mapping:
                 raise self._err("scenarios.item_predicate", "is required with 'scenarios.domains' (the predicate "
                                                             "from an item to its domain attribute, e.g. 'kgr:genre')")
             return None, (), rest
-        pred = self.expand(sc.item_predicate, "scenarios.item_predicate")
+        pred = self.expand_predicate(sc.item_predicate, "scenarios.item_predicate")
         if not sc.domains:
             raise self._err("scenarios.domains", "must name at least one domain, e.g. "
                                                  "{comedy = ['<https://.../genre/Comedy>']}")
