@@ -226,18 +226,45 @@ def test_unsupported_paths_are_refused(term, what):
     assert isinstance(e.value, KgrecError)
 
 
-@pytest.mark.parametrize("section,key,term", [
-    ("kg", "edges", "ex:a/ex:b"),
-    ("kg", "exclude", "^ex:a"),
-    ("text", "predicates", "ex:a|ex:b"),
-    ("features", "numeric", "<http://e.org/a>/<http://e.org/b>"),
-    ("items", "same_as", "ex:a*"),
+@pytest.mark.parametrize("section,key,term,what", [
+    ("kg", "edges", "ex:a/ex:b", "takes properties \\('p', 'a\\|b', '\\^p'\\), not the sequence path 'ex:a/ex:b'"),
+    ("kg", "edges", "ex:a|(ex:b/ex:c)", "not the sequence path 'ex:a\\|\\(ex:b/ex:c\\)'"),
+    ("kg", "exclude", "^ex:a", "takes properties \\('p', 'a\\|b'\\), not the inverse '\\^ex:a'"),
+    ("text", "predicates", "ex:a/ex:b", "not the sequence path 'ex:a/ex:b'"),
+    ("features", "numeric", "<http://e.org/a>/<http://e.org/b>", "takes one property, not the property path"),
+    ("features", "numeric", "ex:a|ex:b", "takes one property, not the property path 'ex:a\\|ex:b'"),
+    ("items", "same_as", "ex:a*", "uses '\\*' \\(zero or more\\)"),
 ])
-def test_paths_in_single_property_fields_are_refused(section, key, term):
+def test_paths_in_property_list_fields_are_refused(section, key, term, what):
     """Before, ``ex:a/ex:b`` there was read as the one IRI ``http://example.org/a/ex:b``."""
     m = {"prefixes": {"ex": EX}, section: {key: [term]}}
-    with pytest.raises(MappingError, match=rf"'{section}\.{key}' takes one property, not the property path"):
+    with pytest.raises(MappingError, match=rf"'{section}\.{key}' .*{what}"):
         Mapping.from_dict(m)
+
+
+def test_alternatives_and_inverses_in_property_lists():
+    c = Mapping.from_dict({"prefixes": {"ex": EX}, "kg": {"edges": ["ex:a|^ex:b", "ex:c"], "exclude": ["ex:x|ex:y"]},
+                           "text": {"predicates": ["ex:t|ex:u"]}, "items": {"same_as": ["owl:sameAs|ex:same"]}}).compile()
+    assert c.edges == {EX + "a", EX + "c"} and c.inverse_edges == {EX + "b"}
+    assert c.exclude == {EX + "x", EX + "y"} and c.text_predicates == (EX + "t", EX + "u")
+    assert c.same_as == {"http://www.w3.org/2002/07/owl#sameAs", EX + "same"}
+
+
+def test_inverse_kg_edge_is_followed_from_the_item(tmp_path):
+    """``^ex:playsIn``: the actor points at the movie; listed inverse, the actor becomes an entity
+    (the triple keeps its direction), while other predicates are not followed backwards."""
+    src = PREFIXES + """
+ex:e1 ex:by ex:u1 ; ex:what ex:m1 .
+ex:actor1 ex:playsIn ex:m1 ; ex:bornIn ex:city1 .
+ex:fan1 ex:likes ex:m1 .
+ex:m1 ex:genre ex:drama .
+"""
+    base = {"prefixes": {"ex": EX}, "interactions": [{"name": "e", "agent": "ex:by", "object": "ex:what"}]}
+    kg = kgrec.load(_write(tmp_path, src, "inv.ttl"), mapping={**base, "kg": {"edges": ["^ex:playsIn", "ex:genre|ex:bornIn"]}})
+    assert _triples(kg) == {(EX + "actor1", EX + "playsIn", EX + "m1"), (EX + "actor1", EX + "bornIn", EX + "city1"),
+                            (EX + "m1", EX + "genre", EX + "drama")}
+    kg = kgrec.load(_write(tmp_path, src, "inv.ttl"), mapping={**base, "kg": {"edges": ["ex:playsIn", "ex:genre"]}})
+    assert _triples(kg) == {(EX + "m1", EX + "genre", EX + "drama")}
 
 
 def test_path_in_a_direct_rule_predicate_is_refused():

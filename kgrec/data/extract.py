@@ -736,10 +736,13 @@ class _Builder:
         blocked = (users | events) - items
         skip = {RDF_TYPE} | set(cm.same_as) | {r.predicate for r in cm.rules if r.predicate} | set(cm.exclude) \
             | set(cm.text_predicates) | set(cm.numeric)
+        # ``^p`` in a list of edges: p is followed from its object to its subject (as ``incoming``
+        # does for every predicate); the triple keeps its direction
+        backward = cm.inverse_edges - set(cm.exclude)
         if cm.edges is None:
             preds = [p for p in by_pred if p not in skip]
         else:
-            preds = [p for p in cm.edges - set(cm.exclude) if p in by_pred]
+            preds = [p for p in (cm.edges | backward) - set(cm.exclude) if p in by_pred]
         out_adj: dict[str, list] = defaultdict(list)
         in_adj: dict[str, list] = defaultdict(list)
         # edges out of a user or an event (``blocked``) are never followed (the walk below never
@@ -760,6 +763,8 @@ class _Builder:
                 continue
             pairs = by_pred[p]
             n_lit = 0
+            fwd = cm.edges is None or p in cm.edges
+            bwd = cm.incoming or p in backward
             for s, o in pairs:
                 if type(o) is not str:
                     n_lit += 1
@@ -768,8 +773,9 @@ class _Builder:
                 if s in blocked:
                     continue
                 o = cget(o, o)
-                out_adj[s].append((p, o))
-                if cm.incoming:
+                if fwd:
+                    out_adj[s].append((p, o))
+                if bwd:
                     in_adj[o].append((p, s))
             if n_lit and cm.edges is not None:
                 W[f"literal where an IRI is expected ({self.short(p)})"] += n_lit
@@ -796,7 +802,7 @@ class _Builder:
                     if o not in entities:
                         entities.add(o)
                         nxt.append(o)
-                if cm.incoming:
+                if in_adj:
                     for p, s in in_adj.get(node, ()):
                         if s == node or s.startswith("_:") or s in blocked:  # self-loops counted above
                             continue

@@ -192,7 +192,8 @@ class KGRule:
 
     Args:
         edges: ``"*"`` (default: every predicate except ``rdf:type``, the same-as and direct
-            interaction predicates, text/feature predicates and ``exclude``) or a list of predicates.
+            interaction predicates, text/feature predicates and ``exclude``) or a list of predicates;
+            an entry ``"a|b"`` lists both, ``"^p"`` follows ``p`` from its object to its subject.
         exclude: predicates never used as edges (default ``[]``).
         max_hops: how far from the items edges are followed (``1``: only item -> X edges);
             ``None`` (default) follows every reachable edge.
@@ -479,6 +480,7 @@ class CompiledMapping:
     domain_predicate: str | None = None  # [scenarios]: None = no item domains
     domains: tuple[tuple[str, frozenset[str]], ...] = ()
     domain_rest: str = "other"
+    inverse_edges: frozenset[str] = frozenset()  # ``^p`` in kg.edges: p followed object -> subject
 
     def shorten(self, iri: str) -> str:
         """``iri`` as a CURIE when a prefix matches, else ``<iri>`` (for messages)."""
@@ -582,6 +584,36 @@ class Mapping:
                                      "'time', 'weight' and 'text' of an event rule")
         return self.expand(term, key)
 
+    def expand_predicates(self, term: str, key: str, inverse: bool = False) -> list[tuple[str, bool]]:
+        """The properties of a list field's entry, as ``(IRI, inverse)`` pairs: one property, or an
+        alternative of properties (``"a|b"``: both), each ``^p`` where ``inverse`` allows it.
+
+        Raises:
+            MappingError: a sequence (``a/b``), a ``^`` where it has no meaning, or a form outside
+                the path subset; the message names the key and the term.
+        """
+        if not isinstance(term, str) or not any(c in _PATH_OPERATORS for c in re.sub(r"<[^<>]*>", "", term)):
+            return [(self.expand_predicate(term, key), False)]
+        t = term.strip()
+        if "<" not in t and ("://" in t or t.startswith("urn:")):
+            return [(self.expand_predicate(term, key), False)]
+        path = self.expand_path(term, key)
+        branches = path[0].paths if len(path) == 1 and isinstance(path[0], AlternativePath) else (path,)
+        forms = "'p', 'a|b', '^p'" if inverse else "'p', 'a|b'"
+        out = []
+        for b in branches:
+            if len(b) != 1 or isinstance(b[0], AlternativePath):
+                raise self._err(key, f"takes properties ({forms}), not the sequence "
+                                     f"path {term!r}: paths ('a/b') are read in the 'agent', 'object', 'time', "
+                                     "'weight' and 'text' of an event rule")
+            if isinstance(b[0], InversePath):
+                if not inverse:
+                    raise self._err(key, f"takes properties ('p', 'a|b'), not the inverse {term!r}")
+                out.append((b[0].iri, True))
+            else:
+                out.append((b[0], False))
+        return out
+
     def expand_path(self, path: str, key: str = "path", rule: str | None = None) -> Path_:
         """A property path (the SPARQL subset ``a/b``, ``^a``, ``a|b``, ``( )``) as a tuple of steps.
 
@@ -637,7 +669,8 @@ class Mapping:
         u, it, kg, tx, ft = self.users, self.items, self.kg, self.text, self.features
         user_classes = frozenset(self.expand(c, "users.classes") for c in strs(u.classes, "users.classes"))
         item_classes = frozenset(self.expand(c, "items.classes") for c in strs(it.classes, "items.classes"))
-        same_as = frozenset(self.expand_predicate(c, "items.same_as") for c in strs(it.same_as, "items.same_as"))
+        same_as = frozenset(p for c in strs(it.same_as, "items.same_as")
+                            for p, _ in self.expand_predicates(c, "items.same_as"))
         boolean(u.infer, "users.infer")
         boolean(it.infer, "items.infer")
 
@@ -688,17 +721,20 @@ class Mapping:
                 raise self._err(f"interactions[{tagged[0]}].scenario", "cannot be combined with "
                                 "'scenarios.domains' (an interaction has one scenario): use one or the other")
 
+        inverse_edges: frozenset[str] = frozenset()
         if kg.edges == "*":
             edges = None
         else:
-            edges = frozenset(self.expand_predicate(e, "kg.edges") for e in strs(kg.edges, "kg.edges"))
-        exclude = frozenset(self.expand_predicate(e, "kg.exclude") for e in strs(kg.exclude, "kg.exclude"))
+            listed = [x for e in strs(kg.edges, "kg.edges") for x in self.expand_predicates(e, "kg.edges", True)]
+            edges = frozenset(p for p, inv in listed if not inv)
+            inverse_edges = frozenset(p for p, inv in listed if inv)
+        exclude = frozenset(p for e in strs(kg.exclude, "kg.exclude") for p, _ in self.expand_predicates(e, "kg.exclude"))
         hops = kg.max_hops
         if hops is not None and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 1):
             raise self._err("kg.max_hops", f"must be a positive integer or absent (got {kg.max_hops!r})")
         boolean(kg.incoming, "kg.incoming")
         text_preds = tuple(dict.fromkeys(
-            self.expand_predicate(p, "text.predicates") for p in strs(tx.predicates, "text.predicates")))
+            x for p in strs(tx.predicates, "text.predicates") for x, _ in self.expand_predicates(p, "text.predicates")))
         langs = strs(tx.languages, "text.languages")
         for lang in langs:
             if lang not in ("", "*") and not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", lang):
@@ -713,7 +749,7 @@ class Mapping:
             incoming=kg.incoming, text_predicates=text_preds, languages=tuple(x.lower() for x in langs),
             numeric=numeric, rewrite=tuple(sorted(self.rewrite.items(), key=lambda kv: -len(kv[0]))),
             prefixes=tuple(sorted(self.prefixes.items())),
-            domain_predicate=domain_pred, domains=domains, domain_rest=rest,
+            domain_predicate=domain_pred, domains=domains, domain_rest=rest, inverse_edges=inverse_edges,
         )
 
     def _scenario_name(self, name, key: str) -> str:
