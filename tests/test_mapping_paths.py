@@ -267,10 +267,28 @@ ex:m1 ex:genre ex:drama .
     assert _triples(kg) == {(EX + "m1", EX + "genre", EX + "drama")}
 
 
-def test_path_in_a_direct_rule_predicate_is_refused():
-    m = {"prefixes": {"ex": EX}, "interactions": [{"name": "likes", "predicate": "^ex:likedBy"}]}
-    with pytest.raises(MappingError, match=r"'interactions\[0\]\.predicate' \('likes'\) takes one property, not "
-                                           r"the property path '\^ex:likedBy'"):
+DIRECT_MAPPING = {"prefixes": {"ex": EX}, "users": {"classes": []}, "items": {"classes": []},
+                  "interactions": [{"name": "rated", "predicate": "^ex:ratedBy/^ex:hasRating"}]}
+
+
+def test_path_as_a_direct_rule_predicate(tmp_path):
+    """user <- rating <- item as one direct rule: each (user, item) pair the path links, weight 1."""
+    c = Mapping.from_dict(DIRECT_MAPPING).compile()
+    assert c.rules[0].predicate is None and c.rules[0].is_direct
+    assert c.rules[0].predicate_path == (InversePath(EX + "ratedBy"), InversePath(EX + "hasRating"))
+    kg = kgrec.load(_write(tmp_path, RATINGS, "ratings.ttl"), mapping=DIRECT_MAPPING)
+    assert _interactions(kg) == [(EX + "u1", EX + "i1", 1.0, -1.0), (EX + "u1", EX + "i2", 1.0, -1.0),
+                                 (EX + "u2", EX + "i1", 1.0, -1.0)]
+    # the rating nodes between user and item belong to the interactions: never KG entities
+    assert _triples(kg) == {(EX + "i1", EX + "genre", EX + "g1"), (EX + "i2", EX + "genre", EX + "g1")}
+    # the same pairs with 'inverse' and the path written from the item
+    m = {**DIRECT_MAPPING, "interactions": [{"name": "rated", "predicate": "ex:hasRating/ex:ratedBy", "inverse": True}]}
+    assert _interactions(kgrec.load(_write(tmp_path, RATINGS, "ratings.ttl"), mapping=m)) == _interactions(kg)
+
+
+def test_unsupported_path_in_a_direct_rule_predicate_is_refused():
+    m = {"prefixes": {"ex": EX}, "interactions": [{"name": "likes", "predicate": "ex:likes+"}]}
+    with pytest.raises(MappingError, match=r"'interactions\[0\]\.predicate' \('likes'\) uses '\+' \(one or more\)"):
         Mapping.from_dict(m)
 
 
@@ -290,7 +308,8 @@ def _same(a, b) -> None:
     assert a.literals == b.literals
 
 
-@pytest.mark.parametrize("src,mapping", [(SCHEMA_GRAPH, "schema-org"), (RATINGS, RATINGS_MAPPING)])
+@pytest.mark.parametrize("src,mapping", [(SCHEMA_GRAPH, "schema-org"), (RATINGS, RATINGS_MAPPING),
+                                         (RATINGS, DIRECT_MAPPING)])
 def test_every_ingestion_path_gives_the_same_graph(tmp_path, src, mapping):
     pytest.importorskip("polars")
     ttl = _write(tmp_path, src, "g.ttl")

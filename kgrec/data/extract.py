@@ -334,6 +334,24 @@ class _Builder:
             out |= self.path_starts(path[0])
         return out
 
+    def _direct_path_pairs(self, path, events: set[str]) -> list[tuple[Term, Term]]:
+        """Every (start, end) pair a direct rule's path links, each once. The nodes between start
+        and end (a rating between its user and its item) are the interaction's own nodes: they are
+        added to ``events``, so they never become KG entities."""
+        steps = self._compile_path(path)
+        last = len(steps) - 1
+        pairs = []
+        for s in sorted(self.path_starts(path[0])):
+            frontier: list[Term] = [s]
+            for k, step in enumerate(steps):
+                frontier = self._walk(frontier, (step,))
+                if k < last:
+                    events.update(x for x in frontier if type(x) is str)
+                if not frontier:
+                    break
+            pairs.extend((s, o) for o in dict.fromkeys(frontier))
+        return pairs
+
     def with_subclasses(self, classes: frozenset[str]) -> frozenset[str]:
         """``classes`` and every class the data declares ``rdfs:subClassOf`` one of them, transitively."""
         key = frozenset(classes)
@@ -516,8 +534,12 @@ class _Builder:
         type_pairs = self.by_pred.get(RDF_TYPE, ())
         for ri, rule in enumerate(self.cm.rules):
             name = rule.name
-            if rule.predicate is not None:
-                for s, o in self.by_pred.get(rule.predicate, ()):
+            if rule.is_direct:
+                if rule.predicate is not None:
+                    pairs = self.by_pred.get(rule.predicate, ())
+                else:
+                    pairs = self._direct_path_pairs(rule.predicate_path, events)
+                for s, o in pairs:
                     if rule.inverse:
                         s, o = o, s
                     if type(o) is not str or type(s) is not str:
@@ -973,7 +995,8 @@ class _Builder:
 
         top_c, top_p = top(classes), top(preds)
         rules = "; ".join(
-            f"{r.name}: " + (f"predicate {self.short(r.predicate)}" if r.predicate else
+            f"{r.name}: " + (f"predicate {format_path(r.predicate_path or (r.predicate,), self.short)}"
+                             if r.is_direct else
                              f"agent {format_path(r.agent[0], self.short)}, "
                              f"object {format_path(r.object[0], self.short)}")
             for r in self.cm.rules)

@@ -8,7 +8,7 @@ Actions and Reviews.
 
 Terms are written as CURIEs (``"kgr:user"``) expanded with :attr:`Mapping.prefixes`, as
 ``"<http://...>"``, or as bare absolute IRIs (``"http://..."``). Fields holding a *path* (an
-event rule's agent, object, time, weight and text) read the SPARQL property-path subset
+event rule's agent, object, time, weight and text, a direct rule's predicate) read the SPARQL property-path subset
 sequence ``a/b`` (``"schema:reviewRating/schema:ratingValue"``), inverse ``^a`` (from an
 object back to its subject), alternative ``a|b`` (the values of both) and parentheses; inside
 a path write full IRIs in angle brackets. Repetition (``*``, ``+``, ``?``) and negation (``!``)
@@ -151,7 +151,8 @@ class InteractionRule:
 
     Args:
         name: a name used in warnings and errors.
-        predicate: direct interaction predicate (default ``None``).
+        predicate: direct interaction predicate, or a path from the user to the item such as
+            ``"^ex:ratedBy/ex:ratedItem"`` (default ``None``).
         inverse: the direct predicate points from item to user (default ``False``).
         cls: event classes (TOML key ``class``; default ``[]``: no class needed).
         agent, object: paths from the event to the user / the item (alternatives allowed).
@@ -456,6 +457,11 @@ class CompiledRule:
     text: tuple[Path_, ...]
     positive: PositiveRule
     scenario: str | None = None
+    predicate_path: Path_ = ()  # a direct rule whose predicate is a path (then ``predicate`` is None)
+
+    @property
+    def is_direct(self) -> bool:
+        return self.predicate is not None or bool(self.predicate_path)
 
 
 @dataclass(frozen=True)
@@ -569,9 +575,9 @@ class Mapping:
         return self.prefixes[prefix] + local
 
     def expand_predicate(self, term: str, key: str = "term", rule: str | None = None) -> str:
-        """:meth:`expand` of a field that names one property (KG edges, text and feature predicates,
-        ``same_as``, a direct rule's ``predicate``): a property path there raises instead of being
-        read as one odd IRI."""
+        """:meth:`expand` of a field that names one property (a feature predicate,
+        ``scenarios.item_predicate``): a property path there raises instead of being read as one
+        odd IRI."""
         if isinstance(term, str):
             t = term.strip()
             outside = re.sub(r"<[^<>]*>", "", t)
@@ -581,7 +587,7 @@ class Mapping:
                 where = f"({rule!r}) " if rule else ""
                 raise self._err(key, f"{where}takes one property, not the property path {term!r} (operator "
                                      f"{ops[0]!r}): paths ('a/b', '^a', 'a|b') are read in the 'agent', 'object', "
-                                     "'time', 'weight' and 'text' of an event rule")
+                                     "'time', 'weight' and 'text' of an event rule and a direct rule's 'predicate'")
         return self.expand(term, key)
 
     def expand_predicates(self, term: str, key: str, inverse: bool = False) -> list[tuple[str, bool]]:
@@ -605,7 +611,7 @@ class Mapping:
             if len(b) != 1 or isinstance(b[0], AlternativePath):
                 raise self._err(key, f"takes properties ({forms}), not the sequence "
                                      f"path {term!r}: paths ('a/b') are read in the 'agent', 'object', 'time', "
-                                     "'weight' and 'text' of an event rule")
+                                     "'weight' and 'text' of an event rule and a direct rule's 'predicate'")
             if isinstance(b[0], InversePath):
                 if not inverse:
                     raise self._err(key, f"takes properties ('p', 'a|b'), not the inverse {term!r}")
@@ -691,8 +697,14 @@ class Mapping:
             for k in ("agent", "object", "time", "weight", "text"):
                 paths[k] = tuple(self.expand_path(p, f"{where}.{k}", r.name) for p in strs(getattr(r, k), f"{where}.{k}"))
             classes = frozenset(self.expand(c, f"{where}.class") for c in strs(r.cls, f"{where}.class"))
+            pred_path: Path_ = ()
             if r.predicate is not None:
-                pred = self.expand_predicate(r.predicate, f"{where}.predicate", r.name)
+                # a path (``^ex:ratedBy/ex:ratedItem``) links user and item through other nodes;
+                # a plain property keeps the direct look-up
+                pred_path = self.expand_path(r.predicate, f"{where}.predicate", r.name)
+                pred = pred_path[0] if len(pred_path) == 1 and type(pred_path[0]) is str else None
+                if pred is not None:
+                    pred_path = ()
                 extra = [k for k in ("agent", "object", "time", "weight", "text") if paths[k]]
                 extra += ["class"] if classes else []
                 if extra:
@@ -713,7 +725,8 @@ class Mapping:
             if r.scenario is not None:
                 self._scenario_name(r.scenario, f"{where}.scenario")
             rules.append(CompiledRule(r.name, pred, r.inverse, classes, paths["agent"], paths["object"],
-                                      paths["time"], paths["weight"], paths["text"], positive, r.scenario))
+                                      paths["time"], paths["weight"], paths["text"], positive, r.scenario,
+                                      pred_path))
         domain_pred, domains, rest = self._compile_domains(strs)
         if domain_pred is not None:
             tagged = [i for i, r in enumerate(self.interactions) if r.scenario is not None]
