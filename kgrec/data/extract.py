@@ -38,14 +38,16 @@ import torch
 from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
 from kgrec.data.idcolumns import IRI, PLAIN, IdColumns, LazyPairs, first_distinct_rows
 from kgrec.data.scenarios import assign_domains
-from kgrec.data.mapping import CompiledMapping, Mapping
+from kgrec.data.mapping import AlternativePath, CompiledMapping, InversePath, Mapping, format_path
 from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
 from kgrec.data.vocab import Vocab
 from kgrec.errors import EmptyGraphError, MappingError
 
-__all__ = ["build_graph", "build_graph_batched", "build_graph_ids", "parse_timestamp", "parse_number", "RDF_TYPE", "OWL_IMPORTS", "IMPORTS_WARNING"]
+__all__ = ["build_graph", "build_graph_batched", "build_graph_ids", "parse_timestamp", "parse_number", "RDF_TYPE",
+           "RDFS_SUBCLASS_OF", "OWL_IMPORTS", "IMPORTS_WARNING"]
 
 RDF_TYPE = RDF + "type"
+RDFS_SUBCLASS_OF = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 OWL_IMPORTS = "http://www.w3.org/2002/07/owl#imports"
 #: Key of ``kg.warnings`` counting ``owl:imports`` statements (kgrec reads only the files it is given).
 IMPORTS_WARNING = "owl:imports not followed (kgrec reads only the files it is given)"
@@ -161,6 +163,8 @@ class _Builder:
         self._index: dict[str, dict[str, list[Term]]] = {}
         self.canon: dict[str, str] = {}
         self.cols: IdColumns | None = None  # the integer triples, when read by read_ids
+        self._subclasses: dict[str, list[str]] | None = None  # class -> its declared direct subclasses
+        self._subclass_cache: dict[frozenset, frozenset] = {}
 
     # ---------------------------------------------------------------- reading
     def read(self, batches: Iterable[Iterable[Triple]]) -> None:
@@ -258,31 +262,116 @@ class _Builder:
             ix = self._index[p] = dict(ix)
         return ix
 
-    def paths(self, paths) -> list[tuple[dict[str, list[Term]], ...]]:
-        """Alternative property paths as tuples of subject -> objects indexes."""
-        return [tuple(self.index(step) for step in path) for path in paths]
+    def inverse_index(self, p: str) -> dict[str, list[str]]:
+        """Map each IRI object of predicate ``p`` to its subjects (``^p`` in a path; built on first use)."""
+        key = "^" + p  # predicates are IRIs, so this never collides with one
+        ix = self._index.get(key)
+        if ix is None:
+            ix = defaultdict(list)
+            for s, o in self.by_pred.get(p, ()):
+                if type(o) is str:
+                    ix[o].append(s)
+            ix = self._index[key] = dict(ix)
+        return ix
 
-    @staticmethod
-    def resolve(node: str, paths: list[tuple[dict[str, list[Term]], ...]]) -> list[Term]:
-        """Values of the first alternative path (from :meth:`paths`) that yields any, from ``node``."""
+    def _step(self, step):
+        """A path step as a look-up: a subject -> values dict, or a list of compiled branches."""
+        if type(step) is str:
+            return self.index(step)
+        if isinstance(step, InversePath):
+            return self.inverse_index(step.iri)
+        return [self._compile_path(p) for p in step.paths]
+
+    def _compile_path(self, path) -> tuple:
+        return tuple(self._step(step) for step in path)
+
+    def paths(self, paths) -> list[tuple]:
+        """Alternative property paths as tuples of look-ups (see :meth:`_step`)."""
+        return [self._compile_path(path) for path in paths]
+
+    @classmethod
+    def _walk(cls, frontier: list[Term], path: tuple) -> list[Term]:
+        """Values of a compiled path from every node of ``frontier`` (literals end a walk)."""
+        for ix in path:
+            nxt: list[Term] = []
+            if type(ix) is dict:
+                for x in frontier:
+                    if type(x) is str:
+                        nxt.extend(ix.get(x, ()))
+            else:  # an alternative: the values of every branch
+                for branch in ix:
+                    nxt.extend(cls._walk(frontier, branch))
+            frontier = nxt
+            if not frontier:
+                break
+        return frontier
+
+    @classmethod
+    def resolve(cls, node: str, paths: list[tuple]) -> list[Term]:
+        """Values of the first alternative path (from :meth:`paths`) that yields any, from ``node``.
+
+        A multi-step path yields each value once (two routes to one value are one value)."""
         for path in paths:
-            if len(path) == 1:  # the common case: one property
+            if len(path) == 1 and type(path[0]) is dict:  # the common case: one property
                 found = path[0].get(node)
                 if found:
                     return found
                 continue
-            frontier: list[Term] = [node]
-            for ix in path:
-                nxt: list[Term] = []
-                for x in frontier:
-                    if type(x) is str:
-                        nxt.extend(ix.get(x, ()))
-                frontier = nxt
+            found = cls._walk([node], path)
+            if found:
+                return list(dict.fromkeys(found))
+        return []
+
+    def path_starts(self, step) -> set[str]:
+        """Nodes from which the path step ``step`` leads anywhere (the candidate events of a
+        rule without a class are the start nodes of the first step of its agent and object)."""
+        if type(step) is str:
+            return set(map(_FIRST, self.by_pred.get(step, ())))
+        if isinstance(step, InversePath):
+            return {o for _, o in self.by_pred.get(step.iri, ()) if type(o) is str}
+        out: set[str] = set()
+        for path in step.paths:
+            out |= self.path_starts(path[0])
+        return out
+
+    def _direct_path_pairs(self, path, events: set[str]) -> list[tuple[Term, Term]]:
+        """Every (start, end) pair a direct rule's path links, each once. The nodes between start
+        and end (a rating between its user and its item) are the interaction's own nodes: they are
+        added to ``events``, so they never become KG entities."""
+        steps = self._compile_path(path)
+        last = len(steps) - 1
+        pairs = []
+        for s in sorted(self.path_starts(path[0])):
+            frontier: list[Term] = [s]
+            for k, step in enumerate(steps):
+                frontier = self._walk(frontier, (step,))
+                if k < last:
+                    events.update(x for x in frontier if type(x) is str)
                 if not frontier:
                     break
-            if frontier:
-                return frontier
-        return []
+            pairs.extend((s, o) for o in dict.fromkeys(frontier))
+        return pairs
+
+    def with_subclasses(self, classes: frozenset[str]) -> frozenset[str]:
+        """``classes`` and every class the data declares ``rdfs:subClassOf`` one of them, transitively."""
+        key = frozenset(classes)
+        done = self._subclass_cache.get(key)
+        if done is not None:
+            return done
+        if self._subclasses is None:
+            children: dict[str, list[str]] = defaultdict(list)
+            for s, o in self.by_pred.get(RDFS_SUBCLASS_OF, ()):
+                if type(o) is str and s != o:
+                    children[o].append(s)
+            self._subclasses = dict(children)
+        out, stack = set(key), list(key)
+        while stack:
+            for sub in self._subclasses.get(stack.pop(), ()):
+                if sub not in out:
+                    out.add(sub)
+                    stack.append(sub)
+        done = self._subclass_cache[key] = frozenset(out)
+        return done
 
     def short(self, iri: str) -> str:
         return self.cm.shorten(iri)
@@ -335,7 +424,7 @@ class _Builder:
             if not paths and k >= 2:
                 out.append(None)
                 continue
-            if len(paths) != 1 or len(paths[0]) != 1:
+            if len(paths) != 1 or len(paths[0]) != 1 or type(paths[0][0]) is not str:
                 return None
             pairs = self.by_pred.get(paths[0][0], ())
             first = dict(pairs)
@@ -393,11 +482,11 @@ class _Builder:
             if not paths and k >= 2:
                 steps.append(None)
                 continue
-            if len(paths) != 1 or len(paths[0]) != 1:
+            if len(paths) != 1 or len(paths[0]) != 1 or type(paths[0][0]) is not str:
                 return None
             steps.append(paths[0][0])
         if rule.classes:
-            E = cols.subjects_with_object(RDF_TYPE, rule.classes)
+            E = cols.subjects_with_object(RDF_TYPE, self.with_subclasses(rule.classes))
         else:
             E = cols.all_subjects([path[0] for path in rule.agent + rule.object])
         if len(E) == 0:
@@ -445,8 +534,12 @@ class _Builder:
         type_pairs = self.by_pred.get(RDF_TYPE, ())
         for ri, rule in enumerate(self.cm.rules):
             name = rule.name
-            if rule.predicate is not None:
-                for s, o in self.by_pred.get(rule.predicate, ()):
+            if rule.is_direct:
+                if rule.predicate is not None:
+                    pairs = self.by_pred.get(rule.predicate, ())
+                else:
+                    pairs = self._direct_path_pairs(rule.predicate_path, events)
+                for s, o in pairs:
                     if rule.inverse:
                         s, o = o, s
                     if type(o) is not str or type(s) is not str:
@@ -458,11 +551,12 @@ class _Builder:
                     recs.append((ri, s, o, math.nan, math.nan, None))
                 continue
             if rule.classes:
-                cands = {s for s, o in type_pairs if o in rule.classes}
+                classes = self.with_subclasses(rule.classes)
+                cands = {s for s, o in type_pairs if o in classes}
             else:
                 cands = set()
                 for path in rule.agent + rule.object:
-                    cands.update(map(_FIRST, self.by_pred.get(path[0], ())))
+                    cands |= self.path_starts(path[0])
             events |= cands
             paths: list = []  # the slow path's indexes, built on its first use
 
@@ -599,7 +693,7 @@ class _Builder:
             raise EmptyGraphError(f"no triples in {self._where()}: the file is empty or holds only prefixes/comments")
 
         type_pairs = by_pred.get(RDF_TYPE, ())
-        ucls, icls = cm.user_classes, cm.item_classes
+        ucls, icls = self.with_subclasses(cm.user_classes), self.with_subclasses(cm.item_classes)
         users: set[str] = {s for s, o in type_pairs if o in ucls}
         items: set[str] = {s for s, o in type_pairs if o in icls}
         for found in (users, items):  # blank nodes are never users or items
@@ -664,10 +758,13 @@ class _Builder:
         blocked = (users | events) - items
         skip = {RDF_TYPE} | set(cm.same_as) | {r.predicate for r in cm.rules if r.predicate} | set(cm.exclude) \
             | set(cm.text_predicates) | set(cm.numeric)
+        # ``^p`` in a list of edges: p is followed from its object to its subject (as ``incoming``
+        # does for every predicate); the triple keeps its direction
+        backward = cm.inverse_edges - set(cm.exclude)
         if cm.edges is None:
             preds = [p for p in by_pred if p not in skip]
         else:
-            preds = [p for p in cm.edges - set(cm.exclude) if p in by_pred]
+            preds = [p for p in (cm.edges | backward) - set(cm.exclude) if p in by_pred]
         out_adj: dict[str, list] = defaultdict(list)
         in_adj: dict[str, list] = defaultdict(list)
         # edges out of a user or an event (``blocked``) are never followed (the walk below never
@@ -688,6 +785,8 @@ class _Builder:
                 continue
             pairs = by_pred[p]
             n_lit = 0
+            fwd = cm.edges is None or p in cm.edges
+            bwd = cm.incoming or p in backward
             for s, o in pairs:
                 if type(o) is not str:
                     n_lit += 1
@@ -696,8 +795,9 @@ class _Builder:
                 if s in blocked:
                     continue
                 o = cget(o, o)
-                out_adj[s].append((p, o))
-                if cm.incoming:
+                if fwd:
+                    out_adj[s].append((p, o))
+                if bwd:
                     in_adj[o].append((p, s))
             if n_lit and cm.edges is not None:
                 W[f"literal where an IRI is expected ({self.short(p)})"] += n_lit
@@ -724,7 +824,7 @@ class _Builder:
                     if o not in entities:
                         entities.add(o)
                         nxt.append(o)
-                if cm.incoming:
+                if in_adj:
                     for p, s in in_adj.get(node, ()):
                         if s == node or s.startswith("_:") or s in blocked:  # self-loops counted above
                             continue
@@ -895,9 +995,10 @@ class _Builder:
 
         top_c, top_p = top(classes), top(preds)
         rules = "; ".join(
-            f"{r.name}: " + (f"predicate {self.short(r.predicate)}" if r.predicate else
-                             f"agent {'/'.join(map(self.short, r.agent[0]))}, "
-                             f"object {'/'.join(map(self.short, r.object[0]))}")
+            f"{r.name}: " + (f"predicate {format_path(r.predicate_path or (r.predicate,), self.short)}"
+                             if r.is_direct else
+                             f"agent {format_path(r.agent[0], self.short)}, "
+                             f"object {format_path(r.object[0], self.short)}")
             for r in self.cm.rules)
         n_rel = self.W.get(RELATIVE_IRI_WARNING, 0)
         note = (f" {n_rel} IRIs were relative (no @base) and were resolved against the file location: "

@@ -7,10 +7,14 @@ A :class:`Mapping` is plain data: it can be written as TOML or YAML (see
 Actions and Reviews.
 
 Terms are written as CURIEs (``"kgr:user"``) expanded with :attr:`Mapping.prefixes`, as
-``"<http://...>"``, or as bare absolute IRIs (``"http://..."``). Fields holding a *path* may
-chain properties with ``/`` (``"schema:reviewRating/schema:ratingValue"``; inside a path write
-full IRIs in angle brackets). Fields accepting alternatives take a string or a list; the first
-alternative that yields a value wins.
+``"<http://...>"``, or as bare absolute IRIs (``"http://..."``). Fields holding a *path* (an
+event rule's agent, object, time, weight and text, a direct rule's predicate) read the SPARQL property-path subset
+sequence ``a/b`` (``"schema:reviewRating/schema:ratingValue"``), inverse ``^a`` (from an
+object back to its subject), alternative ``a|b`` (the values of both) and parentheses; inside
+a path write full IRIs in angle brackets. Repetition (``*``, ``+``, ``?``) and negation (``!``)
+are refused. Fields accepting alternatives take a string or a list; the first alternative that
+yields a value wins. Classes match their subclasses declared in the data with
+``rdfs:subClassOf`` (transitively).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ __all__ = [
     "PositiveRule",
     "CompiledRule",
     "CompiledMapping",
+    "InversePath",
+    "AlternativePath",
+    "format_path",
     "data_dir",
     "profiles",
 ]
@@ -144,7 +151,8 @@ class InteractionRule:
 
     Args:
         name: a name used in warnings and errors.
-        predicate: direct interaction predicate (default ``None``).
+        predicate: direct interaction predicate, or a path from the user to the item such as
+            ``"^ex:ratedBy/ex:ratedItem"`` (default ``None``).
         inverse: the direct predicate points from item to user (default ``False``).
         cls: event classes (TOML key ``class``; default ``[]``: no class needed).
         agent, object: paths from the event to the user / the item (alternatives allowed).
@@ -185,7 +193,8 @@ class KGRule:
 
     Args:
         edges: ``"*"`` (default: every predicate except ``rdf:type``, the same-as and direct
-            interaction predicates, text/feature predicates and ``exclude``) or a list of predicates.
+            interaction predicates, text/feature predicates and ``exclude``) or a list of predicates;
+            an entry ``"a|b"`` lists both, ``"^p"`` follows ``p`` from its object to its subject.
         exclude: predicates never used as edges (default ``[]``).
         max_hops: how far from the items edges are followed (``1``: only item -> X edges);
             ``None`` (default) follows every reachable edge.
@@ -294,12 +303,148 @@ class PositiveRule:
         return bool(_OPS[self.op](weight, self.threshold)) and not math.isnan(weight)
 
 
-Path_ = tuple[str, ...]
+@dataclass(frozen=True)
+class InversePath:
+    """``^p`` in a property path: property ``iri`` walked from its object back to its subject."""
+
+    iri: str
+
+
+@dataclass(frozen=True)
+class AlternativePath:
+    """``a|b`` in a property path: the values of every alternative, together (SPARQL's union).
+
+    Unlike a list of alternatives in a mapping field (the first one that yields a value wins),
+    every branch here contributes.
+    """
+
+    paths: tuple[tuple, ...]
+
+
+#: One compiled property path: a sequence of steps, each an IRI (forward property), an
+#: :class:`InversePath` or an :class:`AlternativePath` (whose branches are paths again).
+Path_ = tuple
+
+
+def _inverse(path: Path_) -> Path_:
+    """``^path``: the steps reversed, each inverted (``^(a/b)`` is ``^b/^a``)."""
+    out = []
+    for step in reversed(path):
+        if type(step) is str:
+            out.append(InversePath(step))
+        elif isinstance(step, InversePath):
+            out.append(step.iri)
+        else:
+            out.append(AlternativePath(tuple(_inverse(p) for p in step.paths)))
+    return tuple(out)
+
+
+def format_path(path: Path_, short=lambda iri: f"<{iri}>") -> str:
+    """A compiled path written back in the mapping syntax (``short`` writes one IRI)."""
+    parts = []
+    for step in path:
+        if type(step) is str:
+            parts.append(short(step))
+        elif isinstance(step, InversePath):
+            parts.append("^" + short(step.iri))
+        else:
+            parts.append("(" + "|".join(format_path(p, short) for p in step.paths) + ")")
+    return "/".join(parts)
+
+
+#: Path forms outside the subset kgrec reads, and how they are named in errors.
+_UNSUPPORTED_PATH = {"*": "'*' (zero or more)", "+": "'+' (one or more)", "?": "'?' (zero or one)",
+                     "!": "'!' (a negated property set)", "{": "'{' (a repetition count)"}
+_PATH_STOP = frozenset("/|^()<>*+?!{}")
+#: Characters that make a term a property path (outside angle brackets).
+_PATH_OPERATORS = frozenset("/|^()*+?!")
+
+
+class _PathParser:
+    """Recursive descent over ``path := seq ('|' seq)*``, ``seq := elt ('/' elt)*``,
+    ``elt := '^'? (term | '(' path ')')``: the SPARQL property-path subset without repetition or
+    negation. Errors name the mapping key, the rule and the whole term."""
+
+    def __init__(self, mapping: "Mapping", text: str, original: str, key: str, where: str):
+        self.m, self.s, self.original, self.key, self.where = mapping, text, original, key, where
+        self.i, self.n = 0, len(text)
+
+    def err(self, msg: str) -> MappingError:
+        return self.m._err(self.key, f"{self.where}{msg} in the property path {self.original!r}")
+
+    def unsupported(self, c: str) -> MappingError:
+        return self.err(f"uses {_UNSUPPORTED_PATH[c]}, which kgrec does not read (paths may use "
+                        "'/' sequence, '^' inverse, '|' alternative and parentheses)")
+
+    def peek(self) -> str:
+        while self.i < self.n and self.s[self.i].isspace():
+            self.i += 1
+        return self.s[self.i] if self.i < self.n else ""
+
+    def parse(self) -> Path_:
+        out = self.alternative()
+        c = self.peek()
+        if c == ")":
+            raise self.err("has an unmatched ')'")
+        if c in _UNSUPPORTED_PATH:
+            raise self.unsupported(c)
+        if c:
+            raise self.err(f"must separate steps with '/' or '|' (found {self.s[self.i:]!r})")
+        return out
+
+    def alternative(self) -> Path_:
+        seqs = [self.sequence()]
+        while self.peek() == "|":
+            self.i += 1
+            seqs.append(self.sequence())
+        return seqs[0] if len(seqs) == 1 else (AlternativePath(tuple(seqs)),)
+
+    def sequence(self) -> Path_:
+        steps = list(self.element())
+        while self.peek() == "/":
+            self.i += 1
+            steps.extend(self.element())
+        return tuple(steps)
+
+    def element(self) -> Path_:
+        inverse = self.peek() == "^"
+        if inverse:
+            self.i += 1
+        c = self.peek()
+        if c in ("", "/", "|", ")", "^"):
+            raise self.err("has an empty step")
+        if c in _UNSUPPORTED_PATH:
+            raise self.unsupported(c)
+        if c == "(":
+            self.i += 1
+            inner = self.alternative()
+            if self.peek() != ")":
+                raise self.err("has an unclosed '('")
+            self.i += 1
+        elif c == "<":
+            j = self.s.find(">", self.i)
+            if j < 0:
+                raise self.err("has an unclosed '<'")
+            inner = (self.m.expand(self.s[self.i:j + 1], self.key),)
+            self.i = j + 1
+        else:
+            j = self.i
+            while j < self.n and self.s[j] not in _PATH_STOP and not self.s[j].isspace():
+                j += 1
+            if j == self.i:
+                raise self.err(f"has an unexpected {c!r}")
+            inner = (self.m.expand(self.s[self.i:j], self.key),)
+            self.i = j
+        c = self.peek()
+        if c in _UNSUPPORTED_PATH:
+            raise self.unsupported(c)
+        return _inverse(inner) if inverse else inner
 
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """An :class:`InteractionRule` with every term expanded to an IRI and paths split."""
+    """An :class:`InteractionRule` with every term expanded to an IRI and paths parsed (each
+    path a tuple of steps: IRIs, :class:`InversePath` and :class:`AlternativePath`)."""
 
     name: str
     predicate: str | None
@@ -312,6 +457,11 @@ class CompiledRule:
     text: tuple[Path_, ...]
     positive: PositiveRule
     scenario: str | None = None
+    predicate_path: Path_ = ()  # a direct rule whose predicate is a path (then ``predicate`` is None)
+
+    @property
+    def is_direct(self) -> bool:
+        return self.predicate is not None or bool(self.predicate_path)
 
 
 @dataclass(frozen=True)
@@ -336,6 +486,7 @@ class CompiledMapping:
     domain_predicate: str | None = None  # [scenarios]: None = no item domains
     domains: tuple[tuple[str, frozenset[str]], ...] = ()
     domain_rest: str = "other"
+    inverse_edges: frozenset[str] = frozenset()  # ``^p`` in kg.edges: p followed object -> subject
 
     def shorten(self, iri: str) -> str:
         """``iri`` as a CURIE when a prefix matches, else ``<iri>`` (for messages)."""
@@ -423,37 +574,81 @@ class Mapping:
                                  "or write the full IRI as '<...>'")
         return self.prefixes[prefix] + local
 
-    def expand_path(self, path: str, key: str = "path") -> tuple[str, ...]:
-        """A ``/``-separated property path as a tuple of IRIs."""
+    def expand_predicate(self, term: str, key: str = "term", rule: str | None = None) -> str:
+        """:meth:`expand` of a field that names one property (a feature predicate,
+        ``scenarios.item_predicate``): a property path there raises instead of being read as one
+        odd IRI."""
+        if isinstance(term, str):
+            t = term.strip()
+            outside = re.sub(r"<[^<>]*>", "", t)
+            bare = "<" not in t and ("://" in t or t.startswith("urn:"))
+            ops = [c for c in outside if c in ("|^" if bare else _PATH_OPERATORS)]
+            if ops:
+                where = f"({rule!r}) " if rule else ""
+                raise self._err(key, f"{where}takes one property, not the property path {term!r} (operator "
+                                     f"{ops[0]!r}): paths ('a/b', '^a', 'a|b') are read in the 'agent', 'object', "
+                                     "'time', 'weight' and 'text' of an event rule and a direct rule's 'predicate'")
+        return self.expand(term, key)
+
+    def expand_predicates(self, term: str, key: str, inverse: bool = False) -> list[tuple[str, bool]]:
+        """The properties of a list field's entry, as ``(IRI, inverse)`` pairs: one property, or an
+        alternative of properties (``"a|b"``: both), each ``^p`` where ``inverse`` allows it.
+
+        Raises:
+            MappingError: a sequence (``a/b``), a ``^`` where it has no meaning, or a form outside
+                the path subset; the message names the key and the term.
+        """
+        if not isinstance(term, str) or not any(c in _PATH_OPERATORS for c in re.sub(r"<[^<>]*>", "", term)):
+            return [(self.expand_predicate(term, key), False)]
+        t = term.strip()
+        if "<" not in t and ("://" in t or t.startswith("urn:")):
+            return [(self.expand_predicate(term, key), False)]
+        path = self.expand_path(term, key)
+        branches = path[0].paths if len(path) == 1 and isinstance(path[0], AlternativePath) else (path,)
+        forms = "'p', 'a|b', '^p'" if inverse else "'p', 'a|b'"
+        out = []
+        for b in branches:
+            if len(b) != 1 or isinstance(b[0], AlternativePath):
+                raise self._err(key, f"takes properties ({forms}), not the sequence "
+                                     f"path {term!r}: paths ('a/b') are read in the 'agent', 'object', 'time', "
+                                     "'weight' and 'text' of an event rule and a direct rule's 'predicate'")
+            if isinstance(b[0], InversePath):
+                if not inverse:
+                    raise self._err(key, f"takes properties ('p', 'a|b'), not the inverse {term!r}")
+                out.append((b[0].iri, True))
+            else:
+                out.append((b[0], False))
+        return out
+
+    def expand_path(self, path: str, key: str = "path", rule: str | None = None) -> Path_:
+        """A property path (the SPARQL subset ``a/b``, ``^a``, ``a|b``, ``( )``) as a tuple of steps.
+
+        Each step is an IRI (a forward property), an :class:`InversePath` (``^p``) or an
+        :class:`AlternativePath` (``a|b``: the values of every alternative together). ``^`` of a
+        group is pushed down to its properties (``^(a/b)`` is ``^b/^a``), so :class:`InversePath`
+        always holds one IRI. A bare absolute IRI (no angle brackets) is one property.
+
+        Args:
+            path: the path as written in the mapping.
+            key: the mapping key, for error messages.
+            rule: the interaction rule's name, for error messages.
+
+        Raises:
+            MappingError: an empty step, an unclosed ``<`` or ``(``, or a form outside the subset
+                (``*``, ``+``, ``?``, ``!``...); the message names the key, the rule and the term.
+        """
+        where = f"({rule!r}) " if rule else ""
         if not isinstance(path, str) or not path.strip():
-            raise self._err(key, "must be a property path like 'schema:reviewRating/schema:ratingValue' "
+            raise self._err(key, f"{where}must be a property path like 'schema:reviewRating/schema:ratingValue' "
                                  f"(got {path!r})")
         p = path.strip()
-        if "://" in p and "<" not in p:
+        if "<" not in p and "://" in p:  # a bare absolute IRI
+            bad = [c for c in "|^" if c in p]
+            if bad:
+                raise self._err(key, f"{where}mixes a bare IRI with the path operator {bad[0]!r} in {path!r}: "
+                                     "write full IRIs in angle brackets inside a path ('<http://...>')")
             return (self.expand(p, key),)
-        steps, i, n = [], 0, len(p)
-        while i < n:
-            if p[i] == "<":
-                j = p.find(">", i)
-                if j < 0:
-                    raise self._err(key, f"has an unclosed '<' in {path!r}")
-                tok, i = p[i:j + 1], j + 1
-            else:
-                j = p.find("/", i)
-                j = n if j < 0 else j
-                tok, i = p[i:j].strip(), j
-            if not tok:
-                raise self._err(key, f"has an empty step in {path!r}")
-            steps.append(self.expand(tok, key))
-            while i < n and p[i] == " ":
-                i += 1
-            if i < n:
-                if p[i] != "/":
-                    raise self._err(key, f"must separate steps with '/' in {path!r}")
-                i += 1
-                if i >= n:
-                    raise self._err(key, f"has an empty step in {path!r}")
-        return tuple(steps)
+        return _PathParser(self, p, path, key, where).parse()
 
     # ---------------------------------------------------------------- compile
     def compile(self) -> CompiledMapping:
@@ -480,7 +675,8 @@ class Mapping:
         u, it, kg, tx, ft = self.users, self.items, self.kg, self.text, self.features
         user_classes = frozenset(self.expand(c, "users.classes") for c in strs(u.classes, "users.classes"))
         item_classes = frozenset(self.expand(c, "items.classes") for c in strs(it.classes, "items.classes"))
-        same_as = frozenset(self.expand(c, "items.same_as") for c in strs(it.same_as, "items.same_as"))
+        same_as = frozenset(p for c in strs(it.same_as, "items.same_as")
+                            for p, _ in self.expand_predicates(c, "items.same_as"))
         boolean(u.infer, "users.infer")
         boolean(it.infer, "items.infer")
 
@@ -499,10 +695,16 @@ class Mapping:
             boolean(r.inverse, f"{where}.inverse")
             paths = {}
             for k in ("agent", "object", "time", "weight", "text"):
-                paths[k] = tuple(self.expand_path(p, f"{where}.{k}") for p in strs(getattr(r, k), f"{where}.{k}"))
+                paths[k] = tuple(self.expand_path(p, f"{where}.{k}", r.name) for p in strs(getattr(r, k), f"{where}.{k}"))
             classes = frozenset(self.expand(c, f"{where}.class") for c in strs(r.cls, f"{where}.class"))
+            pred_path: Path_ = ()
             if r.predicate is not None:
-                pred = self.expand(r.predicate, f"{where}.predicate")
+                # a path (``^ex:ratedBy/ex:ratedItem``) links user and item through other nodes;
+                # a plain property keeps the direct look-up
+                pred_path = self.expand_path(r.predicate, f"{where}.predicate", r.name)
+                pred = pred_path[0] if len(pred_path) == 1 and type(pred_path[0]) is str else None
+                if pred is not None:
+                    pred_path = ()
                 extra = [k for k in ("agent", "object", "time", "weight", "text") if paths[k]]
                 extra += ["class"] if classes else []
                 if extra:
@@ -523,7 +725,8 @@ class Mapping:
             if r.scenario is not None:
                 self._scenario_name(r.scenario, f"{where}.scenario")
             rules.append(CompiledRule(r.name, pred, r.inverse, classes, paths["agent"], paths["object"],
-                                      paths["time"], paths["weight"], paths["text"], positive, r.scenario))
+                                      paths["time"], paths["weight"], paths["text"], positive, r.scenario,
+                                      pred_path))
         domain_pred, domains, rest = self._compile_domains(strs)
         if domain_pred is not None:
             tagged = [i for i, r in enumerate(self.interactions) if r.scenario is not None]
@@ -531,23 +734,26 @@ class Mapping:
                 raise self._err(f"interactions[{tagged[0]}].scenario", "cannot be combined with "
                                 "'scenarios.domains' (an interaction has one scenario): use one or the other")
 
+        inverse_edges: frozenset[str] = frozenset()
         if kg.edges == "*":
             edges = None
         else:
-            edges = frozenset(self.expand(e, "kg.edges") for e in strs(kg.edges, "kg.edges"))
-        exclude = frozenset(self.expand(e, "kg.exclude") for e in strs(kg.exclude, "kg.exclude"))
+            listed = [x for e in strs(kg.edges, "kg.edges") for x in self.expand_predicates(e, "kg.edges", True)]
+            edges = frozenset(p for p, inv in listed if not inv)
+            inverse_edges = frozenset(p for p, inv in listed if inv)
+        exclude = frozenset(p for e in strs(kg.exclude, "kg.exclude") for p, _ in self.expand_predicates(e, "kg.exclude"))
         hops = kg.max_hops
         if hops is not None and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 1):
             raise self._err("kg.max_hops", f"must be a positive integer or absent (got {kg.max_hops!r})")
         boolean(kg.incoming, "kg.incoming")
         text_preds = tuple(dict.fromkeys(
-            self.expand(p, "text.predicates") for p in strs(tx.predicates, "text.predicates")))
+            x for p in strs(tx.predicates, "text.predicates") for x, _ in self.expand_predicates(p, "text.predicates")))
         langs = strs(tx.languages, "text.languages")
         for lang in langs:
             if lang not in ("", "*") and not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", lang):
                 raise self._err("text.languages",
                                 f"must hold language tags like 'en', '' (no tag) or '*' (got {lang!r})")
-        numeric = tuple(dict.fromkeys(self.expand(p, "features.numeric") for p in strs(ft.numeric, "features.numeric")))
+        numeric = tuple(dict.fromkeys(self.expand_predicate(p, "features.numeric") for p in strs(ft.numeric, "features.numeric")))
         if not isinstance(self.name, str) or not isinstance(self.description, str):
             raise self._err("name", "and 'description' must be strings")
         return CompiledMapping(
@@ -556,7 +762,7 @@ class Mapping:
             incoming=kg.incoming, text_predicates=text_preds, languages=tuple(x.lower() for x in langs),
             numeric=numeric, rewrite=tuple(sorted(self.rewrite.items(), key=lambda kv: -len(kv[0]))),
             prefixes=tuple(sorted(self.prefixes.items())),
-            domain_predicate=domain_pred, domains=domains, domain_rest=rest,
+            domain_predicate=domain_pred, domains=domains, domain_rest=rest, inverse_edges=inverse_edges,
         )
 
     def _scenario_name(self, name, key: str) -> str:
@@ -578,7 +784,7 @@ class Mapping:
                 raise self._err("scenarios.item_predicate", "is required with 'scenarios.domains' (the predicate "
                                                             "from an item to its domain attribute, e.g. 'kgr:genre')")
             return None, (), rest
-        pred = self.expand(sc.item_predicate, "scenarios.item_predicate")
+        pred = self.expand_predicate(sc.item_predicate, "scenarios.item_predicate")
         if not sc.domains:
             raise self._err("scenarios.domains", "must name at least one domain, e.g. "
                                                  "{comedy = ['<https://.../genre/Comedy>']}")

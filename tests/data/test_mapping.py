@@ -158,7 +158,7 @@ def test_readme_examples_parse_and_agree(tmp_path):
 
 def test_extends_a_profile_and_a_relative_file(tmp_path):
     m = Mapping.from_dict({"extends": "schema-org", "text": {"languages": ["*"]}})
-    assert [r.name for r in m.interactions] == ["review", "action"]
+    assert [r.name for r in m.interactions] == ["review", "review-action", "action"]
     assert m.text.languages == ["*"] and m.text.predicates == Mapping.profile("schema-org").text.predicates
     write(tmp_path / "base.toml", '[kg]\nmax_hops = 1\n')
     child = Mapping.from_file(write(tmp_path / "child.toml", 'extends = "base.toml"\n[kg]\nincoming = true\n'))
