@@ -190,7 +190,7 @@ def _blocks(path: Path, limits: Limits, size: int):
     if path.suffix.lower() not in (".gz", ".bz2") and path.stat().st_size <= size:
         yield path
         return
-    with _open_binary(path, limits) as fh:
+    with _open_binary(path, limits, "ntriples") as fh:
         rest = b""
         while True:
             block = fh.read(size)
