@@ -22,7 +22,7 @@ __all__ = ["load", "split", "Recommender"]
 
 def load(paths, mapping=None, format: str | None = None, *, allow_network: bool = False,
          max_file_bytes: int = 2 * 1024**3, max_literal_chars: int = 1024**2,
-         max_line_bytes: int = 16 * 1024**2, max_xml_depth: int = 256,
+         max_line_bytes: int = 8 * 1024**2, max_xml_depth: int = 256,
          max_expansion_ratio: int = 200) -> KnowledgeGraph:
     """Read RDF file(s) into a :class:`KnowledgeGraph` through a mapping.
 
@@ -37,7 +37,7 @@ def load(paths, mapping=None, format: str | None = None, *, allow_network: bool 
         max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
         max_literal_chars: the most characters of one literal (default 1 Mi).
         max_line_bytes: the most bytes of one line of a text RDF file, and of one triple-quoted
-            string (default 16 MiB), checked while reading, before a literal is built.
+            string (default 8 MiB), checked while reading, before a literal is built.
         max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
         max_expansion_ratio: the most decompressed bytes per compressed byte of a compressed
             file, checked while decompressing (default 200).

@@ -684,7 +684,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="refuse a literal longer than N characters (default 1 Mi)")
     p.add_argument("--max-line-bytes", metavar="N", type=_positive_int, default=None,
                    help="refuse a line (or triple-quoted string) of a text RDF file longer than N bytes, "
-                        "while reading (default 16 MiB)")
+                        "while reading (default 8 MiB)")
     p.add_argument("--max-xml-depth", metavar="N", type=_positive_int, default=None,
                    help="refuse RDF/XML whose elements nest deeper than N (default 256)")
     p.add_argument("--max-expansion-ratio", metavar="N", type=_positive_int, default=None,

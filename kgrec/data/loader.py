@@ -63,7 +63,7 @@ def load(
         max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
         max_literal_chars: the most characters of one literal (default 1 Mi).
         max_line_bytes: the most bytes of one line of a text RDF file (N-Triples, Turtle...) and
-            of one triple-quoted string (default 16 MiB), checked as the bytes are read, so an
+            of one triple-quoted string (default 8 MiB), checked as the bytes are read, so an
             over-long literal is refused before it is built.
         max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
         max_expansion_ratio: the most decompressed bytes per compressed byte of a ``.gz`` /

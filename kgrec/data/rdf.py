@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Union
 
-from kgrec.data.safety import CountingReader, InputGuard, Limits, check_xml_prolog, network_guard, xml_error_line
+from kgrec.data.safety import READ_STEP, CountingReader, InputGuard, Limits, check_xml_prolog, network_guard, xml_error_line
 from kgrec.errors import InputLimitError, KgrecError, RDFFormatError, RDFParseError
 
 __all__ = [
@@ -222,7 +222,7 @@ def _open_binary(path: Path, limits: Limits | None = None, format: str | None = 
     except BaseException:
         raw.close()
         raise
-    return io.BufferedReader(guard)
+    return io.BufferedReader(guard, buffer_size=READ_STEP)
 
 
 def check_file_size(path: Path, limits: Limits) -> None:
@@ -325,7 +325,7 @@ def iter_triple_batches(
         warnings: a ``Counter`` to count problems into.
         file_index: prefixes blank-node ids (``_:f{file_index}.{id}``) to keep files apart.
         limits: size caps (default :class:`~kgrec.data.safety.Limits`: 2 GiB a file, 1 Mi
-            characters a literal, 16 MiB a line, 256 nested XML elements, 200 times expansion),
+            characters a literal, 8 MiB a line, 256 nested XML elements, 200 times expansion),
             checked as the file is read.
         batch_size: triples per list (the last one may be shorter; an empty file gives none).
 
@@ -447,6 +447,12 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
         raise RDFParseError(msg, str(path), line) from None
     except KgrecError:
         raise
+    except MemoryError as e:
+        if "buffer maximal size" not in str(e):
+            raise
+        # pyoxigraph's own cap on one token, reached when max_line_bytes is set above it
+        raise InputLimitError(f"a token is longer than the RDF parser can hold ({e}); lower max_line_bytes="
+                              f"{limits.max_line_bytes} below it to have the line named", str(path)) from None
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
         raise RDFParseError(f"cannot read the file as {fmt}: {e}", str(path)) from None
     finally:

@@ -22,10 +22,12 @@ seconds and before anything large is built in memory:
     exempt (a whole document may be one line); they are bounded by ``max_file_bytes``.
 
   ``max_line_bytes`` is a byte bound on the file's spelling; ``max_literal_chars`` stays the
-  exact bound on a literal's value, checked on each parsed literal. The default line bound is
-  larger than the longest spelling of a literal the default character bound allows (ten bytes
-  per character, ``\\U0010FFFF``, plus room for the subject and predicate IRIs), so the byte
-  guard only refuses what the character bound would refuse anyway, only sooner;
+  exact bound on a literal's value, checked on each parsed literal. The default line bound holds
+  the longest literal the default character bound allows written in UTF-8 (four bytes a
+  character) with its subject and predicate; a literal spelled with many ``\\u`` escapes may
+  need it raised (the message says so). It also stays below pyoxigraph's own token buffer
+  (16 MiB, whose overflow :mod:`kgrec.data.rdf` reports as :class:`InputLimitError` too, without
+  a line), so the guard, which knows the line, speaks first;
 * :func:`check_xml_prolog` refuses RDF/XML with a ``<!DOCTYPE>`` before any entity is declared,
   so entity-expansion bombs ("billion laughs") and external entities never reach a parser; with
   ``max_depth`` it also scans the whole document with expat (C, incremental) and refuses element
@@ -50,14 +52,15 @@ from kgrec.errors import InputLimitError, KgrecError, NetworkAccessError, RDFPar
 
 __all__ = ["Limits", "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_LITERAL_CHARS", "DEFAULT_MAX_LINE_BYTES",
            "DEFAULT_MAX_XML_DEPTH", "DEFAULT_MAX_EXPANSION_RATIO", "EXPANSION_FLOOR", "LINE_FORMATS",
-           "LONG_STRING_FORMATS", "LimitedReader", "InputGuard", "CountingReader", "check_xml_prolog",
+           "LONG_STRING_FORMATS", "READ_STEP", "LimitedReader", "InputGuard", "CountingReader", "check_xml_prolog",
            "xml_error_line", "network_guard", "NETWORK_EVENTS"]
 
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
 DEFAULT_MAX_LITERAL_CHARS = 1024**2
-#: Ten bytes per character of the longest literal ``DEFAULT_MAX_LITERAL_CHARS`` allows, and room
-#: for the subject and predicate IRIs on the same line.
-DEFAULT_MAX_LINE_BYTES = 16 * 1024**2
+#: Four bytes per character (UTF-8) of the longest literal ``DEFAULT_MAX_LITERAL_CHARS`` allows
+#: and room for the subject and predicate IRIs; below pyoxigraph's own token buffer (16 MiB), so
+#: that the guard, which knows the line, speaks first.
+DEFAULT_MAX_LINE_BYTES = 8 * 1024**2
 DEFAULT_MAX_XML_DEPTH = 256
 DEFAULT_MAX_EXPANSION_RATIO = 200
 #: Decompressed bytes below which ``max_expansion_ratio`` is not checked: a small file of
@@ -82,7 +85,7 @@ class Limits:
         max_file_bytes: bytes of one file after decompression (default 2 GiB).
         max_literal_chars: characters of one literal's value (default 1 Mi).
         max_line_bytes: bytes of one line of a text RDF file, and of one triple-quoted string
-            (default 16 MiB); checked as the bytes are read, before a literal is built.
+            (default 8 MiB); checked as the bytes are read, before a literal is built.
         max_xml_depth: element nesting depth of an RDF/XML document (default 256).
         max_expansion_ratio: decompressed bytes per compressed byte of a ``.gz`` / ``.bz2`` file,
             checked once more than :data:`EXPANSION_FLOOR` bytes came out (default 200).
@@ -160,23 +163,33 @@ _QUOTE_OR_BACKSLASH = (34, 39, 92)
 class _LongStrings:
     """Bounds the bytes of each triple-quoted string of a Turtle-family file, fed chunk by chunk.
 
-    Outside a long string, only complete lines that hold a triple quote are tokenised (a line is
-    where every other token ends); the current incomplete line waits in ``pending`` (it is at most
-    ``max_line_bytes`` long: :class:`InputGuard` checks lines first). Inside one, the closing
-    delimiter is searched with ``bytes.find``, skipping a delimiter whose first quote is escaped
-    by an odd run of backslashes; the trailing quotes and backslashes of a chunk wait for the next.
+    Outside a long string, nothing is looked at until a newline arrives; then only complete lines
+    that hold a triple quote are tokenised (a line is where every other token ends), and the
+    incomplete last line waits in ``parts`` (at most ``max_line_bytes``: :class:`InputGuard`
+    checks lines first). Inside one, the closing delimiter is searched with ``bytes.find``,
+    skipping a delimiter whose first quote is escaped by an odd run of backslashes; the trailing
+    quotes and backslashes of a chunk wait in ``tail`` for the next chunk.
     """
 
     def __init__(self, limit: int, path: str):
         self.limit, self.path = limit, path
-        self.pending = b""
-        self.line = 1  # the line of pending[0]
+        self.parts: list[bytes] = []  # the incomplete line outside a long string
+        self.tail = b""  # the trailing quotes and backslashes inside one
+        self.line = 1  # the line of the first byte held
         self.delim: bytes | None = None
         self.size = 0  # bytes of the open long string so far
         self.start_line = 0
 
     def feed(self, data: bytes) -> None:
-        buf = self.pending + data if self.pending else data
+        if self.delim is None:
+            if data.rfind(b"\n") < 0:
+                self.parts.append(data)
+                return
+            buf = b"".join(self.parts) + data if self.parts else data
+            self.parts = []
+        else:
+            buf = self.tail + data if self.tail else data
+            self.tail = b""
         pos = 0
         while True:
             if self.delim is None:
@@ -194,7 +207,8 @@ class _LongStrings:
                         continue
                 keep = max(pos, end)
                 self.line += buf.count(b"\n", 0, keep)
-                self.pending = buf[keep:]
+                if keep < len(buf):
+                    self.parts = [buf[keep:]]
                 return
             i = pos
             while True:
@@ -217,7 +231,9 @@ class _LongStrings:
                 t -= 1
             self._grow(t - pos)
             self.line += buf.count(b"\n", 0, t)
-            self.pending = buf[t:]
+            self.tail = buf[t:]
+            if self.size + len(self.tail) > self.limit:
+                self._grow(len(self.tail))
             return
 
     def _grow(self, n: int) -> None:
