@@ -32,7 +32,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Union
 
-from kgrec.data.safety import READ_STEP, CountingReader, InputGuard, Limits, check_xml_prolog, network_guard, xml_error_line
+from kgrec.data.safety import (READ_STEP, CountingReader, InputGuard, Limits, check_xml_prolog, network_guard,
+                               xml_error_line)
 from kgrec.errors import InputLimitError, KgrecError, RDFFormatError, RDFParseError
 
 __all__ = [
