@@ -22,7 +22,9 @@ __all__ = ["load", "split", "Recommender", "select_half_life"]
 
 
 def load(paths, mapping=None, format: str | None = None, *, allow_network: bool = False,
-         max_file_bytes: int = 2 * 1024**3, max_literal_chars: int = 1024**2) -> KnowledgeGraph:
+         max_file_bytes: int = 2 * 1024**3, max_literal_chars: int = 1024**2,
+         max_line_bytes: int = 8 * 1024**2, max_xml_depth: int = 256,
+         max_expansion_ratio: int = 200) -> KnowledgeGraph:
     """Read RDF file(s) into a :class:`KnowledgeGraph` through a mapping.
 
     Args:
@@ -35,13 +37,20 @@ def load(paths, mapping=None, format: str | None = None, *, allow_network: bool 
             fetches anything (remote JSON-LD contexts, ``owl:imports``, XML entities) either way.
         max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
         max_literal_chars: the most characters of one literal (default 1 Mi).
+        max_line_bytes: the most bytes of one line of a text RDF file, and of one triple-quoted
+            string (default 8 MiB), checked while reading, before a literal is built.
+        max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
+        max_expansion_ratio: the most decompressed bytes per compressed byte of a compressed
+            file, checked while decompressing (default 200).
 
     See ``docs/errors.md`` for what each kind of bad input raises.
     """
     from kgrec.data.loader import load as _load
 
     return _load(paths, mapping=mapping, format=format, allow_network=allow_network,
-                 max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars)
+                 max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars,
+                 max_line_bytes=max_line_bytes, max_xml_depth=max_xml_depth,
+                 max_expansion_ratio=max_expansion_ratio)
 
 
 def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:

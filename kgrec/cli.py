@@ -183,8 +183,9 @@ def _load(paths: Sequence[str], mapping: str | None, fmt: str | None, args=None)
     the input limits of :func:`_data_args` when the command has them."""
     import kgrec
 
-    limits = {k: getattr(args, k) for k in ("allow_network", "max_file_bytes", "max_literal_chars")
-              if getattr(args, k, None) is not None}
+    names = ("allow_network", "max_file_bytes", "max_literal_chars", "max_line_bytes", "max_xml_depth",
+             "max_expansion_ratio")
+    limits = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"kgrec\.load\(", category=UserWarning)
         return kgrec.load(list(paths), mapping=mapping, format=fmt, **limits)
@@ -681,6 +682,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="refuse an input larger than N bytes after decompression (default 2 GiB)")
     p.add_argument("--max-literal-chars", metavar="N", type=_positive_int, default=None,
                    help="refuse a literal longer than N characters (default 1 Mi)")
+    p.add_argument("--max-line-bytes", metavar="N", type=_positive_int, default=None,
+                   help="refuse a line (or triple-quoted string) of a text RDF file longer than N bytes, "
+                        "while reading (default 8 MiB)")
+    p.add_argument("--max-xml-depth", metavar="N", type=_positive_int, default=None,
+                   help="refuse RDF/XML whose elements nest deeper than N (default 256)")
+    p.add_argument("--max-expansion-ratio", metavar="N", type=_positive_int, default=None,
+                   help="refuse a compressed input that expands more than N times (default 200)")
 
 
 def _progress_arg(p: argparse.ArgumentParser) -> None:

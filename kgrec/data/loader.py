@@ -16,7 +16,8 @@ from kgrec.data.extract import build_graph_batched, build_graph_ids
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
 from kgrec.data.rdf import guess_format, is_url, iter_triple_batches, normalize_format, rdf_files
-from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS, LimitedReader, Limits
+from kgrec.data.safety import (DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LINE_BYTES,
+                               DEFAULT_MAX_LITERAL_CHARS, DEFAULT_MAX_XML_DEPTH, LimitedReader, Limits)
 from kgrec.errors import KgrecError
 
 __all__ = ["load"]
@@ -32,6 +33,9 @@ def load(
     allow_network: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     max_literal_chars: int = DEFAULT_MAX_LITERAL_CHARS,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_xml_depth: int = DEFAULT_MAX_XML_DEPTH,
+    max_expansion_ratio: int = DEFAULT_MAX_EXPANSION_RATIO,
 ) -> KnowledgeGraph:
     """Read RDF files into a :class:`~kgrec.data.graph.KnowledgeGraph`.
 
@@ -58,6 +62,12 @@ def load(
             attempt raises :class:`~kgrec.errors.NetworkAccessError`.
         max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
         max_literal_chars: the most characters of one literal (default 1 Mi).
+        max_line_bytes: the most bytes of one line of a text RDF file (N-Triples, Turtle...) and
+            of one triple-quoted string (default 8 MiB), checked as the bytes are read, so an
+            over-long literal is refused before it is built.
+        max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
+        max_expansion_ratio: the most decompressed bytes per compressed byte of a ``.gz`` /
+            ``.bz2`` file, checked while decompressing once 32 MiB came out (default 200).
 
     Returns:
         The graph. Problems met (duplicate triples, dropped literals, incomplete events...) are
@@ -68,14 +78,15 @@ def load(
         RDFFormatError: a format or suffix is unknown.
         RDFParseError: a file is malformed (the message names the file and line), or is RDF/XML
             with a ``<!DOCTYPE>`` (refused: entity expansion).
-        InputLimitError: a file or literal exceeds ``max_file_bytes`` / ``max_literal_chars``.
+        InputLimitError: a file, line, literal, XML nesting or decompression ratio exceeds its
+            limit (the message names the file, the line where known, and the option to raise).
         NetworkAccessError: parsing tried to reach the network.
         MappingError: the mapping is invalid or finds no users / items / interactions.
         EmptyGraphError: the files hold no triples.
     """
     if not isinstance(allow_network, bool):
         raise KgrecError(f"'allow_network' must be True or False (got {allow_network!r})")
-    limits = Limits(max_file_bytes, max_literal_chars)
+    limits = Limits(max_file_bytes, max_literal_chars, max_line_bytes, max_xml_depth, max_expansion_ratio)
     m = Mapping.coerce(mapping)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]

@@ -190,7 +190,7 @@ def _blocks(path: Path, limits: Limits, size: int):
     if path.suffix.lower() not in (".gz", ".bz2") and path.stat().st_size <= size:
         yield path
         return
-    with _open_binary(path, limits) as fh:
+    with _open_binary(path, limits, "ntriples") as fh:
         rest = b""
         while True:
             block = fh.read(size)
@@ -223,8 +223,10 @@ def read_id_triples(
     a time, then only the ids and the distinct terms. Returns ``None`` (and counts no warning)
     when the file should be streamed instead: polars cannot split it into lines (a byte 0x1F in a
     line, a non-UTF-8 byte: the streaming path then reports the error), it starts with a UTF-8
-    byte-order mark (which polars would drop and pyoxigraph refuses), or more than
-    :data:`MAX_FALLBACK_SHARE` of a block's lines need pyoxigraph one by one.
+    byte-order mark (which polars would drop and pyoxigraph refuses), a line is longer than
+    ``limits.max_line_bytes`` (the streaming path refuses it with its number; a block read here is
+    bounded by the block size, and a compressed or larger file by the guard of its reader), or
+    more than :data:`MAX_FALLBACK_SHARE` of a block's lines need pyoxigraph one by one.
 
     Raises:
         KgrecError: the file does not exist.
@@ -299,6 +301,8 @@ def _block_codes(block: bytes | Path, path: Path, warnings: Counter, limits: Lim
 
     lines = pl.read_csv(io.BytesIO(block) if isinstance(block, bytes) else block, has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
                         schema_overrides={"l": pl.Utf8}, infer_schema=False)["l"].fill_null("")
+    if (lines.str.len_bytes().max() or 0) > limits.max_line_bytes:
+        return None  # the streaming path refuses the line, with its number
     fast = lines.str.contains(FAST_LINE) & ~lines.str.contains(_LANG_DATATYPES)
     slow = ~fast & ~lines.str.contains(BLANK_LINE)
     n_slow = int(slow.sum())

@@ -32,7 +32,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Union
 
-from kgrec.data.safety import LimitedReader, Limits, check_xml_prolog, network_guard, xml_error_line
+from kgrec.data.safety import (READ_STEP, CountingReader, InputGuard, Limits, check_xml_prolog, network_guard,
+                               xml_error_line)
 from kgrec.errors import InputLimitError, KgrecError, RDFFormatError, RDFParseError
 
 __all__ = [
@@ -97,6 +98,8 @@ SUFFIXES: dict[str, str] = {
 }
 
 _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open}
+# decompressors over an already open binary stream (whose bytes InputGuard counts)
+_DECOMPRESSORS = {".gz": lambda fh: gzip.GzipFile(fileobj=fh, mode="rb"), ".bz2": lambda fh: bz2.BZ2File(fh, "rb")}
 
 ENGINES = ("oxigraph", "rdflib")
 
@@ -201,17 +204,26 @@ def rdf_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Pa
     return files
 
 
-def _open_binary(path: Path, limits: Limits | None = None):
-    """``path`` opened for reading bytes, decompressed; compressed files count their decompressed
-    bytes against ``limits.max_file_bytes`` (plain files were checked by size before).
+def _open_binary(path: Path, limits: Limits | None = None, format: str | None = None):
+    """``path`` opened for reading bytes, decompressed, and checked against ``limits`` as it is
+    read (:class:`~kgrec.data.safety.InputGuard`: decompressed size and expansion ratio, and, for
+    the text ``format`` given, line and long-string lengths); ``limits=None``: no checks.
     """
     _, compression = _split_suffix(path)
-    if compression is None:
-        return open(path, "rb")
-    fh = _COMPRESSION[compression](path, "rb")
     if limits is None:
-        return fh
-    return io.BufferedReader(LimitedReader(fh, limits.max_file_bytes, str(path), "bytes once decompressed"))
+        return open(path, "rb") if compression is None else _COMPRESSION[compression](path, "rb")
+    raw = open(path, "rb")
+    try:
+        if compression is None:
+            guard = InputGuard(raw, limits, str(path), format)
+        else:
+            counted = CountingReader(raw)
+            guard = InputGuard(_DECOMPRESSORS[compression](counted), limits, str(path), format,
+                               compressed=counted, close_also=counted)
+    except BaseException:
+        raw.close()
+        raise
+    return io.BufferedReader(guard, buffer_size=READ_STEP)
 
 
 def check_file_size(path: Path, limits: Limits) -> None:
@@ -314,7 +326,8 @@ def iter_triple_batches(
         warnings: a ``Counter`` to count problems into.
         file_index: prefixes blank-node ids (``_:f{file_index}.{id}``) to keep files apart.
         limits: size caps (default :class:`~kgrec.data.safety.Limits`: 2 GiB a file, 1 Mi
-            characters a literal).
+            characters a literal, 8 MiB a line, 256 nested XML elements, 200 times expansion),
+            checked as the file is read.
         batch_size: triples per list (the last one may be shorter; an empty file gives none).
 
     Raises:
@@ -322,7 +335,8 @@ def iter_triple_batches(
         RDFFormatError: unknown format or suffix, or unknown ``engine``.
         RDFParseError: malformed content, with the file and 1-based line where known; RDF/XML
             with a ``<!DOCTYPE>``.
-        InputLimitError: the file or one of its literals exceeds ``limits``.
+        InputLimitError: the file, one of its lines or literals, its XML nesting or its
+            decompression ratio exceeds ``limits``.
         NetworkAccessError: something tried to reach the network while parsing.
     """
     if is_url(path):
@@ -351,7 +365,7 @@ def iter_triple_batches(
         if fmt == "xml":
             try:
                 with _open_binary(path, limits) as fh:
-                    check_xml_prolog(fh, str(path))
+                    check_xml_prolog(fh, str(path), max_depth=limits.max_xml_depth)
             except (OSError, EOFError) as e:
                 raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
         if engine == "oxigraph":
@@ -382,7 +396,7 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
     batch: list[Triple] = []
     add = batch.append
     try:
-        with _open_binary(path, limits) as fh:
+        with _open_binary(path, limits, fmt) as fh:
             for s, p, o, _ in ox.parse(fh, ox_format, base_iri=base_iri):
                 if type(s) is NamedNode:
                     s = s.value
@@ -434,6 +448,12 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
         raise RDFParseError(msg, str(path), line) from None
     except KgrecError:
         raise
+    except MemoryError as e:
+        if "buffer maximal size" not in str(e):
+            raise
+        # pyoxigraph's own cap on one token, reached when max_line_bytes is set above it
+        raise InputLimitError(f"a token is longer than the RDF parser can hold ({e}); lower max_line_bytes="
+                              f"{limits.max_line_bytes} below it to have the line named", str(path)) from None
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
         raise RDFParseError(f"cannot read the file as {fmt}: {e}", str(path)) from None
     finally:
@@ -447,7 +467,7 @@ def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, l
     from rdflib.term import Literal as RLiteral
 
     try:
-        with _open_binary(path, limits) as fh:
+        with _open_binary(path, limits, fmt) as fh:
             data = fh.read()
     except (OSError, EOFError) as e:
         raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
