@@ -4,6 +4,7 @@ interactions, named graphs, and one interaction per (user, item) pair."""
 import contextlib
 import io
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from kgrec.cli import main
 from kgrec.data import loader
 from kgrec.data.validation import DROPPED_USERS_WARNING, NAMED_GRAPHS_WARNING, REPEATS_WARNING
 
+TOYS = Path(__file__).resolve().parents[1] / "kg_data" / "toy"
 EX = "http://ex.org/"
 KGR = "https://w3id.org/kgrec/vocab#"
 PREFIXES = """@prefix ex: <http://ex.org/> .
@@ -161,10 +163,8 @@ def test_correct_mapping_passes_strict_with_data_warnings(graph, tmp_path):
 
 
 def test_shipped_toys_pass_strict():
-    from tests.test_cli import TOY, TOY_SCHEMA
-
-    assert run(["validate", TOY, "--strict"])[0] == 0
-    assert run(["validate", TOY_SCHEMA, "--mapping", "schema-org", "--strict"])[0] == 0
+    assert run(["validate", TOYS / "toy.ttl", "--strict"])[0] == 0
+    assert run(["validate", TOYS / "toy-schema.ttl", "--mapping", "schema-org", "--strict"])[0] == 0
 
 
 def test_unloadable_file_exits_2(tmp_path):
@@ -244,7 +244,7 @@ def test_repeated_pairs_become_one_interaction(tmp_path):
     assert rows["interactions", "rating"] == 3 and rows["interactions", "watch"] == 2
 
 
-def test_repeated_pairs_merged_on_the_columnar_path(tmp_path):
+def test_repeated_pairs_merged_on_the_columnar_path(tmp_path, monkeypatch):
     ntcolumns = pytest.importorskip("kgrec.data.ntcolumns")
     if not ntcolumns.available():
         pytest.skip("polars not installed")
@@ -254,11 +254,13 @@ def test_repeated_pairs_merged_on_the_columnar_path(tmp_path):
              f"<{EX}v> {k} <{EX}i> ."]
     p = tmp_path / "dup.nt"
     p.write_text("\n".join(lines) + "\n")
-    import polars  # noqa: F401  (imported: the loader takes the columnar path for any size)
-
+    pytest.importorskip("polars")  # imported: the loader takes the columnar path for any size
+    columnar = []
+    build_ids = loader.build_graph_ids
+    monkeypatch.setattr(loader, "build_graph_ids", lambda *a, **k: columnar.append(1) or build_ids(*a, **k))
     kg = load(p)
     assert len(kg.interactions) == 2 and kg.warnings[REPEATS_WARNING] == 1
-    assert sorted(kg.interactions.weight.tolist()) == [1.0, 3.0]
+    assert sorted(kg.interactions.weight.tolist()) == [1.0, 3.0] and columnar == [1]
 
 
 @pytest.mark.parametrize("strategy", ["random", "temporal"])

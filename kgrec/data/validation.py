@@ -65,12 +65,20 @@ def local_name(iri: str) -> str:
     return stem or iri
 
 
-def _similarity(term: str, name: str, cand: str, sm: difflib.SequenceMatcher) -> tuple[float, float]:
-    """(local-name ratio, full-IRI ratio) of ``term`` (local name ``name``, case-folded) and ``cand``."""
-    sm.set_seqs(name, local_name(cand).lower())
-    local = sm.ratio()
-    sm.set_seqs(term, cand)
-    return local, sm.ratio()
+def _ratio(sm: difflib.SequenceMatcher, a: str, b: str, cutoff: float) -> float:
+    """difflib's ratio of ``a`` and ``b``, or 0 when its cheap upper bounds are under ``cutoff``
+    (a graph may use thousands of predicates: most candidates stop at the bounds)."""
+    sm.set_seqs(a, b)
+    if sm.real_quick_ratio() < cutoff or sm.quick_ratio() < cutoff:
+        return 0.0
+    return sm.ratio()
+
+
+def _similarity(term: str, name: str, cand: str, sm: difflib.SequenceMatcher,
+                cutoff: float) -> tuple[float, float]:
+    """(local-name ratio, full-IRI ratio) of ``term`` (local name ``name``, case-folded) and
+    ``cand``; a ratio under its cutoff (``cutoff``, :data:`IRI_CUTOFF`) may read 0."""
+    return _ratio(sm, name, local_name(cand).lower(), cutoff), _ratio(sm, term, cand, IRI_CUTOFF)
 
 
 def suggest(term: str, candidates: Iterable[str], n: int = 3, cutoff: float = SUGGEST_CUTOFF) -> list[str]:
@@ -78,7 +86,7 @@ def suggest(term: str, candidates: Iterable[str], n: int = 3, cutoff: float = SU
 
     A candidate qualifies when its local name's difflib ratio (case-folded) reaches ``cutoff``,
     or its full IRI's reaches :data:`IRI_CUTOFF` (a misspelt namespace); candidates rank by the
-    larger of the two ratios, then by the full IRI's, then by IRI. Comparing full IRIs alone
+    larger of the two ratios, then by IRI. Comparing full IRIs alone
     would rank any term of the same namespace first (``schema:Book`` close to ``schema:Movie``).
     """
     name = local_name(term).lower()
@@ -87,10 +95,10 @@ def suggest(term: str, candidates: Iterable[str], n: int = 3, cutoff: float = SU
     for c in set(candidates):
         if c == term:
             continue
-        local, full = _similarity(term, name, c, sm)
+        local, full = _similarity(term, name, c, sm, cutoff)
         if local >= cutoff or full >= IRI_CUTOFF:
-            scored.append((-max(local, full if full >= IRI_CUTOFF else 0.0), -full, c))
-    return [c for *_, c in sorted(scored)[:n]]
+            scored.append((-max(local, full if full >= IRI_CUTOFF else 0.0), c))
+    return [c for _, c in sorted(scored)[:n]]
 
 
 @dataclass
