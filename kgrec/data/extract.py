@@ -785,6 +785,7 @@ class _Builder:
         rule_ix = [scenarios.index(x) for x in rule_sc]
         sc = np.asarray(rule_ix, dtype=np.int64)[rule_of] if n else np.zeros(0, dtype=np.int64)
         texts = list(map(_TEXT, recs))
+        u_events, i_events = u, i  # per event, for the report's per-rule counts
         u, i, w, t, sc, texts = _merge_repeats(u, i, w, t, sc, texts, W, by_scenario=len(scenarios) > 1)
         inter = Interactions.from_lists(u, i, w, t)
         if len(scenarios) > 1 or scenarios != DEFAULT_SCENARIOS:
@@ -800,23 +801,23 @@ class _Builder:
             kg = assign_domains(kg, cm.domain_predicate, [(n, sorted(a)) for n, a in cm.domains], cm.domain_rest)
         # per-interaction texts (reviews, tags) have no field in KnowledgeGraph yet
         kg.interaction_text = texts
-        kg.mapping_report = self.report(recs, rule_of, triples, relation_vocab, literals,
+        kg.mapping_report = self.report(u_events, i_events, rule_of, triples, relation_vocab, literals,
                                         user_literals, len(users), len(items))
         return kg
 
-    def report(self, recs, rule_of, triples, relation_vocab: Vocab, literals,
+    def report(self, u_events, i_events, rule_of, triples, relation_vocab: Vocab, literals,
                user_literals, n_users: int, n_items: int):
         """The :class:`~kgrec.data.validation.MappingReport` of this build (per-rule counts from
-        the interaction records before repeated pairs are merged)."""
+        the user and item ids of the interaction events, before repeated pairs are merged)."""
         cm = self.cm
         ucls = ", ".join(map(self.short, sorted(cm.user_classes))) or "(none)"
         icls = ", ".join(map(self.short, sorted(cm.item_classes))) or "(none)"
         rows = [RuleCount("users", f"classes {ucls}" + (" + agents" if cm.infer_users else ""), users=n_users),
                 RuleCount("items", f"classes {icls}" + (" + objects" if cm.infer_items else ""), items=n_items)]
         for ri, rule in enumerate(cm.rules):
-            mine = [recs[k] for k in np.flatnonzero(rule_of == ri).tolist()]
-            rows.append(RuleCount("interactions", rule.name, interactions=len(mine),
-                                  users=len(set(map(_AGENT, mine))), items=len(set(map(_OBJECT, mine)))))
+            mine = rule_of == ri
+            rows.append(RuleCount("interactions", rule.name, interactions=int(mine.sum()),
+                                  users=len(np.unique(u_events[mine])), items=len(np.unique(i_events[mine]))))
         per_rel = np.bincount(triples[:, 1].numpy(), minlength=len(relation_vocab)) if len(triples) else []
         for k, p in enumerate(relation_vocab.labels):
             rows.append(RuleCount("kg", self.short(p), kg_edges=int(per_rel[k])))
@@ -976,28 +977,25 @@ def _merge_repeats(u, i, w, t, sc, texts, W: Counter, by_scenario: bool = False)
     u, i, w, t, sc = u[order], i[order], w[order], t[order], sc[order]
     all_none = texts.count(None) == n
     texts = [None] * n if all_none else [texts[k] for k in order.tolist()]
-    if n < 2:
-        return u, i, w, t, sc, texts
     first = np.ones(n, dtype=bool)
     first[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
     if by_scenario:
         first[1:] |= sc[1:] != sc[:-1]
     starts = np.flatnonzero(first)
-    if len(starts) == n:
-        return u, i, w, t, sc, texts
-    W[REPEATS_WARNING] += n - len(starts)
-    last = np.append(starts[1:], n) - 1
-    w = np.maximum.reduceat(w, starts)
-    if not all_none:
-        merged = []
-        for a, b in zip(starts.tolist(), (last + 1).tolist()):
-            kept = list(dict.fromkeys(x for x in texts[a:b] if x is not None))
-            merged.append("\n".join(kept) if kept else None)
-        texts = merged
-    else:
-        texts = [None] * len(starts)
-    u, i, t, sc = u[starts], i[starts], t[last], sc[last]
-    if by_scenario:  # the order of the other case: (user, item, time, weight, scenario)
+    if len(starts) < n:
+        W[REPEATS_WARNING] += n - len(starts)
+        last = np.append(starts[1:], n) - 1
+        w = np.maximum.reduceat(w, starts)
+        if not all_none:
+            merged = []
+            for a, b in zip(starts.tolist(), (last + 1).tolist()):
+                kept = list(dict.fromkeys(x for x in texts[a:b] if x is not None))
+                merged.append("\n".join(kept) if kept else None)
+            texts = merged
+        else:
+            texts = [None] * len(starts)
+        u, i, t, sc = u[starts], i[starts], t[last], sc[last]
+    if by_scenario and n > 1:  # the order of the other case: (user, item, time, weight, scenario)
         order = np.lexsort((sc, w, t, i, u))
         u, i, w, t, sc = u[order], i[order], w[order], t[order], sc[order]
         texts = [texts[k] for k in order.tolist()]
