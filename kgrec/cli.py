@@ -5,7 +5,7 @@ Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.spli
 :class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.reports.tables`. Results go to stdout,
 progress and training logs to stderr. A :class:`~kgrec.errors.KgrecError` (bad input, bad argument)
 ends the command with ``kgrec: error: <message>`` on stderr and exit status 2, without a
-traceback; ``kgrec validate`` reports an invalid file with exit status 1. Any other exception is a
+traceback; ``kgrec validate`` reports an invalid file with exit status 2 too. Any other exception is a
 bug and propagates.
 """
 
@@ -384,24 +384,33 @@ def cmd_inspect(args) -> int:
 
 # ---------------------------------------------------------------------------------- validate
 def cmd_validate(args) -> int:
+    """Load, print the counts, the mapping report (kgrec.data.validation) and the warnings.
+
+    Exit status 2 when the files do not load, or with ``--strict`` when a mapping term matches
+    nothing in the graph (a blocking one, see kgrec.data.validation); data warnings never fail.
+    """
     try:
         kg = _load(args.paths, args.mapping, args.format, args)
     except KgrecError as e:
         print(f"invalid: {e}")
-        return 1
+        return 2
     print(f"ok: {', '.join(kg.sources)}: {kg.num_users} users, {kg.num_items} items, "
           f"{kg.num_entities - kg.num_items} attribute entities, {kg.num_relations} relations, "
           f"{kg.triples.shape[0]} triples, {len(kg.interactions)} interactions")
+    report = getattr(kg, "mapping_report", None)
+    if report is not None:
+        print(report.format())
     if kg.warnings:
         total = sum(kg.warnings.values())
         print(f"{total} warning(s) of {len(kg.warnings)} kind(s):")
         w = [{"warning": k, "count": n} for k, n in sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))]
         print(markdown_table(w, ["warning", "count"]))
-        if args.strict:
-            print("invalid: --strict and the files have warnings")
-            return 1
     else:
         print("no warnings")
+    if args.strict and report is not None and report.blocking:
+        names = ", ".join(u.short for u in report.blocking)
+        print(f"invalid: --strict and {len(report.blocking)} mapping term(s) match nothing in the graph: {names}")
+        return 2
     return 0
 
 
@@ -740,11 +749,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "validate", formatter_class=_Formatter, help="check that RDF files parse and map; list warnings",
         description="Parse and map RDF file(s); print what was found and the warnings with their counts. "
-                    "Exit status 0 when the files load, 1 with the error (file and line) when they do not.",
+                    "Per mapping rule, what it produced; every mapping term (class, predicate) that matches "
+                    "nothing in the graph, with the closest terms the graph uses. Exit status 0 when the "
+                    "files load, 2 with the error (file and line) when they do not.",
         epilog="example:\n  kgrec validate kg_data/toy/toy.ttl --strict")
     p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
     _data_args(p)
-    p.add_argument("--strict", action="store_true", help="also exit 1 when there are warnings")
+    p.add_argument("--strict", action="store_true", help="also exit 2 when a mapping term matches nothing in the graph "
+                   "(data warnings never fail)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(

@@ -22,6 +22,7 @@ import torch
 import kgrec
 from kgrec.data import rdf
 from kgrec.data.safety import network_guard
+from kgrec.data.validation import DROPPED_USERS_WARNING
 from kgrec.errors import (
     CheckpointError,
     EmptyGraphError,
@@ -166,10 +167,10 @@ def test_unparseable_timestamps(tmp_path):
 
 def test_users_without_interactions(tmp_path):
     kg = quiet_load(ttl(tmp_path, "ex:u kgr:interactedWith ex:i .\nex:lurker a kgr:User .\n"))
-    assert kg.users.labels == ["http://ex.org/lurker", "http://ex.org/u"]
-    assert kg.stats()["users_without_interactions"] == 1
-    rec = kgrec.Recommender("mostpop").fit(kg)
-    assert rec.recommend("http://ex.org/lurker", k=1)["http://ex.org/lurker"] == [("http://ex.org/i", 1.0)]
+    # a user is an agent of at least one interaction: the lurker is dropped and counted
+    assert kg.users.labels == ["http://ex.org/u"]
+    assert kg.stats()["users_without_interactions"] == 0
+    assert kg.warnings[DROPPED_USERS_WARNING] == 1 and kg.mapping_report.typed_users_dropped == 1
 
 
 def test_items_without_text(tmp_path):

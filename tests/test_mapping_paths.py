@@ -92,7 +92,7 @@ def test_schema_org_actions_load_with_the_shipped_profile(tmp_path):
     # the events and their reviews never reach the KG
     assert _triples(kg) == {(EX + "m1", SCHEMA + "genre", EX + "drama"), (EX + "m2", SCHEMA + "genre", EX + "drama")}
     # the typed schema:Review node of ra1 has no author / itemReviewed: counted, not read
-    assert kg.warnings["interaction 'review': event without agent (skipped)"] == 1
+    assert kg.warnings["interaction 'review': event without agent and object (skipped)"] == 1
 
 
 def test_review_action_graph_without_the_profile_finds_no_interactions(tmp_path):

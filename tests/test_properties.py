@@ -92,7 +92,8 @@ def to_rdflib(g) -> rdflib.Graph:
 def expected(g) -> dict:
     """The graph kgrec must build, computed from the definition (ids are ranks of sorted IRIs)."""
     n_users, n_items, pairs, events, genres, titles = g
-    users, items = sorted(map(user, range(n_users))), sorted(map(item, range(n_items)))
+    # every user is typed kgr:User, but only those with an interaction are users
+    users, items = sorted({user(u) for u, _ in pairs}), sorted(map(item, range(n_items)))
     attrs = sorted({attr(a) for _, a in genres})
     ent = {iri: k for k, iri in enumerate(items + attrs)}
     uid, iid = {iri: k for k, iri in enumerate(users)}, {iri: k for k, iri in enumerate(items)}

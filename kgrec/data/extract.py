@@ -6,8 +6,9 @@ ids come from sorted IRIs, triples and interactions are sorted, literal lists ar
 
 Rules, in order:
 
-1. users = instances of the user classes (+ interaction agents when ``users.infer``);
-   items = instances of the item classes (+ interaction objects when ``items.infer``).
+1. users = instances of the user classes (+ interaction agents when ``users.infer``) that are
+   the agent of at least one interaction; items = instances of the item classes (+ interaction
+   objects when ``items.infer``).
 2. ``items.same_as`` links from an item to a non-item IRI (either direction) merge that IRI into
    the item: every triple naming it is read as naming the item.
 3. KG edges are followed from the items (and, step by step, from the attribute entities they
@@ -15,6 +16,14 @@ Rules, in order:
    nodes and literals never become entities.
 4. Text literals (filtered by language) go to ``literals`` / ``user_literals``; numeric
    feature literals to ``features``.
+
+5. Interactions: one per (user, item) pair (and scenario, when the rules name scenarios), the
+   events of a pair merged into the latest time and the largest weight (:func:`_merge_repeats`).
+   Every reader (rdflib, pyoxigraph, the columnar N-Triples reader) ends in :meth:`_Builder.build`,
+   so the rule holds whatever the engine.
+
+What each rule produced and the mapping terms that match nothing are kept as
+``kg.mapping_report`` (:mod:`kgrec.data.validation`).
 
 Problems are counted in ``KnowledgeGraph.warnings`` (rule -> count) instead of failing; a mapping
 that finds no users, items or interactions raises :class:`MappingError` listing what the data
@@ -39,6 +48,7 @@ from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
 from kgrec.data.idcolumns import IRI, PLAIN, IdColumns, LazyPairs, first_distinct_rows
 from kgrec.data.scenarios import assign_domains
 from kgrec.data.mapping import AlternativePath, CompiledMapping, InversePath, Mapping, format_path
+from kgrec.data.validation import DROPPED_USERS_WARNING, REPEATS_WARNING, RuleCount, mapping_report
 from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
 from kgrec.data.vocab import Vocab
 from kgrec.errors import EmptyGraphError, MappingError
@@ -570,10 +580,10 @@ class _Builder:
                 agent = self._pick_iri(resolve(e, p_agent), name, "agent")
                 obj = self._pick_iri(resolve(e, p_object), name, "object")
                 if agent is None or obj is None:
-                    if agent is None:
-                        W[f"interaction '{name}': event without agent (skipped)"] += 1
-                    if obj is None:
-                        W[f"interaction '{name}': event without object (skipped)"] += 1
+                    # one count per event: an event missing both parts is one lost event
+                    missing = "agent and object" if agent is None and obj is None else (
+                        "agent" if agent is None else "object")
+                    W[f"interaction '{name}': event without {missing} (skipped)"] += 1
                     return
                 t = math.nan
                 if rule.time:
@@ -740,6 +750,15 @@ class _Builder:
                     W[f"interaction '{names[r[0]]}': object is not of an item class (skipped)"] += 1
             recs = [r for r in recs if r[2] in items]
 
+        # users are the agents of at least one complete interaction: an instance of a user class
+        # that never interacts (an author or an actor typed like the users) is not a user, and
+        # may become an attribute entity like any other IRI
+        active = set(map(_AGENT, recs))
+        dropped = users - active
+        if dropped:
+            W[DROPPED_USERS_WARNING] += len(dropped)
+            users = users & active
+
         # the positivity rule drops interactions but not the users/items they name
         kept = [] if any(rule.positive.op is not None for rule in cm.rules) else recs
         for r in recs if kept is not recs else ():
@@ -859,17 +878,18 @@ class _Builder:
         w = np.fromiter(map(_WEIGHT, recs), dtype=np.float64, count=n)
         w = np.where(np.isnan(w), 1.0, w)
         t = np.fromiter(map(_TIME, recs), dtype=np.float64, count=n)
+        rule_of = np.fromiter(map(_RULE, recs), dtype=np.int64, count=n)
         # scenarios of the rules (sorted names); a mapping without any keeps scenario=None
         rule_sc = [r.scenario or DEFAULT_SCENARIOS[0] for r in cm.rules]
         scenarios = sorted(set(rule_sc)) if any(r.scenario for r in cm.rules) else list(DEFAULT_SCENARIOS)
         rule_ix = [scenarios.index(x) for x in rule_sc]
-        sc = np.fromiter(map(rule_ix.__getitem__, map(_RULE, recs)), dtype=np.int64, count=n)
-        order = np.lexsort((sc, w, t, i, u))
-        inter = Interactions.from_lists(u[order], i[order], w[order], t[order])
-        if len(scenarios) > 1 or scenarios != DEFAULT_SCENARIOS:
-            inter.scenario = torch.as_tensor(sc[order])
+        sc = np.asarray(rule_ix, dtype=np.int64)[rule_of] if n else np.zeros(0, dtype=np.int64)
         texts = list(map(_TEXT, recs))
-        texts = [None] * n if texts.count(None) == n else [texts[k] for k in order.tolist()]
+        u_events, i_events = u, i  # per event, for the report's per-rule counts
+        u, i, w, t, sc, texts = _merge_repeats(u, i, w, t, sc, texts, W, by_scenario=len(scenarios) > 1)
+        inter = Interactions.from_lists(u, i, w, t)
+        if len(scenarios) > 1 or scenarios != DEFAULT_SCENARIOS:
+            inter.scenario = torch.as_tensor(sc)
 
         kg = KnowledgeGraph(
             users=user_vocab, items=item_vocab, entities=entity_vocab, relations=relation_vocab,
@@ -881,7 +901,34 @@ class _Builder:
             kg = assign_domains(kg, cm.domain_predicate, [(n, sorted(a)) for n, a in cm.domains], cm.domain_rest)
         # per-interaction texts (reviews, tags) have no field in KnowledgeGraph yet
         kg.interaction_text = texts
+        kg.mapping_report = self.report(u_events, i_events, rule_of, triples, relation_vocab, literals,
+                                        user_literals, len(users), len(items))
         return kg
+
+    def report(self, u_events, i_events, rule_of, triples, relation_vocab: Vocab, literals,
+               user_literals, n_users: int, n_items: int):
+        """The :class:`~kgrec.data.validation.MappingReport` of this build (per-rule counts from
+        the user and item ids of the interaction events, before repeated pairs are merged)."""
+        cm = self.cm
+        ucls = ", ".join(map(self.short, sorted(cm.user_classes))) or "(none)"
+        icls = ", ".join(map(self.short, sorted(cm.item_classes))) or "(none)"
+        rows = [RuleCount("users", f"classes {ucls}" + (" + agents" if cm.infer_users else ""), users=n_users),
+                RuleCount("items", f"classes {icls}" + (" + objects" if cm.infer_items else ""), items=n_items)]
+        for ri, rule in enumerate(cm.rules):
+            mine = rule_of == ri
+            rows.append(RuleCount("interactions", rule.name, interactions=int(mine.sum()),
+                                  users=len(np.unique(u_events[mine])), items=len(np.unique(i_events[mine]))))
+        per_rel = np.bincount(triples[:, 1].numpy(), minlength=len(relation_vocab)) if len(triples) else []
+        for k, p in enumerate(relation_vocab.labels):
+            rows.append(RuleCount("kg", self.short(p), kg_edges=int(per_rel[k])))
+        for p in cm.text_predicates:
+            n_ent = sum(len(v.get(p, ())) for v in literals.values())
+            n_usr = sum(len(v.get(p, ())) for v in user_literals.values())
+            rows.append(RuleCount("text", self.short(p), texts=n_ent + n_usr,
+                                  items=sum(1 for k, v in literals.items() if k < n_items and p in v),
+                                  users=sum(1 for v in user_literals.values() if p in v)))
+        classes = {o for _, o in self.by_pred.get(RDF_TYPE, ()) if type(o) is str}
+        return mapping_report(cm, self.mapping.name, list(self.by_pred), classes, rows, self.W)
 
     # -------------------------------------------------------- literals etc.
     def literals(self, entity_vocab: Vocab, user_vocab: Vocab):
@@ -1010,6 +1057,50 @@ class _Builder:
             f"Most frequent predicates: {top_p}. Edit the mapping's [users], [items] and "
             f"[[interactions]] to use these terms (see kg_data/mappings/README.md), or try another "
             f"profile (mapping='schema-org').{note}")
+
+
+def _merge_repeats(u, i, w, t, sc, texts, W: Counter, by_scenario: bool = False):
+    """One interaction per (user, item) pair, sorted by (user, item).
+
+    The events of one pair (two rules, or the same rule repeated) become one interaction with the
+    latest time (``nan`` only when no event has one), the largest weight and the scenario of the
+    latest event (ties: the largest weight, then the last scenario); their distinct texts are
+    joined. The merged events are counted in ``W`` under :data:`REPEATS_WARNING`. With
+    ``by_scenario`` (a mapping whose rules name scenarios) the pair is (user, item) within one
+    scenario: behaviour types the mapping keeps apart (a rating and a tag) stay two interactions.
+
+    Returns:
+        ``(user, item, weight, time, scenario, texts)``: numpy arrays and a list.
+    """
+    n = len(u)
+    tkey = np.where(np.isnan(t), -np.inf, t)  # an event without time is never the latest
+    order = np.lexsort((w, tkey, sc, i, u) if by_scenario else (sc, w, tkey, i, u))
+    u, i, w, t, sc = u[order], i[order], w[order], t[order], sc[order]
+    all_none = texts.count(None) == n
+    texts = [None] * n if all_none else [texts[k] for k in order.tolist()]
+    first = np.ones(n, dtype=bool)
+    first[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    if by_scenario:
+        first[1:] |= sc[1:] != sc[:-1]
+    starts = np.flatnonzero(first)
+    if len(starts) < n:
+        W[REPEATS_WARNING] += n - len(starts)
+        last = np.append(starts[1:], n) - 1
+        w = np.maximum.reduceat(w, starts)
+        if not all_none:
+            merged = []
+            for a, b in zip(starts.tolist(), (last + 1).tolist()):
+                kept = list(dict.fromkeys(x for x in texts[a:b] if x is not None))
+                merged.append("\n".join(kept) if kept else None)
+            texts = merged
+        else:
+            texts = [None] * len(starts)
+        u, i, t, sc = u[starts], i[starts], t[last], sc[last]
+    if by_scenario and n > 1:  # the order of the other case: (user, item, time, weight, scenario)
+        order = np.lexsort((sc, w, t, i, u))
+        u, i, w, t, sc = u[order], i[order], w[order], t[order], sc[order]
+        texts = [texts[k] for k in order.tolist()]
+    return u, i, w, t, sc, texts
 
 
 def build_graph(

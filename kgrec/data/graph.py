@@ -113,7 +113,10 @@ class KnowledgeGraph:
     Attributes:
         users, items, entities, relations: label <-> id maps (IRIs).
         triples: ``[T, 3]`` long (head entity, relation, tail entity), unique, sorted.
-        interactions: positive user-item interactions.
+        interactions: positive user-item interactions, one per (user, item) pair (per pair and
+            scenario when the mapping's rules name scenarios) as loaded: repeated events of a pair
+            are merged by the loader (latest time, largest weight; see :func:`kgrec.load`), so
+            time-ordered histories hold no repeats.
         literals: ``{entity id: {predicate IRI: [texts]}}`` for items and attribute entities.
         user_literals: ``{user id: {predicate IRI: [texts]}}``.
         features: ``[len(entities), F]`` float numeric features (``nan`` = missing).
@@ -122,6 +125,10 @@ class KnowledgeGraph:
         sources: the files the graph was read from.
         scenarios: names of the interaction scenarios (behaviour types or domains) that
             ``interactions.scenario`` indexes; ``["default"]`` for a single-scenario graph.
+
+    A graph built by the loader also carries ``interaction_text`` (one text or ``None`` per
+    interaction) and ``mapping_report`` (:class:`kgrec.data.validation.MappingReport`) as plain
+    attributes; a graph made another way may lack them.
     """
 
     users: Vocab

@@ -69,9 +69,22 @@ def load(
         max_expansion_ratio: the most decompressed bytes per compressed byte of a ``.gz`` /
             ``.bz2`` file, checked while decompressing once 32 MiB came out (default 200).
 
+    Interactions are one per (user, item) pair: the events of one pair (from two rules, say a
+    rating and a watch, or the same event repeated) are merged into one interaction with the
+    latest time and the largest weight among them, and the merged events are counted in
+    ``kg.warnings`` (:data:`~kgrec.data.validation.REPEATS_WARNING`). Repeats are therefore not
+    kept: a re-watched item appears once, at its last time, in the time-ordered histories the
+    sequential models read (SASRec's training sequences, the hybrid's sequential rules), and a
+    split can never put one pair in two parts. A mapping whose rules name scenarios keeps one
+    interaction per pair *and scenario*. Users are the agents of at least one interaction: an
+    instance of a user class that never interacts (an author, an actor) is not a user. Named
+    graphs (N-Quads, TriG) are merged into one graph, and counted.
+
     Returns:
-        The graph. Problems met (duplicate triples, dropped literals, incomplete events...) are
-        counted in ``kg.warnings`` and summarised in one ``UserWarning``.
+        The graph. Problems met (duplicate triples, dropped literals, incomplete events, merged
+        repeats...) are counted in ``kg.warnings`` and summarised in one ``UserWarning``;
+        ``kg.mapping_report`` (:class:`~kgrec.data.validation.MappingReport`) holds what each
+        mapping rule produced and the mapping terms that match nothing in the graph.
 
     Raises:
         KgrecError: a path does not exist, or is a URL without ``allow_network=True``.

@@ -9,7 +9,8 @@ Terms are engine-independent so that the extraction step never touches ``pyoxigr
   two different files never merge;
 * a literal is a :class:`Literal` named tuple ``(value, datatype, language)``.
 
-Quads are read too; their graph name is ignored (every file becomes one default graph).
+Quads are read too; their graph name is ignored: every named graph is merged into one graph, and
+the number of named graphs met is counted in the warnings (``NAMED_GRAPHS_WARNING``).
 Nothing is ever fetched over the network: pyoxigraph refuses remote JSON-LD contexts by itself,
 the rdflib path checks JSON-LD documents before parsing, RDF/XML with a ``<!DOCTYPE>`` is refused
 before parsing (no entity expansion, no external entities), URLs are refused as paths, and every
@@ -34,6 +35,7 @@ from typing import NamedTuple, Union
 
 from kgrec.data.safety import (READ_STEP, CountingReader, InputGuard, Limits, check_xml_prolog, network_guard,
                                xml_error_line)
+from kgrec.data.validation import NAMED_GRAPHS_WARNING
 from kgrec.errors import InputLimitError, KgrecError, RDFFormatError, RDFParseError
 
 __all__ = [
@@ -386,7 +388,9 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
         "trig": ox.RdfFormat.TRIG, "xml": ox.RdfFormat.RDF_XML, "json-ld": ox.RdfFormat.JSON_LD,
         "n3": ox.RdfFormat.N3,
     }[fmt]
-    NamedNode, BlankNode, OxLiteral = ox.NamedNode, ox.BlankNode, ox.Literal
+    NamedNode, BlankNode, OxLiteral, DefaultGraph = ox.NamedNode, ox.BlankNode, ox.Literal, ox.DefaultGraph
+    quads = fmt in ("nquads", "trig")
+    graphs: set = set()  # the named graphs met (their triples are merged into one graph)
     new_literal = tuple.__new__  # Literal(...) without NamedTuple's Python-level __new__
     n_relative = 0
     # Literal objects repeat a handful of datatypes: reuse one string per datatype
@@ -397,7 +401,9 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
     add = batch.append
     try:
         with _open_binary(path, limits, fmt) as fh:
-            for s, p, o, _ in ox.parse(fh, ox_format, base_iri=base_iri):
+            for s, p, o, g in ox.parse(fh, ox_format, base_iri=base_iri):
+                if quads and type(g) is not DefaultGraph:
+                    graphs.add(g)
                 if type(s) is NamedNode:
                     s = s.value
                     if check_relative and s.startswith(relative_prefix):
@@ -459,6 +465,8 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
     finally:
         if n_relative:
             warnings[RELATIVE_IRI_WARNING] += n_relative
+        if graphs:
+            warnings[NAMED_GRAPHS_WARNING] += len(graphs)
 
 
 def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits) -> Iterator[Triple]:
@@ -488,6 +496,11 @@ def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, l
         raise
     except Exception as e:  # rdflib raises many unrelated types for bad syntax
         raise RDFParseError(f"{type(e).__name__}: {e}", str(path), _line_of(e)) from None
+    if quads:
+        default = rdflib.graph.DATASET_DEFAULT_GRAPH_ID
+        named = {getattr(q[3], "identifier", q[3]) for q in g.quads((None, None, None, None))} - {default, None}
+        if named:
+            warnings[NAMED_GRAPHS_WARNING] += len(named)
     rows = (q[:3] for q in g.quads((None, None, None, None))) if quads else iter(g)
     n_relative = 0
 

@@ -22,6 +22,7 @@ from kgrec.data.convert import (
     literal,
     tag_slug,
 )
+from kgrec.data.validation import REPEATS_WARNING
 from kgrec.errors import KgrecError
 
 KGR = "https://w3id.org/kgrec/vocab#"
@@ -365,27 +366,30 @@ def test_movielens_latest_small_tag_events_load_as_two_scenarios(tmp_path):
     convert_movielens_latest_small(root, tmp_path / "o.nt", tags=True, tag_events=True)
     kg = loader.load(tmp_path / "o.nt", mapping="kgrec-behaviours")
     assert kg.scenarios == ["rating", "tag"]
-    assert kg.stats()["interactions_per_scenario"] == {"rating": 2, "tag": 5}
+    # user 1 tags item 2 twice: one interaction per (user, item) pair and scenario (latest time, both texts)
+    assert kg.stats()["interactions_per_scenario"] == {"rating": 2, "tag": 4}
+    assert kg.warnings[REPEATS_WARNING] == 1
     B = "https://w3id.org/kgrec/data/movielens-small/"
     inter = kg.interactions
     per = Counter((kg.users.labels[u].rsplit("/", 1)[1], kg.scenarios[s])
                   for u, s in zip(inter.user.tolist(), inter.scenario_ids.tolist()))
-    assert per == {("1", "rating"): 1, ("2", "rating"): 1, ("1", "tag"): 3, ("2", "tag"): 1, ("3", "tag"): 1}
+    assert per == {("1", "rating"): 1, ("2", "rating"): 1, ("1", "tag"): 2, ("2", "tag"): 1, ("3", "tag"): 1}
     # tag events: weight 1, their time and their text; ratings keep their rating and no text
     tag = inter.scenario_ids == 1
-    assert inter.weight[tag].tolist() == [1.0] * 5 and sorted(inter.time[tag].tolist()) == [1, 2, 3, 4, 5]
+    assert inter.weight[tag].tolist() == [1.0] * 4 and sorted(inter.time[tag].tolist()) == [1, 2, 3, 5]
     assert sorted(inter.weight[~tag].tolist()) == [0.5, 4.5]
     texts = {(kg.users.labels[int(inter.user[k])], kg.items.labels[int(inter.item[k])], kg.interaction_text[k])
              for k in range(len(inter)) if tag[k]}
     assert texts == {(B + "user/1", B + "item/1", "Sci-Fi"), (B + "user/2", B + "item/1", "sci fi"),
-                     (B + "user/3", B + "item/1", "sci fi"), (B + "user/1", B + "item/2", "sci-fi"),
-                     (B + "user/1", B + "item/2", "funny")}
+                     (B + "user/3", B + "item/1", "sci fi"), (B + "user/1", B + "item/2", "sci-fi\nfunny")}
     assert [kg.interaction_text[k] for k in range(len(inter)) if not tag[k]] == [None, None]
     assert KGR + "tag" not in kg.relations  # excluded by the mapping: tags are behaviour here
     # the default mapping reads both event kinds as interactions of one scenario
     with pytest.warns(UserWarning, match="event without weight"):
         one = loader.load(tmp_path / "o.nt")
-    assert one.scenarios == ["default"] and len(one.interactions) == 7 and KGR + "tag" in one.relations
+    # one scenario: user 1's rating and tag of item 1 merge too (largest weight, latest time)
+    assert one.scenarios == ["default"] and len(one.interactions) == 5 and KGR + "tag" in one.relations
+    assert one.warnings[REPEATS_WARNING] == 2
 
 
 def test_movielens_latest_small_bad_rating(tmp_path):
