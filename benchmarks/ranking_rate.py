@@ -213,7 +213,7 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore")
             rec = kgrec.Recommender("bprmf", epochs=20, dim=args.dim, lr=5e-3, seed=args.seed).fit(kg, sp)
         ev = rec.evaluate(sp)
-        u, items = (t.detach().contiguous() for t in rec.estimator._frozen)
+        u, items = (t.detach().contiguous() for t in rec.estimator.vectors())
         ctx = rec.estimator.context
         rows.append(measure("movielens-100k (bprmf)", u, items, (ctx["hist_indptr"], ctx["hist_indices"]), args,
                             rec=rec, extra={"evaluate_users_per_s": ev["users_per_second"],

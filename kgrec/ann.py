@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 
 from kgrec.errors import KgrecError
+from kgrec.evaluation.metrics import check_k
+from kgrec.evaluation.rank import csr_rows
 
 __all__ = ["ItemIndex", "build_index", "dot_product_vectors", "recall_at_k", "KINDS"]
 
@@ -41,14 +43,10 @@ def dot_product_vectors(estimator) -> tuple[Tensor, Tensor]:
     Raises:
         KgrecError: the model does not score by a dot product (``mostpop``, ``itemknn``, ``ease``).
     """
-    from kgrec.models.base import PairwiseEstimator
-
-    if not isinstance(estimator, PairwiseEstimator) or type(estimator).score is not PairwiseEstimator.score:
+    if not estimator.scores_by_dot_product:
         raise KgrecError(f"a faiss index needs a model scored by a dot product of user and item vectors "
                          f"(bprmf, lightgcn, cke, hybrid); got '{estimator.name}'")
-    if estimator._frozen is None:
-        estimator.freeze()
-    u, i = estimator._frozen
+    u, i = estimator.vectors()
     return u.detach().float().cpu().contiguous(), i.detach().float().cpu().contiguous()
 
 
@@ -107,9 +105,6 @@ class ItemIndex:
         Returns:
             ``(values [B, k], items [B, k])``; slots with no item left hold ``-inf`` and ``-1``.
         """
-        from kgrec.evaluation.metrics import check_k
-        from kgrec.evaluation.rank import csr_rows
-
         k = min(check_k(k), self.num_items)
         q = user_vectors.detach().float().cpu().contiguous()
         if q.dim() != 2 or q.size(1) != self.dim:

@@ -11,12 +11,20 @@ from typing import Callable
 
 import torch
 
-from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
-from kgrec.data.graph import KnowledgeGraph
-from kgrec.data.splits import Split
-from kgrec.data.splits import split as _split
+from kgrec.ann import build_index, dot_product_vectors
+from kgrec.data.decay import history_weights
+from kgrec.data.graph import Interactions, KnowledgeGraph
+from kgrec.data.loader import load as _load
+from kgrec.data.scenarios import select
+from kgrec.data.splits import Split, split as _split
 from kgrec.data.vocab import Vocab
+from kgrec.dynamics.update import update_estimator
 from kgrec.errors import CheckpointError, KgrecError, SplitError
+from kgrec.evaluation.evaluator import Evaluator
+from kgrec.evaluation.rank import mask_seen, topk
+from kgrec.explain import Explainer
+from kgrec.models import MODELS
+from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
 
 __all__ = ["load", "split", "Recommender", "select_half_life"]
 
@@ -45,7 +53,6 @@ def load(paths, mapping=None, format: str | None = None, *, allow_network: bool 
 
     See ``docs/errors.md`` for what each kind of bad input raises.
     """
-    from kgrec.data.loader import load as _load
 
     return _load(paths, mapping=mapping, format=format, allow_network=allow_network,
                  max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars,
@@ -59,7 +66,6 @@ def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), 
 
 
 def _models() -> dict:
-    from kgrec.models import MODELS
 
     return MODELS
 
@@ -138,13 +144,11 @@ class Recommender:
                 ``kg.scenarios`` only (:mod:`kgrec.data.scenarios`); default ``None``: all.
         """
         if split is None:
-            from kgrec.data.graph import Interactions
 
             empty = Interactions.empty()
             split = Split("all", 0, (1.0, 0.0, 0.0), kg.num_users, kg.num_items, kg.interactions, empty, empty)
         self._check_split(split, kg.num_users, kg.num_items)
         if scenarios is not None:
-            from kgrec.data.scenarios import select
 
             split = select(kg, split, scenarios)
         if len(split.train) == 0:
@@ -193,11 +197,9 @@ class Recommender:
                 fitted on a source scenario continued on a target one is a transfer
                 (``benchmarks/scenarios.py``); default ``None``: all.
         """
-        from kgrec.dynamics.update import update_estimator
 
         self._require_fit()
         if scenarios is not None:
-            from kgrec.data.scenarios import select
 
             new = select(kg, kg.interactions if new is None else new, scenarios)
         est, users, items, info = update_estimator(self.estimator, self.users, self.items, kg, new, epochs=epochs,
@@ -244,14 +246,10 @@ class Recommender:
             keep[self.items.ids(list(candidates))] = True
         if index is not None and keep is not None:
             raise KgrecError("'candidates' cannot be combined with 'index' (the index covers every item)")
-        from kgrec.models.base import PairwiseEstimator
-        from kgrec.evaluation.rank import mask_seen, topk
-
         out = {}
         for b in range(0, len(users), batch_size):
             chunk = ids[b:b + batch_size]
             if index is not None:
-                from kgrec.ann import dot_product_vectors
 
                 ctx = self.estimator.context
                 seen = (ctx["hist_indptr"], ctx["hist_indices"]) if exclude_seen else None
@@ -262,7 +260,7 @@ class Recommender:
                     ctx = self.estimator.context
                     # a dot-product model's scores are a new product each call: mask in place, no copy
                     scores = mask_seen(scores, chunk, ctx["hist_indptr"].cpu(), ctx["hist_indices"].cpu(),
-                                       inplace=type(self.estimator).score is PairwiseEstimator.score)
+                                       inplace=self.estimator.scores_by_dot_product)
                 if keep is not None:
                     scores = scores.masked_fill(~keep, -torch.inf)
                 vals, idx = topk(scores, min(k, scores.shape[1]))  # ties -> lower item id, as the evaluator
@@ -273,7 +271,6 @@ class Recommender:
     def build_index(self, kind: str = "flat", **options):
         """A faiss top-K index over the item vectors, for ``recommend(..., index=...)``
         (:mod:`kgrec.ann`; dot-product models only; ``pip install faiss-cpu``)."""
-        from kgrec.ann import build_index
 
         self._require_fit()
         return build_index(self.estimator, kind=kind, **options)
@@ -295,7 +292,6 @@ class Recommender:
         Returns:
             a :class:`kgrec.explain.Explanation` (``.to_text()``, ``.to_dict()``).
         """
-        from kgrec.explain import Explainer
 
         self._require_fit()
         if kg is None and self._kg is None:
@@ -311,9 +307,7 @@ class Recommender:
                               exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` ``[(item IRI, score), ...]`` for a user who is not in the model, from the item IRIs
         they interacted with (and optionally when, as unix seconds), without refitting
-        (:mod:`kgrec.dynamics.inductive`: history row for closed-form models, fold-in for embedding models)."""
-        from kgrec.dynamics.inductive import history_weights, score_history
-        from kgrec.evaluation.rank import topk
+        (the estimator's ``score_history``: history row for closed-form models, fold-in for embedding models)."""
 
         self._require_fit()
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
@@ -329,7 +323,7 @@ class Recommender:
         cfg = self.estimator.config
         w = history_weights(t, len(ids), getattr(cfg, "half_life_days", None))
         labels = self.item_labels if len(self.item_labels or []) == len(self.items) else list(self.items)
-        scores = score_history(self.estimator, ids, w, times=t, labels=labels).unsqueeze(0)
+        scores = self.estimator.score_history(ids, w, times=t, labels=labels).unsqueeze(0)
         if exclude_seen:
             scores[0, ids] = -torch.inf
         vals, idx = topk(scores, min(k, scores.shape[1]))
@@ -344,9 +338,7 @@ class Recommender:
         [...], ...}``, plain JSON-able lists aligned with ``"users"`` (the evaluated users' integer
         ids in ``split``, ascending), one per metric of :attr:`kgrec.evaluation.evaluator.Evaluator.per_user`
         (NaN, e.g. the AUC of a user without negatives, becomes ``None``), for paired tests."""
-        import math
 
-        from kgrec.evaluation.evaluator import Evaluator
 
         self._require_fit()
         self._check_split(split, len(self.users), len(self.items))

@@ -29,8 +29,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from kgrec.data import convert as cv
+from kgrec.data.convert import convert
+from kgrec.data.graph import KnowledgeGraph
+from kgrec.data.splits import split_from_pairs
 from kgrec.errors import KgrecError
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
+from kgrec.reports.tables import atomic_write_text, markdown_table, write_results
 from kgrec.tuning import DEFAULT_BUDGET, SPACES, trials
 
 __all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
@@ -60,8 +65,6 @@ class DatasetSpec:
     convert_kwargs: dict = field(default_factory=dict)
 
     def convert(self, src: Path, out: Path) -> dict:
-        from kgrec.data import convert as cv
-
         fn = {"movielens-100k": cv.convert_movielens_100k, "movielens-small": cv.convert_movielens_latest_small,
               "lastfm": cv.convert_book_crossing, "book-crossing": cv.convert_book_crossing}[self.name]
         return fn(src, out, **self.convert_kwargs)
@@ -164,7 +167,6 @@ def load_dataset(name: str, data_root: str, cache: str) -> "KnowledgeGraph":  # 
     The conversion and RDF load timings of the first run are kept in ``<cache>/<name>/load.json``.
     """
     import kgrec
-    from kgrec.data.graph import KnowledgeGraph
 
     cache_dir = Path(cache) / name
     graph_dir = cache_dir / "graph"
@@ -177,7 +179,6 @@ def load_dataset(name: str, data_root: str, cache: str) -> "KnowledgeGraph":  # 
     if src is not None:
         counts = DATASETS[name].convert(src, rdf)
     else:  # a name only kgrec.data.convert knows
-        from kgrec.data.convert import convert
 
         counts = convert(name, data_root, rdf)
     t1 = time.perf_counter()
@@ -202,7 +203,6 @@ def load_info(name: str, cache: str) -> dict | None:
 def peer_split(kg, data_root: str, kind: str):
     """MovieLens-100K ``random``/``temporal``: the RecBole peer splits of ANCHORS.md; else kgrec's own."""
     import kgrec
-    from kgrec.data.splits import split_from_pairs
 
     if kind not in ("random", "temporal"):
         return kgrec.split(kg, kind, seed=2020)
@@ -230,7 +230,6 @@ def ctr_rows(name: str, data_root: str, seed: int = 2020) -> dict[str, np.ndarra
 def make_split(kg, name: str, kind: str, data_root: str, seed: int = 2020):
     """The split ``kind`` of dataset ``name`` (``ctr``: the positives of each part of the 6:2:2 cut)."""
     import kgrec
-    from kgrec.data.splits import split_from_pairs
 
     if kind == "ctr":
         base = f"{IRI_BASE}{DATASETS[name].iri_name}/"
@@ -569,8 +568,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "python benchmarks/run.py") -> int:
     """Run the suite described by ``args`` (see :func:`add_arguments`); ``argv``/``prog`` are recorded."""
     if args.report_only:
-        from kgrec.reports.tables import write_results
-
         out = Path(args.out)
         for f in sorted(out.glob("*/*.json")):
             payload = json.loads(f.read_text(encoding="utf-8"))
@@ -667,8 +664,6 @@ def _merge(path: Path, runs: list[dict], split_stats: dict, quick: bool) -> tupl
 
 
 def _write(folder: Path, ds: str, kind: str, runs: list[dict], load: dict, info: dict, args, command: str) -> None:
-    from kgrec.reports.tables import write_results
-
     sp = runs[0]["split_stats"]
     merged = []
     if getattr(args, "merge", False) and (folder / f"{kind}.json").is_file():
@@ -779,8 +774,6 @@ def plot(payload: dict, path: Path) -> None:
 # ------------------------------------------------------------------------------------- RESULTS.md
 def write_results_md(results: Path, out: Path) -> Path:
     """``RESULTS.md`` from every suite JSON under ``results/<dataset>/<split>.json``."""
-    from kgrec.reports.tables import atomic_write_text, markdown_table
-
     found = sorted(results.glob("*/*.json"))
     payloads = [p for p in (json.loads(f.read_text(encoding="utf-8")) for f in found) if p.get("suite")]
     rel = os.path.relpath(results, out.parent)

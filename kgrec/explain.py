@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kgrec.data.graph import LABEL_PREDICATES, KnowledgeGraph
+from kgrec.data.graph import KnowledgeGraph, LABEL_PREDICATES
+from kgrec.data.text import relation_name
 from kgrec.errors import KgrecError, UnknownIRIError
 
 __all__ = ["Hop", "Path", "Explanation", "Explainer", "training_graph", "find_paths", "INTERACTION"]
@@ -246,79 +247,26 @@ class Explainer:
     def relation_label(self, iri: str) -> str:
         if iri == INTERACTION:
             return "interacted with"
-        from kgrec.data.text import relation_name
 
         return relation_name(iri)
 
     def _hop(self, h: str, r: str, t: str) -> Hop:
         return Hop(h, r, t, self.node_label(h), self.relation_label(r), self.node_label(t))
 
-    @torch.no_grad()
     def similarities(self, u: int, items: list[int], target: int) -> list[float]:
-        """How much the model ties each of ``items`` to ``target``.
+        """How much the model ties each of ``items`` to ``target`` (the estimator's
+        ``history_contributions``)."""
+        return self.rec.estimator.history_contributions(items, target)
 
-        Embedding models: cosine of the model's item vectors after subtracting their mean (raw
-        cosines of trained item vectors share a large common direction: on MovieLens the hybrid's
-        are all about 0.99). Item-item models (EASE, ItemKNN): the item's exact additive
-        contribution to ``target``'s score. Popularity: 0.
-        """
-        from kgrec.models.base import PairwiseEstimator
-
+    # ------------------------------------------------------------------ model parts
+    def _parts(self):
+        """The estimator when it explains itself by parts (branch shares, attention, occlusion)."""
         est = self.rec.estimator
-        if not items:
-            return []
-        if isinstance(est, PairwiseEstimator):
-            if est._frozen is None:
-                est.freeze()
-            vec = est._frozen[1].float().cpu()
-            vec = vec - vec.mean(0, keepdim=True)
-            return torch.nn.functional.cosine_similarity(vec[items], vec[target].unsqueeze(0), dim=-1).tolist()
-        n = len(self.rec.items)
-        rows = torch.zeros(len(items) + 1, n, device=est.device)
-        rows[torch.arange(len(items)), torch.tensor(items)] = 1.0  # last row: empty history
-        s = est.module(rows)[:, target].float().cpu()
-        return (s[:-1] - s[-1]).tolist()
+        return est if est.explains_by_parts else None
 
-    # ------------------------------------------------------------------ hybrid parts
-    def _hybrid(self):
-        from kgrec.models.hybrid import HybridEstimator
-
-        est = self.rec.estimator
-        return est if isinstance(est, HybridEstimator) else None
-
-    @torch.no_grad()
-    def _shares(self, est, u: int, i: int) -> dict[str, float]:
-        if est._frozen is None:
-            est.freeze()
-        uv, iv = est._frozen
-        slices = est.module.branch_slices(uv.shape[1])
-        return {name: float(uv[u, s] @ iv[i, s]) for name, s in slices.items()}
-
-    @torch.no_grad()
-    def _attention(self, est, u: int) -> list[tuple[int, float]]:
-        est.module.eval()
-        _, _, attn = est.embed(return_attention=True)
-        items = est.context["hist_items"][u].cpu()
-        mask = est.context["hist_mask"][u].cpu()
-        w = attn[u].float().cpu()
-        out = [(int(items[j]), float(w[j])) for j in range(len(items)) if mask[j]]
-        return sorted(out, key=lambda x: (-x[1], x[0]))
-
-    @torch.no_grad()
     def occlusion_score(self, u: int, i: int, triples: list[tuple[str, str, str]]) -> float:
-        """The hybrid's score of ``(u, i)`` with the KG edges of ``triples`` (both directions)
-        removed from the graph its KG encoder passes messages over."""
-        est = self._hybrid()
-        ei, et = est.context["edge_index"], est.context["edge_type"]
-        drop = torch.zeros(et.numel(), dtype=torch.bool, device=et.device)
-        ents, rels = self.kg.entities, self.kg.relations
-        for h, r, t in triples:
-            hid, rid, tid = ents.id(h), rels.id(r), ents.id(t)
-            drop |= (ei[0] == hid) & (ei[1] == tid) & (et == 2 * rid)
-            drop |= (ei[0] == tid) & (ei[1] == hid) & (et == 2 * rid + 1)
-        est.module.eval()
-        uv, iv = est.embed(edges=(ei[:, ~drop], et[~drop]))
-        return float(uv[u].float() @ iv[i].float())
+        """The model's score of ``(u, i)`` with the KG edges of ``triples`` removed."""
+        return self._parts().occluded_score(u, i, triples, self.kg)
 
     # --------------------------------------------------------------------- main
     def explain(self, user_iri: str, item_iri: str, max_paths: int = 3, max_hops: int = 3,
@@ -337,7 +285,7 @@ class Explainer:
         if method not in ("auto", "occlusion", "similarity"):
             raise KgrecError(f"'method' must be 'auto', 'occlusion' or 'similarity' (got {method!r})")
         u, i = self._ids(user_iri, item_iri)
-        rec, est, hyb = self.rec, self.rec.estimator, self._hybrid()
+        rec, est, hyb = self.rec, self.rec.estimator, self._parts()
         score = float(rec.score(torch.tensor([u]))[0, i])
         exp = Explanation(user_iri, item_iri, self.user_label(u), self.kg.label(i), rec.model_name, score)
         hist = self.history(u)
@@ -391,10 +339,10 @@ class Explainer:
             exp.unavailable["attention"] = f"model '{rec.model_name}' has no cross-attention"
             exp.unavailable["shares"] = f"model '{rec.model_name}' has a single score, not branches"
         else:
-            exp.shares = self._shares(hyb, u, i)
+            exp.shares = hyb.branch_shares(u, i)
             if hyb.module.use_text and hyb.module.fusion == "cross":
                 exp.attention = [{"item": self.kg.items[h], "label": self.kg.label(h), "weight": w}
-                                 for h, w in self._attention(hyb, u)[:max(max_paths, 5)]]
+                                 for h, w in hyb.history_attention(u)[:max(max_paths, 5)]]
             else:
                 exp.unavailable["attention"] = ("the text branch is off" if not hyb.module.use_text
                                                 else "fusion is 'concat' (no attention)")

@@ -191,7 +191,7 @@ def test_hybrid_shares_sum_to_the_score_and_attention(hybrid_rec):
         hist = {kg.items[i] for i in sp.train.item[sp.train.user == u].tolist()}
         assert {a["item"] for a in exp.attention} <= hist
         ex = rec._explainer
-        full = ex._attention(rec.estimator, u)
+        full = rec.estimator.history_attention(u)
         assert {kg.items[i] for i, _ in full} == hist
         assert sum(w for _, w in full) == pytest.approx(1.0, abs=1e-5)
         assert [w for _, w in full] == sorted((w for _, w in full), reverse=True)

@@ -179,10 +179,8 @@ def test_sequential_rules_prior_follows_the_timeline(tiny_text_model, tmp_path):
     est, u = rec.estimator, 3
     lo, hi = est.context["hist_indptr"][u], est.context["hist_indptr"][u + 1]
     items, times = est.context["hist_indices"][lo:hi], est.context["hist_time"][lo:hi]
-    from kgrec.dynamics.inductive import score_history
-
     ones = torch.ones(items.numel())
-    seq_part = score_history(est, items, ones, times=times) - score_history(est, items, ones)
+    seq_part = est.score_history(items, ones, times=times) - est.score_history(items, ones)
     expected = float(est.module.seq_gate) * (est.entry_rows(torch.tensor([u]), est.recency_weights()) @
                                              est.context["seq_weight"])[0]
     assert torch.allclose(seq_part, expected, atol=1e-4)

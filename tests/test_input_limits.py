@@ -308,7 +308,7 @@ def test_limit_options_must_be_positive(option):
 
 def test_cli_flags_reach_the_loader(tmp_path, capsys):
     f = nested_xml(tmp_path / "d.rdf", 10)  # depth 21
-    assert main(["validate", str(f), "--max-xml-depth", "5"]) == 1
+    assert main(["validate", str(f), "--max-xml-depth", "5"]) == 2
     out = capsys.readouterr().out
     assert out.startswith(f"invalid: {f}:7: XML elements nest more than max_xml_depth=5 deep; raise the limit "
                           "(kgrec.load(..., max_xml_depth=N), or --max-xml-depth N) if the file is trusted")

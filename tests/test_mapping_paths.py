@@ -112,7 +112,9 @@ ex:o1 a ex:Purchase ; ex:by ex:erin ; ex:what ex:hot .
     m = {"prefixes": {"ex": EX}, "users": {"classes": ["ex:Customer"]}, "items": {"classes": ["ex:Product"]},
          "interactions": [{"name": "buy", "class": "ex:Purchase", "agent": "ex:by", "object": "ex:what"}]}
     kg = kgrec.load(_write(tmp_path, src, "sub.ttl"), mapping=m)
-    assert kg.users.labels == [EX + "dave", EX + "erin"]
+    # dave is a customer (through ex:VIP) but never interacts: not a user, counted as dropped
+    assert kg.users.labels == [EX + "erin"]
+    assert kg.mapping_report.typed_users_dropped == 1
     assert kg.items.labels == [EX + "cold", EX + "hot"]
     assert _interactions(kg) == [(EX + "erin", EX + "hot", 1.0, -1.0)]
 

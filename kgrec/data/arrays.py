@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
+from kgrec.data.mapping import SCENARIO_NAME_RE
 from kgrec.data.vocab import Vocab
 from kgrec.errors import ArrayFileError, KgrecError
 
@@ -233,8 +234,6 @@ def _scenarios(data: dict, path: Path, n: int) -> tuple[list[str], torch.Tensor 
     Errors name the file and the array; in a Parquet folder, ``scenarios.parquet`` /
     ``interactions.parquet`` and its column ``scenario``.
     """
-    from kgrec.data.mapping import SCENARIO_NAME_RE
-
     parquet = path.is_dir()
     names = list(DEFAULT_SCENARIOS)
     if "scenarios" in data:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from kgrec.errors import KgrecError
 
-__all__ = ["DAY", "DECAY_FROM", "decay_weights", "check_decay", "latest_pair_times"]
+__all__ = ["DAY", "DECAY_FROM", "decay_weights", "check_decay", "latest_pair_times", "history_weights"]
 
 DAY = 86400.0
 DECAY_FROM = ("cut", "user")
@@ -87,3 +86,11 @@ def latest_pair_times(user: Tensor, item: Tensor, time: Tensor, num_items: int) 
     t = time.double().nan_to_num(nan=-math.inf)
     out = torch.full((uniq.numel(),), -math.inf, dtype=torch.float64).scatter_reduce(0, inv, t, reduce="amax")
     return torch.where(torch.isinf(out), torch.full_like(out, math.nan), out)
+
+
+def history_weights(times: Tensor | None, n: int, half_life_days: float | None) -> Tensor:
+    """``[n]`` weights of a history given at call time (an inductive user): decayed from the
+    history's own latest time when the model decays, else all 1."""
+    if times is None or not half_life_days:
+        return torch.ones(n)
+    return decay_weights(times.double(), half_life_days)

@@ -16,7 +16,11 @@ misspelling needs.
 
 Required fields (an interaction rule's ``predicate``, ``class``, ``agent`` and ``object``; the
 user / item classes when they are not inferred; an explicit ``kg.edges`` list; the domain
-predicate) block whenever none of their terms matched. Optional fields (a rule's ``time``,
+predicate) block whenever none of their terms matched, with one exception: the interaction rules
+of a mapping are alternatives too (a profile such as ``schema-org`` reads many kinds of events,
+and one graph rarely holds them all), so when another rule produced interactions, a rule whose class or predicate the graph does not
+use blocks only where its term looks misspelt, as an optional field does (a rule whose events are
+in the graph still needs its ``agent`` and ``object`` to match). Optional fields (a rule's ``time``,
 ``weight`` and ``text``, ``text.predicates``, ``features.numeric``, inferred user / item classes)
 may well be absent from a correct graph (a shipped profile lists terms for many vocabularies),
 so they block only when the graph has a term close enough to be the intended one
@@ -257,16 +261,22 @@ def mapping_report(
         group("users.classes", "class", [[c] for c in sorted(cm.user_classes)], not cm.infer_users)
     if cm.item_classes:
         group("items.classes", "class", [[c] for c in sorted(cm.item_classes)], not cm.infer_items)
+    produced = {rc.name for rc in rules if rc.section == "interactions" and rc.interactions > 0}
     for r in cm.rules:
         where = f"interactions '{r.name}'"
+        alone = not (produced - {r.name})  # the only rule, or no other rule produced anything
+        # the rule's events are in the graph (its class or predicate is used): its parts must match
+        present = (r.predicate in preds if r.predicate is not None else True) and (
+            not r.classes or any(c in cls for c in r.classes))
         if r.predicate is not None:
-            group(f"{where}.predicate", "predicate", [[r.predicate]], True)
+            group(f"{where}.predicate", "predicate", [[r.predicate]], alone)
         if r.classes:
-            group(f"{where}.class", "class", [[c] for c in sorted(r.classes)], True)
+            group(f"{where}.class", "class", [[c] for c in sorted(r.classes)], alone)
         for part in ("agent", "object", "time", "weight", "text"):
             paths = getattr(r, part)
             if paths:
-                group(f"{where}.{part}", "predicate", [_steps([p]) for p in paths], part in ("agent", "object"))
+                group(f"{where}.{part}", "predicate", [_steps([p]) for p in paths],
+                      (alone or present) and part in ("agent", "object"))
     if cm.edges is not None:
         for p in sorted(cm.edges - cm.exclude):
             group("kg.edges", "predicate", [[p]], True)

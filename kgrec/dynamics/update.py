@@ -13,21 +13,20 @@ ids (old ids never move). Then:
   ``epochs`` on the new interactions plus a fresh sample of ``replay`` x the old ones each epoch,
   with an optional L2 pull of the old rows towards their previous values (limits forgetting).
 
-The hybrid also grows its KG node table and re-prepares its texts over the merged graph
-(:mod:`kgrec.dynamics.update_hybrid`); ``scenario-mf`` keeps each new interaction in its scenario's block of
-virtual users and grows its per-scenario user offsets (:mod:`kgrec.dynamics.update_scenario`).
+What a model does beyond that is its estimator's ``continued`` method (the hybrid grows its KG node
+table and re-prepares its texts over the merged graph; ``scenario-mf`` keeps each new interaction
+in its scenario's block of virtual users through ``update_pairs``); the shared machinery is
+:mod:`kgrec.training.continual`.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Callable
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
@@ -106,10 +105,7 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
     mapped = Interactions(umap[new.user], imap[new.item], new.weight, new.time)
     old = old_interactions(est)
     U, I = len(all_users), len(all_items)
-    if est.name == "scenario-mf":  # pairs over virtual users (scenario block x user), see the module
-        from kgrec.dynamics.update_scenario import virtual_interactions
-
-        mapped, old = virtual_interactions(est, kg, new, mapped, old, U)
+    mapped, old = est.update_pairs(kg, new, mapped, old, U)  # e.g. scenario-mf's virtual users
     known = np.isin(mapped.user.numpy() * I + mapped.item.numpy(), old.user.numpy() * I + old.item.numpy())
     fresh = mapped.select(torch.as_tensor(~known))
     info = {"new_users": n_new_users, "new_items": n_new_items, "new_interactions": len(fresh),
@@ -117,174 +113,14 @@ def update_estimator(est, users: Vocab, items: Vocab, kg: KnowledgeGraph, new=No
     if len(fresh) == 0:  # nothing new: the model stays as it is
         info.update(seconds=time.perf_counter() - t0, method="none")
         return est, users, items, info
+    new_est, how = est.continued(all_users, all_items, kg, fresh, old, epochs, replay, l2_pull,
+                                 item_labels=item_labels, log=log)
+    if not est.trainable:  # a closed-form refit: no epochs, nothing carried over
+        info.update(method=how, seconds=time.perf_counter() - t0)
+        return new_est, all_users, all_items, info
     method = f"{epochs} epoch(s) of BPR on the new interactions + {replay:g} replay, l2_pull {l2_pull:g}"
-    if est.name == "hybrid":  # three id spaces to grow (users, items, KG nodes): its own module
-        from kgrec.dynamics.update_hybrid import update_hybrid
-
-        new_est = update_hybrid(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull,
-                                item_labels=item_labels, log=log)
-        method += " (hybrid: merged KG, tables grown)"
-    elif est.name == "scenario-mf":  # virtual users: one block of users per scenario
-        from kgrec.dynamics.update_scenario import update_scenario_mf
-
-        new_est = update_scenario_mf(est, all_users, all_items, kg, fresh, old, epochs, replay, l2_pull, log=log)
-        method += f" (scenario-mf: blocks {', '.join(est.meta['scenarios'])})"
-    else:
-        merged = _id_graph(all_users, all_items)
-        everything = old.concat(fresh)
-        empty = Interactions.empty()
-        split = Split("update", 0, (1.0, 0.0, 0.0), U, I, everything, empty, empty)
-        new_est = type(est)(copy.deepcopy(est.config))
-        if not new_est.trainable:
-            new_est.fit(merged, split)
-            info.update(method="refit on old + new interactions", seconds=time.perf_counter() - t0)
-            return new_est, all_users, all_items, info
-
-        new_est.prepare(merged, split)
-        torch.manual_seed(est.config.seed)
-        new_est.build()
-        old_u, old_i = _tables(est.module)
-        new_u, new_i = _tables(new_est.module)
-        with torch.no_grad():
-            U0, I0 = old_u.shape[0], old_i.shape[0]
-            new_u[:U0] = old_u.to(new_u)
-            new_i[:I0] = old_i.to(new_i)
-            init_untrained_rows(new_u, new_i, old_u, old_i, old, fresh, kg, all_items)
-        anchors = [(t, t[: s].detach().clone()) for t, s in ((new_u, U0), (new_i, I0))]
-        _continue_pairwise(new_est, fresh, old, everything, epochs, replay, l2_pull, anchors, log)
+    if how:
+        method += f" ({how})"
     info.update(method=method, epochs=epochs, replay=replay, l2_pull=l2_pull, seconds=time.perf_counter() - t0)
     new_est.fit_info = {**est.fit_info, "update": info}
     return new_est, all_users, all_items, info
-
-
-def _id_graph(users: Vocab, items: Vocab, scenarios: list[str] | None = None) -> KnowledgeGraph:
-    """A graph holding only the id maps (what the id-based models' ``prepare`` reads), and the
-    scenario names when given."""
-    ents = Vocab(items.labels, sort=False, name="entity")
-    extra = {} if scenarios is None else {"scenarios": list(scenarios)}
-    return KnowledgeGraph(users, items, ents, Vocab([], name="relation"), torch.empty(0, 3, dtype=torch.long),
-                          Interactions.empty(), **extra)
-
-
-def _tables(module) -> tuple[Tensor, Tensor]:
-    """Views of the free user and item embedding rows of an MF or LightGCN module."""
-    from kgrec.nn.cf import MF, LightGCNEmbed
-
-    if isinstance(module, MF):
-        return module.user_emb.weight.data, module.item_emb.weight.data
-    if isinstance(module, LightGCNEmbed):
-        w = module.gcn.embedding.weight.data
-        return w[: module.num_users], w[module.num_users:]
-    raise KgrecError(f"update() does not know the embedding tables of {type(module).__name__}")
-
-
-@torch.no_grad()
-def init_untrained_rows(new_u: Tensor, new_i: Tensor, old_u: Tensor, old_i: Tensor, old: Interactions,
-                        fresh: Interactions, kg: KnowledgeGraph, items: Vocab) -> None:
-    """In place: the rows of a grown table that were never trained (appended, or known without
-    interactions) start from content and history. An item from its KG attribute neighbours
-    (:func:`_init_new_items`); a user from the mean of their new items, else the mean trained user.
-
-    Shapes: new_u ``[U, d]`` / new_i ``[I, d]`` (old rows already copied); old_u ``[U0, d]`` /
-    old_i ``[I0, d]``: the tables of the model being updated.
-    """
-    U, I = new_u.shape[0], new_i.shape[0]
-    U0, I0 = old_u.shape[0], old_i.shape[0]
-    cold_i = torch.bincount(old.item, minlength=I) == 0
-    cold_u = torch.bincount(old.user, minlength=U) == 0
-    warm_old = old_i.clone().float()
-    warm_old[cold_i[:I0]] = math.nan  # untrained rows never serve as neighbours
-    init_i = _init_new_items(warm_old, kg, items)
-    new_i[cold_i] = init_i[cold_i].to(new_i)
-    for u in torch.nonzero(cold_u).flatten().tolist():
-        its = fresh.item[fresh.user == u]
-        new_u[u] = new_i[its].mean(0) if its.numel() else old_u[~cold_u[:U0]].mean(0).to(new_u)
-
-
-def _init_new_items(old_items: Tensor, kg: KnowledgeGraph, all_items: Vocab) -> Tensor:
-    """``[I, d]`` initial item vectors from the item's KG attribute neighbours in ``kg``: the mean,
-    over the item's attribute entities, of the mean vector of the trained old items having that
-    attribute; the mean trained item when none applies. ``old_items`` ``[I0, d]`` holds ``nan`` rows
-    for untrained items. Vectorised (two scatter-means), so a genre with thousands of items is cheap."""
-    trained = ~torch.isnan(old_items).any(1)
-    I0, d = old_items.shape
-    fallback = old_items[trained].mean(0) if bool(trained.any()) else torch.zeros(d)
-    out = fallback.repeat(len(all_items), 1)
-    if kg.triples.numel() == 0:
-        return out
-    h, _, t = kg.triples.t()
-    to_merged = torch.tensor([all_items.get(x, -1) for x in kg.items], dtype=torch.long)
-    pairs = torch.cat([torch.stack([h, t], 1), torch.stack([t, h], 1)])  # item -> attribute, both directions
-    pairs = pairs[(pairs[:, 0] < kg.num_items) & (pairs[:, 1] >= kg.num_items)]
-    item, attr = to_merged[pairs[:, 0]], pairs[:, 1] - kg.num_items
-    ok = item >= 0
-    item, attr = item[ok], attr[ok]
-    n_attr = kg.num_entities - kg.num_items
-    src = (item < I0) & trained[item.clamp(max=I0 - 1)]
-    q = torch.nan_to_num(old_items.float())
-    attr_sum = torch.zeros(n_attr, d).index_add_(0, attr[src], q[item[src]])
-    attr_cnt = torch.zeros(n_attr).index_add_(0, attr[src], torch.ones(int(src.sum())))
-    has = attr_cnt[attr] > 0
-    attr_mean = attr_sum / attr_cnt.clamp(min=1).unsqueeze(1)
-    item_sum = torch.zeros(len(all_items), d).index_add_(0, item[has], attr_mean[attr[has]])
-    item_cnt = torch.zeros(len(all_items)).index_add_(0, item[has], torch.ones(int(has.sum())))
-    got = item_cnt > 0
-    out[got] = item_sum[got] / item_cnt[got].unsqueeze(1)
-    return out
-
-
-def _continue_pairwise(est, fresh: Interactions, old: Interactions, everything: Interactions, epochs: int,
-                       replay: float, l2_pull: float, anchors, log) -> None:
-    from kgrec.data.sampling import NegativeSampler
-
-    cfg = est.config
-    est.to("cpu")
-    optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
-    sampler = (est.negative_sampler(everything, seed=cfg.seed) if hasattr(est, "negative_sampler")
-               else NegativeSampler(everything, est.meta["num_items"], seed=cfg.seed))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    n_replay = int(round(replay * len(old)))
-    for epoch in range(1, epochs + 1):
-        est.unfreeze()
-        pick = torch.randperm(len(old), generator=gen)[:n_replay]
-        users = torch.cat([fresh.user, old.user[pick]])
-        items = torch.cat([fresh.item, old.item[pick]])
-        perm = torch.randperm(users.numel(), generator=gen)
-        total = 0.0
-        for start in range(0, users.numel(), cfg.batch_size):
-            b = perm[start:start + cfg.batch_size]
-            u, p = users[b], items[b]
-            loss = est.batch_loss(u, p, sampler.sample(u, cfg.num_neg))
-            if l2_pull > 0:
-                loss = loss + l2_pull * sum(((t[: a.shape[0]] - a) ** 2).sum() for t, a in _live(est, anchors))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * b.numel()
-        if log:
-            log(f"update epoch {epoch:3d}  loss {total / max(users.numel(), 1):.4f}  "
-                f"({len(fresh)} new + {n_replay} replayed pairs)")
-    est.freeze()
-
-
-def _live(est, anchors):
-    """(parameter rows with gradients, their old values): the tables of ``est.module`` again,
-    taken from the parameters themselves (the ``anchors`` hold ``.data`` views without autograd)."""
-    from kgrec.nn.cf import MF, LightGCNEmbed
-    from kgrec.nn.hybrid import HybridModel
-    from kgrec.nn.scenario import ScenarioMF
-
-    m = est.module
-    if isinstance(m, HybridModel) and m.cf is not None:
-        w, n = m.cf.gcn.embedding.weight, m.num_users
-        live = (w[:n], w[n:])
-    elif isinstance(m, ScenarioMF):
-        live = (m.user_emb.weight, m.item_emb.weight, m.offsets_per_user())
-    elif isinstance(m, MF):
-        live = (m.user_emb.weight, m.item_emb.weight)
-    elif isinstance(m, LightGCNEmbed):
-        w = m.gcn.embedding.weight
-        live = (w[: m.num_users], w[m.num_users:])
-    else:
-        return []
-    return [(t, a) for t, (_, a) in zip(live, anchors)]

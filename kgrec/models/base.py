@@ -1,5 +1,11 @@
 """The estimator contract shared by every model the API can train, save and reload.
 
+Everything a model does differently sits behind a method of this contract, so that the API, the
+update and the explanations never check a model's name: ``fit`` / ``score`` (training, full
+ranking), ``continued`` and ``update_pairs`` (``Recommender.update``: grow to new users, items and
+graph, train on), ``score_history`` (a user given by a history at call time, no refit),
+``vectors`` and ``embedding_tables`` (the dot-product embeddings an index or an explanation reads).
+
 An estimator turns a graph + split into the tensors its module needs (``prepare``: data side), builds
 its ``nn.Module`` from plain sizes (``build``), fits it (closed form or by the pairwise trainer) and
 scores users against the whole catalogue (``score``). What ``prepare`` derived is kept in
@@ -8,17 +14,24 @@ scores users against the whole catalogue (``score``). What ``prepare`` derived i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from kgrec.data.decay import check_decay, decay_weights, latest_pair_times
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
+from kgrec.data.vocab import Vocab
 from kgrec.errors import KgrecError
 from kgrec.evaluation.rank import csr_rows, seen_csr
+from kgrec.nn.losses import bpr_loss, l2_reg, sampled_softmax_loss
+from kgrec.training.continual import continue_pairwise, id_graph, init_untrained_rows, update_split
+from kgrec.training.trainer import fit_pairwise
 
 __all__ = ["Estimator", "PairwiseEstimator", "TrainConfig", "history_rows"]
 
@@ -78,6 +91,8 @@ class Estimator:
     """Base class: a named model with a typed config, data-derived context and a module."""
 
     name: ClassVar[str] = ""
+    #: explains a score by its parts (``branch_shares``, ``history_attention``, ``occluded_score``)
+    explains_by_parts: ClassVar[bool] = False
     Config: ClassVar[type] = TrainConfig
     trainable: ClassVar[bool] = False
 
@@ -99,15 +114,11 @@ class Estimator:
                              f"'{cls.name}'; accepted: {', '.join(sorted(fields))}")
         config = cls.Config(**params)
         if hasattr(config, "half_life_days"):
-            from kgrec.data.decay import check_decay
-
             check_decay(config.half_life_days, getattr(config, "decay_from", "cut"))
         return cls(config)
 
     def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
         """Derive ``context``/``meta`` from the data (training interactions only)."""
-        from kgrec.data.decay import latest_pair_times
-
         train = split.train
         indptr, indices = seen_csr(train.user, train.item, kg.num_users, kg.num_items)
         # the latest time of each history entry: decay weights, and the old data of an update()
@@ -144,7 +155,6 @@ class Estimator:
             t = c.get("hist_time")
             if self.half_life is None or t is None:
                 return torch.ones(c["hist_indices"].numel(), device=self.device)
-            from kgrec.data.decay import decay_weights
 
             indptr = c["hist_indptr"].cpu()
             users = torch.repeat_interleave(torch.arange(indptr.numel() - 1), indptr[1:] - indptr[:-1])
@@ -236,6 +246,56 @@ class Estimator:
                     setattr(self.module.get_submodule(owner) if owner else self.module, leaf, state[name].clone())
             self.module.load_state_dict(state)
 
+    @torch.no_grad()
+    def history_contributions(self, items: list[int], target: int) -> list[float]:
+        """How much the model ties each history item of ``items`` to ``target``: an item-item
+        model's exact additive contribution of each item to ``target``'s score (popularity: 0)."""
+        if not items:
+            return []
+        rows = torch.zeros(len(items) + 1, self.meta["num_items"], device=self.device)
+        rows[torch.arange(len(items)), torch.tensor(items)] = 1.0  # last row: empty history
+        s = self.module(rows)[:, target].float().cpu()
+        return (s[:-1] - s[-1]).tolist()
+
+    @property
+    def scores_by_dot_product(self) -> bool:
+        """Whether ``score`` is exactly the dot product of :meth:`vectors` (a faiss index applies)."""
+        return False
+
+    def vectors(self) -> tuple[Tensor, Tensor]:
+        raise KgrecError(f"model '{self.name}' has no user and item vectors: it does not score by a dot product "
+                         "(bprmf, lightgcn, cke, hybrid do)")
+
+    # ------------------------------------------------------------ dynamics
+    def update_pairs(self, kg: KnowledgeGraph, new: Interactions, mapped: Interactions, old: Interactions,
+                     num_users: int) -> tuple[Interactions, Interactions]:
+        """The new interactions (``mapped``: ``new`` in merged ids) and the old training ones as the
+        model trains on them after an update to ``num_users`` users (default: as they are)."""
+        return mapped, old
+
+    def continued(self, users: Vocab, items: Vocab, kg: KnowledgeGraph, fresh: Interactions,
+                  old: Interactions, epochs: int, replay: float, l2_pull: float,
+                  item_labels: Sequence[str] | None = None,
+                  log: Callable[[str], None] | None = None) -> tuple["Estimator", str]:
+        """A new estimator: this one (left unchanged) over the merged id maps ``users``/``items``,
+        trained on ``fresh`` (new) after ``old`` interactions -> ``(estimator, how)``.
+
+        A closed-form model refits on old + new interactions: an exact update (its fit is one pass
+        over the data; there is no state to carry over)."""
+        new = type(self)(copy.deepcopy(self.config))
+        new.fit(id_graph(users, items), update_split(len(users), len(items), old.concat(fresh)))
+        return new, "refit on old + new interactions"
+
+    def score_history(self, items: Tensor, weights: Tensor, times: Tensor | None = None,
+                      labels: list[str] | None = None) -> Tensor:
+        """Scores ``[I]`` of every item for a user not in the model, given their history ``items``
+        ``[n]`` with ``weights`` ``[n]`` (and ``times`` ``[n]``, the items' ``labels`` for models that
+        read them), with no refit. A closed-form model scores the history row exactly as it scores a
+        training user (decay-weighted when the model has a half-life)."""
+        check_history(items, weights)
+        with torch.no_grad():
+            return self.module(history_row(self, items, weights))[0].float().cpu()
+
 
 class PairwiseEstimator(Estimator):
     """An embedding model trained by :func:`kgrec.training.trainer.fit_pairwise`; scores are dot products.
@@ -255,8 +315,6 @@ class PairwiseEstimator(Estimator):
 
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "PairwiseEstimator":
         """Prepare the data, build the module from a seeded generator, train with validation."""
-        from kgrec.training.trainer import fit_pairwise
-
         self.prepare(kg, split)
         torch.manual_seed(self.config.seed)
         self.build()
@@ -277,8 +335,6 @@ class PairwiseEstimator(Estimator):
 
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """Shapes: users ``[B]``, pos ``[B]``, neg ``[B]`` or ``[B, n]`` -> scalar loss."""
-        from kgrec.training.losses import bpr_loss, l2_reg, sampled_softmax_loss
-
         u, p, n = self.batch_vectors(users, pos, neg)
         s_pos = (u * p).sum(-1)
         s_neg = (u.unsqueeze(1) * n).sum(-1) if neg.dim() == 2 else (u * n).sum(-1)
@@ -306,6 +362,121 @@ class PairwiseEstimator(Estimator):
         u_vec, i_vec = self._frozen
         return u_vec[users.to(u_vec.device)] @ i_vec.t()
 
+    @torch.no_grad()
+    def history_contributions(self, items: list[int], target: int) -> list[float]:
+        """Cosine of the model's item vectors after subtracting their mean: raw cosines of trained
+        item vectors share a large common direction, which would make every history item look alike."""
+        if not items:
+            return []
+        vec = self.vectors()[1].float().cpu()
+        vec = vec - vec.mean(0, keepdim=True)
+        return torch.nn.functional.cosine_similarity(vec[items], vec[target].unsqueeze(0), dim=-1).tolist()
+
+    @property
+    def scores_by_dot_product(self) -> bool:
+        return type(self).score is PairwiseEstimator.score
+
+    def vectors(self) -> tuple[Tensor, Tensor]:
+        """The scoring embeddings ``(users [U, d], items [I, d])``: ``score`` is their dot product."""
+        if self._frozen is None:
+            self.freeze()
+        return self._frozen
+
+    def embedding_tables(self) -> tuple[Tensor, ...]:
+        """The free embedding rows ``update`` grows and pulls towards their old values, as views of
+        the parameters (autograd-aware): users ``[U, d]`` first, items ``[I, d]`` second, then any
+        per-user table. Models without such tables cannot be continued."""
+        raise KgrecError(f"update() does not know the embedding tables of model '{self.name}': refit it instead")
+
+    def continued(self, users, items, kg, fresh, old, epochs, replay, l2_pull, item_labels=None, log=None):
+        """Grow the user and item tables, copy the old rows, start never-trained rows from KG
+        neighbours and new histories (:func:`~kgrec.training.continual.init_untrained_rows`), then
+        continue BPR training (:func:`~kgrec.training.continual.continue_pairwise`)."""
+        U, I = len(users), len(items)
+        everything = old.concat(fresh)
+        new_est = type(self)(copy.deepcopy(self.config))
+        new_est.prepare(id_graph(users, items), update_split(U, I, everything))
+        torch.manual_seed(self.config.seed)
+        new_est.build()
+        old_u, old_i = (t.data for t in self.embedding_tables()[:2])
+        new_u, new_i = (t.data for t in new_est.embedding_tables()[:2])
+        with torch.no_grad():
+            U0, I0 = old_u.shape[0], old_i.shape[0]
+            new_u[:U0] = old_u.to(new_u)
+            new_i[:I0] = old_i.to(new_i)
+            init_untrained_rows(new_u, new_i, old_u, old_i, old, fresh, kg, items)
+        anchors = [(t, t[: s].detach().clone()) for t, s in ((new_u, U0), (new_i, I0))]
+        continue_pairwise(new_est, fresh, old, everything, epochs, replay, l2_pull, anchors, log)
+        return new_est, ""
+
+    def score_history(self, items, weights, times=None, labels=None):
+        """Fold the user in: the item vectors stay fixed and a fresh user vector starts at the
+        weighted mean over the history items of the mean vector of the training users who took
+        each (:func:`co_user_mean`: a user who took these items resembles those users), then
+        takes Adam steps on the full-softmax likelihood of the history (:func:`fold_in`)."""
+        check_history(items, weights)
+        return self.fold_in_scores(items, weights).float()
+
+    def fold_in_scores(self, items: Tensor, weights: Tensor, dims: int | None = None,
+                       offset: Tensor | None = None) -> Tensor:
+        """``[I]`` scores of a folded-in user over the first ``dims`` embedding dimensions (default
+        all), ``offset`` ``[I]`` fixed scores added to the logits and to the result."""
+        u_vec, i_vec = (t.cpu() for t in self.vectors())
+        d = i_vec.shape[1] if dims is None else dims
+        q = i_vec[:, :d]
+        with torch.enable_grad():
+            u = fold_in(q, items, weights, co_user_mean(self, u_vec[:, :d], q, items, weights), offset=offset)
+        return q @ u if offset is None else q @ u + offset
+
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
         super().load_state_tensors(tensors)
         self._frozen = None
+
+
+def check_history(items: Tensor, weights: Tensor) -> None:
+    """The checks a history given at call time passes before any model scores it."""
+    if items.numel() == 0:
+        raise KgrecError("'items' must name at least one item the new user interacted with (got none)")
+    if not torch.isfinite(weights).all() or float(weights.sum()) <= 0:
+        raise KgrecError("the history's weights must be finite with a positive sum: check 'times'")
+
+
+@torch.no_grad()
+def history_row(est, items: Tensor, weights: Tensor) -> Tensor:
+    """``[1, I]``: a history as one user row of the item matrix, ``weights`` at ``items``."""
+    row = torch.zeros(1, est.meta["num_items"], device=est.device)
+    row[0].index_put_((items.to(est.device),), weights.to(est.device), accumulate=False)
+    return row
+
+
+@torch.no_grad()
+def co_user_mean(est, u_vec: Tensor, i_vec: Tensor, items: Tensor, weights: Tensor) -> Tensor:
+    """``[d]``: weighted mean over history items of the mean vector of the training users who took
+    each; items nobody took in training contribute their own vector."""
+    indptr, indices = est.context["hist_indptr"].cpu(), est.context["hist_indices"].cpu()
+    owner = torch.repeat_interleave(torch.arange(indptr.numel() - 1), indptr[1:] - indptr[:-1])
+    out = torch.zeros(u_vec.shape[1])
+    for item, w in zip(items.tolist(), weights.tolist()):
+        takers = owner[indices == item]
+        out += w * (u_vec[takers].mean(0) if takers.numel() else i_vec[item])
+    return out / float(weights.sum())
+
+
+def fold_in(item_vec: Tensor, items: Tensor, weights: Tensor, u0: Tensor, steps: int = 20, lr: float = 0.01,
+            reg: float = 1.0, offset: Tensor | None = None) -> Tensor:
+    """A user vector ``[d]`` for history ``items`` ``[n]`` (weights ``[n]``) with ``item_vec`` ``[I, d]``
+    fixed, starting from and pulled towards ``u0`` ``[d]``; ``offset`` ``[I]``: fixed scores added
+    to the logits (parts of the user vector known without fitting)."""
+    q = item_vec.detach().float()
+    w = (weights / weights.sum()).to(q)
+    u0 = u0.detach().float()
+    u = u0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=lr)
+    for _ in range(steps):
+        logits = q @ u if offset is None else q @ u + offset
+        logp = torch.log_softmax(logits, dim=0)  # [I]
+        loss = -(w * logp[items]).sum() + reg * ((u - u0) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return u.detach()

@@ -9,11 +9,13 @@ from torch import Tensor
 
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
+from kgrec.data.subgraph import NeighborSampler, check_fanouts, csr_adjacency
 from kgrec.errors import KgrecError
 from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
-from kgrec.nn.cf import MF, LightGCNEmbed
-from kgrec.nn.sparse import gcn_adjacency
+from kgrec.nn.cf import LightGCNEmbed, MF
 from kgrec.nn.linear import EASE, ItemKNN, MostPop
+from kgrec.nn.sparse import gcn_adjacency
+from kgrec.training.trainer import peak_memory_mb
 
 __all__ = ["MostPopModel", "ItemKNNModel", "EASEModel", "BPRMFModel", "LightGCNModel"]
 
@@ -28,7 +30,6 @@ class _ClosedForm(Estimator):
         self.prepare(kg, split)
         self.build()
         self.module.fit(self.train_matrix())
-        from kgrec.training.trainer import peak_memory_mb
 
         self.fit_info = {"fit_seconds": time.perf_counter() - t0, "seconds_to_best": time.perf_counter() - t0,
                          "peak_rss_mb": peak_memory_mb(), "device": "cpu"}
@@ -110,6 +111,9 @@ class BPRMFModel(PairwiseEstimator):
     def embed(self) -> tuple[Tensor, Tensor]:
         return self.module()
 
+    def embedding_tables(self) -> tuple[Tensor, Tensor]:
+        return self.module.user_emb.weight, self.module.item_emb.weight
+
 
 @dataclass
 class LightGCNConfig(TrainConfig):
@@ -130,8 +134,6 @@ class LightGCNConfig(TrainConfig):
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
 
     def __post_init__(self) -> None:
-        from kgrec.data.subgraph import check_fanouts
-
         self.fanouts = list(check_fanouts(self.fanouts))
         if self.sampled and len(self.fanouts) != self.num_layers:
             raise KgrecError(f"'fanouts' must give one fanout per layer (num_layers={self.num_layers}, "
@@ -152,14 +154,16 @@ class LightGCNModel(BPRMFModel):
         self.module = LightGCNEmbed(self.meta["num_users"], self.meta["num_items"],
                                     dim=self.config.dim, num_layers=self.config.num_layers)
 
+    def embedding_tables(self) -> tuple[Tensor, Tensor]:
+        w, n = self.module.gcn.embedding.weight, self.meta["num_users"]
+        return w[:n], w[n:]
+
     def embed(self) -> tuple[Tensor, Tensor]:
         n = self.meta["num_users"] + self.meta["num_items"]
         return self.module(self.derived("adj", lambda: gcn_adjacency(self.context["edge_index"], n)))
 
     def _neighbor_sampler(self):
         """The sampled mode's neighbour sampler over the training graph (built once, seeded by ``seed``)."""
-        from kgrec.data.subgraph import NeighborSampler, csr_adjacency
-
         n = self.meta["num_users"] + self.meta["num_items"]
         return self.derived("sampler", lambda: NeighborSampler(
             *csr_adjacency(self.context["edge_index"], n), self.config.fanouts, seed=self.config.seed))

@@ -11,6 +11,7 @@ from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.models.base import PairwiseEstimator, TrainConfig
 from kgrec.nn.cke import CKE
+from kgrec.nn.losses import l2_reg
 
 __all__ = ["CKEConfig", "CKEModel"]
 
@@ -58,8 +59,6 @@ class CKEModel(PairwiseEstimator):
         return h, r, t, neg
 
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        from kgrec.training.losses import l2_reg
-
         loss = super().batch_loss(users, pos, neg)
         if self.config.kg_weight <= 0 or self.context["kg_triples"].shape[0] == 0:
             return loss

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from kgrec.data.graph import KnowledgeGraph, collaborative_edges
+from kgrec.data.graph import Interactions, KnowledgeGraph, LABEL_PREDICATES, collaborative_edges
 from kgrec.data.splits import Split
 from kgrec.data.text import item_texts, user_history, user_texts
+from kgrec.data.textcache import TextEmbeddingCache, model_key
+from kgrec.data.vocab import Vocab
 from kgrec.errors import KgrecError
-from kgrec.models.base import PairwiseEstimator, TrainConfig
+from kgrec.evaluation.evaluator import Evaluator
+from kgrec.models.base import PairwiseEstimator, TrainConfig, check_history, history_row
 from kgrec.models.priors_select import pinned_rule_params
+from kgrec.nn.hybrid import HybridModel
+from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
 from kgrec.nn.sparse import gcn_adjacency
+from kgrec.nn.text_encoder import TextEncoder, default_text_model_dir, load_text_model
+from kgrec.training.continual import continue_pairwise, init_untrained_rows
 
 __all__ = ["HybridConfig", "HybridEstimator", "segment_text"]
-
 
 @dataclass
 class HybridConfig(TrainConfig):
@@ -118,7 +127,6 @@ class HybridConfig(TrainConfig):
     item_dropout: float = 0.2
     cache_dir: str | None = None
 
-
 def _positive_tuple(name: str, value, zero: bool = False) -> tuple[float, ...]:
     """``value`` (a number or a list of them) as a tuple of floats, each positive (or 0 with ``zero``)."""
     values = value if isinstance(value, (list, tuple)) else (value,)
@@ -128,7 +136,6 @@ def _positive_tuple(name: str, value, zero: bool = False) -> tuple[float, ...]:
         kind = "non-negative" if zero else "positive"
         raise KgrecError(f"'{name}' must be a {kind} number or a list of them (got {value!r})")
     return tuple(float(v) for v in values)
-
 
 def segment_text(text: str, segments: int) -> list[str]:
     """Split a rendered item text into at most ``segments`` consecutive chunks of sentences.
@@ -152,11 +159,11 @@ def segment_text(text: str, segments: int) -> list[str]:
     out.append(cur)
     return out
 
-
 class HybridEstimator(PairwiseEstimator):
     """KG GNN + BERT text + cross-attention + CF, trained with BPR (see :class:`HybridModel`)."""
 
     name = "hybrid"
+    explains_by_parts = True
     Config = HybridConfig
 
     def __init__(self, config: HybridConfig):
@@ -186,7 +193,6 @@ class HybridEstimator(PairwiseEstimator):
                          entity_labels=list(kg.entities.labels[kg.num_items:]),
                          relation_labels=list(kg.relations.labels))
         if cfg.ease_prior and cfg.use_cf:
-            from kgrec.nn.linear import EASE
 
             regs = _positive_tuple("ease_reg", cfg.ease_reg)
             csr = self.train_matrix()  # decay-weighted when 'half_life_days' is set
@@ -205,7 +211,6 @@ class HybridEstimator(PairwiseEstimator):
             self.meta["text_dim"] = int(item_seg.shape[-1])
 
     def _text_model(self):
-        from kgrec.nn.text_encoder import TextEncoder, default_text_model_dir, load_text_model
 
         if self.text_encoder is None:
             path = self.config.text_model or default_text_model_dir()
@@ -269,8 +274,6 @@ class HybridEstimator(PairwiseEstimator):
 
     def _encode(self, texts: list[str]) -> Tensor:
         """``[len(texts), H]`` embeddings through the disk cache (frozen weights only)."""
-        from kgrec.nn.text_encoder import default_text_model_dir
-        from kgrec.data.textcache import TextEmbeddingCache, model_key
 
         enc = self._text_model()
         cfg = self.config
@@ -314,7 +317,6 @@ class HybridEstimator(PairwiseEstimator):
 
     # ------------------------------------------------------------------ model
     def build(self) -> None:
-        from kgrec.nn.hybrid import HybridModel
 
         cfg, m = self.config, self.meta
         self.module = HybridModel(
@@ -352,7 +354,6 @@ class HybridEstimator(PairwiseEstimator):
     def _calibrate_prior(self, split: Split) -> None:
         """Choose the fixed priors' weights on validation NDCG@10 (the test part is never read):
         EASE's first (with the neural branches), then the sequential rules' (on top of both)."""
-        from kgrec.evaluation.evaluator import Evaluator
 
         m = self.module
         m.prior_gate.zero_()
@@ -395,7 +396,6 @@ class HybridEstimator(PairwiseEstimator):
 
     @torch.no_grad()
     def _calibrate_sequence(self, evaluator) -> None:
-        from kgrec.nn.linear import SequentialRules
 
         windows, taus, grid = self._seq_candidates
         self._seq_candidates = None
@@ -438,7 +438,6 @@ class HybridEstimator(PairwiseEstimator):
         """``[nnz]`` each history entry's weight in the sequential rules' user rows:
         ``exp(-steps back / tau)`` (:func:`kgrec.nn.linear.time_steps_back`), 0 where the time is
         unknown; ``tau`` defaults to the fitted one."""
-        from kgrec.nn.linear import recency_weights, time_steps_back
 
         c = self.context
         if tau is None:
@@ -453,8 +452,6 @@ class HybridEstimator(PairwiseEstimator):
         training user with that history: the behaviour text is rendered (titles from ``labels``,
         most recent first, relative times), encoded by the text model, and attends over the
         history items' KG vectors. ``None`` when the model has no text branch."""
-        from kgrec.data.graph import LABEL_PREDICATES, Interactions, KnowledgeGraph
-        from kgrec.data.vocab import Vocab
 
         m = self.module
         if not m.use_text:
@@ -522,3 +519,213 @@ class HybridEstimator(PairwiseEstimator):
                  c.get("user_text"), c["hist_items"], c["hist_mask"], c["hist_age"], kg_graph=graph,
                  prior_user=prior_user, prior_item=prior_item, seq_user=seq_user, seq_item=seq_item,
                  return_attention=return_attention, parts=parts)
+
+    # ------------------------------------------------------------ explanations
+    @torch.no_grad()
+    def branch_shares(self, u: int, i: int) -> dict[str, float]:
+        """Each branch's part of the neural dot product of ``(u, i)``: ``{"cf", "kg", "text"}``."""
+        uv, iv = self.vectors()
+        slices = self.module.branch_slices(uv.shape[1])
+        return {name: float(uv[u, s] @ iv[i, s]) for name, s in slices.items()}
+
+    @torch.no_grad()
+    def history_attention(self, u: int) -> list[tuple[int, float]]:
+        """``[(history item, attention weight)]`` of training user ``u``'s behaviour text over
+        their items' KG vectors, the largest first."""
+        self.module.eval()
+        _, _, attn = self.embed(return_attention=True)
+        items = self.context["hist_items"][u].cpu()
+        mask = self.context["hist_mask"][u].cpu()
+        w = attn[u].float().cpu()
+        out = [(int(items[j]), float(w[j])) for j in range(len(items)) if mask[j]]
+        return sorted(out, key=lambda x: (-x[1], x[0]))
+
+    @torch.no_grad()
+    def occluded_score(self, u: int, i: int, triples: list[tuple[str, str, str]], kg: KnowledgeGraph) -> float:
+        """The neural score of ``(u, i)`` with the KG edges of ``triples`` (IRIs of ``kg``, both
+        directions) removed from the graph the KG encoder passes messages over."""
+        ei, et = self.context["edge_index"], self.context["edge_type"]
+        drop = torch.zeros(et.numel(), dtype=torch.bool, device=et.device)
+        ents, rels = kg.entities, kg.relations
+        for h, r, t in triples:
+            hid, rid, tid = ents.id(h), rels.id(r), ents.id(t)
+            drop |= (ei[0] == hid) & (ei[1] == tid) & (et == 2 * rid)
+            drop |= (ei[0] == tid) & (ei[1] == hid) & (et == 2 * rid + 1)
+        self.module.eval()
+        uv, iv = self.embed(edges=(ei[:, ~drop], et[~drop]))
+        return float(uv[u].float() @ iv[i].float())
+
+    def embedding_tables(self) -> tuple[Tensor, ...]:
+        """The CF branch's user and item rows (the tables ``update`` pulls towards their old
+        values); none without a CF branch."""
+        if self.module.cf is None:
+            return ()
+        w, n = self.module.cf.gcn.embedding.weight, self.module.num_users
+        return w[:n], w[n:]
+
+    def score_history(self, items: Tensor, weights: Tensor, times: Tensor | None = None,
+                      labels: list[str] | None = None) -> Tensor:
+        """The neural part folds the user in over its CF and KG dimensions; the text branch's part
+        is computed exactly from the history's behaviour text when the item ``labels`` are given
+        (:meth:`history_text_vector`); the EASE prior adds its exact history-row part and the
+        sequential rules their exact recency-row part when the history's ``times`` are given."""
+        check_history(items, weights)
+        module = self.module
+        i_vec = self.vectors()[1].cpu()
+        dims, text = 3 * module.dim, None  # the neural part (the priors are exact)
+        if labels is not None:
+            t_u = self.history_text_vector(items, times, labels)
+            if t_u is not None:
+                s = module.branch_slices()["text"]
+                text = i_vec[:, s] @ (module.branch_weights()[2].cpu() * t_u.cpu())
+                dims = s.start  # fold in the CF and KG parts only
+        scores = self.fold_in_scores(items, weights, dims=dims, offset=text)
+        if "ease_weight" in self.context and float(module.prior_gate) != 0.0:
+            row = history_row(self, items, weights)
+            scores = scores + float(module.prior_gate) * (row @ self.context["ease_weight"])[0].cpu()
+        if "seq_weight" in self.context and float(module.seq_gate) != 0.0 and times is not None:
+            steps = time_steps_back(torch.tensor([0, items.numel()]), times.double())
+            recency = recency_weights(steps, float(self.context["seq_recency"][0]))
+            row = history_row(self, items, recency)
+            scores = scores + float(module.seq_gate) * (row @ self.context["seq_weight"])[0].cpu()
+        return scores.float()
+
+    def merged_graph(self, users: Vocab, items: Vocab, kg: KnowledgeGraph, interactions: Interactions,
+                            item_labels: Sequence[str] | None = None) -> tuple[KnowledgeGraph, Tensor]:
+        """The hybrid's old KG merged with ``kg``'s, over the merged ``users`` / ``items``.
+
+        Args:
+            users, items: the merged id maps (old labels first, in their old order).
+            kg: the new graph.
+            interactions: all interactions of the merged graph, in merged ids.
+            item_labels: the old items' labels (titles), used for old items absent from ``kg``.
+
+        Returns:
+            ``(graph, node_map)``: the merged :class:`KnowledgeGraph`, and ``[E0 + U0]`` long: the new
+            KG-node id of each old KG node (entities, then users), as the GNN's node table is laid out.
+        """
+        meta = self.meta
+        if "entity_labels" not in meta or "relation_labels" not in meta:
+            raise KgrecError("this hybrid model was saved before kgrec recorded its KG vocabulary, so it cannot be "
+                             "updated incrementally: refit it once on all data (Recommender('hybrid', ...).fit(kg))")
+        I0, U0, E0 = meta["num_items"], meta["num_users"], meta["num_entities"]
+        old_attrs, old_rels = list(meta["entity_labels"]), list(meta["relation_labels"])
+        I = len(items)
+        attrs = old_attrs + sorted({x for x in kg.entities.labels[kg.num_items:]} - set(old_attrs) - set(items.labels))
+        rels = old_rels + sorted(set(kg.relations.labels) - set(old_rels))
+        entities = Vocab(items.labels + attrs, sort=False, name="entity")
+        relations = Vocab(rels, sort=False, name="relation")
+        R0 = len(old_rels)
+
+        # old triples, back from the saved collaborative edges (forward KG types only)
+        ei, et = self.context["edge_index"].cpu(), self.context["edge_type"].cpu()
+        fwd = (et < 2 * R0) & (et % 2 == 0)
+        ent_map = torch.cat([torch.arange(I0), torch.arange(I, I + E0 - I0)])  # old entity id -> merged
+        old_triples = torch.stack([ent_map[ei[0, fwd]], et[fwd] // 2, ent_map[ei[1, fwd]]], 1)
+        # the new graph's triples, mapped by IRI
+        kg_ent = torch.tensor([entities.id(x) for x in kg.entities], dtype=torch.long)
+        kg_rel = torch.tensor([relations.id(x) for x in kg.relations], dtype=torch.long)
+        new_triples = (torch.stack([kg_ent[kg.triples[:, 0]], kg_rel[kg.triples[:, 1]], kg_ent[kg.triples[:, 2]]], 1)
+                       if len(kg.triples) else torch.empty(0, 3, dtype=torch.long))
+        triples = torch.unique(torch.cat([old_triples, new_triples]), dim=0)
+
+        literals: dict[int, dict[str, list[str]]] = {}
+        labels = list(item_labels or [])
+        for i in range(I0):
+            if i < len(labels) and labels[i]:
+                literals[i] = {LABEL_PREDICATES[0]: [labels[i]]}
+        for j, lits in kg.literals.items():  # the new data's own literals win
+            literals[int(kg_ent[j])] = lits
+        features = None
+        if kg.features is not None:
+            features = torch.full((len(entities), kg.features.shape[1]), math.nan, dtype=kg.features.dtype)
+            features[kg_ent] = kg.features
+        graph = KnowledgeGraph(users, items, entities, relations, triples, interactions, literals=literals,
+                               features=features, feature_names=list(kg.feature_names) if features is not None else [])
+        node_map = torch.cat([ent_map, torch.arange(len(entities), len(entities) + U0)])
+        return graph, node_map
+
+    def continued(self, users, items, kg, fresh, old, epochs, replay, l2_pull, item_labels=None, log=None):
+        """Grow the three id spaces (users, items, KG nodes) and train on.
+        Incremental update of the hybrid model (``Recommender.update`` on ``model="hybrid"``).
+
+        The hybrid's tensors index three id spaces that grow with new data: users, items and the
+        attribute entities / relations of the collaborative KG its GNN passes messages over. Its
+        estimator records the labels of its attribute entities and relations (``meta["entity_labels"]``,
+        ``meta["relation_labels"]``), so an update can rebuild the merged graph without the old data files:
+
+        1. **Merged KG.** The old KG triples are read back from the saved collaborative edges (forward
+           types ``2r`` below the user-item types); the new graph's triples are mapped by IRI. Items keep
+           their ids, then come the old attribute entities in their old order, then the new ones; old
+           relations keep their ids, new ones are appended. Old items' literals are not stored in a
+           checkpoint, so in the merged graph an old item absent from the new data is known by its label
+           (``Recommender.item_labels``); its *text vectors* are kept from the old model, not re-encoded
+           (only new items' texts go through the text model).
+        2. **Re-prepare.** A fresh estimator prepares the merged graph and all (old + new) interactions:
+           collaborative edges, histories, behaviour texts (users with new interactions get new texts,
+           through the text cache), and EASE refitted with the L2 weight the old fit selected.
+        3. **Grow the tables.** Every weight whose shape did not change is copied. Embedding tables are
+           copied row by row through the id maps: the CF table (users, then items), the KG node table
+           (entities, then users), and the per-edge-type parameters of the KG encoder (types of the
+           user-item edges move up when relations are added). In both the CF and the KG node tables a
+           never-trained item starts from the mean of its KG-attribute neighbours and a never-trained
+           user from the mean of their new items, as for BPR-MF (:func:`kgrec.training.continual.init_untrained_rows`).
+        4. **Continue training** with BPR on the new interactions plus ``replay`` x a sample of the old
+           ones, with the optional L2 pull of the old CF rows (:func:`kgrec.training.continual.continue_pairwise`).
+           EASE's mixing weight is kept (no validation data is read during an update).
+        """
+        everything = old.concat(fresh)
+        graph, node_map = self.merged_graph(users, items, kg, everything, item_labels)
+        U, I, E = len(users), len(items), graph.num_entities
+        U0, I0, E0 = self.meta["num_users"], self.meta["num_items"], self.meta["num_entities"]
+        cfg = copy.deepcopy(self.config)
+        if self.fit_info.get("prior_reg") is not None:  # the EASE weight the old fit selected
+            cfg.ease_reg = float(self.fit_info["prior_reg"])
+        new_est = type(self)(cfg)
+        if "item_text" in self.context:  # old items keep their full-text vectors (not re-encoded)
+            new_est._reuse_item_text = (self.context["item_text"], self.context["item_text_mask"])
+        empty = Interactions.empty()
+        new_est.prepare(graph, Split("update", 0, (1.0, 0.0, 0.0), U, I, everything, empty, empty))
+        new_est._reuse_item_text = None
+        if "seq_weight" in self.context:  # the sequential rules the old fit selected, refitted on all the data
+            c = new_est.context
+            c["seq_weight"] = SequentialRules(I, window=float(self.fit_info["seq_window"])).fit(
+                c["hist_indptr"], c["hist_indices"], c["hist_time"]).weight
+            c["seq_recency"] = self.context["seq_recency"].clone()
+        torch.manual_seed(cfg.seed)
+        new_est.build()
+
+        T0, T = self.meta["num_edge_types"], new_est.meta["num_edge_types"]
+        type_map = torch.cat([torch.arange(T0 - 2), torch.tensor([T - 2, T - 1])])
+        cf_map = torch.cat([torch.arange(U0), U + torch.arange(I0)])  # old CF rows (users, items) -> new
+        old_state, new_state = self.module.state_dict(), new_est.module.state_dict()
+        with torch.no_grad():
+            for name, new in new_state.items():
+                if name not in old_state:
+                    continue
+                src = old_state[name].to(new)
+                if src.shape == new.shape:
+                    new.copy_(src)
+                elif name == "cf.gcn.embedding.weight":
+                    new[cf_map] = src
+                elif name == "node_emb.weight":
+                    new[node_map] = src
+                elif name.startswith("kg_encoder.") and src.shape[0] == T0 and new.shape[0] == T:
+                    new[type_map] = src
+                else:
+                    raise KgrecError(f"update() cannot grow the hybrid's weight '{name}' from {tuple(src.shape)} "
+                                     f"to {tuple(new.shape)}: refit the model")
+            old_cf, old_nodes = old_state.get("cf.gcn.embedding.weight"), old_state.get("node_emb.weight")
+            if old_cf is not None:  # CF table: users, then items
+                w = new_state["cf.gcn.embedding.weight"]
+                init_untrained_rows(w[:U], w[U:], old_cf[:U0], old_cf[U0:], old, fresh, kg, items)
+            if old_nodes is not None:  # KG node table: items (first entities), then after the entities, users
+                w = new_state["node_emb.weight"]
+                init_untrained_rows(w[E:], w[:I], old_nodes[E0:], old_nodes[:I0], old, fresh, kg, items)
+            new_est.module.load_state_dict(new_state)
+        anchors = []
+        if new_est.module.cf is not None:
+            w = new_est.module.cf.gcn.embedding.weight.data
+            anchors = [(w[:U], w[:U0].clone()), (w[U:], w[U:U + I0].clone())]
+        continue_pairwise(new_est, fresh, old, everything, epochs, replay, l2_pull, anchors, log)
+        return new_est, "hybrid: merged KG, tables grown"

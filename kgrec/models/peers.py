@@ -23,10 +23,14 @@ from torch import Tensor, nn
 
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
+from kgrec.data.text import item_texts
 from kgrec.errors import KgrecError
+from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import Estimator
-from kgrec.models.hybrid import HybridConfig, _positive_tuple
+from kgrec.models.hybrid import HybridConfig, HybridEstimator, _positive_tuple
 from kgrec.models.priors_select import pinned_rule_params, select_added_weight, std_sample
+from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
+from kgrec.training.trainer import peak_memory_mb
 
 __all__ = ["EASERulesConfig", "EASERulesModel", "RandomConfig", "RandomModel", "ContentKNNConfig",
            "ContentKNNModel"]
@@ -47,8 +51,6 @@ class _HistoryScorer(nn.Module):
 
 
 def _fit_info(t0: float, **extra) -> dict:
-    from kgrec.training.trainer import peak_memory_mb
-
     seconds = time.perf_counter() - t0
     return {"fit_seconds": seconds, "seconds_to_best": seconds, "peak_rss_mb": peak_memory_mb(),
             "device": "cpu", **extra}
@@ -117,8 +119,6 @@ class EASERulesModel(Estimator):
     def recency_weights(self, tau: float | None = None) -> Tensor:
         """``[nnz]`` each history entry's weight in the rules' user rows, ``exp(-steps back / tau)``
         (0 where the time is unknown); ``tau`` defaults to the fitted one."""
-        from kgrec.nn.linear import recency_weights, time_steps_back
-
         c = self.context
         if tau is None:
             tau = float(c["seq_recency"][0])
@@ -139,16 +139,12 @@ class EASERulesModel(Estimator):
         return out
 
     def _rules(self, window: float) -> Tensor:
-        from kgrec.nn.linear import SequentialRules
-
         c = self.context
         return SequentialRules(self.meta["num_items"], window=window).fit(
             c["hist_indptr"], c["hist_indices"], c["hist_time"]).weight.to(self.device)
 
     @torch.no_grad()
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "EASERulesModel":
-        from kgrec.nn.linear import EASE
-
         t0 = time.perf_counter()
         cfg = self.config
         regs = _positive_tuple("ease_reg", cfg.ease_reg)
@@ -167,7 +163,6 @@ class EASERulesModel(Estimator):
             c["ease_weight"] = EASE(I, reg=regs[0]).fit(csr).weight.to(self.device)
             self.fit_info = _fit_info(t0, **info)
             return self
-        from kgrec.evaluation.evaluator import Evaluator
 
         evaluator = Evaluator(split, ks=(10,), part="valid", gauc=False)
         best = None  # (valid ndcg@10, reg, weight): one EASE matrix kept besides the one being tried
@@ -345,8 +340,6 @@ class ContentKNNModel(Estimator):
     def _encode(self, texts: list[str]) -> Tensor:
         """``[len(texts), H]`` through the hybrid's frozen encoder and disk cache (same model
         resolution, cache key and directory as the hybrid)."""
-        from kgrec.models.hybrid import HybridEstimator
-
         cfg = self.config
         encoder = HybridEstimator(HybridConfig(text_model=cfg.text_model, text_max_length=cfg.text_max_length,
                                                text_batch_size=cfg.text_batch_size, cache_dir=cfg.cache_dir))
@@ -354,8 +347,6 @@ class ContentKNNModel(Estimator):
 
     @torch.no_grad()
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "ContentKNNModel":
-        from kgrec.data.text import item_texts
-
         t0 = time.perf_counter()
         self.prepare(kg, split)
         self.build()

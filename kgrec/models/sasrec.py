@@ -21,8 +21,10 @@ from torch import Tensor
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
+from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import Estimator, TrainConfig
 from kgrec.nn.sasrec import SASRec
+from kgrec.training.trainer import EpochLoop, pick_device
 
 __all__ = ["SASRecConfig", "SASRecModel", "user_sequences", "training_windows"]
 
@@ -211,9 +213,6 @@ class SASRecModel(Estimator):
         :func:`kgrec.training.trainer.fit_pairwise` (``validate(est) -> {metric: ...}`` replaces the validation
         NDCG@10 of full ranking; ``checkpoint``/``resume`` as there). Only ``split.train`` and
         ``split.valid`` are read."""
-        from kgrec.evaluation.evaluator import Evaluator
-        from kgrec.training.trainer import EpochLoop, pick_device
-
         cfg = self.config
         self.prepare(kg, split)
         torch.manual_seed(cfg.seed)

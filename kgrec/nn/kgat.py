@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
+from kgrec.nn.losses import l2_reg
 
 __all__ = ["KGAT"]
 
@@ -122,8 +123,6 @@ class KGAT(nn.Module):
         neg = (h - nt).pow(2).sum(-1)
         loss = F.softplus(pos - neg).mean()
         if reg:
-            from kgrec.training.losses import l2_reg
-
             loss = loss + reg * l2_reg(h, t, nt)
         return loss
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kgrec.data.graph import Interactions, collaborative_edges
 from kgrec.errors import KgrecError
 
 __all__ = ["ckg_context", "add_ckg_context", "kg_part", "interaction_part", "keep_mask", "check_int", "check_rate"]
@@ -29,8 +30,6 @@ def ckg_context(kg, train) -> tuple[dict[str, Tensor], dict[str, Any]]:
     Returns:
         ``({"ckg_edge_index": [2, M] long, "ckg_edge_type": [M] long}, {"num_nodes", "num_edge_types"})``.
     """
-    from kgrec.data.graph import Interactions, collaborative_edges
-
     pairs = torch.unique(torch.stack([train.user.long(), train.item.long()], 1), dim=0)
     uniq = Interactions.from_lists(pairs[:, 0].numpy(), pairs[:, 1].numpy())
     ei, et, n, types = collaborative_edges(kg, uniq)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from kgrec.evaluation.rank import topk
+from kgrec.explain import Explainer, training_graph
 from kgrec.reports.tables import atomic_write_text, to_jsonable
 
 __all__ = ["REPORT_DATA", "REPORT_KS", "RunDetails", "run_details", "write_details", "write_run_details"]
@@ -35,8 +37,6 @@ REPORT_KS = (1, 5, 10, 20, 50)
 
 def _top_counts(rec, users: torch.Tensor, k: int, hist_mask) -> torch.Tensor:
     """How often each item is in the top-``k`` of ``users`` (training items masked), ``[I]``."""
-    from kgrec.evaluation.rank import topk
-
     counts = torch.zeros(len(rec.items), dtype=torch.long)
     for start in range(0, users.numel(), 256):
         b = users[start:start + 256]
@@ -60,8 +60,6 @@ class RunDetails:
 
     def __init__(self, kg, split, sample_users: int = 4, seed: int = 2020, ks: Sequence[int] = REPORT_KS,
                  explain_options: dict | None = None):
-        from kgrec.explain import training_graph
-
         self.kg, self.split, self.ks = kg, split, tuple(ks)
         self.explain_options = dict(explain_options or {})
         train = split.train
@@ -84,8 +82,6 @@ class RunDetails:
     def add(self, name: str, rec) -> None:
         """Record model ``name``: metrics at every K, top-10 counts, the sample users' top-10 and the
         explanation of each one's top-1."""
-        from kgrec.explain import Explainer
-
         kg, d = self.kg, self.data
         m = rec.evaluate(self.split, ks=self.ks, part="test")
         d["models"].append(name)

@@ -11,9 +11,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from kgrec.data.decay import decay_weights
 from kgrec.data.sampling import NegativeSampler
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
+from kgrec.evaluation.evaluator import Evaluator
+from kgrec.training import distributed
 
 __all__ = ["fit_pairwise", "EpochLoop", "pick_device", "peak_memory_mb", "trainer_state", "restore_trainer_state"]
 
@@ -171,8 +174,6 @@ class EpochLoop:
             extra_info: ``extra_info(info) -> dict`` of model-specific ``fit_info`` keys, put
                 before ``curve``.
         """
-        from kgrec.training import distributed
-
         est, module, cfg, ctx = self.est, self.est.module, self.est.config, self.ctx
         rank, world, device, metric = self.rank, self.world, self.device, self.metric
         if has_valid is None:
@@ -290,9 +291,6 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         (per epoch: ``epoch``, mean ``loss``, ``seconds``, and ``valid`` metrics on validated
         epochs); also stored on ``est.fit_info``.
     """
-    from kgrec.training import distributed
-    from kgrec.evaluation.evaluator import Evaluator
-
     cfg = est.config
     ctx = distributed.context()
     rank, world = (ctx.rank, ctx.world) if ctx else (0, 1)
@@ -314,8 +312,6 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     gen = torch.Generator().manual_seed(cfg.seed)
     pair_weights = None
     if getattr(cfg, "half_life_days", None):
-        from kgrec.data.decay import decay_weights
-
         # time decay: an epoch draws n positive pairs with probability proportional to their weight
         pair_weights = decay_weights(split.train.time, cfg.half_life_days, user=users,
                                      decay_from=getattr(cfg, "decay_from", "cut")).double()

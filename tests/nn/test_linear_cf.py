@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from kgrec.training.losses import bpr_loss, l2_reg, sampled_softmax_loss
+from kgrec.nn.losses import bpr_loss, l2_reg, sampled_softmax_loss
 from kgrec.nn.cf import MF, LightGCNEmbed
 from kgrec.nn.sparse import gcn_adjacency
 from kgrec.nn.linear import EASE, ItemKNN, MostPop, SequentialRules, time_steps_back
