@@ -172,3 +172,16 @@ def test_sequential_rules_beyond_budget_stop_before_allocating(monkeypatch):
     with pytest.raises(ResourceLimitError, match=r"sequential rules of 20000 items needs about 4.47 GiB "
                        r"\(4800000000 bytes\) but only 0.93 GiB \(1000000000 bytes\) is available"):
         m.fit(torch.tensor([0, 2]), torch.tensor([0, 1]), torch.tensor([1.0, 2.0]))
+
+
+def test_itemknn_scores_weighted_history_and_empty_similarities():
+    d = _graph(5, users=30, items=12, weighted=True)
+    m = ItemKNN(12, k=4, shrink=1.0).fit(sp.csr_matrix(d.astype(np.float32)))
+    h = torch.tensor(d[:7], dtype=torch.float32)
+    ref = d[:7] @ _knn_reference(d, 4, 1.0)
+    np.testing.assert_allclose(m(h).numpy(), ref, atol=1e-5)
+    np.testing.assert_allclose(m(h).numpy(), ref, atol=1e-5)  # the cached sparse matrix
+    m.fit(sp.csr_matrix((4, 12), dtype=np.float32))  # no interactions: no neighbour kept
+    assert m.sim_index.shape == (2, 0) and torch.equal(m(h), torch.zeros(7, 12))
+    one = ItemKNN(1, k=5).fit(sp.csr_matrix(np.ones((3, 1), dtype=np.float32)))
+    assert torch.equal(one(torch.ones(2, 1)), torch.zeros(2, 1))

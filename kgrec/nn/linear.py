@@ -8,6 +8,8 @@ saved like any other module.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -151,6 +153,7 @@ class ItemKNN(nn.Module):
         self.max_memory_gb = max_memory_gb
         self.register_buffer("sim_index", torch.zeros(2, 0, dtype=torch.long))
         self.register_buffer("sim_value", torch.zeros(0))
+        self._weight_key, self._weight = None, None  # the sparse matrix forward() multiplies by
 
     def reset_parameters(self) -> None:
         self.sim_index = torch.zeros(2, 0, dtype=torch.long)
@@ -201,11 +204,25 @@ class ItemKNN(nn.Module):
         self.sim_value = torch.as_tensor(value, dtype=torch.float32)
         return self
 
+    def _sparse_weight(self, device) -> Tensor:
+        """The kept similarities as a coalesced sparse ``[I, I]`` tensor on ``device``, built once per
+        fitted (or loaded) pair of buffers."""
+        key = (self.sim_index.data_ptr(), self.sim_value.data_ptr(), self.sim_value.numel(), str(device))
+        if self._weight_key != key:
+            self._weight = torch.sparse_coo_tensor(self.sim_index, self.sim_value, (self.num_items, self.num_items),
+                                                   device=device, check_invariants=False).coalesce()
+            self._weight_key = key
+        return self._weight
+
     def forward(self, history: Tensor) -> Tensor:
-        """history ``[B, I]`` binary -> scores ``[B, I]``."""
-        w = torch.sparse_coo_tensor(self.sim_index, self.sim_value, (self.num_items, self.num_items),
-                                    device=history.device, check_invariants=False)
-        return torch.sparse.mm(w.t(), history.t()).t()  # (W^T H^T)^T = H W
+        """history ``[B, I]`` (binary or weighted) -> scores ``[B, I]``.
+
+        ``H W`` as a product of two sparse matrices: a user's row only gathers the kept neighbour
+        lists of their history items, so the cost grows with history length x ``k``, not ``I``.
+        """
+        with warnings.catch_warnings():  # torch multiplies COO through its (beta) CSR kernels
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse.mm(history.to_sparse(), self._sparse_weight(history.device)).to_dense()
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(num_items={self.num_items}, k={self.k}, shrink={self.shrink})"
