@@ -25,6 +25,7 @@ __all__ = [
     "InputLimitError",
     "NetworkAccessError",
     "DistributedError",
+    "ResourceLimitError",
 ]
 
 
@@ -94,6 +95,11 @@ class NetworkAccessError(KgrecError, PermissionError):
 
 class DistributedError(KgrecError, RuntimeError):
     """A distributed (torchrun) launch cannot be set up: bad backend, no GPU for NCCL, bad env."""
+
+
+class ResourceLimitError(KgrecError, MemoryError):
+    """A fit would need more memory than is available (or than ``max_memory_gb`` allows); raised
+    from an estimate before anything large is allocated."""
 
 
 class UnknownIRIError(KgrecError, KeyError):

@@ -60,12 +60,15 @@ class MostPopModel(_ClosedForm):
 @dataclass
 class ItemKNNConfig:
     """Args: k: neighbours per item (default ``100``). shrink: similarity shrinkage (default ``10``).
-    half_life_days, decay_from: time decay of the interactions, as in :class:`MostPopConfig`."""
+    half_life_days, decay_from: time decay of the interactions, as in :class:`MostPopConfig`.
+    max_memory_gb: memory budget of the fit in GiB (default ``None``: what the process may still
+    allocate); a fit whose estimate exceeds it stops with :class:`kgrec.errors.ResourceLimitError`."""
 
     k: int = 100
     shrink: float = 10.0
     half_life_days: float | None = None
     decay_from: str = "cut"
+    max_memory_gb: float | None = None
 
 
 class ItemKNNModel(_ClosedForm):
@@ -73,17 +76,22 @@ class ItemKNNModel(_ClosedForm):
     Config = ItemKNNConfig
 
     def build(self) -> None:
-        self.module = ItemKNN(self.meta["num_items"], k=self.config.k, shrink=self.config.shrink)
+        self.module = ItemKNN(self.meta["num_items"], k=self.config.k, shrink=self.config.shrink,
+                              max_memory_gb=self.config.max_memory_gb)
 
 
 @dataclass
 class EASEConfig:
     """Args: reg: L2 weight lambda of EASE (default ``250``). half_life_days, decay_from: time decay
-    of the interactions (weighted Gram matrix and history rows), as in :class:`MostPopConfig`."""
+    of the interactions (weighted Gram matrix and history rows), as in :class:`MostPopConfig`.
+    max_memory_gb: memory budget of the fit in GiB (default ``None``: what the process may still
+    allocate); a fit whose estimate (one ``I x I`` array) exceeds it stops with
+    :class:`kgrec.errors.ResourceLimitError`."""
 
     reg: float = 250.0
     half_life_days: float | None = None
     decay_from: str = "cut"
+    max_memory_gb: float | None = None
 
 
 class EASEModel(_ClosedForm):
@@ -91,7 +99,7 @@ class EASEModel(_ClosedForm):
     Config = EASEConfig
 
     def build(self) -> None:
-        self.module = EASE(self.meta["num_items"], reg=self.config.reg)
+        self.module = EASE(self.meta["num_items"], reg=self.config.reg, max_memory_gb=self.config.max_memory_gb)
 
 
 @dataclass
