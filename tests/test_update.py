@@ -175,7 +175,8 @@ def test_hybrid_update_grows_tables_keeps_old_rows_and_learns_the_new_item(tiny_
     kg = two_cluster_kg(n_per=6, items_per=4)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=30, ease_prior=False)).fit(kg)
     rec.save(tmp_path / "m")
-    old = kgrec.Recommender.load(tmp_path / "m")  # an update starts from a checkpoint: no old data files
+    # an update starts from a checkpoint (no old data files); the text model is an argument of load
+    old = kgrec.Recommender.load(tmp_path / "m", text_model=tiny_text_model)
     old_cf = old.estimator.module.cf.gcn.embedding.weight.detach().clone()
     old_nodes = old.estimator.module.node_emb.weight.detach().clone()
     old_text = old.estimator.context["item_text"].clone()
