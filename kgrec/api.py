@@ -358,7 +358,9 @@ class Recommender:
             directory = previous_checkpoint(directory)  # a crash between the two renames of a save
             if directory is None:
                 return None
-        meta, tensors = load_checkpoint(directory)
+        # keys and types of config.json (its settings must then equal this model's, compared below)
+        meta, tensors = load_checkpoint(directory, check=lambda meta, header: check_top_level(
+            meta, Path(directory) / "config.json"))
         mine = dataclasses.asdict(self.estimator.config)
         theirs = meta.get("config", {})
         differ = sorted(k for k in mine if k not in ("epochs", "progress", "device") and theirs.get(k) != mine[k])

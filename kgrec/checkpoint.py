@@ -46,7 +46,7 @@ SAFETENSORS_DTYPES = {"F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16
                       "I16": (torch.int16, 2), "I8": (torch.int8, 1), "U8": (torch.uint8, 1),
                       "BOOL": (torch.bool, 1)}
 _MAX_NDIM = 8
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: one pass, no alternation per byte
 
 
 def _json_depth(raw: bytes) -> int:
@@ -55,9 +55,10 @@ def _json_depth(raw: bytes) -> int:
     A linear scan (strings blanked by one regex, then a cumulative sum), so that a file of a million
     ``[`` is refused before :func:`json.loads` recurses into it."""
     b = np.frombuffer(_STRING.sub(b'""', raw), dtype=np.uint8)
-    if b.size == 0:
+    marks = b[(b == ord("[")) | (b == ord("{")) | (b == ord("]")) | (b == ord("}"))]  # brackets only
+    if marks.size == 0:
         return 0
-    step = np.isin(b, (ord("["), ord("{"))).astype(np.int64) - np.isin(b, (ord("]"), ord("}"))).astype(np.int64)
+    step = np.where((marks == ord("[")) | (marks == ord("{")), 1, -1)
     return int(np.cumsum(step).max(initial=0))
 
 
@@ -115,7 +116,8 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[torch.dt
             continue
         where = f"'{p}' tensor '{name}'"
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise CheckpointError(f"{where}: must hold exactly 'dtype', 'shape' and 'data_offsets' (got {entry!r:.200})")
+            raise CheckpointError(f"{where}: must hold exactly 'dtype', 'shape' and 'data_offsets' "
+                                  f"(got {entry!r:.200})")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if dtype not in SAFETENSORS_DTYPES:
             raise CheckpointError(f"{where} field 'dtype': {dtype!r:.50} is not one of "

@@ -22,8 +22,9 @@ files were not changed *after* someone hashed them. So :meth:`kgrec.Recommender.
   ``module.*`` tensor of the safetensors header must have its name, dtype and shape (a buffer
   that the built model leaves empty along a dimension, e.g. ItemKNN's sparse similarity, may have
   any length there); the metadata's user and item counts must be the lengths of the id lists,
-  and the history CSR must have ``num_users + 1`` row pointers. After reading, the CSR's values
-  are checked (monotone, item ids in range), so scoring never indexes out of bounds.
+  and the history CSR must have at least ``num_users + 1`` row pointers. After reading, the CSR's
+  values and the item-item similarity ids are checked (monotone row pointers, item ids in range),
+  so scoring never indexes out of bounds.
 
 Every refusal is a :class:`~kgrec.errors.CheckpointError` naming the file and the field.
 """
@@ -132,7 +133,9 @@ def check_top_level(meta: dict, path: Path) -> None:
                 raise CheckpointError(f"{_where(path, 'meta.' + key)}: must be a non-negative integer "
                                       f"(got {value!r:.100})")
     for key, ids in (("num_users", "users"), ("num_items", "items")):
-        if key in m and m[key] != len(meta[ids]):
+        if key not in m:
+            raise CheckpointError(f"{_where(path, 'meta.' + key)}: missing")
+        if m[key] != len(meta[ids]):
             raise CheckpointError(f"{_where(path, 'meta.' + key)}: {m[key]} but '{ids}' lists {len(meta[ids])}")
     progress = meta.get("progress")
     if progress is not None:
@@ -186,15 +189,17 @@ def check_header(est, header: dict[str, tuple[torch.dtype, tuple[int, ...]]], pa
     ``est.build()`` runs on the ``meta`` device (shapes, no memory), with ``context`` tensors of the
     declared shapes, so a config asking for a huge model is refused without allocating it.
     """
-    U, I = est.meta.get("num_users"), est.meta.get("num_items")
-    for name, want_dtype, want_shape in (("context.hist_indptr", torch.int64, (U + 1,)),
-                                         ("context.hist_indices", torch.int64, None)):
+    U = est.meta["num_users"]
+    for name in ("context.hist_indptr", "context.hist_indices"):
         got = header.get(name)
         if got is None:
             raise CheckpointError(f"'{path}' tensor '{name}': missing")
-        if got[0] != want_dtype or (want_shape is not None and got[1] != want_shape) or len(got[1]) != 1:
-            raise CheckpointError(f"'{path}' tensor '{name}': {got[0]} {list(got[1])}, expected {want_dtype} "
-                                  f"{list(want_shape) if want_shape else '[nnz]'} (meta.num_users = {U})")
+        # a row per user at least (scenario-mf keeps a row per user and scenario)
+        rows_ok = name.endswith("indices") or (len(got[1]) == 1 and got[1][0] >= U + 1)
+        if got[0] != torch.int64 or len(got[1]) != 1 or not rows_ok:
+            raise CheckpointError(f"'{path}' tensor '{name}': {got[0]} {list(got[1])}, expected torch.int64 "
+                                  f"{'[nnz]' if name.endswith('indices') else '[rows + 1]'} with at least "
+                                  f"meta.num_users + 1 = {U + 1} row pointers")
     unknown = sorted(n for n in header if not n.startswith(("context.", "module.", "trainer.")))
     if unknown:
         raise CheckpointError(f"'{path}' tensor '{unknown[0]}': unknown (names start with context., module. "

@@ -237,14 +237,17 @@ def test_text_model_and_pickle_settings_come_from_load_arguments_not_the_checkpo
     _edit_config(d, lambda m: m["config"].update(text_model=str(evil), text_allow_pickle=True,
                                                  cache_dir=str(tmp_path / "elsewhere")))
     back = kgrec.Recommender.load(d, text_model=tiny_text_model, cache_dir="")
-    assert (back.config.text_model, back.config.text_allow_pickle, back.config.cache_dir) == (tiny_text_model, False, "")
+    def settings(r):
+        return r.config.text_model, r.config.text_allow_pickle, r.config.cache_dir
+
+    assert settings(back) == (tiny_text_model, False, "")
     history = rec.items.to_list()[:2]
     assert back.recommend_for_history(history, k=3) == _unchecked_load(src, tiny_text_model).recommend_for_history(
         history, k=3)  # encoded with the tiny model given to load
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "elsewhere").exists()
     # without arguments: the defaults, never the recorded directory
     default = kgrec.Recommender.load(d)
-    assert (default.config.text_model, default.config.text_allow_pickle, default.config.cache_dir) == (None, False, None)
+    assert settings(default) == (None, False, None)
     assert set(LOAD_ARGUMENTS) <= set(dataclasses.asdict(back.config))
 
 

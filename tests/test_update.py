@@ -203,7 +203,7 @@ def test_hybrid_update_grows_tables_keeps_old_rows_and_learns_the_new_item(tiny_
     assert est.context["item_text"].shape[0] == I
     assert torch.equal(est.context["item_text"][:I0], old_text)
 
-    trained = kgrec.Recommender.load(tmp_path / "m").update(new_block(), epochs=20, replay=0.5)
+    trained = kgrec.Recommender.load(tmp_path / "m", text_model=tiny_text_model).update(new_block(), epochs=20, replay=0.5)
     out = trained.recommend("http://x/user/new", k=2)["http://x/user/new"]
     assert cluster(out[0][0]) == "A", out  # the new user's remaining A item comes first
     assert "http://x/item/90" not in [i for i, _ in trained.recommend("http://x/user/00", k=9)["http://x/user/00"]]
