@@ -234,8 +234,9 @@ def check_header(est, header: dict[str, tuple[torch.dtype, tuple[int, ...]]], pa
 
 
 def check_context_values(est, path: Path) -> None:
-    """The history CSR's values, once read: row pointers from 0, non-decreasing, ending at the
-    number of entries; item ids in ``[0, num_items)``."""
+    """The index tensors' values, once read: the history CSR's row pointers from 0, non-decreasing,
+    ending at the number of entries, its item ids in ``[0, num_items)``; similarity and graph edge
+    ids within the node counts of the metadata."""
     indptr, indices = est.context["hist_indptr"], est.context["hist_indices"]
     I = est.meta["num_items"]
     if indptr[0] != 0 or bool((indptr[1:] < indptr[:-1]).any()) or int(indptr[-1]) != indices.numel():
@@ -243,9 +244,17 @@ def check_context_values(est, path: Path) -> None:
                               f"'context.hist_indices' ({indices.numel()} entries)")
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= I):
         raise CheckpointError(f"'{path}' tensor 'context.hist_indices': item ids must lie in [0, {I})")
-    # item-item similarities become a sparse tensor built without index checks: ids must be in range
-    for name, t in (("context.sim_index", est.context.get("sim_index")),
-                    ("module.sim_index", getattr(est.module, "sim_index", None))):
-        if isinstance(t, torch.Tensor) and t.numel() and (
-                t.dim() != 2 or t.shape[0] != 2 or int(t.min()) < 0 or int(t.max()) >= I):
-            raise CheckpointError(f"'{path}' tensor '{name}': must be [2, nnz] item ids in [0, {I})")
+    # these become sparse tensors built without index checks (or index embeddings): ids must be in range
+    U, m = est.meta["num_users"], est.meta
+    nodes = m["num_entities"] + U if "num_entities" in m else U + I  # the KG graph's nodes, else users + items
+    for name, t, n in (("context.sim_index", est.context.get("sim_index"), I),
+                       ("module.sim_index", getattr(est.module, "sim_index", None), I),
+                       ("context.cf_edge_index", est.context.get("cf_edge_index"), U + I),
+                       ("context.edge_index", est.context.get("edge_index"), nodes)):
+        if isinstance(t, torch.Tensor) and (t.dim() != 2 or t.shape[0] != 2 or t.dtype != torch.int64 or (
+                t.numel() and (int(t.min()) < 0 or int(t.max()) >= n))):
+            raise CheckpointError(f"'{path}' tensor '{name}': must be int64 [2, nnz] node ids in [0, {n})")
+    edge_type = est.context.get("edge_type")
+    if isinstance(edge_type, torch.Tensor) and edge_type.numel() and (
+            int(edge_type.min()) < 0 or int(edge_type.max()) >= m.get("num_edge_types", 0)):
+        raise CheckpointError(f"'{path}' tensor 'context.edge_type': must be ids in [0, {m.get('num_edge_types', 0)})")

