@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import kgrec
-from kgrec.checkpoint_schema import LOAD_ARGUMENTS
+from kgrec.checkpoint_schema import LOAD_ARGUMENTS, check_config
 from kgrec.data.vocab import Vocab
 from kgrec.errors import CheckpointError, KgrecError
 from kgrec.models import MODELS
@@ -369,3 +369,14 @@ def test_cli_takes_the_text_model_from_its_option_never_from_the_checkpoint(tmp_
         pytest.skip("the packaged default text model is not installed")
     assert main(["recommend", str(tmp_path / "m"), "--user", user, "-k", "3"]) == 2
     assert re.search(r"model\.safetensors' tensor 'module\.text_encoder\.", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_models_default_config_passes_the_schema_and_comes_back_equal(name):
+    """The schema knows every annotation of every model's config: the defaults, saved to JSON as
+    save() writes them, come back as the same config (tuples as tuples, lists as lists)."""
+    cls = MODELS[name].Config
+    saved_json = json.loads(json.dumps(dataclasses.asdict(cls())))
+    params = check_config(cls, saved_json, Path("config.json"), name)
+    assert set(params) == {f.name for f in dataclasses.fields(cls)} - set(LOAD_ARGUMENTS)
+    assert dataclasses.replace(cls(), **params) == cls()
