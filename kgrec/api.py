@@ -17,6 +17,7 @@ from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.loader import load as _load
 from kgrec.data.scenarios import select
 from kgrec.data.splits import Split, split as _split
+from kgrec.training.checkpoint_schema import check_config, check_context_values, check_header, check_top_level
 from kgrec.data.vocab import Vocab
 from kgrec.dynamics.update import update_estimator
 from kgrec.errors import CheckpointError, KgrecError, SplitError
@@ -359,7 +360,9 @@ class Recommender:
             directory = previous_checkpoint(directory)  # a crash between the two renames of a save
             if directory is None:
                 return None
-        meta, tensors = load_checkpoint(directory)
+        # keys and types of config.json (its settings must then equal this model's, compared below)
+        meta, tensors = load_checkpoint(directory, check=lambda meta, header: check_top_level(
+            meta, Path(directory) / "config.json"))
         mine = dataclasses.asdict(self.estimator.config)
         theirs = meta.get("config", {})
         differ = sorted(k for k in mine if k not in ("epochs", "progress", "device") and theirs.get(k) != mine[k])
@@ -406,22 +409,61 @@ class Recommender:
         return save_checkpoint(directory, meta, tensors)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> "Recommender":
+    def load(cls, directory: str | os.PathLike, device: str = "cpu", *, text_model: str | None = None,
+             text_allow_pickle: bool = False, cache_dir: str | None = None) -> "Recommender":
         """Reload a model saved with :meth:`save` (no pickle; weights map to ``device``).
 
+        A checkpoint is untrusted input (:mod:`kgrec.training.checkpoint_schema`): ``config.json`` must hold
+        the model's known settings with their types and ranges, and every tensor's dtype and shape
+        must agree with the model built from it, all checked before a tensor is read. Settings that
+        load code or name files are never taken from the checkpoint (the values it records are
+        informative only): they are the arguments below.
+
+        Args:
+            directory: the checkpoint directory.
+            device: where the weights go (default ``"cpu"``).
+            text_model: the local text model directory of a hybrid or content-knn model (``None``:
+                the packaged MiniLM). Needed to reload a hybrid whose text encoder was fine-tuned
+                (its architecture), and to encode new texts (:meth:`recommend_for_history`).
+            text_allow_pickle: accept a ``text_model`` holding only pickle weights (default ``False``).
+            cache_dir: the text-embedding cache directory (``None``: env ``KGREC_CACHE`` or
+                ``~/.cache/kgrec``; ``""``: none).
+
         Raises:
-            CheckpointError: the directory is incomplete, fails its SHA-256 manifest, or does not
-                hold a kgrec model (the message names the previous checkpoint when one is kept).
+            CheckpointError: the directory is incomplete, fails its SHA-256 manifest, or holds a
+                config or tensors a kgrec model cannot have (the message names the file and the
+                field, and the previous checkpoint when one is kept).
         """
-        meta, tensors = load_checkpoint(directory)
-        models = _models()
-        if meta.get("model") not in models:
-            raise CheckpointError(f"'{directory}': unknown model {meta.get('model')!r}")
-        rec = cls(meta["model"], **meta["config"])
+        d = Path(directory)
+        loading = {"text_model": text_model, "text_allow_pickle": text_allow_pickle, "cache_dir": cache_dir}
+        holder: dict = {}
+
+        def check(meta: dict, header: dict) -> None:
+            check_top_level(meta, d / "config.json")
+            models = _models()
+            if meta["model"] not in models:
+                raise CheckpointError(f"'{d / 'config.json'}' field 'model': unknown model {meta['model']!r:.100}")
+            config_cls = models[meta["model"]].Config
+            params = check_config(config_cls, meta["config"], d / "config.json", meta["model"])
+            fields = {f.name for f in dataclasses.fields(config_cls)}
+            params.update({k: v for k, v in loading.items() if k in fields})
+            try:
+                rec = cls(meta["model"], **params)
+            except KgrecError as e:
+                raise CheckpointError(f"'{d / 'config.json'}' field 'config': {e}") from None
+            rec.estimator.meta = meta["meta"]
+            check_header(rec.estimator, header, d / "model.safetensors")
+            holder["rec"] = rec
+
+        meta, tensors = load_checkpoint(d, check=check)
+        rec = holder["rec"]
         est = rec.estimator
-        est.meta = meta["meta"]
         est.fit_info = meta.get("fit_info", {})
-        est.load_state_tensors(tensors)
+        try:
+            est.load_state_tensors(tensors)
+        except (RuntimeError, KeyError, ValueError) as e:  # what the header check did not foresee
+            raise CheckpointError(f"'{d / 'model.safetensors'}': the tensors do not fit the model ({e})") from None
+        check_context_values(est, d / "model.safetensors")
         est.to(device)
         rec.users = Vocab.from_list(meta["users"], "user")
         rec.items = Vocab.from_list(meta["items"], "item")

@@ -503,11 +503,28 @@ def _saved_run(model_dir: Path) -> dict[str, Any]:
     return run if isinstance(run, dict) else {}
 
 
+def _load_model(directory, args):
+    """``Recommender.load`` with the text model given on the command line: a checkpoint never
+    names the code or files it loads (:mod:`kgrec.training.checkpoint_schema`)."""
+    import kgrec
+
+    return kgrec.Recommender.load(directory, text_model=args.text_model, text_allow_pickle=args.text_allow_pickle)
+
+
+def _add_load_options(p) -> None:
+    p.add_argument("--text-model", metavar="DIR", default=None,
+                   help="local text model directory of a hybrid/content-knn model (default: the packaged "
+                        "MiniLM); needed when the model was trained with another one, never read from the "
+                        "checkpoint")
+    p.add_argument("--text-allow-pickle", action="store_true",
+                   help="accept a --text-model directory holding only pickle weights (only if you trust it)")
+
+
 def cmd_evaluate(args) -> int:
     import kgrec
 
     model_dir = Path(args.model_dir)
-    rec = kgrec.Recommender.load(model_dir)
+    rec = _load_model(model_dir, args)
     run = _saved_run(model_dir)
     saved_split = {**_DEFAULT_SPLIT, **(run.get("split") or {})}
     saved_data = run.get("data") or {}
@@ -548,9 +565,7 @@ def cmd_evaluate(args) -> int:
 
 # --------------------------------------------------------------------------------- recommend
 def cmd_recommend(args) -> int:
-    import kgrec
-
-    rec = kgrec.Recommender.load(args.model_dir)
+    rec = _load_model(args.model_dir, args)
     users = list(dict.fromkeys(args.user))
     result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen)
     labels = rec.item_labels
@@ -581,10 +596,8 @@ def cmd_recommend(args) -> int:
 
 # ----------------------------------------------------------------------------------- explain
 def cmd_explain(args) -> int:
-    import kgrec
-
     model_dir = Path(args.model_dir)
-    rec = kgrec.Recommender.load(model_dir)
+    rec = _load_model(model_dir, args)
     saved = _saved_run(model_dir).get("data") or {}
     mapping = args.mapping if args.mapping is not None else saved.get("mapping")
     fmt = args.format if args.format is not None else saved.get("format")
@@ -614,12 +627,10 @@ def cmd_report(args) -> int:
 
 # ------------------------------------------------------------------------------------ update
 def cmd_update(args) -> int:
-    import kgrec
-
     src, out = Path(args.checkpoint), Path(args.out)
     if src.resolve() == out.resolve():
         raise KgrecError(f"'--out' must differ from CHECKPOINT ('{src}'): an update never overwrites the old model")
-    rec = kgrec.Recommender.load(src)
+    rec = _load_model(src, args)
     kg = _load(args.data, args.mapping, args.format, args)
     _note_warnings(kg)
     if args.scenario:  # name the option in the error, as train and evaluate do
@@ -809,6 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
     _scenario_arg(p, "evaluate on the test (--part) interactions of this scenario only, masking its training "
                      "ones, as 'kgrec train --scenario' does (repeatable; default: the scenarios the model was "
                      "trained on, from MODEL_DIR/metrics.json)")
+    _add_load_options(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -824,6 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "ttl"), default="table",
                    help="output: Markdown tables, JSON, or Turtle (schema:Recommendation with rank and score, "
                         "see kgrec.reports.rdf) to load back into the graph")
+    _add_load_options(p)
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(
@@ -844,6 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-hops", metavar="N", type=_positive_int, default=3, help="KG edges per path")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _data_args(p)
+    _add_load_options(p)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser(
@@ -876,6 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
     _scenario_arg(p, "add only the new interactions of this scenario (repeatable): a model trained on a source "
                      "scenario continued on a target one is a transfer")
     _data_args(p)
+    _add_load_options(p)
     p.set_defaults(func=cmd_update)
 
     p = sub.add_parser(

@@ -93,9 +93,10 @@ def test_text_fine_tuning_changes_bert_and_user_vectors(tiny_text_model, tmp_pat
     assert any(not torch.allclose(last[k], base_last[k]) for k in last)  # top layer trained
     embeddings_moved = any(not torch.allclose(first[k], base_first[k]) for k in first)
     assert embeddings_moved == (mode == "full")  # top-k leaves the lower layers alone
-    # user vectors were re-encoded with the tuned weights; a reload scores identically
+    # user vectors were re-encoded with the tuned weights; a reload scores identically (the text
+    # model directory is an argument of load, never read from the checkpoint)
     rec.save(tmp_path / "m")
-    back = kgrec.Recommender.load(tmp_path / "m")
+    back = kgrec.Recommender.load(tmp_path / "m", text_model=tiny_text_model)
     assert torch.allclose(back.score(torch.arange(4)), rec.score(torch.arange(4)), atol=1e-5)
 
 
@@ -108,7 +109,7 @@ def test_hybrid_trains_on_gpu_with_bf16_autocast(tiny_text_model, tmp_path):
                                                  text_mode="top-k", text_top_k=1)).fit(kg, sp)
     assert rec.fit_info["device"].startswith("cuda") and rec.fit_info["peak_gpu_mb"] > 0
     rec.save(tmp_path / "m")
-    back = kgrec.Recommender.load(tmp_path / "m", device="cpu")
+    back = kgrec.Recommender.load(tmp_path / "m", device="cpu", text_model=tiny_text_model)
     assert torch.allclose(back.score(torch.arange(4)), rec.score(torch.arange(4)), atol=1e-3)
 
 

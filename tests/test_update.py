@@ -175,7 +175,8 @@ def test_hybrid_update_grows_tables_keeps_old_rows_and_learns_the_new_item(tiny_
     kg = two_cluster_kg(n_per=6, items_per=4)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=30, ease_prior=False)).fit(kg)
     rec.save(tmp_path / "m")
-    old = kgrec.Recommender.load(tmp_path / "m")  # an update starts from a checkpoint: no old data files
+    # an update starts from a checkpoint (no old data files); the text model is an argument of load
+    old = kgrec.Recommender.load(tmp_path / "m", text_model=tiny_text_model)
     old_cf = old.estimator.module.cf.gcn.embedding.weight.detach().clone()
     old_nodes = old.estimator.module.node_emb.weight.detach().clone()
     old_text = old.estimator.context["item_text"].clone()
@@ -202,7 +203,7 @@ def test_hybrid_update_grows_tables_keeps_old_rows_and_learns_the_new_item(tiny_
     assert est.context["item_text"].shape[0] == I
     assert torch.equal(est.context["item_text"][:I0], old_text)
 
-    trained = kgrec.Recommender.load(tmp_path / "m").update(new_block(), epochs=20, replay=0.5)
+    trained = kgrec.Recommender.load(tmp_path / "m", text_model=tiny_text_model).update(new_block(), epochs=20, replay=0.5)
     out = trained.recommend("http://x/user/new", k=2)["http://x/user/new"]
     assert cluster(out[0][0]) == "A", out  # the new user's remaining A item comes first
     assert "http://x/item/90" not in [i for i, _ in trained.recommend("http://x/user/00", k=9)["http://x/user/00"]]

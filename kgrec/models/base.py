@@ -129,6 +129,10 @@ class Estimator:
     def build(self) -> None:
         raise NotImplementedError
 
+    def prepare_load(self) -> None:
+        """Load what :meth:`build` needs from outside the checkpoint (e.g. a text model), before a
+        reload builds the module; nothing by default."""
+
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "Estimator":
         raise NotImplementedError
 

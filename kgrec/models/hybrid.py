@@ -219,6 +219,12 @@ class HybridEstimator(PairwiseEstimator):
             self.text_encoder.set_trainable(self.config.text_mode, top_k=self.config.text_top_k)
         return self.text_encoder
 
+    def prepare_load(self) -> None:
+        """A fine-tuned text encoder is part of the module: load its architecture (from the
+        ``text_model`` argument of :meth:`kgrec.Recommender.load`) before the module is built."""
+        if self.tunes_text:
+            self._text_model()
+
     @property
     def tunes_text(self) -> bool:
         return self.config.use_text and self.config.text_mode != "frozen" and self.meta.get("text_dim", 0) > 0
@@ -300,6 +306,10 @@ class HybridEstimator(PairwiseEstimator):
         flat = [s for seg in segs for s in seg]
         emb = self._encode(flat) if flat else reuse[0].new_zeros(0, reuse[0].shape[-1])
         H = emb.shape[1]
+        if reuse is not None and reuse[0].shape[-1] != H:
+            raise KgrecError(f"the text model gives {H}-dimensional vectors but this model's item texts have "
+                             f"{reuse[0].shape[-1]}: pass the text model it was trained with "
+                             "(Recommender.load(..., text_model=DIR); a checkpoint never names it)")
         item_seg = torch.zeros(kg.num_items, S, H)
         mask = torch.zeros(kg.num_items, S, dtype=torch.bool)
         if reuse is not None:
