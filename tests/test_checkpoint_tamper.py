@@ -156,7 +156,7 @@ def test_every_config_field_with_a_wrong_type_is_refused_naming_it(saved, tmp_pa
 
 
 @pytest.mark.parametrize("field, value, why", [
-    ("dim", -1, "integer >= 1"), ("epochs", -3, "integer >= 0"), ("lr", float("nan"), "finite number"),
+    ("dim", -1, "positive integer"), ("epochs", -3, "integer >= 0"), ("lr", float("nan"), "finite number"),
     ("half_life_days", -1.0, "half_life_days")])
 def test_out_of_range_config_values_are_refused(saved, tmp_path, field, value, why):
     d = _copy(saved["bprmf"][1], tmp_path)

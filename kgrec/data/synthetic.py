@@ -30,7 +30,8 @@ from collections import Counter
 
 import numpy as np
 
-from kgrec.data.convert import BASE, DBO, KGR, RDF_TYPE, RDFS_LABEL, XSD, _Writer, literal
+from kgrec.checks import check_int
+from kgrec.data.convert import BASE, DBO, KGR, RDFS_LABEL, RDF_TYPE, XSD, _Writer, literal
 from kgrec.errors import KgrecError
 
 __all__ = ["generate", "SKOS_BROADER"]
@@ -50,11 +51,6 @@ _GENRE_NAMES = ("Drama", "Comedy", "Thriller", "Science fiction", "Romance", "Ho
 _FIRST = ("Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luca")
 _LAST = ("Adler", "Brandt", "Costa", "Duval", "Eriksen", "Fischer", "Garcia", "Haddad", "Ito", "Jansen")
 
-
-def _check_int(value, name: str, low: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise KgrecError(f"'{name}' must be an integer >= {low} (got {value!r})")
-    return int(value)
 
 
 def _check_float(value, name: str, low: float, high: float | None = None) -> float:
@@ -101,18 +97,18 @@ def generate(out: str | os.PathLike, users: int, items: int, seed: int = 0, *,
     Raises:
         KgrecError: an argument is out of range (the message names it).
     """
-    n_users = _check_int(users, "users", 1)
-    n_items = _check_int(items, "items", 2)
-    seed = _check_int(seed, "seed", 0)
-    n_genres = _check_int(genres, "genres", 2)
-    n_sub = _check_int(subgenres, "subgenres", 1)
-    n_dir = max(1, n_items // 8) if directors is None else _check_int(directors, "directors", 1)
+    n_users = check_int(users, "users", 1)
+    n_items = check_int(items, "items", 2)
+    seed = check_int(seed, "seed", 0)
+    n_genres = check_int(genres, "genres", 2)
+    n_sub = check_int(subgenres, "subgenres", 1)
+    n_dir = max(1, n_items // 8) if directors is None else check_int(directors, "directors", 1)
     mean_act = _check_float(interactions_per_user, "interactions_per_user", 1.0)
     alpha = _check_float(popularity_exponent, "popularity_exponent", 0.0)
     shape = _check_float(activity_shape, "activity_shape", 1.01)
     drift = _check_float(drift, "drift", 0.0, 1.0)
     explore = _check_float(explore, "explore", 0.0, 1.0)
-    compresslevel = _check_int(compresslevel, "compresslevel", 0)
+    compresslevel = check_int(compresslevel, "compresslevel", 0)
     if compresslevel > 9:
         raise KgrecError(f"'compresslevel' must be an integer in [0, 9] (got {compresslevel!r})")
     name = os.fspath(out)

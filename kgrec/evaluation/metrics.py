@@ -24,6 +24,7 @@ import numbers
 import torch
 from torch import Tensor
 
+from kgrec.checks import check_int
 from kgrec.errors import EvaluationError
 
 __all__ = [
@@ -51,9 +52,7 @@ __all__ = [
 
 def check_k(k, name: str = "k") -> int:
     """``k`` as an ``int``; raises :class:`EvaluationError` unless it is a positive integer."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
-        raise EvaluationError(f"'{name}' must be a positive integer (got {k!r})")
-    return int(k)
+    return check_int(k, name, 1, EvaluationError)
 
 
 def _cut(hits: Tensor, k: int | None) -> tuple[Tensor, int]:

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from kgrec.checks import check_int, check_rate
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, TrainConfig
 from kgrec.nn.kgat import KGAT
-from kgrec.nn.kgraph import add_ckg_context, check_int, check_rate
+from kgrec.nn.kgraph import add_ckg_context
 
 __all__ = ["KGATConfig", "KGATModel"]
 

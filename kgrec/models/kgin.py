@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from kgrec.checks import check_int, check_rate
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, TrainConfig
 from kgrec.nn.kgin import INDEPENDENCE, KGIN
-from kgrec.nn.kgraph import add_ckg_context, check_int, check_rate, interaction_part, kg_part
+from kgrec.nn.kgraph import add_ckg_context, interaction_part, kg_part
 
 __all__ = ["KGINConfig", "KGINModel"]
 

@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from kgrec.checks import check_int, check_rate
 
 __all__ = ["CrossAttentionFusion", "ConcatFusion"]
 
@@ -53,12 +54,12 @@ class CrossAttentionFusion(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 4, dropout: float = 0.1, ffn: bool = True) -> None:
         super().__init__()
-        _check_int("dim", dim)
-        _check_int("num_heads", num_heads)
+        check_int(dim, "dim", 1, ValueError)
+        check_int(num_heads, "num_heads", 1, ValueError)
         if dim % num_heads:
             raise ValueError(f"'dim' ({dim}) must be divisible by 'num_heads' ({num_heads}); "
                              f"got remainder {dim % num_heads}")
-        _check_prob("dropout", dropout)
+        check_rate(dropout, "dropout", ValueError)
         self.dim = dim
         self.num_heads = num_heads
         self.dropout = dropout
@@ -166,11 +167,11 @@ class ConcatFusion(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 4, dropout: float = 0.1, hidden: int | None = None) -> None:
         super().__init__()
-        _check_int("dim", dim)
-        _check_int("num_heads", num_heads)
-        _check_prob("dropout", dropout)
+        check_int(dim, "dim", 1, ValueError)
+        check_int(num_heads, "num_heads", 1, ValueError)
+        check_rate(dropout, "dropout", ValueError)
         if hidden is not None:
-            _check_int("hidden", hidden)
+            check_int(hidden, "hidden", 1, ValueError)
         self.dim = dim
         self.num_heads = num_heads
         self.dropout = dropout
@@ -227,11 +228,3 @@ def _check_inputs(query: Tensor, context: Tensor, context_mask: Tensor | None, d
     return context_mask
 
 
-def _check_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"'{name}' must be a positive integer (got {value!r})")
-
-
-def _check_prob(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"'{name}' must be a float in [0, 1) (got {value!r})")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
+from kgrec.checks import check_int, check_rate
 from kgrec.nn.sparse import SparseOperator, sparse_mm, spmm
 
 __all__ = ["KGEncoder", "CONVS"]
@@ -122,15 +123,15 @@ class KGEncoder(nn.Module):
         act: str | None = None,
     ) -> None:
         super().__init__()
-        _check_int("num_relations", num_relations, 1)
-        _check_int("dim", dim, 1)
-        _check_int("num_layers", num_layers, 0)
+        check_int(num_relations, "num_relations", 1, ValueError)
+        check_int(dim, "dim", 1, ValueError)
+        check_int(num_layers, "num_layers", 0, ValueError)
         if conv not in CONVS:
             raise ValueError(f"'conv' must be one of {', '.join(map(repr, CONVS))} (got {conv!r})")
         if num_bases is not None:
-            _check_int("num_bases", num_bases, 1)
-        _check_prob("dropout", dropout)
-        _check_prob("edge_dropout", edge_dropout)
+            check_int(num_bases, "num_bases", 1, ValueError)
+        check_rate(dropout, "dropout", ValueError)
+        check_rate(edge_dropout, "edge_dropout", ValueError)
         if comp not in _COMPS:
             raise ValueError(f"'comp' must be one of {', '.join(map(repr, _COMPS))} (got {comp!r})")
         if act is not None and act not in _ACTS:
@@ -451,12 +452,3 @@ class _KGATLayer(nn.Module):
 
 
 # --------------------------------------------------------------------------- checks
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"'{name}' must be {what} (got {value!r})")
-
-
-def _check_prob(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"'{name}' must be a float in [0, 1) (got {value!r})")

@@ -17,9 +17,8 @@ import torch
 from torch import Tensor
 
 from kgrec.data.graph import Interactions, collaborative_edges
-from kgrec.errors import KgrecError
 
-__all__ = ["ckg_context", "add_ckg_context", "kg_part", "interaction_part", "keep_mask", "check_int", "check_rate"]
+__all__ = ["ckg_context", "add_ckg_context", "kg_part", "interaction_part", "keep_mask"]
 
 
 def ckg_context(kg, train) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -66,15 +65,3 @@ def keep_mask(n: int, rate: float, device) -> Tensor | None:
     return torch.rand(n, device=device) >= rate
 
 
-def check_int(value, name: str, low: int) -> int:
-    """``value`` as an int ``>= low``, else :class:`KgrecError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise KgrecError(f"'{name}' must be an integer >= {low} (got {value!r})")
-    return value
-
-
-def check_rate(value, name: str) -> float:
-    """``value`` as a float in ``[0, 1)``, else :class:`KgrecError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise KgrecError(f"'{name}' must be a number in [0, 1) (got {value!r})")
-    return float(value)

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from kgrec.errors import CheckpointError, KgrecError
-from kgrec.nn.kgraph import check_int
+from kgrec.checks import check_int
 
 __all__ = ["LOAD_ARGUMENTS", "TOP_LEVEL_KEYS", "check_config", "check_top_level", "check_header",
            "check_context_values"]

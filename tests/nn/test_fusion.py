@@ -142,7 +142,7 @@ def test_bad_arguments(cls):
     q, c, m = _inputs()
     with pytest.raises(ValueError, match="'dim' must be a positive integer"):
         cls(0)
-    with pytest.raises(ValueError, match="'dropout' must be a float in"):
+    with pytest.raises(ValueError, match="'dropout' must be a number in"):
         cls(D, dropout=1.5)
     model = _make(cls)
     with pytest.raises(ValueError, match=r"'query' must have shape \[B, Lq, 8\]"):

@@ -288,8 +288,8 @@ def test_reset_parameters_restores_initial_distribution():
     (dict(num_relations=0), r"'num_relations' must be a positive integer \(got 0\)"),
     (dict(num_layers=-1), r"'num_layers' must be an integer >= 0 \(got -1\)"),
     (dict(num_bases=0), r"'num_bases' must be a positive integer \(got 0\)"),
-    (dict(dropout=1.0), r"'dropout' must be a float in \[0, 1\) \(got 1.0\)"),
-    (dict(edge_dropout=-0.1), r"'edge_dropout' must be a float in \[0, 1\)"),
+    (dict(dropout=1.0), r"'dropout' must be a number in \[0, 1\) \(got 1.0\)"),
+    (dict(edge_dropout=-0.1), r"'edge_dropout' must be a number in \[0, 1\)"),
     (dict(comp="div"), r"'comp' must be one of 'mult', 'sub' \(got 'div'\)"),
     (dict(act="gelu"), r"'act' must be None or one of"),
 ])
