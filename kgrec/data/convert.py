@@ -19,7 +19,7 @@ reads with the default ``kgrec`` mapping. The output uses:
   external KG (whose triples use the entity's IRI) to the item while items keep dataset IRIs.
 
 Minted IRIs are ``https://w3id.org/kgrec/data/<dataset>/{user,item,event,tagging,genre,tag,entity,relation}/<id>``
-with the dataset's own ids kept. Lines are written by hand (no rdflib) because it is ~20x faster
+with the dataset's own ids kept. Lines are written by hand (no rdflib) because that is much faster
 and the escaping rules of N-Triples are short: see :func:`literal` and :func:`iri`.
 
 The datasets themselves are NOT shipped (their terms forbid it, except MovieLens latest-small);

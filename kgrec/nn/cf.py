@@ -76,7 +76,7 @@ class LightGCNEmbed(nn.Module):
         """Args: graph: ``[2, 2N]`` user-item edges in both directions (users ``[0, U)``, items
         ``[U, U + I)``), propagated by PyG's ``LightGCN.get_embedding``; or the same graph's
         normalised adjacency from :func:`kgrec.nn.sparse.gcn_adjacency`, propagated with a
-        precomputed transpose (same result, ~60x faster forward+backward on CPU).
+        precomputed transpose (same result, much faster forward+backward on CPU).
 
         Returns user vectors ``[U, d]`` and item vectors ``[I, d]``.
         """
