@@ -6,8 +6,7 @@ the edge list: each layer is one sparse-dense product over that prefix
 (:class:`kgrec.nn.sparse.SparseOperator`, whose backward pass is the product with its transpose).
 A gather of per-edge messages and an ``index_add`` compute the same thing, but autograd then keeps
 an ``[E, d]`` message tensor per layer, while the sparse product keeps ``E`` weights instead of
-``E x d`` messages and is faster per forward + backward (measured in
-``benchmarks/results/minibatch.md``).
+``E x d`` messages and was faster per forward + backward when the two were profiled.
 """
 
 from __future__ import annotations
