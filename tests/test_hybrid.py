@@ -217,3 +217,42 @@ def test_update_refits_the_chosen_sequential_rules_on_all_data(tiny_text_model):
     assert c["hist_indices"].numel() == len(sp.train) + kg.num_users  # the old training data and the new block
     assert torch.equal(c["seq_weight"], expected) and float(c["seq_recency"][0]) == rec.fit_info["seq_recency"]
     assert float(est.module.seq_gate) == float(rec.estimator.module.seq_gate) > 0
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(use_text=False), dict(use_cf=False)])
+def test_pseudo_cold_items_train_as_cold_items_are_scored(tiny_text_model, kw):
+    """An item treated as cold in a training epoch loses its id embeddings and its user-item edges
+    in both graphs, so no training vector depends on its interaction rows, as for a new item."""
+    kg = two_cluster_kg(n_per=6, items_per=4)
+    sp = kgrec.split(kg, "random", ratios=(0.8, 0.0, 0.2), seed=0)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, item_dropout=0.5, ease_prior=False,
+                                                 seq_prior=False, **kw)).fit(kg, sp)
+    est, m = rec.estimator, rec.estimator.module
+    torch.manual_seed(3)
+    est.unfreeze()  # a training epoch starts: draws the pseudo-cold items
+    cold = est._cold_epoch["cold"]
+    U, I, E = kg.num_users, kg.num_items, kg.num_entities
+    assert 0 < int(cold.sum()) < I and not bool((cold & ~est.context["item_warm"].bool()).any())
+    if m.use_kg:  # exactly the user-item edges touching a cold item are gone, every KG edge stays
+        ei, et = est.context["edge_index"], est.context["edge_type"]
+        ui = et >= est.meta["num_edge_types"] - 2
+        touches = torch.tensor([bool(cold[min(int(a), int(b))]) if min(int(a), int(b)) < I else False
+                                for a, b in ei.t().tolist()])
+        kept_ei, kept_et = est._cold_epoch["edges"]
+        assert kept_et.numel() == et.numel() - int((ui & touches).sum())
+        assert int((kept_et < est.meta["num_edge_types"] - 2).sum()) == int((~ui).sum())
+    m.eval()  # dropout off, the pseudo-cold graphs still used (training=True below only selects them)
+    m.training = True
+    for sub in m.modules():
+        if isinstance(sub, torch.nn.Dropout):
+            sub.eval()
+    with torch.no_grad():
+        users, items = est.embed()
+        # scramble every id embedding row of the cold items: nothing may move
+        if m.use_cf:
+            w = m.cf.gcn.embedding.weight
+            w[U:][cold] = torch.randn_like(w[U:][cold]) * 10
+        if m.use_kg:
+            m.node_emb.weight[:I][cold] = torch.randn_like(m.node_emb.weight[:I][cold]) * 10
+        users2, items2 = est.embed()
+    assert torch.allclose(users, users2, atol=1e-5) and torch.allclose(items, items2, atol=1e-5)

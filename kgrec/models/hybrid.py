@@ -85,9 +85,13 @@ class HybridConfig(TrainConfig):
         max_history: history items a user's text attends over (default ``50``).
         max_history_text: history items rendered into a user's behaviour text (default ``20``).
         decay_days: time constant of the recency encoding (default ``365``).
-        item_dropout: share of warm items treated as cold at each training step, so the KG and
-            text branches learn to carry items with no interactions (see :class:`HybridModel`;
-            default ``0.2``; its measured effect is in ``benchmarks/results/ml100k-cold-item.md``).
+        item_dropout: share of warm items treated as cold in each training epoch, so the KG and
+            text branches learn to carry items with no interactions. Such a pseudo-cold item is
+            cold exactly as a new item is at inference: its free id embedding is zeroed and its
+            user-item edges leave both the CF graph and the collaborative KG the KG encoder passes
+            messages over (only its KG attributes and text remain); it stays a positive of the
+            loss, scored from that content. Redrawn at the start of every epoch, so the graphs
+            are rebuilt once per epoch, not per step (default ``0.2``).
         cache_dir: directory of the text-embedding cache; ``""`` disables it (default: env
             ``KGREC_CACHE`` or ``~/.cache/kgrec``).
     """
@@ -172,6 +176,8 @@ class HybridEstimator(PairwiseEstimator):
         self.tokenizer = None
         self._user_text_list: list[str] = []
         self._text_stale = False
+        # this epoch's pseudo-cold items and the graphs without their user-item edges (unfreeze)
+        self._cold_epoch: dict | None = None
         # (item_seg [I0, S, H], mask [I0, S]) of the first items, kept instead of re-encoded (update())
         self._reuse_item_text: tuple[Tensor, Tensor] | None = None
 
@@ -267,7 +273,39 @@ class HybridEstimator(PairwiseEstimator):
         finally:
             self.context["user_text"] = cached
 
+    def unfreeze(self) -> None:
+        """Start of a training epoch: draw this epoch's pseudo-cold items (``item_dropout``)."""
+        super().unfreeze()
+        self._cold_epoch = self._draw_pseudo_cold() if self.module.item_dropout > 0 else None
+
+    @torch.no_grad()
+    def _draw_pseudo_cold(self) -> dict:
+        """``item_dropout`` of the warm items, and the CF / KG graphs without their user-item edges.
+
+        Node layouts: the CF graph has users ``[0, U)`` then items ``[U, U + I)``; the collaborative
+        KG has entities ``[0, E)`` (items first, ``[0, I)``) then users, and its user-item edges are
+        its last two edge types (:func:`kgrec.data.graph.collaborative_edges`)."""
+        c, m = self.context, self.module
+        U, I, E = self.meta["num_users"], self.meta["num_items"], self.meta["num_entities"]
+        warm = c["item_warm"].bool()
+        cold = (torch.rand(I, device=warm.device) < m.item_dropout) & warm
+        out: dict = {"cold": cold}
+        if m.use_cf:
+            cf = c["cf_edge_index"]
+            node_cold = torch.cat([cold.new_zeros(U), cold])
+            keep = ~(node_cold[cf[0]] | node_cold[cf[1]])
+            out["adj"] = gcn_adjacency(cf[:, keep], U + I)
+        if m.use_kg:
+            ei, et = c["edge_index"], c["edge_type"]
+            ui = et >= self.meta["num_edge_types"] - 2
+            item = torch.where(ei[0] < I, ei[0], ei[1])  # the item end of a user-item edge
+            drop = ui & (item < I) & cold[item.clamp(max=I - 1)]
+            out["edges"] = (ei[:, ~drop], et[~drop])
+            out["graph"] = m.kg_encoder.prepare_graph(ei[:, ~drop], et[~drop], E + U)
+        return out
+
     def freeze(self) -> None:
+        self._cold_epoch = None
         if self.tunes_text and self._text_stale:
             # re-encode every user's behaviour text with the current weights before scoring
             enc = self._text_model()
@@ -504,12 +542,18 @@ class HybridEstimator(PairwiseEstimator):
         ``parts`` (a dict) receives intermediate tensors (see :meth:`HybridModel.forward`).
         """
         c, m = self.context, self.module
-        adj = graph = None
+        adj = graph = item_cold = None
         edge_index, edge_type = edges if edges is not None else (c["edge_index"], c["edge_type"])
-        if m.use_cf:
+        cold = self._cold_epoch if m.training and edges is None else None
+        if cold is not None:  # a training step: this epoch's pseudo-cold items are cold everywhere
+            item_cold = cold["cold"]
+            adj = cold.get("adj")
+            if "edges" in cold:
+                (edge_index, edge_type), graph = cold["edges"], cold["graph"]
+        elif m.use_cf:
             n = self.meta["num_users"] + self.meta["num_items"]
             adj = self.derived("cf_adj", lambda: gcn_adjacency(c["cf_edge_index"], n))
-        if m.use_kg:
+        if m.use_kg and cold is None:
             n = self.meta["num_entities"] + self.meta["num_users"]
             if edges is None:
                 graph = self.derived("kg_graph", lambda: m.kg_encoder.prepare_graph(edge_index, edge_type, n))
@@ -528,7 +572,7 @@ class HybridEstimator(PairwiseEstimator):
         return m(adj, edge_index, edge_type, c["item_warm"], c.get("item_text"), c.get("item_text_mask"),
                  c.get("user_text"), c["hist_items"], c["hist_mask"], c["hist_age"], kg_graph=graph,
                  prior_user=prior_user, prior_item=prior_item, seq_user=seq_user, seq_item=seq_item,
-                 return_attention=return_attention, parts=parts)
+                 return_attention=return_attention, parts=parts, item_cold=item_cold)
 
     # ------------------------------------------------------------ explanations
     @torch.no_grad()

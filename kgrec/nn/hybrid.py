@@ -136,7 +136,8 @@ class HybridModel(nn.Module):
                 kg_graph=None, prior_user: Tensor | None = None,
                 prior_item: Tensor | None = None, seq_user: Tensor | None = None,
                 seq_item: Tensor | None = None,
-                return_attention: bool = False, parts: dict | None = None) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
+                return_attention: bool = False, parts: dict | None = None,
+                item_cold: Tensor | None = None) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
         r"""All user and item vectors.
 
         Shapes:
@@ -156,6 +157,10 @@ class HybridModel(nn.Module):
             the two is the score, and :meth:`branch_slices` names its parts. With
             ``return_attention=True`` also the user fusion's attention over the history items
             ``[U, L]`` (head-averaged, 0 on padding; all 0 without the text branch).
+            ``item_cold`` ``[I]`` bool: items treated as cold in this call (their id embeddings
+            zeroed, ``cold_gate`` applied), drawn by the caller, which also removes their
+            user-item edges from the graphs it passes; when ``None``, a training call draws
+            ``item_dropout`` of the warm items itself (their edges then stay).
             ``parts``, when a dict, receives ``"item_ctx"`` ``[I, d]``: the item vectors the user
             fusion attends over (before the recency term), for users scored outside the model.
         """
@@ -163,7 +168,9 @@ class HybridModel(nn.Module):
         ref = self.branch_gate
         zeros_u, zeros_i = ref.new_zeros(U, d), ref.new_zeros(I, d)
         warm = item_warm.to(ref.dtype).unsqueeze(-1)  # [I, 1]
-        if self.training and self.item_dropout > 0:  # items seen as cold at this step
+        if item_cold is not None:  # the caller's pseudo-cold items
+            warm = warm * (~item_cold.bool()).to(warm.dtype).unsqueeze(-1)
+        elif self.training and self.item_dropout > 0:  # items seen as cold at this step
             warm = warm * (torch.rand(I, 1, device=warm.device) >= self.item_dropout).to(warm.dtype)
 
         p, q = zeros_u, zeros_i
