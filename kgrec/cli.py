@@ -567,7 +567,7 @@ def cmd_evaluate(args) -> int:
 def cmd_recommend(args) -> int:
     rec = _load_model(args.model_dir, args)
     users = list(dict.fromkeys(args.user))
-    result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen)
+    result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen, exclude=args.exclude)
     labels = rec.item_labels
 
     def label(iri: str) -> str | None:
@@ -826,12 +826,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "recommend", formatter_class=_Formatter, help="top-k items for users of a saved model",
         description="Reload a saved model and print each user's top-k items with scores (and item labels), "
-                    "leaving out the items the user had in training.",
+                    "leaving out every item the user already has in the graph the model was fitted on "
+                    "(training, validation and test interactions alike).",
         epilog="example:\n  kgrec recommend kgrec-out/ease --user https://w3id.org/kgrec/data/toy/user/u1 -k 3")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
     p.add_argument("--user", metavar="IRI", action="append", required=True, help="user IRI (repeatable)")
     p.add_argument("-k", type=int, default=10, help="items per user")
-    p.add_argument("--include-seen", action="store_true", help="also rank the items the user had in training")
+    p.add_argument("--include-seen", action="store_true",
+                   help="also rank the items the user already has in the fitted graph")
+    p.add_argument("--exclude", metavar="IRI", action="append", default=None,
+                   help="leave out this item for every user too (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables (same as --format json)")
     p.add_argument("--format", choices=("table", "json", "ttl"), default="table",
                    help="output: Markdown tables, JSON, or Turtle (schema:Recommendation with rank and score, "
