@@ -175,6 +175,39 @@ class Recommender:
             self.estimator.fit(kg, split)
         return self
 
+    def refit_params(self) -> dict:
+        """The settings of a refit on all interactions: this model's config with the choices its fit
+        made on validation pinned (:meth:`kgrec.models.base.Estimator.chosen_params`, e.g. the
+        hybrid's prior weights), and for a gradient-trained model ``epochs`` set to the selected
+        best epoch (a refit has no validation part to stop on, so it trains that many epochs)."""
+        self._require_fit()
+        params = dataclasses.asdict(self.estimator.config)
+        params.update(self.estimator.chosen_params())
+        best = self.fit_info.get("best_epoch")
+        if self.estimator.trainable and best:
+            params["epochs"] = int(best)
+        return params
+
+    def refit_all(self, kg: KnowledgeGraph, log: Callable[[str], None] | None = None,
+                  scenarios: Sequence[str] | None = None) -> "Recommender":
+        """A new model of the settings chosen by this fit (:meth:`refit_params`), fitted on every
+        interaction of ``kg``: the deployment step after choosing settings on a split. This model is
+        left unchanged; the new one cannot be evaluated on that split (it has seen its test part).
+        ``fit_info["refit_all"]`` records the settings it was given.
+
+        Args:
+            kg: the graph (usually the one this model was fitted on a split of).
+            log: as in :meth:`fit`.
+            scenarios: fit on the interactions of these scenarios only (as in :meth:`fit`).
+        """
+        params = self.refit_params()
+        rec = Recommender(self.model_name, **params)
+        rec.fit(kg, None, log=log, scenarios=scenarios)
+        rec.estimator.fit_info = {**rec.fit_info, "refit_all": {
+            "params": _jsonable(params), "chosen_params": _jsonable(self.estimator.chosen_params()),
+            "selected_epoch": self.fit_info.get("best_epoch") if self.estimator.trainable else None}}
+        return rec
+
     def _require_fit(self) -> None:
         if self.users is None:
             raise KgrecError("this Recommender is not fitted: call .fit(kg, split) or Recommender.load(dir)")

@@ -468,7 +468,13 @@ def _train(args) -> int:
     ks = args.ks
     valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
     test = rec.evaluate(sp, ks=ks, part="test")
-    out = rec.save(args.out)
+    served, refit = rec, None
+    if args.refit_all:
+        _log(f"refitting {args.model} on all {len(kg.interactions)} interactions with the chosen settings")
+        t0 = time.perf_counter()
+        served = rec.refit_all(kg, log=_epoch_logger(rec.model_name), scenarios=args.scenario)
+        refit = {"seconds": time.perf_counter() - t0, **served.fit_info}
+    out = served.save(args.out)
     rows = ([{"part": "valid", **valid}] if valid else []) + [{"part": "test", **test}]
     columns = [("part", "part"), *_metric_columns(ks)]
     payload = {
@@ -478,15 +484,20 @@ def _train(args) -> int:
         "graph": kg.stats(), "split": sp.stats(), "scenarios": args.scenario, "ks": list(ks),
         "fit": {"seconds": fit_s, **rec.fit_info}, "valid": valid, "test": test,
     }
+    if refit is not None:  # the saved model; valid/test above are the split fit's
+        payload["refit_all"] = refit
     text = (f"Model `{args.model}` trained on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name} "
-            f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`.")
+            f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`"
+            + (" after a refit on all interactions with the chosen settings (the metrics are the split "
+               "fit's)." if refit is not None else "."))
     json_path, md_path = write_results(out, "metrics", payload, rows, columns, title=f"kgrec train: {args.model}",
                                        text=text)
     from kgrec.reports.run_details import write_run_details
 
     write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
     print(markdown_table(rows, columns))
-    print(f"\nsaved model to {out}; wrote {json_path.name} and {md_path.name} there")
+    print(f"\nsaved {'the model refitted on all interactions' if refit is not None else 'model'} to {out}; "
+          f"wrote {json_path.name} and {md_path.name} there")
     return 0
 
 
@@ -794,6 +805,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the model into --out at every new best validation epoch (atomic), not only at the end")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same model and settings); implies --checkpoint")
+    p.add_argument("--refit-all", action="store_true",
+                   help="after the split's fit and evaluation, refit on all interactions with the settings it "
+                        "chose (its validation choices, and its best epoch count for a gradient model) and save "
+                        "that model instead; the metrics stay those of the split's fit")
     p.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
                    help="process-group backend under torchrun (auto: nccl with CUDA, else gloo); "
                         "see docs/distributed.md")
