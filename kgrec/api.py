@@ -193,6 +193,8 @@ class Recommender:
         """A new model of the settings chosen by this fit (:meth:`refit_params`), fitted on every
         interaction of ``kg``: the deployment step after choosing settings on a split. This model is
         left unchanged; the new one cannot be evaluated on that split (it has seen its test part).
+        The pinned choices need no validation part: the hybrid and ``ease+rules`` apply one-value
+        prior grids as given (:func:`kgrec.models.priors_select.pinned_weight`).
         ``fit_info["refit_all"]`` records the settings it was given.
 
         Args:

@@ -8,8 +8,11 @@ import torch
 
 import kgrec
 from kgrec.evaluation.rank import seen_csr
+from kgrec.models.priors_select import std_sample
 from tests.conftest import synthetic_kg, two_cluster_kg
 from tests.test_cli import RATIOS, TOY, run
+from tests.test_hybrid import _chain_kg, _params
+from tests.test_peers import BENCH
 
 
 def all_pairs(kg):
@@ -81,3 +84,44 @@ def test_cli_refit_all_saves_the_refit_model(tmp_path):
         warnings.simplefilter("ignore")
         kg = kgrec.load(TOY)
     assert saved.config.epochs == best and history(saved) == all_pairs(kg)
+
+
+def test_pinned_rules_are_applied_without_validation():
+    kg = _chain_kg()  # a ring walk: validation picks the sequential rules on a temporal split
+    sp = kgrec.split(kg, "temporal", ratios=(0.75, 0.125, 0.125))
+    rec = kgrec.Recommender("ease+rules", **BENCH).fit(kg, sp)
+    g, w = rec.fit_info["seq_relative_weight"], rec.fit_info["seq_window"]
+    assert g > 0
+    refit = rec.refit_all(kg)
+    info, c, est = refit.fit_info, refit.estimator.context, refit.estimator
+    assert (info["seq_relative_weight"], info["seq_window"], info["seq_recency"]) == (g, w, 1.0)
+    assert info["ease_reg"] == rec.fit_info["ease_reg"] and history(refit) == all_pairs(kg)
+    # the weight is g in units of the two score scales over the std sample, as on validation
+    sample = std_sample(kg.num_users)
+    rules = est.entry_rows(sample, est.recency_weights(1.0)) @ c["seq_weight"]
+    ease = est.history(sample) @ c["ease_weight"]
+    assert float(c["seq_gate"][0]) == pytest.approx(g * float(ease.std()) / float(rules.std()), rel=1e-6)
+    # a fit without validation on the unpinned grids makes no choice: EASE alone
+    plain = kgrec.Recommender("ease+rules", **BENCH).fit(kg)
+    assert plain.fit_info["seq_relative_weight"] == 0.0 and "seq_weight" not in plain.estimator.context
+
+
+def test_hybrid_refit_keeps_its_prior_weight(tiny_text_model, tmp_path):
+    kg = synthetic_kg(tmp_path, users=60, items=80, seed=1)
+    sp = kgrec.split(kg, "random", seed=0)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=4, patience=2, seq_prior=False,
+                                                use_text=False, prior_grid=(0.0, 1.0, 2.0),
+                                                ease_reg=(10.0,))).fit(kg, sp)
+    g, reg = rec.fit_info["prior_relative_weight"], rec.fit_info["prior_reg"]
+    assert g == 2.0  # validation added EASE (weight 0 scored lower)
+    refit = rec.refit_all(kg)
+    assert refit.config.prior_grid == (g,) and refit.config.ease_reg == (reg,)
+    assert refit.config.epochs == rec.fit_info["best_epoch"] == refit.fit_info["epochs_run"]
+    assert (refit.fit_info["prior_relative_weight"], refit.fit_info["prior_reg"]) == (g, reg)
+    assert float(refit.estimator.module.prior_gate) == pytest.approx(refit.fit_info["prior_weight"])
+    assert refit.fit_info["prior_weight"] > 0 and "prior_trials" not in refit.fit_info
+    # a fit without validation on the unpinned grid leaves EASE off
+    plain = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, seq_prior=False, use_text=False,
+                                                  prior_grid=(0.0, 1.0, 2.0), ease_reg=(10.0,))).fit(kg)
+    assert float(plain.estimator.module.prior_gate) == 0.0 and "prior_weight" not in plain.fit_info
+    assert history(refit) == all_pairs(kg)
