@@ -12,6 +12,7 @@ from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.data.vocab import Vocab
 from kgrec.errors import CheckpointError, KgrecError, UnknownIRIError
+from kgrec.reports.run_details import run_details
 from kgrec.training.checkpoint import save_checkpoint
 from kgrec.training.checkpoint_schema import check_known
 
@@ -140,3 +141,12 @@ def test_update_adds_new_interactions_to_the_known_items(mostpop):
     kg2 = KnowledgeGraph(kg.users, kg.items, kg.entities, kg.relations, kg.triples, kg.interactions.concat(extra))
     rec.update(kg2, extra)
     assert items_of(rec.recommend(U[0], k=5), U[0]) == [I[3]]
+
+
+def test_report_samples_rank_as_the_evaluation(mostpop):
+    """The report's sample top-10 masks training items only, so a test item can be a hit there."""
+    kg, sp, rec = mostpop
+    details = run_details({"mostpop": rec}, kg, sp, sample_users=1, ks=(1,))
+    (sample,) = details["samples"]
+    assert [(t["item"], t["hit"]) for t in sample["top"]["mostpop"]] == [
+        (I[0], True), (I[1], False), (I[2], False), (I[3], False)]
