@@ -463,17 +463,18 @@ def _train(args) -> int:
     _log(f"fitting {args.model}")
     ckpt = args.out if (args.checkpoint or args.resume) else None
     fit_s = _fit(rec, kg, sp, checkpoint_dir=ckpt, resume=args.resume)
+    served, refit = rec, None
+    if args.refit_all:  # on every rank: under torchrun the refit trains with DDP too
+        if distributed.is_main():
+            _log(f"refitting {args.model} on all {len(kg.interactions)} interactions with the chosen settings")
+        t0 = time.perf_counter()
+        served = rec.refit_all(kg, log=_epoch_logger(rec.model_name), scenarios=args.scenario)
+        refit = {"seconds": time.perf_counter() - t0, **served.fit_info}
     if not distributed.is_main():
         return 0
     ks = args.ks
     valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
     test = rec.evaluate(sp, ks=ks, part="test")
-    served, refit = rec, None
-    if args.refit_all:
-        _log(f"refitting {args.model} on all {len(kg.interactions)} interactions with the chosen settings")
-        t0 = time.perf_counter()
-        served = rec.refit_all(kg, log=_epoch_logger(rec.model_name), scenarios=args.scenario)
-        refit = {"seconds": time.perf_counter() - t0, **served.fit_info}
     out = served.save(args.out)
     rows = ([{"part": "valid", **valid}] if valid else []) + [{"part": "test", **test}]
     columns = [("part", "part"), *_metric_columns(ks)]

@@ -1,7 +1,11 @@
 """Refit on all interactions with the settings chosen on a split (Recommender.refit_all, kgrec train --refit-all)."""
 
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -125,3 +129,19 @@ def test_hybrid_refit_keeps_its_prior_weight(tiny_text_model, tmp_path):
                                                   prior_grid=(0.0, 1.0, 2.0), ease_reg=(10.0,))).fit(kg)
     assert float(plain.estimator.module.prior_gate) == 0.0 and "prior_weight" not in plain.fit_info
     assert history(refit) == all_pairs(kg)
+
+
+@pytest.mark.slow
+def test_torchrun_refit_all(tmp_path):
+    """Under ``torchrun`` every rank refits (DDP), so rank 0's refit does not wait for a finished rank."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "kgrec", "train", str(TOY), "--model", "lightgcn", "--param", "epochs=3",
+                          "--param", "batch_size=4", "--ratios", "0.6,0.2,0.2", "--out", str(tmp_path / "m"),
+                          "--refit-all", "--no-progress"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["refit_all"]["world_size"] == 2
+    assert metrics["refit_all"]["epochs_run"] == metrics["fit"]["best_epoch"]
+    assert res.stderr.count("refitting lightgcn") == 1
