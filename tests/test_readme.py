@@ -55,7 +55,8 @@ AFTER = [
      and sorted(ns["rec"].users) == sorted(ns["kg"].users)),
     ('rec.update(kgrec.load("week2.ttl"))',
      lambda ns: "https://w3id.org/kgrec/data/toy/user/u7" in ns["rec"].users and len(ns["rec"].users) == 7),
-    ('kg = kgrec.load("data.ttl"', lambda ns: ns["kg"].scenarios == ["rating", "tag"] and len(ns["kg"].interactions) == 48),
+    ('kg = kgrec.load("data.ttl"',
+     lambda ns: ns["kg"].scenarios == ["rating", "tag"] and len(ns["kg"].interactions) == 48),
 ]
 
 

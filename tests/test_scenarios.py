@@ -479,7 +479,7 @@ def test_scenario_mf_update_grows_tables_and_keeps_each_interaction_in_its_scena
     # recommend leaves out every item the user has in the graph, in either scenario (the update's
     # new interactions included); the model's history (the masks of its evaluation) is the target's only
     got = dict(new.recommend("http://x/unew", k=17)["http://x/unew"])
-    assert not {"http://x/i12", "http://x/i13", "http://x/i14", "http://x/i00", "http://x/i01", "http://x/i02"} & set(got)
+    assert not {f"http://x/i{i:02d}" for i in (12, 13, 14, 0, 1, 2)} & set(got)
     assert len(got) == 17 - 6
     assert "http://x/i00" in dict(new.recommend("http://x/unew", k=17, exclude_seen=False)["http://x/unew"])
     # the same pair in the same scenario is not new; in the other scenario it is

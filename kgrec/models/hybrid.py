@@ -346,12 +346,12 @@ class HybridEstimator(PairwiseEstimator):
             self.freeze()
         if len(split.valid) and ("ease_weight" in self.context or self._seq_candidates):
             self._calibrate_prior(split)
-        elif not len(split.valid) and self._pinned_priors():
+        elif not len(split.valid) and any(self._pinned_priors()):
             self._calibrate_prior(None)
         return self
 
-    def _pinned_priors(self) -> bool:
-        """Whether a prior's settings are pinned (one reg and one weight for EASE; one window, one
+    def _pinned_priors(self) -> tuple[bool, bool]:
+        """Whether EASE's and the rules' settings are pinned (one reg and one weight for EASE; one window, one
         recency and one weight above 0 for the rules), as :meth:`chosen_params` writes them for a
         refit on all interactions: without a validation part those are applied as given
         (:func:`kgrec.models.priors_select.pinned_weight`); any other grid is a choice that needs
@@ -359,8 +359,9 @@ class HybridEstimator(PairwiseEstimator):
         cfg = self.config
         ease = "ease_weight" in self.context and pinned_weight(
             cfg.prior_grid, tuple(getattr(self, "_ease_candidates", None) or (None,))) is not None
-        seq = bool(self._seq_candidates) and pinned_weight(self._seq_candidates[2], *self._seq_candidates[:2]) is not None
-        return ease or seq
+        seq = bool(self._seq_candidates) and pinned_weight(self._seq_candidates[2],
+                                                            *self._seq_candidates[:2]) is not None
+        return ease, seq
 
     def chosen_params(self) -> dict:
         """The prior settings validation chose (EASE's reg and relative weight; the rules' window,
@@ -386,13 +387,12 @@ class HybridEstimator(PairwiseEstimator):
         self.freeze()
         if split is None:  # pinned settings, no validation: each trial's "score" is its weight, so
             # the one pinned weight wins over the weight-0 trial (see _pinned_priors)
-            cfg = self.config
-            if "ease_weight" in self.context and pinned_weight(
-                    cfg.prior_grid, tuple(getattr(self, "_ease_candidates", None) or (None,))) is not None:
+            ease, seq = self._pinned_priors()
+            if ease:
                 self._calibrate_ease(None)
             else:
                 self._ease_candidates = None
-            if self._seq_candidates and pinned_weight(self._seq_candidates[2], *self._seq_candidates[:2]) is not None:
+            if seq:
                 self._calibrate_sequence(None)
             self._seq_candidates = None
             return
