@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Callable
 
@@ -17,15 +17,16 @@ from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.loader import load as _load
 from kgrec.data.scenarios import select
 from kgrec.data.splits import Split, split as _split
-from kgrec.training.checkpoint_schema import check_config, check_context_values, check_header, check_top_level
 from kgrec.data.vocab import Vocab
 from kgrec.dynamics.update import update_estimator
 from kgrec.errors import CheckpointError, KgrecError, SplitError
 from kgrec.evaluation.evaluator import Evaluator
-from kgrec.evaluation.rank import mask_seen, topk
+from kgrec.evaluation.rank import csr_rows, mask_seen, seen_csr, topk
 from kgrec.explain import Explainer
 from kgrec.models import MODELS
 from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
+from kgrec.training.checkpoint_schema import (check_config, check_context_values, check_header, check_known,
+                                             check_top_level)
 
 __all__ = ["load", "split", "Recommender", "select_half_life"]
 
@@ -101,6 +102,8 @@ class Recommender:
         self.item_labels: list[str] = []
         self._kg: KnowledgeGraph | None = None  # the graph of the last fit (explanations reuse it)
         self._explainer = None
+        # every item each user has in the fitted graph, (indptr [U + 1], indices [nnz]); see known_items
+        self._known: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @staticmethod
     def params_of(model: str) -> dict:
@@ -149,13 +152,14 @@ class Recommender:
             empty = Interactions.empty()
             split = Split("all", 0, (1.0, 0.0, 0.0), kg.num_users, kg.num_items, kg.interactions, empty, empty)
         self._check_split(split, kg.num_users, kg.num_items)
+        known = _known_csr(kg.interactions, kg.num_users, kg.num_items)
         if scenarios is not None:
 
             split = select(kg, split, scenarios)
         if len(split.train) == 0:
             raise SplitError("the split's training part is empty: nothing to fit")
         self.users, self.items = kg.users, kg.items
-        self._kg, self._explainer = kg, None
+        self._kg, self._explainer, self._known = kg, None, known
         self.item_labels = [kg.label(i) for i in range(kg.num_items)]
         if self.estimator.trainable:
             kwargs = {"log": log, "metric": metric}
@@ -170,6 +174,41 @@ class Recommender:
         else:
             self.estimator.fit(kg, split)
         return self
+
+    def refit_params(self) -> dict:
+        """The settings of a refit on all interactions: this model's config with the choices its fit
+        made on validation pinned (:meth:`kgrec.models.base.Estimator.chosen_params`, e.g. the
+        hybrid's prior weights), and for a gradient-trained model ``epochs`` set to the selected
+        best epoch (a refit has no validation part to stop on, so it trains that many epochs)."""
+        self._require_fit()
+        params = dataclasses.asdict(self.estimator.config)
+        params.update(self.estimator.chosen_params())
+        best = self.fit_info.get("best_epoch")
+        if self.estimator.trainable and best:
+            params["epochs"] = int(best)
+        return params
+
+    def refit_all(self, kg: KnowledgeGraph, log: Callable[[str], None] | None = None,
+                  scenarios: Sequence[str] | None = None) -> "Recommender":
+        """A new model of the settings chosen by this fit (:meth:`refit_params`), fitted on every
+        interaction of ``kg``: the deployment step after choosing settings on a split. This model is
+        left unchanged; the new one cannot be evaluated on that split (it has seen its test part).
+        The pinned choices need no validation part: the hybrid and ``ease+rules`` apply one-value
+        prior grids as given (:func:`kgrec.models.priors_select.pinned_weight`).
+        ``fit_info["refit_all"]`` records the settings it was given.
+
+        Args:
+            kg: the graph (usually the one this model was fitted on a split of).
+            log: as in :meth:`fit`.
+            scenarios: fit on the interactions of these scenarios only (as in :meth:`fit`).
+        """
+        params = self.refit_params()
+        rec = Recommender(self.model_name, **params)
+        rec.fit(kg, None, log=log, scenarios=scenarios)
+        rec.estimator.fit_info = {**rec.fit_info, "refit_all": {
+            "params": _jsonable(params), "chosen_params": _jsonable(self.estimator.chosen_params()),
+            "selected_epoch": self.fit_info.get("best_epoch") if self.estimator.trainable else None}}
+        return rec
 
     def _require_fit(self) -> None:
         if self.users is None:
@@ -209,11 +248,51 @@ class Recommender:
         if est is not self.estimator:
             labels = {iri: kg.label(i) for i, iri in enumerate(kg.items)}
             self.item_labels = (self.item_labels or list(self.items)) + [labels[iri] for iri in items.labels[len(self.items):]]
+            # the known items grow by every interaction of 'kg' (ids of old users and items are kept)
+            old = self.known_items
+            umap = torch.tensor([users.id(x) for x in kg.users], dtype=torch.long)
+            imap = torch.tensor([items.id(x) for x in kg.items], dtype=torch.long)
+            rows = torch.repeat_interleave(torch.arange(old[0].numel() - 1), old[0][1:] - old[0][:-1])
+            ia = kg.interactions
+            self._known = seen_csr(torch.cat([rows, umap[ia.user]]), torch.cat([old[1], imap[ia.item]]),
+                                   len(users), len(items))
             self.estimator, self.users, self.items = est, users, items
         self.estimator.fit_info = {**self.estimator.fit_info, "update": info}
         return self
 
     # --------------------------------------------------------------- scoring
+    @property
+    def known_items(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every item each user has in the graph of the fit, as a CSR ``(indptr [U + 1], indices
+        [nnz])`` of ids (CPU, items sorted within a row): all of ``kg.interactions``, so the
+        training, validation and test interactions of a split of that graph alike, grown by
+        :meth:`update`. :meth:`recommend` leaves them out. A checkpoint saved before this was
+        recorded gives the training history instead."""
+        self._require_fit()
+        if self._known is None:
+            ctx = self.estimator.context
+            return ctx["hist_indptr"].cpu(), ctx["hist_indices"].cpu()
+        return self._known
+
+    def _exclusions(self, exclude) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """``exclude`` of :meth:`recommend` as (item ids left out for every user or ``None``,
+        ``{user IRI: item ids}``)."""
+        if exclude is None:
+            return None, {}
+        if isinstance(exclude, Mapping):
+            per_user = {}
+            for user, iris in exclude.items():
+                if not isinstance(user, str) or isinstance(iris, str) or not isinstance(iris, Sequence | set):
+                    raise KgrecError("'exclude' as a mapping must map user IRIs to lists of item IRIs "
+                                     f"(got {user!r}: {iris!r:.80})")
+                self.users.id(user)  # an unknown user is an error, not silently nothing
+                per_user[user] = self.items.ids(list(iris))
+            return None, per_user
+        if isinstance(exclude, str) or not isinstance(exclude, Sequence | set):
+            raise KgrecError(f"'exclude' must be a list of item IRIs or a mapping user IRI -> item IRIs "
+                             f"(got {type(exclude).__name__})")
+        return self.items.ids(list(exclude)), {}
+
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
         """Raw scores ``[B, I]`` of user ids ``[B]`` (no masking), on the CPU."""
@@ -223,14 +302,32 @@ class Recommender:
     @torch.no_grad()
     def recommend(self, users: str | Sequence[str], k: int = 10, exclude_seen: bool = True,
                   candidates: Sequence[str] | None = None,
-                  batch_size: int = 1024, index=None) -> dict[str, list[tuple[str, float]]]:
+                  batch_size: int = 1024, index=None,
+                  exclude: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                  ) -> dict[str, list[tuple[str, float]]]:
         """Top-``k`` items for each user IRI, as ``{user: [(item IRI, score), ...]}``, best first.
 
-        Items the user has in the training data are excluded unless ``exclude_seen=False``;
-        ``candidates`` restricts the ranking to those item IRIs. Users are scored ``batch_size`` at
-        a time, so memory stays at ``[batch_size, num_items]`` scores however many users are asked.
-        ``index``: a faiss :class:`kgrec.ann.ItemIndex` from :meth:`build_index` answers instead of
-        full ranking (no ``candidates``).
+        A served list never repeats what the user already has: every item the user has in the
+        graph the model was fitted on (its training, validation and test interactions alike, see
+        :attr:`known_items`) is left out unless ``exclude_seen=False``. The evaluation is not
+        affected (:meth:`evaluate` masks by its protocol). Users are scored ``batch_size`` at a
+        time, so memory stays at ``[batch_size, num_items]`` scores however many users are asked.
+
+        Args:
+            users: one user IRI or several.
+            k: items per user.
+            exclude_seen: leave out the items each user has in the fitted graph (default ``True``).
+            candidates: rank only these item IRIs (not with ``index``).
+            batch_size: users scored at a time.
+            index: a faiss :class:`kgrec.ann.ItemIndex` from :meth:`build_index` answers instead of
+                full ranking; it leaves out the same items.
+            exclude: more item IRIs to leave out in this call: a list (for every user) or a mapping
+                ``{user IRI: [item IRI, ...]}`` (users not asked are ignored); applied whatever
+                ``exclude_seen`` says.
+
+        Raises:
+            KgrecError: a bad ``k``/``batch_size``/``exclude``, or ``candidates`` with ``index``.
+            UnknownIRIError: a user or item IRI the model does not know.
         """
         self._require_fit()
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
@@ -247,21 +344,23 @@ class Recommender:
             keep[self.items.ids(list(candidates))] = True
         if index is not None and keep is not None:
             raise KgrecError("'candidates' cannot be combined with 'index' (the index covers every item)")
+        every, per_user = self._exclusions(exclude)
+        known = self.known_items if exclude_seen else None
         out = {}
         for b in range(0, len(users), batch_size):
             chunk = ids[b:b + batch_size]
+            # what this chunk leaves out, as a CSR over its rows (no dense [B, I] mask; profiled:
+            # dense history rows were ~1/3 of the time)
+            drop = _chunk_exclusions(chunk, users[b:b + batch_size], known, every, per_user, len(self.items))
+            rows = torch.arange(chunk.numel())
             if index is not None:
 
-                ctx = self.estimator.context
-                seen = (ctx["hist_indptr"], ctx["hist_indices"]) if exclude_seen else None
-                vals, idx = index.search(dot_product_vectors(self.estimator)[0][chunk], k, seen=seen, users=chunk)
+                vals, idx = index.search(dot_product_vectors(self.estimator)[0][chunk], k, seen=drop, users=rows)
             else:
                 scores = self.score(chunk)  # [B, I]
-                if exclude_seen:  # from the CSR: no dense [B, I] history rows (they dominated when profiled)
-                    ctx = self.estimator.context
+                if drop is not None:
                     # a dot-product model's scores are a new product each call: mask in place, no copy
-                    scores = mask_seen(scores, chunk, ctx["hist_indptr"].cpu(), ctx["hist_indices"].cpu(),
-                                       inplace=self.estimator.scores_by_dot_product)
+                    scores = mask_seen(scores, rows, *drop, inplace=self.estimator.scores_by_dot_product)
                 if keep is not None:
                     scores = scores.masked_fill(~keep, -torch.inf)
                 vals, idx = topk(scores, min(k, scores.shape[1]))  # ties -> lower item id, as the evaluator
@@ -405,6 +504,8 @@ class Recommender:
             "progress": _jsonable(progress),
         }
         tensors = self.estimator.state_tensors()
+        if self._known is not None:
+            tensors.update({"known.indptr": self._known[0].contiguous(), "known.indices": self._known[1].contiguous()})
         tensors.update({f"trainer.{k}": v.detach().cpu() for k, v in (trainer_tensors or {}).items()})
         return save_checkpoint(directory, meta, tensors)
 
@@ -468,11 +569,50 @@ class Recommender:
         rec.users = Vocab.from_list(meta["users"], "user")
         rec.items = Vocab.from_list(meta["items"], "item")
         rec.item_labels = meta.get("item_labels", [])
+        if "known.indptr" in tensors:  # older checkpoints lack it: known_items falls back to training
+            rec._known = check_known(tensors, len(rec.users), len(rec.items), d / "model.safetensors")
         return rec
 
     def __repr__(self) -> str:
         state = f"{len(self.users)} users, {len(self.items)} items" if self.users else "not fitted"
         return f"Recommender({self.model_name!r}, {state})"
+
+
+def _known_csr(inter: Interactions, num_users: int, num_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (user, item) pairs of ``inter`` as a CSR of item ids per user (duplicates merged), on the CPU."""
+    return seen_csr(inter.user.long().cpu(), inter.item.long().cpu(), num_users, num_items)
+
+
+def _chunk_exclusions(chunk: torch.Tensor, iris: Sequence[str], known: tuple[torch.Tensor, torch.Tensor] | None,
+                      every: torch.Tensor | None, per_user: dict[str, torch.Tensor],
+                      num_items: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The items to leave out of each row of a chunk of users, as a CSR over the chunk's rows.
+
+    Args:
+        chunk: ``[B]`` user ids; iris: their IRIs.
+        known: the known items per user id (``None``: leave them in).
+        every: ``[n]`` item ids left out for every row (``None``: none).
+        per_user: user IRI -> ``[n]`` item ids left out of that user's rows.
+
+    Returns:
+        ``(indptr [B + 1], indices [nnz])`` or ``None`` when nothing is left out.
+    """
+    rows, cols = [], []
+    if known is not None:
+        r, c = csr_rows(known[0], known[1], chunk)
+        rows.append(r)
+        cols.append(c)
+    B = chunk.numel()
+    if every is not None and every.numel():
+        rows.append(torch.arange(B).repeat_interleave(every.numel()))
+        cols.append(every.repeat(B))
+    for pos, iri in enumerate(iris):
+        if iri in per_user:
+            rows.append(torch.full((per_user[iri].numel(),), pos, dtype=torch.long))
+            cols.append(per_user[iri])
+    if not rows:
+        return None
+    return seen_csr(torch.cat(rows), torch.cat(cols), B, num_items)
 
 
 def _first_difference(saved, mine: Vocab) -> str:

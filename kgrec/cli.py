@@ -463,12 +463,19 @@ def _train(args) -> int:
     _log(f"fitting {args.model}")
     ckpt = args.out if (args.checkpoint or args.resume) else None
     fit_s = _fit(rec, kg, sp, checkpoint_dir=ckpt, resume=args.resume)
+    served, refit = rec, None
+    if args.refit_all:  # on every rank: under torchrun the refit trains with DDP too
+        if distributed.is_main():
+            _log(f"refitting {args.model} on all {len(kg.interactions)} interactions with the chosen settings")
+        t0 = time.perf_counter()
+        served = rec.refit_all(kg, log=_epoch_logger(rec.model_name), scenarios=args.scenario)
+        refit = {"seconds": time.perf_counter() - t0, **served.fit_info}
     if not distributed.is_main():
         return 0
     ks = args.ks
     valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
     test = rec.evaluate(sp, ks=ks, part="test")
-    out = rec.save(args.out)
+    out = served.save(args.out)
     rows = ([{"part": "valid", **valid}] if valid else []) + [{"part": "test", **test}]
     columns = [("part", "part"), *_metric_columns(ks)]
     payload = {
@@ -478,15 +485,20 @@ def _train(args) -> int:
         "graph": kg.stats(), "split": sp.stats(), "scenarios": args.scenario, "ks": list(ks),
         "fit": {"seconds": fit_s, **rec.fit_info}, "valid": valid, "test": test,
     }
+    if refit is not None:  # the saved model; valid/test above are the split fit's
+        payload["refit_all"] = refit
     text = (f"Model `{args.model}` trained on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name} "
-            f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`.")
+            f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`"
+            + (" after a refit on all interactions with the chosen settings (the metrics are the split "
+               "fit's)." if refit is not None else "."))
     json_path, md_path = write_results(out, "metrics", payload, rows, columns, title=f"kgrec train: {args.model}",
                                        text=text)
     from kgrec.reports.run_details import write_run_details
 
     write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
     print(markdown_table(rows, columns))
-    print(f"\nsaved model to {out}; wrote {json_path.name} and {md_path.name} there")
+    print(f"\nsaved {'the model refitted on all interactions' if refit is not None else 'model'} to {out}; "
+          f"wrote {json_path.name} and {md_path.name} there")
     return 0
 
 
@@ -567,7 +579,7 @@ def cmd_evaluate(args) -> int:
 def cmd_recommend(args) -> int:
     rec = _load_model(args.model_dir, args)
     users = list(dict.fromkeys(args.user))
-    result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen)
+    result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen, exclude=args.exclude)
     labels = rec.item_labels
 
     def label(iri: str) -> str | None:
@@ -794,6 +806,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the model into --out at every new best validation epoch (atomic), not only at the end")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same model and settings); implies --checkpoint")
+    p.add_argument("--refit-all", action="store_true",
+                   help="after the split's fit and evaluation, refit on all interactions with the settings it "
+                        "chose (its validation choices, and its best epoch count for a gradient model) and save "
+                        "that model instead; the metrics stay those of the split's fit")
     p.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
                    help="process-group backend under torchrun (auto: nccl with CUDA, else gloo); "
                         "see docs/distributed.md")
@@ -826,12 +842,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "recommend", formatter_class=_Formatter, help="top-k items for users of a saved model",
         description="Reload a saved model and print each user's top-k items with scores (and item labels), "
-                    "leaving out the items the user had in training.",
+                    "leaving out every item the user already has in the graph the model was fitted on "
+                    "(training, validation and test interactions alike).",
         epilog="example:\n  kgrec recommend kgrec-out/ease --user https://w3id.org/kgrec/data/toy/user/u1 -k 3")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
     p.add_argument("--user", metavar="IRI", action="append", required=True, help="user IRI (repeatable)")
     p.add_argument("-k", type=int, default=10, help="items per user")
-    p.add_argument("--include-seen", action="store_true", help="also rank the items the user had in training")
+    p.add_argument("--include-seen", action="store_true",
+                   help="also rank the items the user already has in the fitted graph")
+    p.add_argument("--exclude", metavar="IRI", action="append", default=None,
+                   help="leave out this item for every user too (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables (same as --format json)")
     p.add_argument("--format", choices=("table", "json", "ttl"), default="table",
                    help="output: Markdown tables, JSON, or Turtle (schema:Recommendation with rank and score, "

@@ -87,12 +87,13 @@ def test_evaluate_agrees_with_independent_recount_of_recommend():
     sp = kgrec.split(kg, "random", seed=4)
     rec = kgrec.Recommender("ease", reg=1.0).fit(kg, sp)
     m = rec.evaluate(sp, ks=(3,))
-    # recommend() masks train only; the test protocol also masks valid items -> pass them as exclusions
+    # recommend() leaves out all the user's items; the test protocol masks train + valid only ->
+    # turn the known items off and pass train + valid as the exclusions
     lists = {}
     for u in torch.unique(sp.test.user).tolist():
-        valid_items = set(sp.valid.item[sp.valid.user == u].tolist())
-        out = rec.recommend(kg.users[u], k=3 + len(valid_items))[kg.users[u]]
-        lists[u] = [kg.items.id(i) for i, _ in out if kg.items.id(i) not in valid_items][:3]
+        masked = [kg.items[i] for part in (sp.train, sp.valid) for i in part.item[part.user == u].tolist()]
+        out = rec.recommend(kg.users[u], k=3, exclude_seen=False, exclude={kg.users[u]: masked})[kg.users[u]]
+        lists[u] = [kg.items.id(i) for i, _ in out]
     ref = evaluate_topk(lists, sp, ks=(3,))
     for key in ("recall@3", "ndcg@3", "precision@3", "hit@3", "mrr@3"):
         assert m[key] == pytest.approx(ref[key], abs=1e-6)

@@ -253,7 +253,7 @@ def test_demo_hybrid_with_text(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------- recommend
-def test_recommend_excludes_training_items(bprmf_run, toy_kg):
+def test_recommend_excludes_known_items(bprmf_run, toy_kg):
     out, code, _, _ = bprmf_run
     assert code == 0
     users = [U + "u1", U + "u5", U + "u6"]
@@ -262,17 +262,26 @@ def test_recommend_excludes_training_items(bprmf_run, toy_kg):
     got = json.loads(stdout)
     assert list(got) == users
     sp = kgrec.split(toy_kg, "random", ratios=RATIOS, seed=3)
+    inter, held_out = toy_kg.interactions, set()
     for u in users:
         uid = toy_kg.users.id(u)
         train_items = {toy_kg.items[i] for i in sp.train.item[sp.train.user == uid].tolist()}
+        known = {toy_kg.items[i] for i in inter.item[inter.user == uid].tolist()}
         items = [r["item"] for r in got[u]]
-        assert train_items and not train_items & set(items)
-        # k=10 > 8 items: every item the user did not train on, each once, best first
-        assert sorted(items) == sorted(set(toy_kg.items) - train_items)
+        assert train_items and train_items <= known and not known & set(items)
+        # k=10 > 8 items: every item the user does not have in the graph (train, valid or test), each once
+        assert sorted(items) == sorted(set(toy_kg.items) - known)
+        held_out |= known - train_items
         assert [r["rank"] for r in got[u]] == list(range(1, len(items) + 1))
         scores = [r["score"] for r in got[u]]
         assert scores == sorted(scores, reverse=True)
         assert all(r["label"] == toy_kg.label(toy_kg.items.id(r["item"])) for r in got[u])
+    assert held_out  # some valid/test item was left out, not only training ones
+    known = {toy_kg.items[i] for i in inter.item[inter.user == toy_kg.users.id(users[0])].tolist()}
+    left = sorted(set(toy_kg.items) - known)[0]  # an item u1 would get: --exclude leaves it out too
+    code, stdout, err = run(["recommend", out, "--user", users[0], "--exclude", left, "--json"])
+    assert code == 0, err
+    assert sorted(r["item"] for r in json.loads(stdout)[users[0]]) == sorted(set(toy_kg.items) - known - {left})
 
 
 def test_recommend_text_k_and_errors(bprmf_run):

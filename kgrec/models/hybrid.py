@@ -20,7 +20,7 @@ from kgrec.data.vocab import Vocab
 from kgrec.errors import KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import PairwiseEstimator, TrainConfig, check_history, history_row
-from kgrec.models.priors_select import pinned_rule_params
+from kgrec.models.priors_select import pinned_rule_params, pinned_weight
 from kgrec.nn.hybrid import HybridModel
 from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
 from kgrec.nn.sparse import gcn_adjacency
@@ -384,7 +384,22 @@ class HybridEstimator(PairwiseEstimator):
             self.freeze()
         if len(split.valid) and ("ease_weight" in self.context or self._seq_candidates):
             self._calibrate_prior(split)
+        elif not len(split.valid) and any(self._pinned_priors()):
+            self._calibrate_prior(None)
         return self
+
+    def _pinned_priors(self) -> tuple[bool, bool]:
+        """Whether EASE's and the rules' settings are pinned (one reg and one weight for EASE; one window, one
+        recency and one weight above 0 for the rules), as :meth:`chosen_params` writes them for a
+        refit on all interactions: without a validation part those are applied as given
+        (:func:`kgrec.models.priors_select.pinned_weight`); any other grid is a choice that needs
+        validation, and the priors stay off."""
+        cfg = self.config
+        ease = "ease_weight" in self.context and pinned_weight(
+            cfg.prior_grid, tuple(getattr(self, "_ease_candidates", None) or (None,))) is not None
+        seq = bool(self._seq_candidates) and pinned_weight(self._seq_candidates[2],
+                                                            *self._seq_candidates[:2]) is not None
+        return ease, seq
 
     def chosen_params(self) -> dict:
         """The prior settings validation chose (EASE's reg and relative weight; the rules' window,
@@ -399,14 +414,26 @@ class HybridEstimator(PairwiseEstimator):
         return out
 
     @torch.no_grad()
-    def _calibrate_prior(self, split: Split) -> None:
+    def _calibrate_prior(self, split: Split | None) -> None:
         """Choose the fixed priors' weights on validation NDCG@10 (the test part is never read):
-        EASE's first (with the neural branches), then the sequential rules' (on top of both)."""
+        EASE's first (with the neural branches), then the sequential rules' (on top of both).
+        ``split=None``: no validation, apply the pinned settings (:meth:`_pinned_priors`)."""
 
         m = self.module
         m.prior_gate.zero_()
         m.seq_gate.zero_()
         self.freeze()
+        if split is None:  # pinned settings, no validation: each trial's "score" is its weight, so
+            # the one pinned weight wins over the weight-0 trial (see _pinned_priors)
+            ease, seq = self._pinned_priors()
+            if ease:
+                self._calibrate_ease(None)
+            else:
+                self._ease_candidates = None
+            if seq:
+                self._calibrate_sequence(None)
+            self._seq_candidates = None
+            return
         evaluator = Evaluator(split, ks=(10,), part="valid", gauc=False)
         if "ease_weight" in self.context:
             self._calibrate_ease(evaluator)
@@ -431,16 +458,17 @@ class HybridEstimator(PairwiseEstimator):
                     continue
                 m.prior_gate.fill_(g * scale)
                 self.freeze()
-                trials.append((evaluator(self.score)["ndcg@10"], g, reg, g * scale))
+                trials.append((evaluator(self.score)["ndcg@10"] if evaluator else g, g, reg, g * scale))
         best, g, reg, weight = max(trials, key=lambda t: (t[0], -t[1]))
         self.context["ease_weight"] = candidates[reg].to(self.device)
         self._ease_candidates = None
         m.prior_gate.fill_(weight)
         self.freeze()
-        self.fit_info.update(prior_weight=weight, prior_relative_weight=g, prior_reg=reg,
-                             prior_trials=[t[:3] for t in trials],
-                             valid_before_prior=trials[0][0] if trials[0][1] == 0 else None)
-        self.fit_info.setdefault("valid", {})["ndcg@10"] = best
+        self.fit_info.update(prior_weight=weight, prior_relative_weight=g, prior_reg=reg)
+        if evaluator is not None:  # without validation the trials' "scores" are their weights
+            self.fit_info.update(prior_trials=[t[:3] for t in trials],
+                                 valid_before_prior=trials[0][0] if trials[0][1] == 0 else None)
+            self.fit_info.setdefault("valid", {})["ndcg@10"] = best
 
     @torch.no_grad()
     def _calibrate_sequence(self, evaluator) -> None:
@@ -452,7 +480,7 @@ class HybridEstimator(PairwiseEstimator):
         sample = users[:: max(1, len(users) // 256)]
         base_std = float(self.score(sample).std())
         # (valid ndcg@10, relative weight, window, tau, absolute weight); weight 0 = the model without rules
-        trials = [(evaluator(self.score)["ndcg@10"], 0.0, None, None, 0.0)]
+        trials = [(evaluator(self.score)["ndcg@10"] if evaluator else 0.0, 0.0, None, None, 0.0)]
         for w in windows:
             rules = SequentialRules(self.meta["num_items"], window=w).fit(
                 c["hist_indptr"], c["hist_indices"], c["hist_time"]).weight.to(self.device)
@@ -469,7 +497,7 @@ class HybridEstimator(PairwiseEstimator):
                     def score(u, a=a, recency=recency, rules=rules):
                         return self.score(u) + a * (self.entry_rows(u, recency) @ rules)
 
-                    trials.append((evaluator(score)["ndcg@10"], g, w, tau, a))
+                    trials.append((evaluator(score)["ndcg@10"] if evaluator else g, g, w, tau, a))
         best, g, w, tau, a = max(trials, key=lambda t: (t[0], -t[1]))
         if g > 0:  # the chosen window's rules again (one I x I matrix held at a time)
             c["seq_weight"] = SequentialRules(self.meta["num_items"], window=w).fit(
@@ -478,9 +506,10 @@ class HybridEstimator(PairwiseEstimator):
             m.seq_gate.fill_(a)
             self._derived.pop("recency", None)
             self.freeze()
-        self.fit_info.update(seq_weight=a, seq_relative_weight=g, seq_window=w, seq_recency=tau,
-                             seq_trials=[t[:4] for t in trials])
-        self.fit_info.setdefault("valid", {})["ndcg@10"] = best
+        self.fit_info.update(seq_weight=a, seq_relative_weight=g, seq_window=w, seq_recency=tau)
+        if evaluator is not None:
+            self.fit_info["seq_trials"] = [t[:4] for t in trials]
+            self.fit_info.setdefault("valid", {})["ndcg@10"] = best
 
     def recency_weights(self, tau: float | None = None) -> Tensor:
         """``[nnz]`` each history entry's weight in the sequential rules' user rows:

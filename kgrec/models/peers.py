@@ -28,7 +28,7 @@ from kgrec.errors import KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import Estimator
 from kgrec.models.hybrid import HybridConfig, HybridEstimator, _positive_tuple
-from kgrec.models.priors_select import pinned_rule_params, select_added_weight, std_sample
+from kgrec.models.priors_select import pinned_rule_params, pinned_weight, select_added_weight, std_sample
 from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
 from kgrec.training.trainer import peak_memory_mb
 
@@ -68,8 +68,10 @@ class EASERulesConfig:
     ``seq_window x seq_recency x seq_grid`` by validation NDCG@10 (weight 0 always a candidate; ties
     go to the smaller weight: :func:`kgrec.models.priors_select.select_added_weight`). Scores are
     ``history @ B + a * recency rows @ T``. Without times the rules are off (EASE alone, its reg
-    still chosen on validation); without a validation part nothing is chosen: EASE alone at the
-    first ``ease_reg``.
+    still chosen on validation); without a validation part nothing is chosen: EASE at the first
+    ``ease_reg``, plus the rules only when their settings are pinned (one window, one recency, one
+    weight above 0, as :meth:`EASERulesModel.chosen_params` writes them for a refit on all
+    interactions: :func:`kgrec.models.priors_select.pinned_weight`).
 
     Args:
         ease_reg: EASE's L2 weight, or several candidates (default the hybrid's ``(250, 500, 1000)``).
@@ -159,8 +161,12 @@ class EASERulesModel(Estimator):
         validate = len(split.valid) > 0
         info = {"trials": 0, "ease_reg": regs[0], "seq_window": None, "seq_recency": None,
                 "seq_relative_weight": 0.0, "seq_weight": 0.0}
-        if not validate:  # nothing to choose on: EASE at the first reg
+        if not validate:  # nothing to choose on: EASE at the first reg, the rules only when pinned
             c["ease_weight"] = EASE(I, reg=regs[0]).fit(csr).weight.to(self.device)
+            g = pinned_weight(grid, windows, taus)
+            if cfg.seq_prior and g and bool((~torch.isnan(c["hist_time"])).any()):
+                self._apply_rules(windows[0], taus[0], g, info)
+            self._derived.pop("recency", None)
             self.fit_info = _fit_info(t0, **info)
             return self
 
@@ -200,6 +206,23 @@ class EASERulesModel(Estimator):
         self._derived.pop("recency", None)
         self.fit_info = _fit_info(t0, **info, valid={"ndcg@10": valid})
         return self
+
+    @torch.no_grad()
+    def _apply_rules(self, window: float, tau: float, g: float, info: dict) -> None:
+        """Add the rules of ``window`` and ``tau`` at relative weight ``g`` without validation (a
+        refit of pinned settings), scaled as :func:`select_added_weight` scales them."""
+        c = self.context
+        rules = self._rules(window)
+        recency = self.recency_weights(tau)
+        sample = std_sample(self.meta["num_users"], self.device)
+        added_std = float((self.entry_rows(sample, recency) @ rules).std())
+        if not added_std > 0:
+            return
+        a = g * float(self._ease_scores(sample).std()) / added_std
+        c["seq_weight"] = rules
+        c["seq_recency"] = torch.tensor([tau], dtype=torch.float64, device=self.device)
+        c["seq_gate"] = torch.tensor([a], dtype=torch.float64, device=self.device)
+        info.update(seq_window=window, seq_recency=tau, seq_relative_weight=g, seq_weight=a)
 
     def chosen_params(self) -> dict:
         """The reg and rule settings validation chose, as one-candidate grids (weight 0 stays a

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["std_sample", "Selection", "select_added_weight"]
+__all__ = ["std_sample", "Selection", "select_added_weight", "pinned_weight"]
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -110,3 +110,15 @@ def pinned_rule_params(info: dict) -> dict:
         return {"seq_window": (float(info["seq_window"]),), "seq_recency": (float(info["seq_recency"]),),
                 "seq_grid": (0.0, g)}
     return {"seq_grid": (0.0,)}
+
+
+def pinned_weight(grid: Iterable[float], *candidates: tuple) -> float | None:
+    """The one relative weight a fit without a validation part applies: when every candidate list
+    in ``candidates`` (e.g. the windows, the recencies) holds one value and ``grid`` one weight
+    above 0 (besides any 0s), that weight, as :func:`pinned_rule_params` and the hybrid's
+    ``chosen_params`` write them for a refit on all interactions; ``0.0`` for a grid of zeros;
+    ``None`` (nothing to apply: a real choice, which needs validation) otherwise."""
+    if any(len(c) != 1 for c in candidates):
+        return None
+    positive = [float(g) for g in grid if g > 0]
+    return positive[0] if len(positive) == 1 else (0.0 if not positive else None)

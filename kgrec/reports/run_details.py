@@ -92,7 +92,10 @@ class RunDetails:
             user = kg.users[u]
             sample.setdefault("user_label", explainer.user_label(u))
             test = set(sample["test_items"])
-            top = rec.recommend([user], k=10)[user]
+            # as the top-10 counts: training items masked (recommend() would also leave out the
+            # test items, which the report marks as hits)
+            train_items = [kg.items[i] for i in self.hist_mask[u].nonzero().flatten().tolist()]
+            top = rec.recommend([user], k=10, exclude_seen=False, exclude={user: train_items})[user]
             sample["top"][name] = [{"item": i, "label": kg.label(kg.items.id(i)), "score": s, "hit": i in test}
                                    for i, s in top]
             if top:

@@ -43,7 +43,7 @@ import torch
 from kgrec.errors import CheckpointError, KgrecError
 from kgrec.checks import check_int
 
-__all__ = ["LOAD_ARGUMENTS", "TOP_LEVEL_KEYS", "check_config", "check_top_level", "check_header",
+__all__ = ["LOAD_ARGUMENTS", "TOP_LEVEL_KEYS", "check_config", "check_top_level", "check_header", "check_known",
            "check_context_values"]
 
 #: config fields that load code or name files: never read from a checkpoint (see the module doc)
@@ -200,10 +200,20 @@ def check_header(est, header: dict[str, tuple[torch.dtype, tuple[int, ...]]], pa
             raise CheckpointError(f"'{path}' tensor '{name}': {got[0]} {list(got[1])}, expected torch.int64 "
                                   f"{'[nnz]' if name.endswith('indices') else '[rows + 1]'} with at least "
                                   f"meta.num_users + 1 = {U + 1} row pointers")
-    unknown = sorted(n for n in header if not n.startswith(("context.", "module.", "trainer.")))
+    unknown = sorted(n for n in header if not n.startswith(("context.", "module.", "trainer."))
+                     and n not in ("known.indptr", "known.indices"))
     if unknown:
         raise CheckpointError(f"'{path}' tensor '{unknown[0]}': unknown (names start with context., module. "
-                              "or trainer.)")
+                              "or trainer., or are known.indptr / known.indices)")
+    known = [n for n in ("known.indptr", "known.indices") if n in header]
+    if known and len(known) != 2:
+        raise CheckpointError(f"'{path}' tensor '{'known.indices' if known == ['known.indptr'] else 'known.indptr'}'"
+                              f": missing (the checkpoint has '{known[0]}')")
+    for name in known:
+        got = header[name]
+        if got[0] != torch.int64 or len(got[1]) != 1 or (name == "known.indptr" and got[1][0] != U + 1):
+            raise CheckpointError(f"'{path}' tensor '{name}': {got[0]} {list(got[1])}, expected torch.int64 "
+                                  f"{'[nnz]' if name.endswith('indices') else f'[{U + 1}]'}")
     est.context = {n[8:]: torch.empty(shape, dtype=dt, device="meta") for n, (dt, shape) in header.items()
                    if n.startswith("context.")}
     est.prepare_load()
@@ -258,3 +268,22 @@ def check_context_values(est, path: Path) -> None:
     if isinstance(edge_type, torch.Tensor) and edge_type.numel() and (
             int(edge_type.min()) < 0 or int(edge_type.max()) >= m.get("num_edge_types", 0)):
         raise CheckpointError(f"'{path}' tensor 'context.edge_type': must be ids in [0, {m.get('num_edge_types', 0)})")
+
+
+def check_known(tensors: dict[str, torch.Tensor], num_users: int, num_items: int,
+                path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The known items CSR of a checkpoint (``known.indptr`` ``[U + 1]``, ``known.indices``
+    ``[nnz]``, shapes already checked by :func:`check_header`) once read: row pointers from 0,
+    non-decreasing, ending at the number of entries; item ids in ``[0, num_items)``.
+
+    Raises:
+        CheckpointError: naming the file and the tensor.
+    """
+    indptr, indices = tensors["known.indptr"], tensors["known.indices"]
+    if indptr.numel() != num_users + 1 or indptr[0] != 0 or bool((indptr[1:] < indptr[:-1]).any()) or int(
+            indptr[-1]) != indices.numel():
+        raise CheckpointError(f"'{path}' tensor 'known.indptr': not the {num_users + 1} row pointers of "
+                              f"'known.indices' ({indices.numel()} entries)")
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_items):
+        raise CheckpointError(f"'{path}' tensor 'known.indices': item ids must lie in [0, {num_items})")
+    return indptr, indices
