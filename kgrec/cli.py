@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import io
 import json
 import math
 import os
@@ -54,6 +55,9 @@ _SPLITS = ("random", "temporal", "global-time", "cold-item")
 _DEFAULT_SPLIT = {"strategy": "random", "seed": 2020, "ratios": [0.8, 0.1, 0.1]}
 _RUN_FILE = "metrics.json"  # written by `kgrec train` beside the saved model
 _QUIET_WARNINGS = (r"Sparse CSR tensor support is in beta", r"Sparse invariant checks are implicitly disabled")
+THREADS_ENV = "KGREC_THREADS"  # torch threads when --threads is not given
+_MAX_DEFAULT_THREADS = 4
+_SIGPIPE_STATUS = 141  # what a shell reports for a process killed by SIGPIPE (128 + 13)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -243,6 +247,72 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}" if math.isfinite(v) else str(v)
     return str(v)
+
+
+# ----------------------------------------------------------------------------------- threads
+def _threads_value(raw: str, where: str) -> int:
+    """``raw`` as a positive thread count; ``where`` (the option or variable) names it in the error."""
+    try:
+        n = int(raw.strip())
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise KgrecError(f"'{where}' must be a positive integer number of threads (got {raw!r})")
+    return n
+
+
+def _threads_arg(text: str) -> int:
+    try:
+        return _threads_value(text, "--threads")
+    except KgrecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def default_threads() -> int:
+    """The torch thread count when neither ``--threads`` nor ``KGREC_THREADS`` is given.
+
+    The cores this process may run on (its CPU affinity) minus the one-minute load average, between 1
+    and 4. torch's own default is one thread per core: when other jobs already keep the cores busy, its
+    threads wait on each other at every parallel kernel and an epoch runs many times slower than with one
+    thread. The cap leaves room for other runs on a large machine. The count follows the load, so runs
+    that must be repeatable to the last bit (or timed) fix it with ``--threads``.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(_MAX_DEFAULT_THREADS, int(math.floor(cores - busy))))
+
+
+def _set_threads(option: int | None) -> int | None:
+    """Set torch's intra-op (and, while still allowed, inter-op) threads before any work.
+
+    ``option`` (``--threads``) wins over ``$KGREC_THREADS``; without either, ``OMP_NUM_THREADS`` (which torch
+    reads itself) is left in charge, else :func:`default_threads`. Returns the count set, or ``None``.
+
+    Raises:
+        KgrecError: ``KGREC_THREADS`` is not a positive integer.
+    """
+    import torch
+
+    n = option
+    if n is None and os.environ.get(THREADS_ENV, "").strip():
+        n = _threads_value(os.environ[THREADS_ENV], THREADS_ENV)
+    if n is None:
+        if os.environ.get("OMP_NUM_THREADS", "").strip():
+            return None
+        n = default_threads()
+    torch.set_num_threads(n)
+    if torch.get_num_interop_threads() != n:
+        try:  # allowed once per process, before any inter-op work: a second main() in one process keeps it
+            torch.set_num_interop_threads(n)
+        except RuntimeError:
+            pass
+    return n
 
 
 # -------------------------------------------------------------------------------------- demo
@@ -686,7 +756,18 @@ def cmd_generate(args) -> int:
 
 # ------------------------------------------------------------------------------------ parser
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the examples' line breaks and show defaults."""
+    """Keep the examples' line breaks and show each default once.
+
+    ``ArgumentDefaultsHelpFormatter`` appends ``(default: ...)`` to every option; an option whose help already
+    states its default (in words: "default: the kgrec profile"), or whose default is ``None`` or a flag's
+    ``False`` (nothing to tell), keeps its help as written.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -716,6 +797,13 @@ def _progress_arg(p: argparse.ArgumentParser) -> None:
                    help="tqdm progress bars while fitting (default: when stderr is a terminal)")
 
 
+_THREADS_HELP = (f"torch CPU threads, set before any work; overrides ${THREADS_ENV}. Default: ${THREADS_ENV}, "
+                 "else OMP_NUM_THREADS when set, else the idle cores (cores available to kgrec minus the "
+                 f"1-minute load average), at least 1 and at most {_MAX_DEFAULT_THREADS}. torch alone takes every "
+                 "core: when other jobs keep them busy, its threads wait on each other at every step and "
+                 "training runs many times slower than with one thread")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kgrec`` argument parser (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
@@ -723,6 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Knowledge-graph-augmented recommendation from RDF.",
         epilog="Run 'kgrec COMMAND --help' for the options of a command. Start with 'kgrec demo'.")
     parser.add_argument("--version", action="version", version=f"kgrec {_version()}")
+    parser.add_argument("--threads", metavar="N", dest="global_threads", type=_threads_arg, default=None,
+                        help=_THREADS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     models = ", ".join(sorted(_models()))
 
@@ -938,27 +1028,61 @@ def build_parser() -> argparse.ArgumentParser:
                "  kgrec benchmark --data-root ../shared/data --jobs 4")
     bench.add_arguments(p)
     p.set_defaults(func=lambda a: bench.run(a, prog="kgrec"))
+    for name, p in sub.choices.items():
+        if name != "benchmark":  # whose own --threads sets the threads of each fit
+            # also after the command; SUPPRESS keeps a value given before it
+            p.add_argument("--threads", metavar="N", dest="global_threads", type=_threads_arg,
+                           default=argparse.SUPPRESS, help="torch threads (same as 'kgrec --threads N COMMAND')")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``kgrec`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the ``kgrec`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    A closed stdout (the reader of a pipe exited) ends any command quietly with status 141.
+    """
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as e:  # --help, --version and usage errors: return the status instead of exiting
+        sys.stdout.flush()  # --help | head: a closed pipe shows up here
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if getattr(args, "out", None) is None and args.command == "train":
         args.out = os.path.join("kgrec-out", args.model)
     try:
+        _set_threads(args.global_threads)
         with warnings.catch_warnings():
             # torch's notes on its own sparse kernels say nothing a kgrec user can act on
             for message in _QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message, category=UserWarning)
-            return int(args.func(args))
+            status = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows up here at the latest, not at interpreter exit
+        return status
     except KgrecError as e:
         print(f"kgrec: error: {e}", file=sys.stderr)
         return 2
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``kgrec recommend ... | head``): stop quietly, as a Unix tool does.
+
+    stdout is pointed at the null device so that Python's flush at exit does not raise (and print) the same
+    error again; the status is the shell's one for a process ended by SIGPIPE.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # stdout is no file (an in-process caller's buffer): nothing is flushed at exit
+    return _SIGPIPE_STATUS
 
 
 if __name__ == "__main__":  # pragma: no cover

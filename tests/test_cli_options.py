@@ -1,0 +1,147 @@
+"""Global options and plumbing of the ``kgrec`` command line: --threads, closed pipes, --help defaults."""
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kgrec import cli
+from kgrec.cli import build_parser, default_threads, main
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = ROOT / "kg_data" / "toy" / "toy.ttl"
+U = "https://w3id.org/kgrec/data/toy/user/"
+
+
+def run(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def torch_threads(monkeypatch):
+    """Restore torch's thread count after the test; start without KGREC_THREADS / OMP_NUM_THREADS."""
+    before = torch.get_num_threads()
+    monkeypatch.delenv(cli.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    yield
+    torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------------ threads
+def test_threads_flag_reaches_torch(torch_threads):
+    assert run(["--threads", "1", "inspect", TOY])[0] == 0
+    assert torch.get_num_threads() == 1
+    assert run(["--threads", "2", "inspect", TOY])[0] == 0
+    assert torch.get_num_threads() == 2
+    # also accepted after the command
+    assert run(["inspect", TOY, "--threads", "1"])[0] == 0
+    assert torch.get_num_threads() == 1
+
+
+def test_threads_env_var_and_flag_wins(torch_threads, monkeypatch):
+    monkeypatch.setenv(cli.THREADS_ENV, "2")
+    assert run(["inspect", TOY])[0] == 0
+    assert torch.get_num_threads() == 2
+    assert run(["--threads", "1", "inspect", TOY])[0] == 0
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "x", "1.5"])
+def test_bad_threads_exit_2_naming_the_option(torch_threads, monkeypatch, bad):
+    code, out, err = run(["--threads", bad, "inspect", TOY])
+    assert code == 2 and out == ""
+    assert "--threads" in err and repr(bad) in err
+    monkeypatch.setenv(cli.THREADS_ENV, bad)
+    code, out, err = run(["inspect", TOY])
+    assert code == 2 and out == ""
+    assert err == f"kgrec: error: '{cli.THREADS_ENV}' must be a positive integer number of threads (got {bad!r})\n"
+
+
+def test_default_threads_follow_idle_cores(torch_threads, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert default_threads() == 1  # 2 cores, 1.5 busy
+    assert run(["inspect", TOY])[0] == 0
+    assert torch.get_num_threads() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert default_threads() == 1  # floor(2 - 0.2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert default_threads() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert default_threads() == 4  # capped
+    monkeypatch.setattr(os, "getloadavg", lambda: (30.0, 0.0, 0.0))
+    assert default_threads() == 1  # never below one
+
+
+def test_omp_num_threads_alone_is_left_to_torch(torch_threads, monkeypatch):
+    torch.set_num_threads(1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert run(["inspect", TOY])[0] == 0
+    assert torch.get_num_threads() == 1  # not the default of 2
+
+
+# ------------------------------------------------------------------------------- closed pipes
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "OMP_NUM_THREADS": "1"}
+
+
+# argparse ignores a failed write of its own messages (--help), so that exit status stays 0
+@pytest.mark.parametrize("argv,status", [(["inspect", str(TOY)], 141), (["train", "--help"], 0)])
+def test_closed_stdout_ends_quietly(argv, status):
+    """The reader is gone before kgrec writes its first byte: every write fails with EPIPE."""
+    proc = subprocess.Popen([sys.executable, "-m", "kgrec", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env(), cwd=ROOT)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == status
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err
+
+
+def test_pipe_into_head(tmp_path):
+    cmd = f"'{sys.executable}' -m kgrec inspect '{TOY}' | head -1"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout == f"sources: {TOY}\n"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------ help defaults
+def _option_blocks(text: str) -> list[str]:
+    """The help of each option, its wrapped lines joined (an entry starts at two spaces then a dash)."""
+    blocks: list[str] = []
+    for line in text.splitlines():
+        if re.match(r"  -", line):
+            blocks.append(line)
+        elif blocks and line.startswith("    "):
+            blocks[-1] += " " + line.strip()
+        elif not line.strip() or not line.startswith(" "):
+            blocks.append("")  # a section break ends the entry
+    return [b for b in blocks if b]
+
+
+def test_help_states_each_default_once():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    helps = {"kgrec": parser.format_help(), **{n: p.format_help() for n, p in sub.choices.items()}}
+    checked = 0
+    for name, text in helps.items():
+        for block in _option_blocks(text):
+            assert block.lower().count("default") <= 1, (name, block)
+            assert "(default: None)" not in block and "(default: False)" not in block, (name, block)
+            checked += 1
+    assert checked > 100
+    train = re.sub(r"\s+", " ", " ".join(_option_blocks(helps["train"])))
+    assert "--seed S seed of the split (default: 2020)" in train
+    assert "model directory (default: kgrec-out/<model>)" in train
