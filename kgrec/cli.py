@@ -499,6 +499,28 @@ def _scenario_split(kg, sp, names):
 
 
 # ------------------------------------------------------------------------------------- train
+def _check_part(sp, part: str, ratios: Sequence[float], scenarios: Sequence[str] | None) -> None:
+    """Refuse to evaluate an empty part: its metrics would be a table of NaN.
+
+    Raises:
+        KgrecError: ``sp.<part>`` holds no interaction; the message names ``--ratios`` (and ``--scenario``).
+    """
+    if len(getattr(sp, part)):
+        return
+    shares = ",".join(f"{r:g}" for r in ratios)
+    idx = {"valid": 1, "test": 2}[part]
+    st = sp.stats()
+    counts = f"{st['train']} train / {st['valid']} valid / {st['test']} test interactions"
+    if ratios[idx] == 0:
+        why = f"'--ratios {shares}' gives the {part} part a share of 0"
+    else:
+        why = f"'--ratios {shares}' leaves the {part} part empty on this data"
+        if scenarios:
+            why += f" and '--scenario {' '.join(scenarios)}'"
+    raise KgrecError(f"{why} ({counts}): there is nothing to evaluate; give the {part} part a share, "
+                     f"e.g. --ratios 0.8,0.1,0.1")
+
+
 def cmd_train(args) -> int:
     """``kgrec train``; under torchrun, DDP training (:mod:`kgrec.training.distributed`) with rank 0 writing."""
     import kgrec
@@ -528,6 +550,7 @@ def _train(args) -> int:
     _note_warnings(kg)
     sp = kgrec.split(kg, args.split, ratios=args.ratios, seed=args.seed)
     sp = _scenario_split(kg, sp, args.scenario)  # train, validate and test on these scenarios only
+    _check_part(sp, "test", args.ratios, args.scenario)
     st = sp.stats()
     _log(f"{kg!r}; split {sp.name}: {st['train']} train / {st['valid']} valid / {st['test']} test")
     _log(f"fitting {args.model}")
@@ -615,6 +638,7 @@ def cmd_evaluate(args) -> int:
     # does; default: the scenarios the model was trained on (recorded by kgrec train)
     scenarios = args.scenario if args.scenario is not None else run.get("scenarios")
     sp = _scenario_split(kg, sp, scenarios)
+    _check_part(sp, args.part, ratios, scenarios)
     metrics = rec.evaluate(sp, ks=args.ks, part=args.part)
     row = {"model": rec.model_name, "part": args.part, **metrics}
     columns = [("model", "model"), ("part", "part"), *_metric_columns(args.ks)]

@@ -145,3 +145,37 @@ def test_help_states_each_default_once():
     train = re.sub(r"\s+", " ", " ".join(_option_blocks(helps["train"])))
     assert "--seed S seed of the split (default: 2020)" in train
     assert "model directory (default: kgrec-out/<model>)" in train
+
+
+# ---------------------------------------------------------------------------- empty split parts
+@pytest.mark.parametrize("ratios,counts", [("1,0,0", "15 train / 0 valid / 0 test"),
+                                           ("0.5,0.5,0", "6 train / 9 valid / 0 test")])
+def test_train_refuses_an_empty_test_part(tmp_path, ratios, counts):
+    code, out, err = run(["train", TOY, "--model", "mostpop", "--ratios", ratios, "--out", tmp_path / "m",
+                          "--no-progress"])
+    assert code == 2 and out == "" and "nan" not in err
+    assert err.endswith(f"kgrec: error: '--ratios {ratios}' gives the test part a share of 0 ({counts} "
+                        "interactions): there is nothing to evaluate; give the test part a share, e.g. "
+                        "--ratios 0.8,0.1,0.1\n")
+    assert not (tmp_path / "m").exists()  # nothing saved
+
+
+def test_evaluate_refuses_an_empty_part(tmp_path):
+    model = tmp_path / "m"
+    assert run(["train", TOY, "--model", "mostpop", "--out", model, "--no-progress"])[0] == 0
+    code, out, err = run(["evaluate", model, TOY, "--part", "valid", "--ratios", "1,0,0"])
+    assert code == 2 and out == ""
+    assert "'--ratios 1,0,0' gives the valid part a share of 0 (15 train / 0 valid / 0 test interactions)" in err
+    assert not (model / "evaluation.json").exists()
+
+
+# ----------------------------------------------------------------------------- unknown suffix
+def test_unknown_suffix_names_the_format_option(tmp_path):
+    bad = tmp_path / "toy.data"
+    bad.write_bytes(TOY.read_bytes())
+    code, out, err = run(["inspect", bad])
+    assert code == 2 and out == ""
+    assert f"cannot guess the RDF format of '{bad}' from its suffix '.data'" in err
+    assert "'--format F' on the kgrec command line, kgrec.load(..., format=F) in Python" in err
+    code, out, _ = run(["inspect", bad, "--format", "turtle", "--json"])  # the way out works
+    assert code == 0 and '"items": 8' in out
