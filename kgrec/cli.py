@@ -1,5 +1,5 @@
 """The ``kgrec`` command line: ``demo``, ``inspect``, ``validate``, ``train``, ``evaluate``, ``recommend``,
-``explain``, ``report``, ``update``, ``convert``.
+``users``, ``items``, ``explain``, ``report``, ``update``, ``convert``, ``generate``, ``benchmark``.
 
 Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.split`,
 :class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.reports.tables`. Results go to stdout,
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import inspect
 import io
 import json
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.data.convert import CONVERTERS
-from kgrec.errors import KgrecError
+from kgrec.errors import KgrecError, UnknownIRIError
 from kgrec.reports.tables import markdown_table, write_results
 
 __all__ = ["main", "build_parser", "parse_param", "DEMO_MODELS", "DEMO_PARAMS", "DEMO_DATASET",
@@ -657,10 +658,68 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- users / items
+def _list_lines(iris: Sequence[str], labels: Sequence[str] | None, limit: int | None) -> None:
+    """One IRI a line, a tab and its label when there are labels: plain text for ``grep``, ``cut``, ``head``."""
+    n = len(iris) if limit is None else min(limit, len(iris))
+    for i in range(n):
+        print(f"{iris[i]}\t{labels[i]}" if labels else iris[i])
+
+
+def cmd_users(args) -> int:
+    rec = _load_model(args.model_dir, args)
+    _list_lines(rec.users.to_list(), None, args.limit)
+    return 0
+
+
+def cmd_items(args) -> int:
+    rec = _load_model(args.model_dir, args)
+    items = rec.items.to_list()
+    labels = rec.item_labels if len(rec.item_labels or []) == len(items) else None
+    _list_lines(items, labels, args.limit)
+    return 0
+
+
+def _local_name(iri: str) -> str:
+    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+
+
+def _closest(iri: str, known: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` known IRIs whose local name is close to the one of ``iri``, case aside: the same name
+    first (``u1`` for ``.../user/u1``), then difflib's closest. Names are compared, not whole IRIs: IRIs
+    share long namespaces, so any two of them look alike to difflib."""
+    by_name: dict[str, list[str]] = {}
+    for k in known:
+        by_name.setdefault(_local_name(k).lower(), []).append(k)
+    name = _local_name(iri).lower()
+    picked = list(by_name.get(name, []))
+    for close_name in difflib.get_close_matches(name, list(by_name), n=n, cutoff=0.6):
+        picked += by_name[close_name]
+    return list(dict.fromkeys(picked))[:n]
+
+
+def _check_known(vocab, iri: str, what: str, option: str, model_dir) -> None:
+    """Raise :class:`UnknownIRIError` for an IRI the model does not know, with the closest known ones.
+
+    Raises:
+        UnknownIRIError: ``iri`` is not in ``vocab``; names ``option``, up to three close IRIs (difflib) and the
+            ``kgrec users`` / ``kgrec items`` command that lists them all.
+    """
+    if iri in vocab:
+        return
+    known = vocab.to_list()
+    close = _closest(iri, known)
+    hint = f"; closest known: {', '.join(close)}" if close else ""
+    raise UnknownIRIError(f"'{option}': unknown {what} {iri!r} ({len(known)} {what}s known to the model in "
+                          f"'{model_dir}'){hint}; 'kgrec {what}s {model_dir}' lists them")
+
+
 # --------------------------------------------------------------------------------- recommend
 def cmd_recommend(args) -> int:
     rec = _load_model(args.model_dir, args)
     users = list(dict.fromkeys(args.user))
+    for u in users:
+        _check_known(rec.users, u, "user", "--user", args.model_dir)
     result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen)
     labels = rec.item_labels
 
@@ -700,6 +759,8 @@ def cmd_explain(args) -> int:
         raise KgrecError(f"'--data' holds {kg.num_users} users / {kg.num_items} items, not the ones the model in "
                          f"'{model_dir}' was trained on ({len(rec.users)} / {len(rec.items)}): pass the same files "
                          "and mapping")
+    _check_known(rec.users, args.user, "user", "--user", model_dir)
+    _check_known(rec.items, args.item, "item", "--item", model_dir)
     exp = rec.explain(args.user, args.item, max_paths=args.max_paths, kg=kg, max_hops=args.max_hops)
     if args.json:
         from kgrec.reports.tables import to_jsonable
@@ -952,6 +1013,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "see kgrec.reports.rdf) to load back into the graph")
     _add_load_options(p)
     p.set_defaults(func=cmd_recommend)
+
+    for what, func in (("users", cmd_users), ("items", cmd_items)):
+        labels = " and a tab and its label" if what == "items" else ""
+        p = sub.add_parser(
+            what, formatter_class=_Formatter, help=f"list the {what} of a saved model, one IRI a line",
+            description=f"Print the {what} a saved model knows, one IRI a line{labels}, in the model's order "
+                        f"(its integer ids): plain text to pipe into grep, cut or head.",
+            epilog=f"examples:\n  kgrec {what} kgrec-out/ease\n  kgrec {what} kgrec-out/ease --limit 5\n"
+                   f"  kgrec {what} kgrec-out/ease | grep -i star" + (" | cut -f1" if labels else ""))
+        p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
+        p.add_argument("--limit", metavar="N", type=_positive_int, default=None,
+                       help=f"print the first N {what} only (default: all)")
+        _add_load_options(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser(
         "explain", formatter_class=_Formatter, help="why a saved model recommends an item to a user",

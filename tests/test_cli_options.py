@@ -179,3 +179,56 @@ def test_unknown_suffix_names_the_format_option(tmp_path):
     assert "'--format F' on the kgrec command line, kgrec.load(..., format=F) in Python" in err
     code, out, _ = run(["inspect", bad, "--format", "turtle", "--json"])  # the way out works
     assert code == 0 and '"items": 8' in out
+
+
+# ------------------------------------------------------------------------------- users / items
+ITEM = "https://w3id.org/kgrec/data/toy/item/"
+TOY_ITEMS = [("alien", "Alien"), ("blade-runner", "Blade Runner"), ("casablanca", "Casablanca"), ("heat", "Heat"),
+             ("jaws", "Jaws"), ("jurassic-park", "Jurassic Park"), ("toy-story", "Toy Story"), ("up", "Up")]
+
+
+@pytest.fixture(scope="module")
+def mostpop_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("users") / "mostpop"
+    code, _, err = run(["train", TOY, "--model", "mostpop", "--out", out, "--no-progress"])
+    assert code == 0, err
+    return out
+
+
+def test_users_and_items_list_the_model_iris(mostpop_dir):
+    code, out, err = run(["users", mostpop_dir])
+    assert code == 0 and err == ""
+    assert out == "".join(f"{U}u{i}\n" for i in range(1, 7))
+    code, out, _ = run(["users", mostpop_dir, "--limit", "2"])
+    assert code == 0 and out == f"{U}u1\n{U}u2\n"
+    code, out, _ = run(["items", mostpop_dir])
+    assert code == 0 and out == "".join(f"{ITEM}{name}\t{label}\n" for name, label in TOY_ITEMS)
+    code, out, _ = run(["items", mostpop_dir, "--limit", "100"])
+    assert code == 0 and out.count("\n") == 8
+    code, _, err = run(["items", mostpop_dir, "--limit", "0"])
+    assert code == 2 and "--limit" in err
+
+
+def test_users_of_a_missing_model_exit_2(tmp_path):
+    code, out, err = run(["users", tmp_path / "nope"])
+    assert code == 2 and out == "" and err.startswith("kgrec: error: ") and "nope" in err
+
+
+def test_unknown_user_gets_the_closest_ones(mostpop_dir):
+    code, out, err = run(["recommend", mostpop_dir, "--user", "u1"])
+    assert code == 2 and out == ""
+    assert err == (f"kgrec: error: '--user': unknown user 'u1' (6 users known to the model in '{mostpop_dir}'); "
+                   f"closest known: {U}u1; 'kgrec users {mostpop_dir}' lists them\n")
+    code, _, err = run(["recommend", mostpop_dir, "--user", f"{U}u1", "--user", f"{U}U2"])
+    assert code == 2 and f"unknown user '{U}U2'" in err and f"closest known: {U}u2" in err
+    code, _, err = run(["recommend", mostpop_dir, "--user", f"{U}u9"])  # no name close enough to u9
+    assert code == 2 and "closest" not in err and f"'kgrec users {mostpop_dir}' lists them" in err
+    code, _, err = run(["recommend", mostpop_dir, "--user", "zzz"])
+    assert code == 2 and "closest" not in err and f"'kgrec users {mostpop_dir}' lists them" in err
+
+
+def test_recommend_into_head_lists_the_first_line(mostpop_dir):
+    cmd = f"'{sys.executable}' -m kgrec recommend '{mostpop_dir}' --user {U}u1 | head -1"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == f"{U}u1:\n"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
