@@ -232,3 +232,25 @@ def test_recommend_into_head_lists_the_first_line(mostpop_dir):
     proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
     assert proc.returncode == 0 and proc.stdout == f"{U}u1:\n"
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+# ------------------------------------------------------------------------- docs/render_report.sh
+def test_render_report_leaves_the_tracked_png_alone(mostpop_dir, tmp_path):
+    """With a stand-in for Chromium that records its arguments: the screenshot goes beside the page."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "chromium"
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$ARGS_FILE"\n')
+    fake.chmod(0o755)
+    tracked = ROOT / "docs" / "report.png"
+    before = tracked.read_bytes()
+    env = {**_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHON": sys.executable,
+           "ARGS_FILE": str(tmp_path / "args")}
+    proc = subprocess.run(["bash", str(ROOT / "docs" / "render_report.sh"), str(mostpop_dir)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    args = (tmp_path / "args").read_text().splitlines()
+    assert f"--screenshot={mostpop_dir}/report.png" in args
+    assert f"file://{mostpop_dir}/report.html" in args
+    assert proc.stdout.endswith(f"wrote {mostpop_dir}/report.png from {mostpop_dir}/report.html\n")
+    assert tracked.read_bytes() == before
