@@ -62,12 +62,16 @@ _SIGPIPE_STATUS = 141  # what a shell reports for a process killed by SIGPIPE (1
 
 
 # ------------------------------------------------------------------------------------ helpers
+#: ``--quiet`` of the running command (set by :func:`main` for each call): no progress lines on stderr.
+_quiet = False
+
+
 def _log(message: str) -> None:
     from tqdm import tqdm
 
     from kgrec.training import distributed
 
-    if not distributed.is_main():  # under torchrun only rank 0 talks
+    if _quiet or not distributed.is_main():  # under torchrun only rank 0 talks
         return
     # tqdm.write moves an open progress bar below the line instead of breaking it
     tqdm.write(message, file=sys.stderr)
@@ -204,7 +208,11 @@ def _note_warnings(kg) -> None:
 
 
 def _progress(args) -> bool:
-    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    """Progress bars: as ``--progress`` / ``--no-progress`` say, else off with ``--quiet``, else when stderr is a
+    terminal (a log file or a pipe gets no bars)."""
+    if args.progress is not None:
+        return bool(args.progress)
+    return not args.quiet and sys.stderr.isatty()
 
 
 def _with_run_params(model: str, params: dict[str, Any], progress: bool) -> dict[str, Any]:
@@ -889,6 +897,10 @@ _THREADS_HELP = (f"torch CPU threads, set before any work; overrides ${THREADS_E
                  "training runs many times slower than with one thread")
 
 
+_QUIET_HELP = ("no progress lines (loading, fitting, validation epochs) and no progress bars on stderr; results, "
+               "warnings and errors still print. An explicit --progress still shows the bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kgrec`` argument parser (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
@@ -898,6 +910,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kgrec {_version()}")
     parser.add_argument("--threads", metavar="N", dest="global_threads", type=_threads_arg, default=None,
                         help=_THREADS_HELP)
+    parser.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     models = ", ".join(sorted(_models()))
 
@@ -1132,6 +1145,8 @@ def build_parser() -> argparse.ArgumentParser:
             # also after the command; SUPPRESS keeps a value given before it
             p.add_argument("--threads", metavar="N", dest="global_threads", type=_threads_arg,
                            default=argparse.SUPPRESS, help="torch threads (same as 'kgrec --threads N COMMAND')")
+            p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="no progress lines or bars (same as 'kgrec --quiet COMMAND')")
     return parser
 
 
@@ -1155,6 +1170,8 @@ def _run(argv: Sequence[str] | None) -> int:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if getattr(args, "out", None) is None and args.command == "train":
         args.out = os.path.join("kgrec-out", args.model)
+    global _quiet
+    _quiet = args.quiet
     try:
         _set_threads(args.global_threads)
         with warnings.catch_warnings():
@@ -1167,6 +1184,8 @@ def _run(argv: Sequence[str] | None) -> int:
     except KgrecError as e:
         print(f"kgrec: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        _quiet = False
 
 
 def _stdout_closed() -> int:

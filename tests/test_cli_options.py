@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+import json
 import re
 import subprocess
 import sys
@@ -254,3 +255,31 @@ def test_render_report_leaves_the_tracked_png_alone(mostpop_dir, tmp_path):
     assert f"file://{mostpop_dir}/report.html" in args
     assert proc.stdout.endswith(f"wrote {mostpop_dir}/report.png from {mostpop_dir}/report.html\n")
     assert tracked.read_bytes() == before
+
+
+# ---------------------------------------------------------------------------- quiet / progress
+def test_quiet_silences_the_progress_lines(tmp_path):
+    code, out, err = run(["train", TOY, "--model", "mostpop", "--out", tmp_path / "a"])
+    assert code == 0 and "fitting mostpop\n" in err and "split random-seed2020: 6 train / 3 valid / 6 test" in err
+    for argv in (["-q", "train", TOY, "--model", "mostpop", "--out", tmp_path / "b"],
+                 ["train", TOY, "--model", "mostpop", "--out", tmp_path / "c", "--quiet"]):
+        code, quiet_out, err = run(argv)
+        assert code == 0 and err == ""
+        assert quiet_out.splitlines()[:3] == out.splitlines()[:3]  # the same metrics table on stdout
+
+
+def test_hybrid_prior_search_has_a_bar(tmp_path):
+    out = tmp_path / "h"
+    code, _, err = run(["train", TOY, "--model", "hybrid", "--param", "epochs=1", "--param", "use_text=false",
+                        "--param", "dim=8", "--param", "cache_dir=", "--ratios", "0.6,0.2,0.2", "--out", out,
+                        "--progress"])
+    assert code == 0, err
+    fit = json.loads((out / "metrics.json").read_text())["fit"]
+    trials = len(fit["prior_trials"]) + len(fit["seq_trials"])
+    assert trials == 29  # 3 EASE regs x 9 weights + weight 0, then the model without rules
+    assert re.search(rf"hybrid: prior weights: {trials}trial ", err.replace("\r", "\n"))
+    assert "train hybrid: 100%" in err
+    code, _, err = run(["--quiet", "train", TOY, "--model", "hybrid", "--param", "epochs=1", "--param",
+                        "use_text=false", "--param", "dim=8", "--param", "cache_dir=", "--ratios", "0.6,0.2,0.2",
+                        "--out", tmp_path / "h2"])
+    assert code == 0 and "prior weights" not in err and "train hybrid" not in err
