@@ -31,8 +31,8 @@ from kgrec.data.convert import CONVERTERS
 from kgrec.errors import KgrecError, UnknownIRIError
 from kgrec.reports.tables import markdown_table, write_results
 
-__all__ = ["main", "build_parser", "parse_param", "DEMO_MODELS", "DEMO_PARAMS", "DEMO_DATASET",
-           "graph_report"]
+__all__ = ["main", "build_parser", "parse_param", "default_threads", "THREADS_ENV", "DEMO_MODELS", "DEMO_PARAMS",
+           "DEMO_DATASET", "graph_report"]
 
 #: Models ``kgrec demo`` trains, in table order.
 DEMO_MODELS: tuple[str, ...] = ("mostpop", "itemknn", "ease", "bprmf", "lightgcn", "hybrid")
@@ -860,6 +860,9 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
         text = action.help or ""
         if "default" in text.lower() or action.default is None or action.default is False:
             return text
+        if isinstance(action.default, (tuple, list)):  # as typed on the command line: 0.8,0.1,0.1
+            shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in action.default)
+            return f"{text} (default: {shown.replace('%', '%%')})"
         return super()._get_help_string(action)
 
 

@@ -146,6 +146,8 @@ def test_help_states_each_default_once():
     train = re.sub(r"\s+", " ", " ".join(_option_blocks(helps["train"])))
     assert "--seed S seed of the split (default: 2020)" in train
     assert "model directory (default: kgrec-out/<model>)" in train
+    assert "--ratios T,V,E train,valid,test shares (default: 0.8,0.1,0.1)" in train
+    assert "--ks K,K metric cut-offs (default: 10,20)" in train
 
 
 # ---------------------------------------------------------------------------- empty split parts
