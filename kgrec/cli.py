@@ -508,26 +508,35 @@ def _scenario_split(kg, sp, names):
 
 
 # ------------------------------------------------------------------------------------- train
-def _check_part(sp, part: str, ratios: Sequence[float], scenarios: Sequence[str] | None) -> None:
-    """Refuse to evaluate an empty part: its metrics would be a table of NaN.
+def _empty_part(sp, part: str, ratios: Sequence[float], scenarios: Sequence[str] | None) -> str | None:
+    """Why ``sp.<part>`` holds no interaction (naming ``--ratios``, and ``--scenario`` when given), or ``None``.
 
-    Raises:
-        KgrecError: ``sp.<part>`` holds no interaction; the message names ``--ratios`` (and ``--scenario``).
+    An empty part is never evaluated: its metrics would be a row of NaN.
     """
     if len(getattr(sp, part)):
-        return
+        return None
     shares = ",".join(f"{r:g}" for r in ratios)
-    idx = {"valid": 1, "test": 2}[part]
     st = sp.stats()
     counts = f"{st['train']} train / {st['valid']} valid / {st['test']} test interactions"
-    if ratios[idx] == 0:
+    if ratios[{"valid": 1, "test": 2}[part]] == 0:
         why = f"'--ratios {shares}' gives the {part} part a share of 0"
     else:
         why = f"'--ratios {shares}' leaves the {part} part empty on this data"
         if scenarios:
             why += f" and '--scenario {' '.join(scenarios)}'"
-    raise KgrecError(f"{why} ({counts}): there is nothing to evaluate; give the {part} part a share, "
-                     f"e.g. --ratios 0.8,0.1,0.1")
+    return f"{why} ({counts})"
+
+
+def _check_part(sp, part: str, ratios: Sequence[float], scenarios: Sequence[str] | None) -> None:
+    """Refuse to evaluate an empty part.
+
+    Raises:
+        KgrecError: ``sp.<part>`` holds no interaction; the message names ``--ratios`` (and ``--scenario``).
+    """
+    why = _empty_part(sp, part, ratios, scenarios)
+    if why:
+        raise KgrecError(f"{why}: there is nothing to evaluate; give the {part} part a share, "
+                         f"e.g. --ratios 0.8,0.1,0.1")
 
 
 def cmd_train(args) -> int:
@@ -559,7 +568,6 @@ def _train(args) -> int:
     _note_warnings(kg)
     sp = kgrec.split(kg, args.split, ratios=args.ratios, seed=args.seed)
     sp = _scenario_split(kg, sp, args.scenario)  # train, validate and test on these scenarios only
-    _check_part(sp, "test", args.ratios, args.scenario)
     st = sp.stats()
     _log(f"{kg!r}; split {sp.name}: {st['train']} train / {st['valid']} valid / {st['test']} test")
     _log(f"fitting {args.model}")
@@ -569,9 +577,11 @@ def _train(args) -> int:
         return 0
     ks = args.ks
     valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
-    test = rec.evaluate(sp, ks=ks, part="test")
+    # --ratios 1,0,0 trains on every interaction (a model to deploy): saved, not evaluated
+    no_test = _empty_part(sp, "test", args.ratios, args.scenario)
+    test = None if no_test else rec.evaluate(sp, ks=ks, part="test")
     out = rec.save(args.out)
-    rows = ([{"part": "valid", **valid}] if valid else []) + [{"part": "test", **test}]
+    rows = ([{"part": "valid", **valid}] if valid else []) + ([{"part": "test", **test}] if test else [])
     columns = [("part", "part"), *_metric_columns(ks)]
     payload = {
         "command": "train", "kgrec_version": _version(), "model": args.model,
@@ -581,13 +591,18 @@ def _train(args) -> int:
         "fit": {"seconds": fit_s, **rec.fit_info}, "valid": valid, "test": test,
     }
     text = (f"Model `{args.model}` trained on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name} "
-            f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`.")
+            f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`."
+            + (f" No test metrics: {no_test}." if no_test else ""))
     json_path, md_path = write_results(out, "metrics", payload, rows, columns, title=f"kgrec train: {args.model}",
                                        text=text)
     from kgrec.reports.run_details import write_run_details
 
-    write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
-    print(markdown_table(rows, columns))
+    if test is not None:  # report.json: test metrics and hits of sample test users
+        write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
+    if rows:
+        print(markdown_table(rows, columns))
+    if no_test:
+        print(f"no test metrics: {no_test}")
     print(f"\nsaved model to {out}; wrote {json_path.name} and {md_path.name} there")
     return 0
 

@@ -151,16 +151,23 @@ def test_help_states_each_default_once():
 
 
 # ---------------------------------------------------------------------------- empty split parts
-@pytest.mark.parametrize("ratios,counts", [("1,0,0", "15 train / 0 valid / 0 test"),
-                                           ("0.5,0.5,0", "6 train / 9 valid / 0 test")])
-def test_train_refuses_an_empty_test_part(tmp_path, ratios, counts):
-    code, out, err = run(["train", TOY, "--model", "mostpop", "--ratios", ratios, "--out", tmp_path / "m",
-                          "--no-progress"])
-    assert code == 2 and out == "" and "nan" not in err
-    assert err.endswith(f"kgrec: error: '--ratios {ratios}' gives the test part a share of 0 ({counts} "
-                        "interactions): there is nothing to evaluate; give the test part a share, e.g. "
-                        "--ratios 0.8,0.1,0.1\n")
-    assert not (tmp_path / "m").exists()  # nothing saved
+@pytest.mark.parametrize("ratios,counts,valid_rows", [("1,0,0", "15 train / 0 valid / 0 test", 0),
+                                                      ("0.5,0.5,0", "6 train / 9 valid / 0 test", 1)])
+def test_train_does_not_evaluate_an_empty_test_part(tmp_path, ratios, counts, valid_rows):
+    """--ratios 1,0,0 trains on every interaction: the model is saved, the empty test part not evaluated."""
+    out = tmp_path / "m"
+    code, stdout, err = run(["train", TOY, "--model", "mostpop", "--ratios", ratios, "--out", out, "--no-progress"])
+    assert code == 0, err
+    assert "nan" not in stdout
+    note = f"no test metrics: '--ratios {ratios}' gives the test part a share of 0 ({counts} interactions)"
+    assert note + "\n" in stdout
+    assert stdout.count("| valid |") == valid_rows and "| test " not in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"] is None and (metrics["valid"] is None) == (valid_rows == 0)
+    assert "No test metrics: '--ratios" in (out / "metrics.md").read_text()
+    assert not (out / "report.json").exists()
+    code, stdout, _ = run(["recommend", out, "--user", f"{U}u1", "-k", "1"])  # the saved model works
+    assert code == 0 and stdout.startswith(f"{U}u1:\n")
 
 
 def test_evaluate_refuses_an_empty_part(tmp_path):
