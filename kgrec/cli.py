@@ -1,5 +1,5 @@
 """The ``kgrec`` command line: ``demo``, ``inspect``, ``validate``, ``train``, ``evaluate``, ``recommend``,
-``explain``, ``report``, ``update``, ``convert``.
+``users``, ``items``, ``explain``, ``report``, ``update``, ``convert``, ``generate``, ``benchmark``.
 
 Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.split`,
 :class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.reports.tables`. Results go to stdout,
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import inspect
+import io
 import json
 import math
 import os
@@ -26,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.data.convert import CONVERTERS
-from kgrec.errors import KgrecError
+from kgrec.errors import KgrecError, UnknownIRIError
 from kgrec.reports.tables import markdown_table, write_results
 
-__all__ = ["main", "build_parser", "parse_param", "DEMO_MODELS", "DEMO_PARAMS", "DEMO_DATASET",
-           "graph_report"]
+__all__ = ["main", "build_parser", "parse_param", "default_threads", "THREADS_ENV", "DEMO_MODELS", "DEMO_PARAMS",
+           "DEMO_DATASET", "graph_report"]
 
 #: Models ``kgrec demo`` trains, in table order.
 DEMO_MODELS: tuple[str, ...] = ("mostpop", "itemknn", "ease", "bprmf", "lightgcn", "hybrid")
@@ -54,15 +56,22 @@ _SPLITS = ("random", "temporal", "global-time", "cold-item")
 _DEFAULT_SPLIT = {"strategy": "random", "seed": 2020, "ratios": [0.8, 0.1, 0.1]}
 _RUN_FILE = "metrics.json"  # written by `kgrec train` beside the saved model
 _QUIET_WARNINGS = (r"Sparse CSR tensor support is in beta", r"Sparse invariant checks are implicitly disabled")
+THREADS_ENV = "KGREC_THREADS"  # torch threads when --threads is not given
+_MAX_DEFAULT_THREADS = 4
+_SIGPIPE_STATUS = 141  # what a shell reports for a process killed by SIGPIPE (128 + 13)
 
 
 # ------------------------------------------------------------------------------------ helpers
+#: ``--quiet`` of the running command (set by :func:`main` for each call): no progress lines on stderr.
+_quiet = False
+
+
 def _log(message: str) -> None:
     from tqdm import tqdm
 
     from kgrec.training import distributed
 
-    if not distributed.is_main():  # under torchrun only rank 0 talks
+    if _quiet or not distributed.is_main():  # under torchrun only rank 0 talks
         return
     # tqdm.write moves an open progress bar below the line instead of breaking it
     tqdm.write(message, file=sys.stderr)
@@ -199,7 +208,11 @@ def _note_warnings(kg) -> None:
 
 
 def _progress(args) -> bool:
-    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    """Progress bars: as ``--progress`` / ``--no-progress`` say, else off with ``--quiet``, else when stderr is a
+    terminal (a log file or a pipe gets no bars)."""
+    if args.progress is not None:
+        return bool(args.progress)
+    return not args.quiet and sys.stderr.isatty()
 
 
 def _with_run_params(model: str, params: dict[str, Any], progress: bool) -> dict[str, Any]:
@@ -243,6 +256,72 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}" if math.isfinite(v) else str(v)
     return str(v)
+
+
+# ----------------------------------------------------------------------------------- threads
+def _threads_value(raw: str, where: str) -> int:
+    """``raw`` as a positive thread count; ``where`` (the option or variable) names it in the error."""
+    try:
+        n = int(raw.strip())
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise KgrecError(f"'{where}' must be a positive integer number of threads (got {raw!r})")
+    return n
+
+
+def _threads_arg(text: str) -> int:
+    try:
+        return _threads_value(text, "--threads")
+    except KgrecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def default_threads() -> int:
+    """The torch thread count when neither ``--threads`` nor ``KGREC_THREADS`` is given.
+
+    The cores this process may run on (its CPU affinity) minus the one-minute load average, between 1
+    and 4. torch's own default is one thread per core: when other jobs already keep the cores busy, its
+    threads wait on each other at every parallel kernel and an epoch runs many times slower than with one
+    thread. The cap leaves room for other runs on a large machine. The count follows the load, so runs
+    that must be repeatable to the last bit (or timed) fix it with ``--threads``.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(_MAX_DEFAULT_THREADS, int(math.floor(cores - busy))))
+
+
+def _set_threads(option: int | None) -> int | None:
+    """Set torch's intra-op (and, while still allowed, inter-op) threads before any work.
+
+    ``option`` (``--threads``) wins over ``$KGREC_THREADS``; without either, ``OMP_NUM_THREADS`` (which torch
+    reads itself) is left in charge, else :func:`default_threads`. Returns the count set, or ``None``.
+
+    Raises:
+        KgrecError: ``KGREC_THREADS`` is not a positive integer.
+    """
+    import torch
+
+    n = option
+    if n is None and os.environ.get(THREADS_ENV, "").strip():
+        n = _threads_value(os.environ[THREADS_ENV], THREADS_ENV)
+    if n is None:
+        if os.environ.get("OMP_NUM_THREADS", "").strip():
+            return None
+        n = default_threads()
+    torch.set_num_threads(n)
+    if torch.get_num_interop_threads() != n:
+        try:  # allowed once per process, before any inter-op work: a second main() in one process keeps it
+            torch.set_num_interop_threads(n)
+        except RuntimeError:
+            pass
+    return n
 
 
 # -------------------------------------------------------------------------------------- demo
@@ -429,6 +508,37 @@ def _scenario_split(kg, sp, names):
 
 
 # ------------------------------------------------------------------------------------- train
+def _empty_part(sp, part: str, ratios: Sequence[float], scenarios: Sequence[str] | None) -> str | None:
+    """Why ``sp.<part>`` holds no interaction (naming ``--ratios``, and ``--scenario`` when given), or ``None``.
+
+    An empty part is never evaluated: its metrics would be a row of NaN.
+    """
+    if len(getattr(sp, part)):
+        return None
+    shares = ",".join(f"{r:g}" for r in ratios)
+    st = sp.stats()
+    counts = f"{st['train']} train / {st['valid']} valid / {st['test']} test interactions"
+    if ratios[{"valid": 1, "test": 2}[part]] == 0:
+        why = f"'--ratios {shares}' gives the {part} part a share of 0"
+    else:
+        why = f"'--ratios {shares}' leaves the {part} part empty on this data"
+        if scenarios:
+            why += f" and '--scenario {' '.join(scenarios)}'"
+    return f"{why} ({counts})"
+
+
+def _check_part(sp, part: str, ratios: Sequence[float], scenarios: Sequence[str] | None) -> None:
+    """Refuse to evaluate an empty part.
+
+    Raises:
+        KgrecError: ``sp.<part>`` holds no interaction; the message names ``--ratios`` (and ``--scenario``).
+    """
+    why = _empty_part(sp, part, ratios, scenarios)
+    if why:
+        raise KgrecError(f"{why}: there is nothing to evaluate; give the {part} part a share, "
+                         f"e.g. --ratios 0.8,0.1,0.1")
+
+
 def cmd_train(args) -> int:
     """``kgrec train``; under torchrun, DDP training (:mod:`kgrec.training.distributed`) with rank 0 writing."""
     import kgrec
@@ -474,9 +584,11 @@ def _train(args) -> int:
         return 0
     ks = args.ks
     valid = rec.evaluate(sp, ks=ks, part="valid") if len(sp.valid) else None
-    test = rec.evaluate(sp, ks=ks, part="test")
+    # --ratios 1,0,0 trains on every interaction (a model to deploy): saved, not evaluated
+    no_test = _empty_part(sp, "test", args.ratios, args.scenario)
+    test = None if no_test else rec.evaluate(sp, ks=ks, part="test")
     out = served.save(args.out)
-    rows = ([{"part": "valid", **valid}] if valid else []) + [{"part": "test", **test}]
+    rows = ([{"part": "valid", **valid}] if valid else []) + ([{"part": "test", **test}] if test else [])
     columns = [("part", "part"), *_metric_columns(ks)]
     payload = {
         "command": "train", "kgrec_version": _version(), "model": args.model,
@@ -490,13 +602,18 @@ def _train(args) -> int:
     text = (f"Model `{args.model}` trained on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name} "
             f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`"
             + (" after a refit on all interactions with the chosen settings (the metrics are the split "
-               "fit's)." if refit is not None else "."))
+               "fit's)." if refit is not None else ".")
+            + (f" No test metrics: {no_test}." if no_test else ""))
     json_path, md_path = write_results(out, "metrics", payload, rows, columns, title=f"kgrec train: {args.model}",
                                        text=text)
     from kgrec.reports.run_details import write_run_details
 
-    write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
-    print(markdown_table(rows, columns))
+    if test is not None:  # report.json: test metrics and hits of sample test users
+        write_run_details(out, {args.model: rec}, kg, sp, seed=args.seed, explain_options={"max_candidates": 6})
+    if rows:
+        print(markdown_table(rows, columns))
+    if no_test:
+        print(f"no test metrics: {no_test}")
     print(f"\nsaved {'the model refitted on all interactions' if refit is not None else 'model'} to {out}; "
           f"wrote {json_path.name} and {md_path.name} there")
     return 0
@@ -557,6 +674,7 @@ def cmd_evaluate(args) -> int:
     # does; default: the scenarios the model was trained on (recorded by kgrec train)
     scenarios = args.scenario if args.scenario is not None else run.get("scenarios")
     sp = _scenario_split(kg, sp, scenarios)
+    _check_part(sp, args.part, ratios, scenarios)
     metrics = rec.evaluate(sp, ks=args.ks, part=args.part)
     row = {"model": rec.model_name, "part": args.part, **metrics}
     columns = [("model", "model"), ("part", "part"), *_metric_columns(args.ks)]
@@ -575,10 +693,68 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- users / items
+def _list_lines(iris: Sequence[str], labels: Sequence[str] | None, limit: int | None) -> None:
+    """One IRI a line, a tab and its label when there are labels: plain text for ``grep``, ``cut``, ``head``."""
+    n = len(iris) if limit is None else min(limit, len(iris))
+    for i in range(n):
+        print(f"{iris[i]}\t{labels[i]}" if labels else iris[i])
+
+
+def cmd_users(args) -> int:
+    rec = _load_model(args.model_dir, args)
+    _list_lines(rec.users.to_list(), None, args.limit)
+    return 0
+
+
+def cmd_items(args) -> int:
+    rec = _load_model(args.model_dir, args)
+    items = rec.items.to_list()
+    labels = rec.item_labels if len(rec.item_labels or []) == len(items) else None
+    _list_lines(items, labels, args.limit)
+    return 0
+
+
+def _local_name(iri: str) -> str:
+    return iri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+
+
+def _closest(iri: str, known: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` known IRIs whose local name is close to the one of ``iri``, case aside: the same name
+    first (``u1`` for ``.../user/u1``), then difflib's closest. Names are compared, not whole IRIs: IRIs
+    share long namespaces, so any two of them look alike to difflib."""
+    by_name: dict[str, list[str]] = {}
+    for k in known:
+        by_name.setdefault(_local_name(k).lower(), []).append(k)
+    name = _local_name(iri).lower()
+    picked = list(by_name.get(name, []))
+    for close_name in difflib.get_close_matches(name, list(by_name), n=n, cutoff=0.6):
+        picked += by_name[close_name]
+    return list(dict.fromkeys(picked))[:n]
+
+
+def _check_known(vocab, iri: str, what: str, option: str, model_dir) -> None:
+    """Raise :class:`UnknownIRIError` for an IRI the model does not know, with the closest known ones.
+
+    Raises:
+        UnknownIRIError: ``iri`` is not in ``vocab``; names ``option``, up to three close IRIs (difflib) and the
+            ``kgrec users`` / ``kgrec items`` command that lists them all.
+    """
+    if iri in vocab:
+        return
+    known = vocab.to_list()
+    close = _closest(iri, known)
+    hint = f"; closest known: {', '.join(close)}" if close else ""
+    raise UnknownIRIError(f"'{option}': unknown {what} {iri!r} ({len(known)} {what}s known to the model in "
+                          f"'{model_dir}'){hint}; 'kgrec {what}s {model_dir}' lists them")
+
+
 # --------------------------------------------------------------------------------- recommend
 def cmd_recommend(args) -> int:
     rec = _load_model(args.model_dir, args)
     users = list(dict.fromkeys(args.user))
+    for u in users:
+        _check_known(rec.users, u, "user", "--user", args.model_dir)
     result = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen, exclude=args.exclude)
     labels = rec.item_labels
 
@@ -618,6 +794,8 @@ def cmd_explain(args) -> int:
         raise KgrecError(f"'--data' holds {kg.num_users} users / {kg.num_items} items, not the ones the model in "
                          f"'{model_dir}' was trained on ({len(rec.users)} / {len(rec.items)}): pass the same files "
                          "and mapping")
+    _check_known(rec.users, args.user, "user", "--user", model_dir)
+    _check_known(rec.items, args.item, "item", "--item", model_dir)
     exp = rec.explain(args.user, args.item, max_paths=args.max_paths, kg=kg, max_hops=args.max_hops)
     if args.json:
         from kgrec.reports.tables import to_jsonable
@@ -698,7 +876,21 @@ def cmd_generate(args) -> int:
 
 # ------------------------------------------------------------------------------------ parser
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the examples' line breaks and show defaults."""
+    """Keep the examples' line breaks and show each default once.
+
+    ``ArgumentDefaultsHelpFormatter`` appends ``(default: ...)`` to every option; an option whose help already
+    states its default (in words: "default: the kgrec profile"), or whose default is ``None`` or a flag's
+    ``False`` (nothing to tell), keeps its help as written.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.default is False:
+            return text
+        if isinstance(action.default, (tuple, list)):  # as typed on the command line: 0.8,0.1,0.1
+            shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in action.default)
+            return f"{text} (default: {shown.replace('%', '%%')})"
+        return super()._get_help_string(action)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -728,6 +920,17 @@ def _progress_arg(p: argparse.ArgumentParser) -> None:
                    help="tqdm progress bars while fitting (default: when stderr is a terminal)")
 
 
+_THREADS_HELP = (f"torch CPU threads, set before any work; overrides ${THREADS_ENV}. Default: ${THREADS_ENV}, "
+                 "else OMP_NUM_THREADS when set, else the idle cores (cores available to kgrec minus the "
+                 f"1-minute load average), at least 1 and at most {_MAX_DEFAULT_THREADS}. torch alone takes every "
+                 "core: when other jobs keep them busy, its threads wait on each other at every step and "
+                 "training runs many times slower than with one thread")
+
+
+_QUIET_HELP = ("no progress lines (loading, fitting, validation epochs) and no progress bars on stderr; results, "
+               "warnings and errors still print. An explicit --progress still shows the bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kgrec`` argument parser (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
@@ -735,6 +938,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Knowledge-graph-augmented recommendation from RDF.",
         epilog="Run 'kgrec COMMAND --help' for the options of a command. Start with 'kgrec demo'.")
     parser.add_argument("--version", action="version", version=f"kgrec {_version()}")
+    parser.add_argument("--threads", metavar="N", dest="global_threads", type=_threads_arg, default=None,
+                        help=_THREADS_HELP)
+    parser.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     models = ", ".join(sorted(_models()))
 
@@ -859,6 +1065,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_options(p)
     p.set_defaults(func=cmd_recommend)
 
+    for what, func in (("users", cmd_users), ("items", cmd_items)):
+        labels = " and a tab and its label" if what == "items" else ""
+        p = sub.add_parser(
+            what, formatter_class=_Formatter, help=f"list the {what} of a saved model, one IRI a line",
+            description=f"Print the {what} a saved model knows, one IRI a line{labels}, in the model's order "
+                        f"(its integer ids): plain text to pipe into grep, cut or head.",
+            epilog=f"examples:\n  kgrec {what} kgrec-out/ease\n  kgrec {what} kgrec-out/ease --limit 5\n"
+                   f"  kgrec {what} kgrec-out/ease | grep -i star" + (" | cut -f1" if labels else ""))
+        p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
+        p.add_argument("--limit", metavar="N", type=_positive_int, default=None,
+                       help=f"print the first N {what} only (default: all)")
+        _add_load_options(p)
+        p.set_defaults(func=func)
+
     p = sub.add_parser(
         "explain", formatter_class=_Formatter, help="why a saved model recommends an item to a user",
         description="Reload a saved model and the graph it was trained on (--data, with the mapping and format "
@@ -958,27 +1178,67 @@ def build_parser() -> argparse.ArgumentParser:
                "  kgrec benchmark --data-root ../shared/data --jobs 4")
     bench.add_arguments(p)
     p.set_defaults(func=lambda a: bench.run(a, prog="kgrec"))
+    for name, p in sub.choices.items():
+        if name != "benchmark":  # whose own --threads sets the threads of each fit
+            # also after the command; SUPPRESS keeps a value given before it
+            p.add_argument("--threads", metavar="N", dest="global_threads", type=_threads_arg,
+                           default=argparse.SUPPRESS, help="torch threads (same as 'kgrec --threads N COMMAND')")
+            p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="no progress lines or bars (same as 'kgrec --quiet COMMAND')")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``kgrec`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the ``kgrec`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    A closed stdout (the reader of a pipe exited) ends any command quietly with status 141.
+    """
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as e:  # --help, --version and usage errors: return the status instead of exiting
+        sys.stdout.flush()  # --help | head: a closed pipe shows up here
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if getattr(args, "out", None) is None and args.command == "train":
         args.out = os.path.join("kgrec-out", args.model)
+    global _quiet
+    _quiet = args.quiet
     try:
+        _set_threads(args.global_threads)
         with warnings.catch_warnings():
             # torch's notes on its own sparse kernels say nothing a kgrec user can act on
             for message in _QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message, category=UserWarning)
-            return int(args.func(args))
+            status = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows up here at the latest, not at interpreter exit
+        return status
     except KgrecError as e:
         print(f"kgrec: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        _quiet = False
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``kgrec recommend ... | head``): stop quietly, as a Unix tool does.
+
+    stdout is pointed at the null device so that Python's flush at exit does not raise (and print) the same
+    error again; the status is the shell's one for a process ended by SIGPIPE.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # stdout is no file (an in-process caller's buffer): nothing is flushed at exit
+    return _SIGPIPE_STATUS
 
 
 if __name__ == "__main__":  # pragma: no cover

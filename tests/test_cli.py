@@ -25,7 +25,8 @@ U = "https://w3id.org/kgrec/data/toy/user/"
 ITEM = "https://w3id.org/kgrec/data/toy/item/"
 # 60/20/20 leaves a validation part on the toy graph (80/10/10 leaves none), so epochs are logged
 RATIOS = (0.6, 0.2, 0.2)
-SUBCOMMANDS = ("demo", "inspect", "validate", "train", "evaluate", "recommend", "explain", "report", "convert")
+SUBCOMMANDS = ("demo", "inspect", "validate", "train", "evaluate", "recommend", "users", "items", "explain", "report",
+               "convert")
 BAD_TTL = '@prefix ex: <http://example.org/> .\nex:a ex:b ex:c .\nex:a ex:b "unterminated .\n'
 
 
@@ -296,7 +297,8 @@ def test_recommend_text_k_and_errors(bprmf_run):
     assert len(lines) == 5  # user, header, separator, 2 items
     assert [c[0] for c in cells[2:]] == ["1", "2"] and all(c[1].startswith(ITEM) and c[3] for c in cells[2:])
     code, _, err = run(["recommend", out, "--user", U + "nobody"])
-    assert code == 2 and err == f"kgrec: error: unknown user '{U}nobody' (6 users known)\n"
+    assert code == 2 and err == (f"kgrec: error: '--user': unknown user '{U}nobody' (6 users known to the model in "
+                                 f"'{out}'); 'kgrec users {out}' lists them\n")
     code, _, err = run(["recommend", out, "--user", U + "u1", "-k", "0"])
     assert code == 2 and "'k' must be a positive integer (got 0)" in err
     code, _, err = run(["recommend", out.parent / "missing", "--user", U + "u1"])
@@ -334,9 +336,9 @@ def test_explain_command(bprmf_run, toy_kg, tmp_path):
     code, stdout, err = run(["explain", out, "--data", TOY, "--user", U + "u1", "--item", item])
     assert code == 0 and stdout.startswith(f'Why "{exp["item_label"]}"')
     code, _, err = run(["explain", out, "--data", TOY, "--user", U + "nobody", "--item", item])
-    assert code == 2 and "'user'" in err and "nobody" in err
+    assert code == 2 and "'--user': unknown user" in err and "nobody" in err
     code, _, err = run(["explain", out, "--data", TOY, "--user", U + "u1", "--item", ITEM + "nothing"])
-    assert code == 2 and "'item'" in err
+    assert code == 2 and f"'--item': unknown item '{ITEM}nothing'" in err and f"'kgrec items {out}'" in err
     other = tmp_path / "other.ttl"
     other.write_text("@prefix kgr: <https://w3id.org/kgrec/vocab#> .\n"
                      f"<{U}u1> kgr:interactedWith <{ITEM}x> .\n<{ITEM}x> a kgr:Item .\n")

@@ -166,8 +166,8 @@ def guess_format(path: str | os.PathLike) -> str:
     if suffix not in SUFFIXES:
         raise RDFFormatError(
             f"cannot guess the RDF format of '{path}' from its suffix {suffix or '(none)'!r}; "
-            f"accepted suffixes: {' '.join(SUFFIXES)} (optionally followed by .gz or .bz2), "
-            f"or pass format= one of {_accepted()}")
+            f"accepted suffixes: {' '.join(SUFFIXES)} (optionally followed by .gz or .bz2); or name the format: "
+            f"'--format F' on the kgrec command line, kgrec.load(..., format=F) in Python, F one of {_accepted()}")
     return SUFFIXES[suffix]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from kgrec.data.graph import Interactions, KnowledgeGraph, LABEL_PREDICATES, collaborative_edges
 from kgrec.data.splits import Split
@@ -435,10 +436,23 @@ class HybridEstimator(PairwiseEstimator):
             self._seq_candidates = None
             return
         evaluator = Evaluator(split, ks=(10,), part="valid", gauc=False)
-        if "ease_weight" in self.context:
-            self._calibrate_ease(evaluator)
-        if self._seq_candidates:
-            self._calibrate_sequence(evaluator)
+        # one validation pass per trial weight: a bar counting them when the config asks for progress bars
+        bar = tqdm(desc="hybrid: prior weights", unit="trial") if self.config.progress else None
+
+        def evaluate(score_fn):
+            out = evaluator(score_fn)
+            if bar is not None:
+                bar.update()
+            return out
+
+        try:
+            if "ease_weight" in self.context:
+                self._calibrate_ease(evaluate)
+            if self._seq_candidates:
+                self._calibrate_sequence(evaluate)
+        finally:
+            if bar is not None:
+                bar.close()
 
     @torch.no_grad()
     def _calibrate_ease(self, evaluator) -> None:
