@@ -155,15 +155,8 @@ def coverage(topk_index: Tensor, n_items: int, k: int | None = None) -> float:
     Shapes:
         topk_index: ``[N, K]`` long, ``-1`` = padding.
     """
-    n_items = check_k(n_items, "n_items")
-    if topk_index.dim() != 2:
-        raise EvaluationError(f"'topk_index' must have shape [N, K] (got {list(topk_index.shape)})")
-    k = topk_index.size(1) if k is None else check_k(k)
-    idx = topk_index[:, :k]
-    idx = idx[idx >= 0]
-    if idx.numel() and int(idx.max()) >= n_items:
-        raise EvaluationError(f"'topk_index' holds item {int(idx.max())}, beyond 'n_items' = {n_items}")
-    return torch.unique(idx).numel() / n_items
+    counts = _item_counts(topk_index, n_items, k)
+    return int((counts > 0).sum()) / counts.numel()
 
 
 def _top_k_of(topk_index: Tensor, table: Tensor, table_name: str, k: int | None) -> tuple[Tensor, Tensor]:
