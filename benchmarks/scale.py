@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, machine
 
-from kgrec.cli import _typed_params, parse_param
+from kgrec.cli.common import parse_param
+from kgrec.cli.common import typed_params as _typed_params
 from common import write_results  # noqa: E402
 
 #: Default LightGCN parameters: a large batch keeps an epoch at 1e7 within a few minutes on 2 cores.

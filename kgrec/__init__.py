@@ -4,14 +4,12 @@ The public API: :func:`load` (RDF -> :class:`KnowledgeGraph`), :func:`load_array
 :func:`split`, :class:`Recommender`.
 """
 
-__version__ = "0.1.0"
-
-from kgrec.api import Recommender, load, split  # noqa: E402
-from kgrec.data.arrays import load_arrays, save_arrays  # noqa: E402
-from kgrec.data.graph import Interactions, KnowledgeGraph  # noqa: E402
-from kgrec.data.mapping import Mapping  # noqa: E402
-from kgrec.data.splits import Split  # noqa: E402
-from kgrec.errors import (  # noqa: E402
+from kgrec.api import Recommender, load, split
+from kgrec.data.arrays import load_arrays, save_arrays
+from kgrec.data.graph import Interactions, KnowledgeGraph
+from kgrec.data.mapping import Mapping
+from kgrec.data.splits import Split
+from kgrec.errors import (
     CheckpointError,
     EmptyGraphError,
     InputLimitError,
@@ -23,6 +21,7 @@ from kgrec.errors import (  # noqa: E402
     SplitError,
     UnknownIRIError,
 )
+from kgrec.version import __version__
 
 __all__ = [
     "__version__", "load", "load_arrays", "save_arrays", "split", "Recommender", "Mapping", "KnowledgeGraph", "Interactions", "Split",

@@ -16,7 +16,8 @@ from kgrec.data.decay import history_weights
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.loader import load as _load
 from kgrec.data.scenarios import select
-from kgrec.data.splits import Split, split as _split
+from kgrec.data.splits import Split
+from kgrec.data.splits import split as _split
 from kgrec.data.vocab import Vocab
 from kgrec.dynamics.update import update_estimator
 from kgrec.errors import CheckpointError, KgrecError, SplitError
@@ -25,8 +26,14 @@ from kgrec.evaluation.rank import csr_rows, mask_seen, seen_csr, topk
 from kgrec.explain import Explainer
 from kgrec.models import MODELS
 from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
-from kgrec.training.checkpoint_schema import (check_config, check_context_values, check_header, check_known,
-                                             check_top_level)
+from kgrec.training.checkpoint_schema import (
+    check_config,
+    check_context_values,
+    check_header,
+    check_known,
+    check_top_level,
+)
+from kgrec.version import __version__
 
 __all__ = ["load", "split", "Recommender", "select_half_life"]
 
@@ -625,8 +632,6 @@ def _first_difference(saved, mine: Vocab) -> str:
 
 
 def _version() -> str:
-    from kgrec import __version__
-
     return __version__
 
 

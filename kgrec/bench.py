@@ -37,6 +37,7 @@ from kgrec.errors import KgrecError
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
 from kgrec.reports.tables import atomic_write_text, markdown_table, write_results
 from kgrec.tuning import DEFAULT_BUDGET, SPACES, trials
+from kgrec.version import __version__
 
 __all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
            "peer_split", "ctr_rows", "write_results_md"]
@@ -120,8 +121,6 @@ def machine(ignore=()) -> dict:
     import torch_geometric
     import transformers
 
-    import kgrec
-
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -144,7 +143,7 @@ def machine(ignore=()) -> dict:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(), "torch": torch.__version__,
         "torch_geometric": torch_geometric.__version__, "transformers": transformers.__version__, **versions,
-        "kgrec": kgrec.__version__, "commit": commit, "dirty": bool(dirty), "dirty_files": dirty[:10],
+        "kgrec": __version__, "commit": commit, "dirty": bool(dirty), "dirty_files": dirty[:10],
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -166,7 +165,7 @@ def load_dataset(name: str, data_root: str, cache: str) -> "KnowledgeGraph":  # 
 
     The conversion and RDF load timings of the first run are kept in ``<cache>/<name>/load.json``.
     """
-    import kgrec
+    from kgrec import api
 
     cache_dir = Path(cache) / name
     graph_dir = cache_dir / "graph"
@@ -182,7 +181,7 @@ def load_dataset(name: str, data_root: str, cache: str) -> "KnowledgeGraph":  # 
 
         counts = convert(name, data_root, rdf)
     t1 = time.perf_counter()
-    kg = kgrec.load(rdf)
+    kg = api.load(rdf)
     t2 = time.perf_counter()
     info = {"convert_seconds": t1 - t0, "rdf_triples": counts.get("triples"), "load_seconds": t2 - t1,
             "load_triples_per_second": (counts.get("triples") or 0) / max(t2 - t1, 1e-9),
@@ -202,10 +201,10 @@ def load_info(name: str, cache: str) -> dict | None:
 # ----------------------------------------------------------------------------------------- splits
 def peer_split(kg, data_root: str, kind: str):
     """MovieLens-100K ``random``/``temporal``: the RecBole peer splits of ANCHORS.md; else kgrec's own."""
-    import kgrec
+    from kgrec import api
 
     if kind not in ("random", "temporal"):
-        return kgrec.split(kg, kind, seed=2020)
+        return api.split(kg, kind, seed=2020)
     base = f"{IRI_BASE}movielens-100k/"
     parts = {}
     for part in ("train", "valid", "test"):
@@ -229,7 +228,7 @@ def ctr_rows(name: str, data_root: str, seed: int = 2020) -> dict[str, np.ndarra
 
 def make_split(kg, name: str, kind: str, data_root: str, seed: int = 2020):
     """The split ``kind`` of dataset ``name`` (``ctr``: the positives of each part of the 6:2:2 cut)."""
-    import kgrec
+    from kgrec import api
 
     if kind == "ctr":
         base = f"{IRI_BASE}{DATASETS[name].iri_name}/"
@@ -240,7 +239,7 @@ def make_split(kg, name: str, kind: str, data_root: str, seed: int = 2020):
         return peer_split(kg, data_root, kind)
     if kind in ("temporal", "global-time") and name in DATASETS and not DATASETS[name].has_time:
         raise KgrecError(f"'--splits': {kind!r} needs interaction times; {name} has none")
-    return kgrec.split(kg, kind, seed=seed)
+    return api.split(kg, kind, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -283,9 +282,9 @@ def fit_one(kg, sp, model: str, params: dict | list[dict], seed: int, extra: dic
             on every validated epoch) instead of validation NDCG@10.
         cost: validation evaluations one candidate makes (default one): the record's ``trials``.
     """
-    import kgrec
+    from kgrec import api
 
-    accepted = kgrec.Recommender.params_of(model)
+    accepted = api.Recommender.params_of(model)
     candidates = params if isinstance(params, list) else _candidates(params)
     select = select or (lambda rec: (lambda v: (v["ndcg@10"], v))(rec.evaluate(sp, ks=ks, part="valid")))
     best, best_rec, best_params, best_valid, searched = -np.inf, None, None, None, []
@@ -296,7 +295,7 @@ def fit_one(kg, sp, model: str, params: dict | list[dict], seed: int, extra: dic
             cand["seed"] = seed
         cand.update({k: v for k, v in extra.items() if k in accepted})
         fit_kw = {"validate": lambda r: {"select": select(r)[0]}, "metric": "select"} if select_epochs else {}
-        rec = kgrec.Recommender(model, **cand).fit(kg, sp, **fit_kw)
+        rec = api.Recommender(model, **cand).fit(kg, sp, **fit_kw)
         score, valid = select(rec)
         info = rec.fit_info
         searched.append({"params": cand, "valid_score": score, "best_epoch": info.get("best_epoch"),

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 import kgrec
-from kgrec.cli import DEMO_DATASET, DEMO_MODELS, DEMO_PARAMS, _typed_params, main
+from kgrec.cli import main
+from kgrec.cli.common import typed_params as _typed_params
+from kgrec.cli.demo import DEMO_DATASET, DEMO_MODELS, DEMO_PARAMS
 from kgrec.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,8 +2,8 @@
 
 import contextlib
 import io
-import os
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kgrec import cli
-from kgrec.cli import build_parser, default_threads, main
+from kgrec.cli import build_parser, main
+from kgrec.cli.threads import THREADS_ENV, default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT / "kg_data" / "toy" / "toy.ttl"
@@ -31,7 +31,7 @@ def run(argv) -> tuple[int, str, str]:
 def torch_threads(monkeypatch):
     """Restore torch's thread count after the test; start without KGREC_THREADS / OMP_NUM_THREADS."""
     before = torch.get_num_threads()
-    monkeypatch.delenv(cli.THREADS_ENV, raising=False)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     yield
     torch.set_num_threads(before)
@@ -49,7 +49,7 @@ def test_threads_flag_reaches_torch(torch_threads):
 
 
 def test_threads_env_var_and_flag_wins(torch_threads, monkeypatch):
-    monkeypatch.setenv(cli.THREADS_ENV, "2")
+    monkeypatch.setenv(THREADS_ENV, "2")
     assert run(["inspect", TOY])[0] == 0
     assert torch.get_num_threads() == 2
     assert run(["--threads", "1", "inspect", TOY])[0] == 0
@@ -61,10 +61,10 @@ def test_bad_threads_exit_2_naming_the_option(torch_threads, monkeypatch, bad):
     code, out, err = run(["--threads", bad, "inspect", TOY])
     assert code == 2 and out == ""
     assert "--threads" in err and repr(bad) in err
-    monkeypatch.setenv(cli.THREADS_ENV, bad)
+    monkeypatch.setenv(THREADS_ENV, bad)
     code, out, err = run(["inspect", TOY])
     assert code == 2 and out == ""
-    assert err == f"kgrec: error: '{cli.THREADS_ENV}' must be a positive integer number of threads (got {bad!r})\n"
+    assert err == f"kgrec: error: '{THREADS_ENV}' must be a positive integer number of threads (got {bad!r})\n"
 
 
 def test_default_threads_follow_idle_cores(torch_threads, monkeypatch):

@@ -1,0 +1,100 @@
+"""The package's architecture as checkable facts: imports flow one way, and no module cycle exists.
+
+The import graph is built from the source (``ast``), counting every ``import`` statement wherever it sits,
+function-local ones included: a cycle hidden inside a function is still a cycle. Each module belongs to a
+layer (``LAYERS``, the order README "Layout" gives); a module may import its own layer and the ones below.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+PACKAGE = Path(__file__).resolve().parents[1] / "kgrec"
+
+#: Bottom to top. A module's layer is the longest prefix listed here.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("kgrec.errors", "kgrec.checks", "kgrec.memory", "kgrec.version"),
+    ("kgrec.data",),
+    ("kgrec.nn",),
+    ("kgrec.evaluation",),
+    ("kgrec.training",),
+    ("kgrec.models",),
+    ("kgrec.dynamics",),
+    ("kgrec.explain", "kgrec.ann"),
+    ("kgrec.api",),
+    ("kgrec.reports",),
+    ("kgrec.tuning", "kgrec.bench"),
+    ("kgrec.cli", "kgrec.serve"),
+    ("kgrec", "kgrec.__main__"),
+)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def import_graph() -> nx.DiGraph:
+    """Module -> kgrec module it imports (``from kgrec.x import y`` counts ``kgrec.x.y`` when that is a module)."""
+    mods = modules()
+    g = nx.DiGraph()
+    g.add_nodes_from(mods)
+    for name, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative import
+                    anchor = name.split(".") if is_pkg else name.split(".")[:-1]
+                    anchor = anchor[: len(anchor) - (node.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            for t in targets:
+                while t and t not in mods:  # `import kgrec.data.graph` counts as kgrec.data.graph
+                    t = t.rpartition(".")[0]
+                if t.startswith("kgrec") and t != name:
+                    g.add_edge(name, t)
+    return g
+
+
+def layer(module: str) -> int:
+    best, rank = -1, None
+    for i, prefixes in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > best:
+                best, rank = len(p), i
+    assert rank is not None, f"module {module} belongs to no layer of LAYERS: add it where it belongs"
+    return rank
+
+
+def test_every_module_has_a_layer():
+    for m in modules():
+        layer(m)
+
+
+def test_no_import_cycle():
+    g = import_graph()
+    cycles = list(nx.simple_cycles(g))
+    assert cycles == [], f"import cycles: {cycles[:5]}"
+
+
+def test_imports_flow_downwards_only():
+    upward = [(a, b) for a, b in import_graph().edges if layer(b) > layer(a)]
+    assert upward == [], f"modules importing a higher layer: {upward}"
+
+
+def test_the_graph_sees_function_local_imports(tmp_path):
+    """The checker itself: an import inside a function is an edge (a known right answer from the source)."""
+    g = import_graph()
+    # kgrec.cli.common.log imports kgrec.training.distributed inside the function, and only there
+    assert g.has_edge("kgrec.cli.common", "kgrec.training.distributed")
+    assert g.has_edge("kgrec.cli.main", "kgrec.cli.train")
