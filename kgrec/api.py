@@ -484,7 +484,8 @@ class Recommender:
                                       "resume on the same graph and mapping, or use another checkpoint directory")
         state = {k[7:]: v for k, v in tensors.items() if k.startswith("module.")}
         trainer = {k[8:]: v for k, v in tensors.items() if k.startswith("trainer.")}
-        return {"state": state, **meta["progress"], "trainer_tensors": trainer}
+        return {"state": state, **meta["progress"], "trainer_tensors": trainer,
+                "path": Path(directory) / "model.safetensors"}
 
     def save(self, directory: str | os.PathLike, progress: dict | None = None,
              trainer_tensors: dict[str, torch.Tensor] | None = None) -> Path:

@@ -380,3 +380,46 @@ def test_every_models_default_config_passes_the_schema_and_comes_back_equal(name
     params = check_config(cls, saved_json, Path("config.json"), name)
     assert set(params) == {f.name for f in dataclasses.fields(cls)} - set(LOAD_ARGUMENTS)
     assert dataclasses.replace(cls(), **params) == cls()
+
+
+# ------------------------------------------------------------------------------- resume
+@pytest.fixture(scope="module")
+def training_checkpoint(tmp_path_factory):
+    """A bprmf checkpoint written during training (weights, optimizer and RNG state) on the toy graph."""
+    kg = _toy()
+    sp = kgrec.split(kg, "random", seed=1)
+    d = tmp_path_factory.mktemp("resume") / "bprmf"
+    kgrec.Recommender("bprmf", epochs=4, dim=4, batch_size=4, seed=0, patience=10).fit(kg, sp, checkpoint_dir=d)
+    return kg, sp, d
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda t: t.update({"module.item_emb.weight": torch.zeros(11, 4)}),
+     r"tensor 'module.item_emb.weight' is torch.float32 \[11, 4\], the model expects torch.float32 \[8, 4\]"),
+    (lambda t: t.update({"module.item_emb.weight": t["module.item_emb.weight"].double()}),
+     r"'module.item_emb.weight' is torch.float64 \[8, 4\], the model expects torch.float32"),
+    (lambda t: t["module.item_emb.weight"].fill_(float("nan")), r"'module.item_emb.weight' holds NaN or infinite"),
+    (lambda t: t.pop("module.item_emb.weight"), r"'module.item_emb.weight' is missing"),
+    (lambda t: t.update({"module.extra": torch.zeros(2)}), r"'module.extra' is not a weight of the model"),
+    (lambda t: t.update({k: torch.zeros(3) for k in t if k.startswith("trainer.optim.")}),
+     r"its optimizer or random-number state does not fit this model"),
+])
+def test_resume_from_tampered_tensors_is_refused_naming_the_tensor(training_checkpoint, tmp_path, edit, match):
+    """fit(resume=True) reads weights into the model the caller's settings build, not one built from the
+    checkpoint's config: a rehashed checkpoint with other shapes, dtypes, NaN weights or optimizer state
+    is refused with a CheckpointError naming the file, before any epoch runs."""
+    kg, sp, src = training_checkpoint
+    d = _copy(src, tmp_path)
+    _edit_tensors(d, edit)
+    rec = kgrec.Recommender("bprmf", epochs=6, dim=4, batch_size=4, seed=0, patience=10)
+    with pytest.raises(CheckpointError, match=match) as info:
+        rec.fit(kg, sp, checkpoint_dir=d, resume=True)
+    assert "model.safetensors" in str(info.value)
+
+
+def test_resume_from_an_intact_checkpoint_still_continues(training_checkpoint, tmp_path):
+    kg, sp, src = training_checkpoint
+    d = _copy(src, tmp_path)
+    rec = kgrec.Recommender("bprmf", epochs=6, dim=4, batch_size=4, seed=0, patience=10)
+    rec.fit(kg, sp, checkpoint_dir=d, resume=True)
+    assert rec.fit_info["resumed_from_epoch"] >= 1

@@ -287,3 +287,29 @@ def check_known(tensors: dict[str, torch.Tensor], num_users: int, num_items: int
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_items):
         raise CheckpointError(f"'{path}' tensor 'known.indices': item ids must lie in [0, {num_items})")
     return indptr, indices
+
+
+def check_resume_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path | None) -> None:
+    """The weights a resumed fit is about to continue from, against the module the fit built.
+
+    ``Recommender.load`` checks a checkpoint's tensors against a model built from its ``config.json``;
+    a resume builds the model from the caller's settings instead, so the same facts are checked here,
+    before ``load_state_dict``: every weight present, no unknown one, the same dtype and shape, and
+    floating-point values finite (a NaN weight would only surface epochs later as a NaN loss).
+
+    Raises:
+        CheckpointError: naming ``path`` and the tensor.
+    """
+    where = f"'{path}'" if path is not None else "the checkpoint"
+    expected = module.state_dict()
+    for name in sorted(set(expected) | set(state)):
+        if name not in state:
+            raise CheckpointError(f"cannot resume from {where}: tensor 'module.{name}' is missing")
+        if name not in expected:
+            raise CheckpointError(f"cannot resume from {where}: tensor 'module.{name}' is not a weight of the model")
+        got, want = state[name], expected[name]
+        if got.dtype != want.dtype or tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(f"cannot resume from {where}: tensor 'module.{name}' is {got.dtype} "
+                                  f"{list(got.shape)}, the model expects {want.dtype} {list(want.shape)}")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise CheckpointError(f"cannot resume from {where}: tensor 'module.{name}' holds NaN or infinite values")

@@ -14,9 +14,10 @@ import torch
 from kgrec.data.decay import decay_weights
 from kgrec.data.sampling import NegativeSampler
 from kgrec.data.splits import Split
-from kgrec.errors import KgrecError
+from kgrec.errors import CheckpointError, KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.training import distributed
+from kgrec.training.checkpoint_schema import check_resume_weights
 
 __all__ = ["fit_pairwise", "EpochLoop", "pick_device", "peak_memory_mb", "trainer_state", "restore_trainer_state"]
 
@@ -81,6 +82,14 @@ def restore_trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator
     for key, v in meta.get("optim_scalars", {}).items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = v
+    params = [q for group in optimizer.param_groups for q in group["params"]]
+    for idx, entries in state.items():  # torch accepts any shape here and fails at the first step
+        if not 0 <= idx < len(params):
+            raise ValueError(f"optimizer state of parameter {idx}, the model has {len(params)}")
+        for name, v in entries.items():
+            if isinstance(v, torch.Tensor) and v.dim() and tuple(v.shape) != tuple(params[idx].shape):
+                raise ValueError(f"optimizer state '{name}' of parameter {idx} has shape {list(v.shape)}, "
+                                 f"the parameter {list(params[idx].shape)}")
     sd = optimizer.state_dict()
     sd["state"] = state
     optimizer.load_state_dict(sd)
@@ -125,14 +134,20 @@ class EpochLoop:
 
     def _resume(self, resume: dict) -> None:
         cfg, module, rank = self.est.config, self.est.module, self.rank
+        path = resume.get("path")
+        check_resume_weights(module, resume["state"], path)
         module.load_state_dict(resume["state"])
         self.best_state = copy.deepcopy(module.state_dict())
         self.best_epoch, self.best_metrics = int(resume["epoch"]), dict(resume["valid"])
         self.best, self.first_epoch = float(self.best_metrics.get(self.metric, -math.inf)), self.best_epoch + 1
         if resume.get("trainer") and resume.get("trainer_tensors"):
             extra = _estimator_generators(self.est)
-            restore_trainer_state(self.optimizer, self.gen, self.sampler, resume["trainer"],
-                                  resume["trainer_tensors"], extra)
+            try:
+                restore_trainer_state(self.optimizer, self.gen, self.sampler, resume["trainer"],
+                                      resume["trainer_tensors"], extra)
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:  # edited optimizer/RNG state
+                raise CheckpointError(f"cannot resume from '{path}': its optimizer or random-number state does "
+                                      f"not fit this model ({type(e).__name__}: {e})") from None
             if rank:  # the checkpoint holds rank 0's streams: give the others their own again
                 first_epoch = self.first_epoch
                 self.sampler.rng = np.random.default_rng([cfg.seed, rank, first_epoch])
