@@ -1,6 +1,6 @@
 """Shared helpers of the benchmark scripts: machine facts, data loading with a cache, aggregation.
 
-``machine`` and ``load_dataset`` live in :mod:`kgrec.bench` (the suite behind ``benchmarks/run.py`` and
+``machine`` and ``load_dataset`` live in ``suite.py`` (the suite behind ``benchmarks/run.py`` and
 ``kgrec benchmark``) and are re-exported here for the single-purpose scripts.
 
 Benchmarks use kgrec's public API only (``kgrec.load``, ``kgrec.split``, ``kgrec.Recommender``) plus
@@ -18,8 +18,9 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 import kgrec  # noqa: E402
-from kgrec.bench import DEFAULT_CACHE, DEFAULT_DATA_ROOT, load_dataset, machine  # noqa: E402,F401
 from kgrec.reports.tables import write_results as _write_results  # noqa: E402
+
+from suite import DEFAULT_CACHE, DEFAULT_DATA_ROOT, load_dataset, machine  # noqa: E402,F401
 
 
 def write_results(*args, **kwargs):

@@ -1,6 +1,6 @@
 """Every dataset, every baseline and peer side by side: one command, tables and plots.
 
-A thin entry point over :mod:`kgrec.bench` (the same code as ``kgrec benchmark``). Examples::
+A thin entry point over ``benchmarks/suite.py`` (the same code as ``kgrec benchmark``). Examples::
 
     # smoke run on all four datasets (minutes; not headline figures)
     python benchmarks/run.py --quick --threads 1
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from kgrec.bench import main  # noqa: E402
+from suite import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -59,7 +59,7 @@ import torch
 from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine, mean_std
 
 import kgrec
-from kgrec.bench import dataset_source
+from suite import dataset_source
 from kgrec.data.convert import convert_movielens_latest_small
 from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, select, target_test
 from kgrec.evaluation.evaluator import evaluate

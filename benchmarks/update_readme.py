@@ -26,7 +26,7 @@ def headline(results: Path) -> str:
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from kgrec.bench import hybrid_standing
+    from suite import hybrid_standing
     from kgrec.reports.tables import markdown_table
 
     rows, commits, payloads = {}, set(), []

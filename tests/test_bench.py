@@ -1,11 +1,16 @@
-"""The benchmark suite (kgrec.bench): a --quick run on a toy data root, errors naming their argument."""
+"""The benchmark suite (benchmarks/suite.py): a --quick run on a toy data root, errors naming their argument."""
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kgrec import bench, cli
+from kgrec import cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import suite as bench  # noqa: E402
 
 
 def toy_root(tmp_path, n_users=24, n_items=16):
@@ -213,3 +218,13 @@ def test_a_split_is_written_as_soon_as_its_fits_are_done(tmp_path, monkeypatch):
                     "--out", str(out), "--allow-dirty"])
     assert (out / "lastfm" / "random.json").is_file() and not (out / "lastfm" / "ctr.json").exists()
     assert "lastfm / random" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_kgrec_benchmark_outside_a_checkout_says_where_the_suite_is(monkeypatch, tmp_path, capsys):
+    """Installed without the repository (a wheel), the command explains instead of failing on an import."""
+    from kgrec.cli import benchmark
+
+    monkeypatch.setattr(benchmark, "BENCHMARKS", tmp_path / "benchmarks")
+    assert cli.main(["benchmark", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "the benchmark suite is part of the source checkout" in err and "python benchmarks/run.py" in err

@@ -25,7 +25,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kgrec.explain", "kgrec.ann"),
     ("kgrec.api",),
     ("kgrec.reports",),
-    ("kgrec.tuning", "kgrec.bench"),
     ("kgrec.cli", "kgrec.serve"),
     ("kgrec", "kgrec.__main__"),
 )

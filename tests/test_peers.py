@@ -13,7 +13,7 @@ from kgrec.data.text import item_texts
 from tests.conftest import two_cluster_kg
 from tests.test_hybrid import _chain_kg
 
-#: the benchmark's declared ease+rules grids (kgrec.tuning.SPACES["EASE+rules"]): 2 + 2 x 1 x 2 = 6 trials
+#: the benchmark's declared ease+rules grids (SPACES["EASE+rules"] of benchmarks/tuning.py): 2 + 2 x 1 x 2 = 6 trials
 BENCH = dict(ease_reg=(250.0, 500.0), seq_window=(3.0, 10.0), seq_recency=(1.0,), seq_grid=(0.0, 1.0, 2.0))
 
 

@@ -1,11 +1,17 @@
-"""The tuning protocol (kgrec.tuning) and the paired test (kgrec.evaluation.significance): known answers."""
+"""The tuning protocol (benchmarks/tuning.py) and the paired test (kgrec.evaluation.significance): known answers."""
+
+import dataclasses
+import sys
+from pathlib import Path
 
 import pytest
 
 from kgrec.errors import KgrecError
 from kgrec.models import MODELS
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
-from kgrec.tuning import SPACES, SearchSpace, hybrid_internal_trials, trials
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from tuning import SPACES, SearchSpace, trials  # noqa: E402
 
 
 def test_every_space_names_a_model_and_fits_the_budget():
@@ -28,16 +34,24 @@ def test_small_grids_are_searched_whole_and_large_ones_sampled_with_the_default_
 
 def test_internal_choices_count_against_the_budget():
     # the hybrid's benchmark space: 1 (neural alone) + 1 reg x 3 EASE weights + 1 x 1 x 2 rule weights = 6
-    assert hybrid_internal_trials(SPACES["Hybrid"].fixed) == 6
+    hybrid = MODELS["hybrid"]
+    assert hybrid.internal_trials(SPACES["Hybrid"].fixed) == 6
     assert trials(SPACES["Hybrid"], 6) == [SPACES["Hybrid"].fixed]
     # its library defaults: 1 + 3 x 9 + 3 x 2 x 5 = 58 evaluations, far over a budget of 6
     with pytest.raises(KgrecError, match="58 validation evaluations, over the budget of 6"):
         trials(SearchSpace("hybrid", fixed={"ease_reg": (250.0, 500.0, 1000.0),
                                             "prior_grid": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0),
                                             "seq_window": (3.0, 10.0, 30.0), "seq_recency": (1.0, 3.0),
-                                            "seq_grid": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)},
-                           internal=hybrid_internal_trials), 6)
-    assert hybrid_internal_trials({"use_cf": False}) == 1
+                                            "seq_grid": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)}), 6)
+    assert hybrid.internal_trials({"use_cf": False}) == 1
+    # the library defaults of the hybrid and of ease+rules, counted by the estimators themselves
+    cfg = dataclasses.asdict(hybrid.Config())
+    assert hybrid.internal_trials({}) == 1 + len(cfg["ease_reg"]) * sum(g > 0 for g in cfg["prior_grid"]) + len(
+        cfg["seq_window"]) * len(cfg["seq_recency"]) * sum(g > 0 for g in cfg["seq_grid"])
+    # ease+rules' benchmark space: 2 regs + 2 windows x 1 recency x 2 rule weights = 6; a model without
+    # choices of its own costs one
+    assert MODELS["ease+rules"].internal_trials(SPACES["EASE+rules"].fixed) == 6
+    assert MODELS["ease"].internal_trials({"reg": 250.0}) == 1
     with pytest.raises(KgrecError, match="'--budget' must be a positive integer"):
         trials(SPACES["EASE"], 0)
 

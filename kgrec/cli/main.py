@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(None if argv is None else list(argv))
+        args, extra = parser.parse_known_args(None if argv is None else list(argv))
+        if extra and not getattr(args, "any_arguments", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help, --version and usage errors: return the status instead of exiting
         sys.stdout.flush()  # --help | head: a closed pipe shows up here
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)

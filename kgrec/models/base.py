@@ -139,8 +139,15 @@ class Estimator:
     def chosen_params(self) -> dict[str, Any]:
         """Config values that pin the choices this fit made on validation by itself (e.g. the weights
         of added priors), so that a refit with another seed repeats them instead of searching again
-        (:mod:`kgrec.tuning`). Empty for models whose fit makes no such choice."""
+        (the tuning protocol of ``benchmarks/tuning.py``). Empty for models whose fit makes no such choice."""
         return {}
+
+    @classmethod
+    def internal_trials(cls, params: dict[str, Any]) -> int:
+        """Validation evaluations one fit with ``params`` makes by itself while choosing settings on
+        validation (each one counts as a trial against the tuning budget, so a model that searches
+        inside its fit is not tuned more than the others). One for a model that makes no such choice."""
+        return 1
 
     # ---------------------------------------------------------------- scoring
     def history(self, users: Tensor) -> Tensor:

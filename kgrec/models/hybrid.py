@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import copy
 import math
 import os
@@ -21,7 +22,7 @@ from kgrec.data.vocab import Vocab
 from kgrec.errors import KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import PairwiseEstimator, TrainConfig, check_history, history_row
-from kgrec.models.priors_select import pinned_rule_params, pinned_weight
+from kgrec.models.priors_select import candidates, pinned_rule_params, pinned_weight, positive
 from kgrec.nn.hybrid import HybridModel
 from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
 from kgrec.nn.sparse import gcn_adjacency
@@ -401,6 +402,22 @@ class HybridEstimator(PairwiseEstimator):
         seq = bool(self._seq_candidates) and pinned_weight(self._seq_candidates[2],
                                                             *self._seq_candidates[:2]) is not None
         return ease, seq
+
+    @classmethod
+    def internal_trials(cls, params: dict) -> int:
+        """Validation evaluations one fit makes while choosing its closed-form priors (see
+        :meth:`_calibrate_prior`): the neural model alone is one; each EASE (reg, weight > 0) pair one
+        more; each rule (window, recency, weight > 0) triple one more (counted even where the data has no
+        times: an upper bound)."""
+        cfg = {**dataclasses.asdict(cls.Config()), **params}
+        if cfg["use_cf"] is False:
+            return 1
+        n = 1
+        if cfg["ease_prior"]:
+            n += candidates(cfg["ease_reg"]) * positive(cfg["prior_grid"])
+        if cfg["seq_prior"]:
+            n += candidates(cfg["seq_window"]) * candidates(cfg["seq_recency"]) * positive(cfg["seq_grid"])
+        return n
 
     def chosen_params(self) -> dict:
         """The prior settings validation chose (EASE's reg and relative weight; the rules' window,

@@ -14,6 +14,7 @@ with the checkpoint), so a reloaded model scores without the graph, refitting or
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from kgrec.errors import KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import Estimator
 from kgrec.models.hybrid import HybridConfig, HybridEstimator, _positive_tuple
-from kgrec.models.priors_select import pinned_rule_params, pinned_weight, select_added_weight, std_sample
+from kgrec.models.priors_select import (candidates, pinned_rule_params, pinned_weight, positive,
+                                         select_added_weight, std_sample)
 from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
 from kgrec.training.trainer import peak_memory_mb
 
@@ -223,6 +225,14 @@ class EASERulesModel(Estimator):
         c["seq_recency"] = torch.tensor([tau], dtype=torch.float64, device=self.device)
         c["seq_gate"] = torch.tensor([a], dtype=torch.float64, device=self.device)
         info.update(seq_window=window, seq_recency=tau, seq_relative_weight=g, seq_weight=a)
+
+    @classmethod
+    def internal_trials(cls, params: dict) -> int:
+        """Validation evaluations of one fit: each EASE reg, then each rule (window, recency, weight > 0)
+        triple (weight 0 is the chosen EASE, already scored)."""
+        cfg = {**dataclasses.asdict(cls.Config()), **params}
+        return candidates(cfg["ease_reg"]) + candidates(cfg["seq_window"]) * candidates(cfg["seq_recency"]) \
+            * positive(cfg["seq_grid"])
 
     def chosen_params(self) -> dict:
         """The reg and rule settings validation chose, as one-candidate grids (weight 0 stays a

@@ -122,3 +122,13 @@ def pinned_weight(grid: Iterable[float], *candidates: tuple) -> float | None:
         return None
     positive = [float(g) for g in grid if g > 0]
     return positive[0] if len(positive) == 1 else (0.0 if not positive else None)
+
+
+def candidates(value) -> int:
+    """How many candidates a config field holds (a scalar is one)."""
+    return len(value) if isinstance(value, (list, tuple)) else 1
+
+
+def positive(grid) -> int:
+    """Candidates of a weight grid above 0 (weight 0, the model without the addition, is scored once)."""
+    return sum(1 for g in (grid if isinstance(grid, (list, tuple)) else (grid,)) if g > 0)

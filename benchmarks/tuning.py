@@ -1,14 +1,14 @@
 """The tuning protocol: one declared search space and the same trial budget for every model.
 
 ``docs/protocol.md`` states the rule; this module is its one implementation, used by the benchmark
-harness (:mod:`kgrec.bench`):
+harness (``benchmarks/suite.py``):
 
 * Every model has a :class:`SearchSpace`: the parameters all its trials share (``fixed``) and the
   candidate values of the searched ones (``space``).
 * A trial is one configuration scored on validation (NDCG@10; AUC on the CTR protocol). A model that
   makes choices inside its own fit (the hybrid's and ``ease+rules``' prior weights and windows) pays
-  for each of those validation evaluations as a trial: ``internal`` gives how many one outer
-  configuration costs, and the outer candidates are cut so that outer x internal <= budget.
+  for each of those validation evaluations as a trial: the estimator's ``internal_trials`` gives how
+  many one outer configuration costs, and the outer candidates are cut so that outer x internal <= budget.
 * When the grid is larger than the budget, a seeded sample of it is searched (the model's first
   value of every parameter, its default, is always the first trial), so the budget, not the size of
   the grid someone happened to write, decides how much each model is tuned.
@@ -21,47 +21,16 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from kgrec.errors import KgrecError
+from kgrec.models import MODELS
 
-__all__ = ["SearchSpace", "SPACES", "DEFAULT_BUDGET", "trials", "hybrid_internal_trials",
-           "ease_rules_internal_trials"]
+__all__ = ["SearchSpace", "SPACES", "DEFAULT_BUDGET", "trials"]
 
 #: trials per model and split unless ``--budget`` says otherwise
 DEFAULT_BUDGET = 6
-
-
-def _n(value) -> int:
-    """How many candidates a config field holds (a scalar is one)."""
-    return len(value) if isinstance(value, (list, tuple)) else 1
-
-
-def hybrid_internal_trials(params: dict) -> int:
-    """Validation evaluations one hybrid fit makes while choosing its closed-form priors.
-
-    The neural model alone (weight 0) is one; each EASE (reg, weight > 0) pair one more; each rule
-    (window, recency, weight > 0) triple one more (the rules only where times exist; counted always,
-    an upper bound). Mirrors :meth:`kgrec.models.hybrid.HybridEstimator._calibrate_prior`.
-    """
-    if params.get("use_cf", True) is False:
-        return 1
-    n = 1
-    if params.get("ease_prior", True):
-        n += _n(params.get("ease_reg", ())) * sum(1 for g in params.get("prior_grid", ()) if g > 0)
-    if params.get("seq_prior", True):
-        n += _n(params.get("seq_window", ())) * _n(params.get("seq_recency", ())) * sum(
-            1 for g in params.get("seq_grid", ()) if g > 0)
-    return n
-
-
-def ease_rules_internal_trials(params: dict) -> int:
-    """Validation evaluations of one ``ease+rules`` fit: each EASE reg, then each rule triple with a
-    weight above 0 (weight 0 is the chosen EASE, already scored)."""
-    return _n(params.get("ease_reg", ())) + _n(params.get("seq_window", ())) * _n(params.get("seq_recency", ())) * sum(
-        1 for g in params.get("seq_grid", ()) if g > 0)
 
 
 @dataclass(frozen=True)
@@ -72,18 +41,18 @@ class SearchSpace:
         model: the kgrec model name (:data:`kgrec.models.MODELS`).
         fixed: parameters every trial shares.
         space: searched parameter -> candidate values (first value = the model's default).
-        internal: validation evaluations one fit makes by itself (default: one).
         seeded: the model has a seed (trained or random); deterministic models run once.
     """
 
     model: str
     fixed: dict = field(default_factory=dict)
     space: dict = field(default_factory=dict)
-    internal: Callable[[dict], int] | None = None
     seeded: bool = True
 
     def cost(self, params: dict) -> int:
-        return self.internal(params) if self.internal else 1
+        """Validation evaluations of one configuration: the model's own count of the choices its fit
+        makes on validation (:meth:`kgrec.models.base.Estimator.internal_trials`)."""
+        return MODELS[self.model].internal_trials(params)
 
 
 def trials(spec: SearchSpace, budget: int, seed: int = 2020) -> list[dict]:
@@ -121,8 +90,7 @@ SPACES: dict[str, SearchSpace] = {
     "ItemKNN": SearchSpace("itemknn", space={"k": [100, 50, 200, 400], "shrink": [10.0, 0.0, 50.0]}, seeded=False),
     "EASE": SearchSpace("ease", space={"reg": [250.0, 50.0, 100.0, 500.0, 1000.0, 2000.0]}, seeded=False),
     "EASE+rules": SearchSpace("ease+rules", fixed={"ease_reg": (250.0, 500.0), "seq_window": (3.0, 10.0),
-                                                   "seq_recency": (1.0,), "seq_grid": (0.0, 1.0, 2.0)},
-                              internal=ease_rules_internal_trials, seeded=False),
+                                                   "seq_recency": (1.0,), "seq_grid": (0.0, 1.0, 2.0)}, seeded=False),
     "Content-kNN": SearchSpace("content-knn", space={"k": [100, 50, 200, 400]}, seeded=False),
     "BPR-MF": SearchSpace("bprmf", fixed={"dim": 64, **_TRAIN},
                           space={"lr": [1e-3, 5e-3], "reg": [1e-5, 0.0, 1e-4, 1e-3]}),
@@ -135,7 +103,6 @@ SPACES: dict[str, SearchSpace] = {
     "SASRec": SearchSpace("sasrec", fixed=dict(_TRAIN),
                           space={"lr": [1e-3, 5e-3], "dropout": [0.2, 0.5], "num_layers": [2, 1]}),
     "Hybrid": SearchSpace("hybrid", fixed={"epochs": 200, "ease_reg": (500.0,), "prior_grid": (0.0, 0.5, 1.0, 2.0),
-                                           "seq_window": (3.0,), "seq_recency": (1.0,), "seq_grid": (0.0, 1.0, 2.0)},
-                          internal=hybrid_internal_trials),
+                                           "seq_window": (3.0,), "seq_recency": (1.0,), "seq_grid": (0.0, 1.0, 2.0)}),
     "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": 200, "ease_prior": False, "seq_prior": False}),
 }

@@ -1,6 +1,8 @@
 """The benchmark suite: datasets x splits x models in one command, results as JSON + Markdown + PNG.
 
-Used by ``python benchmarks/run.py`` and ``kgrec benchmark`` (same arguments, same code). Every dataset
+Used by ``python benchmarks/run.py`` and ``kgrec benchmark`` from a source checkout (same arguments, same
+code); it lives beside the other benchmark scripts, outside the library, because it needs the checkout:
+it writes into ``benchmarks/results`` and reads the shared data beside the repository. Every dataset
 goes through the RDF path: the publisher's files -> :mod:`kgrec.data.convert` -> N-Triples ->
 :func:`kgrec.load` -> a cached :class:`~kgrec.data.graph.KnowledgeGraph`. Per (dataset, split) it writes
 ``<out>/<dataset>/<split>.json`` (every run: config, seed, all figures, training curve, commit,
@@ -36,8 +38,9 @@ from kgrec.data.splits import split_from_pairs
 from kgrec.errors import KgrecError
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
 from kgrec.reports.tables import atomic_write_text, markdown_table, write_results
-from kgrec.tuning import DEFAULT_BUDGET, SPACES, trials
 from kgrec.version import __version__
+
+from tuning import DEFAULT_BUDGET, SPACES, trials
 
 __all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
            "peer_split", "ctr_rows", "write_results_md"]
@@ -255,7 +258,7 @@ def _alias(name: str) -> str:
     return "".join(c for c in name.lower().replace("w/o", "no") if c.isalnum() or c == "+")
 
 
-#: ``--models`` names: each label of :data:`kgrec.tuning.SPACES` in lower case without spaces or
+#: ``--models`` names: each label of ``tuning.SPACES`` in lower case without spaces or
 #: dashes (``bprmf``, ``ease+rules``, ``hybridnopriors``), and the kgrec model names
 ALIASES = {**{_alias(s.model): label for label, s in reversed(list(SPACES.items()))},
            **{_alias(label): label for label in SPACES}}
@@ -271,7 +274,7 @@ def fit_one(kg, sp, model: str, params: dict | list[dict], seed: int, extra: dic
     """Fit ``model`` with each candidate configuration, keep the best on validation, score it on test once.
 
     Args:
-        params: one configuration, a list of them (the trials of :func:`kgrec.tuning.trials`), or a
+        params: one configuration, a list of them (the trials of ``tuning.trials``), or a
             configuration holding ``"grid"`` (every combination of its values).
         select: ``select(rec) -> (score, valid figures)`` to choose among candidates (default:
             validation NDCG@10 of full ranking).
@@ -489,7 +492,7 @@ def _extra(args) -> dict:
 
 
 def _search_jobs(args, names: list[str], items: dict[str, int]) -> list[dict]:
-    """The search jobs: per dataset, split and model, the trials of :func:`kgrec.tuning.trials` with
+    """The search jobs: per dataset, split and model, the trials of ``tuning.trials`` with
     the first seed (``--quick``: epochs capped, at most two trials, one above 5,000 items)."""
     seed = int(str(args.seeds).split(",")[0])
     jobs = []
@@ -692,7 +695,7 @@ def _describe(p: dict) -> str:
             "test scored once")
     budget = p.get("args", {}).get("budget")
     tuning = (f" Tuning (docs/protocol.md): at most {budget} validation trials per model from its declared space "
-              "(kgrec/tuning.py), the hybrid's and EASE+rules' internal prior choices counted as trials; the "
+              "(benchmarks/tuning.py), the hybrid's and EASE+rules' internal prior choices counted as trials; the "
               "search runs with the first seed and the other seeds refit the chosen point; 'trials' = validation "
               "evaluations of the search, 'cap hits' = fits whose best epoch was the epoch cap." if budget else
               " Tuning: the grids of the run's command (before the one-budget protocol).")
