@@ -24,8 +24,7 @@ import pytest
 
 import kgrec
 from kgrec.cli import main
-from kgrec.data import ntcolumns
-from kgrec.data.rdf import read_triples
+from kgrec.data.rdf import read_ids, read_triples
 from kgrec.data.safety import DEFAULT_MAX_LINE_BYTES, EXPANSION_FLOOR, InputGuard, Limits, _LongStrings
 from kgrec.errors import InputLimitError, KgrecError
 
@@ -55,15 +54,14 @@ def nested_xml(path: Path, pairs: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("engine", ["oxigraph", "rdflib"])
-def test_deep_rdfxml_is_refused_within_seconds(tmp_path, engine):
+def test_deep_rdfxml_is_refused_within_seconds(tmp_path):
     deep = nested_xml(tmp_path / "deep.rdf", 50_000)  # 1e5 nested elements
     t0 = time.perf_counter()
     # the element at depth 257 opens on line 2 + 256
     with pytest.raises(InputLimitError, match=r"deep\.rdf:258: XML elements nest more than max_xml_depth=256 deep; "
                                               r"raise the limit \(kgrec\.load\(\.\.\., max_xml_depth=N\), or "
                                               r"--max-xml-depth N\) if the file is trusted"):
-        read_triples(deep, engine=engine)
+        read_triples(deep)
     assert time.perf_counter() - t0 < 10.0
 
 
@@ -112,16 +110,12 @@ def test_long_line_is_refused_while_reading(tmp_path, maker, name):
     assert [len(o.value) for _, _, o in triples if not isinstance(o, str)] == [5_000_000]
 
 
-def test_long_line_is_refused_by_the_columnar_reader_too(tmp_path):
-    pytest.importorskip("polars")
+def test_long_line_is_refused_in_a_gzip_file_too(tmp_path):
     f = long_nt(tmp_path / "big.nt", 3_000_000)
-    assert ntcolumns.read_id_triples(f, limits=Limits(max_line_bytes=1_000_000)) is None  # left to streaming
-    with pytest.raises(InputLimitError, match=r"big\.nt:2: the line holds more than max_line_bytes=1000000"):
-        quiet_load(f, max_line_bytes=1_000_000)  # 3 MB on disk: the columnar reader is tried first
     gz = tmp_path / "big.nt.gz"
     gz.write_bytes(gzip.compress(f.read_bytes(), compresslevel=1))
     with pytest.raises(InputLimitError, match=r"big\.nt\.gz:2: the line holds more than max_line_bytes=1000000"):
-        ntcolumns.read_id_triples(gz, limits=Limits(max_line_bytes=1_000_000, max_expansion_ratio=10**6))
+        read_ids(gz, limits=Limits(max_line_bytes=1_000_000, max_expansion_ratio=10**6))
 
 
 def test_triple_quoted_literal_over_many_lines_is_refused(tmp_path):
@@ -195,12 +189,8 @@ MEMORY_SCRIPT = textwrap.dedent('''
     import gzip, resource, sys, warnings
     sys.path.insert(0, sys.argv[1])
     import kgrec
-    from kgrec.data import ntcolumns
-    from kgrec.data.safety import Limits
     from kgrec.errors import InputLimitError
-    path, columnar = sys.argv[2], sys.argv[3] == "columnar"
-    if columnar:
-        import polars
+    path = sys.argv[2]
     def vm_bytes():
         with open("/proc/self/status") as f:
             for line in f:
@@ -212,10 +202,7 @@ MEMORY_SCRIPT = textwrap.dedent('''
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if columnar:
-                ntcolumns.read_id_triples(path, limits=Limits(max_expansion_ratio=10**6))
-            else:
-                kgrec.load(path, max_expansion_ratio=10**6)
+            kgrec.load(path, max_expansion_ratio=10**6)
     except InputLimitError as e:
         print("REFUSED", e)
     except MemoryError:
@@ -224,8 +211,8 @@ MEMORY_SCRIPT = textwrap.dedent('''
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc/self/status")
-@pytest.mark.parametrize("name, reader", [("huge.nt.gz", "load"), ("huge.ttl.gz", "load"), ("huge.nt.gz", "columnar")])
-def test_200mb_literal_is_refused_without_being_built(tmp_path, name, reader):
+@pytest.mark.parametrize("name", ["huge.nt.gz", "huge.ttl.gz"])
+def test_200mb_literal_is_refused_without_being_built(tmp_path, name):
     """Under an address-space cap far below the literal's size, the load ends in InputLimitError."""
     path = tmp_path / name
     with gzip.open(path, "wb", compresslevel=1) as f:
@@ -236,9 +223,7 @@ def test_200mb_literal_is_refused_without_being_built(tmp_path, name, reader):
         f.write(b'" .\n')
     assert path.stat().st_size < 2_000_000
     t0 = time.perf_counter()
-    if reader == "columnar":
-        pytest.importorskip("polars")
-    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(path), reader], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(ROOT), str(path)], capture_output=True,
                          text=True, timeout=120)
     assert time.perf_counter() - t0 < 60.0
     assert out.returncode == 0, out.stderr[-2000:]

@@ -181,11 +181,10 @@ NQ = """<http://ex.org/u> <https://w3id.org/kgrec/vocab#interactedWith> <http://
 """
 
 
-@pytest.mark.parametrize("engine", ["oxigraph", "rdflib"])
-def test_named_graphs_are_merged_with_one_warning(tmp_path, engine):
+def test_named_graphs_are_merged_with_one_warning(tmp_path):
     p = tmp_path / "two.nq"
     p.write_text(NQ)
-    kg = load(p, engine=engine)
+    kg = load(p)
     assert len(kg.interactions) == 3 and kg.num_users == 2
     assert kg.warnings[NAMED_GRAPHS_WARNING] == 2 and kg.mapping_report.named_graphs_merged == 2
 
@@ -244,23 +243,16 @@ def test_repeated_pairs_become_one_interaction(tmp_path):
     assert rows["interactions", "rating"] == 3 and rows["interactions", "watch"] == 2
 
 
-def test_repeated_pairs_merged_on_the_columnar_path(tmp_path, monkeypatch):
-    ntcolumns = pytest.importorskip("kgrec.data.ntcolumns")
-    if not ntcolumns.available():
-        pytest.skip("polars not installed")
+def test_repeated_pairs_merged_from_ntriples(tmp_path):
     k = "<https://w3id.org/kgrec/vocab#interactedWith>"
     lines = [f"<{EX}u> {k} <{EX}i> .", f"<{EX}e1> <{KGR}user> <{EX}u> .", f"<{EX}e1> <{KGR}item> <{EX}i> .",
              f'<{EX}e1> <{KGR}rating> "3"^^<http://www.w3.org/2001/XMLSchema#integer> .',
              f"<{EX}v> {k} <{EX}i> ."]
     p = tmp_path / "dup.nt"
     p.write_text("\n".join(lines) + "\n")
-    pytest.importorskip("polars")  # imported: the loader takes the columnar path for any size
-    columnar = []
-    build_ids = loader.build_graph_ids
-    monkeypatch.setattr(loader, "build_graph_ids", lambda *a, **k: columnar.append(1) or build_ids(*a, **k))
     kg = load(p)
     assert len(kg.interactions) == 2 and kg.warnings[REPEATS_WARNING] == 1
-    assert sorted(kg.interactions.weight.tolist()) == [1.0, 3.0] and columnar == [1]
+    assert sorted(kg.interactions.weight.tolist()) == [1.0, 3.0]
 
 
 @pytest.mark.parametrize("strategy", ["random", "temporal"])

@@ -1,8 +1,11 @@
 """Triples + :class:`~kgrec.data.mapping.Mapping` -> :class:`~kgrec.data.graph.KnowledgeGraph`.
 
-One pass over the triples groups them by predicate (plain dicts and lists, no triple store);
-every rule then reads those groups. The order of the input triples never changes the result:
-ids come from sorted IRIs, triples and interactions are sorted, literal lists are sorted.
+The triples arrive as integer ids over a term table (:class:`~kgrec.data.rdf.IdTriples`: what
+:func:`kgrec.data.rdf.read_ids` parses, or what :func:`build_graph_batched` numbers from plain
+triples); one pass of array operations de-duplicates them and groups them by predicate
+(:class:`~kgrec.data.idcolumns.IdColumns`), and every rule then reads those groups. The order of
+the input triples never changes the result: ids come from sorted IRIs, triples and interactions
+are sorted, literal lists are sorted.
 
 Rules, in order:
 
@@ -19,8 +22,7 @@ Rules, in order:
 
 5. Interactions: one per (user, item) pair (and scenario, when the rules name scenarios), the
    events of a pair merged into the latest time and the largest weight (:func:`_merge_repeats`).
-   Every reader (rdflib, pyoxigraph, the columnar N-Triples reader) ends in :meth:`_Builder.build`,
-   so the rule holds whatever the engine.
+   Every input (a parsed file, triples from another source) ends in :meth:`_Builder.build`.
 
 What each rule produced and the mapping terms that match nothing are kept as
 ``kg.mapping_report`` (:mod:`kgrec.data.validation`).
@@ -32,7 +34,6 @@ does contain.
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 from collections import Counter, defaultdict
@@ -47,9 +48,9 @@ import torch
 from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
 from kgrec.data.idcolumns import IRI, PLAIN, IdColumns, LazyPairs, first_distinct_rows
 from kgrec.data.scenarios import assign_domains
-from kgrec.data.mapping import AlternativePath, CompiledMapping, InversePath, Mapping, format_path
+from kgrec.data.mapping import CompiledMapping, InversePath, Mapping, format_path
 from kgrec.data.validation import DROPPED_USERS_WARNING, REPEATS_WARNING, RuleCount, mapping_report
-from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, Literal, Term, Triple
+from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, IdTriples, Literal, Term, Triple, paused_gc
 from kgrec.data.vocab import Vocab
 from kgrec.errors import EmptyGraphError, MappingError
 
@@ -172,53 +173,14 @@ class _Builder:
         self.n_triples = 0
         self._index: dict[str, dict[str, list[Term]]] = {}
         self.canon: dict[str, str] = {}
-        self.cols: IdColumns | None = None  # the integer triples, when read by read_ids
+        self.cols: IdColumns | None = None  # the integer triples (None: no triples)
         self._subclasses: dict[str, list[str]] | None = None  # class -> its declared direct subclasses
         self._subclass_cache: dict[frozenset, frozenset] = {}
 
     # ---------------------------------------------------------------- reading
-    def read(self, batches: Iterable[Iterable[Triple]]) -> None:
-        """Group the triples of ``batches`` (iterables of triples) by predicate, de-duplicated."""
-        by_pred = self.by_pred
-        rw = self.cm.rewrite
-        prefixes = tuple(k for k, _ in rw)
-
-        def rewrite(iri: str) -> str:
-            for old, new in rw:
-                if iri.startswith(old):
-                    return new + iri[len(old):]
-            return iri
-
-        # one dict per predicate de-duplicates (subject, object) pairs as they arrive, keeping
-        # first-seen order (cheaper than a list per predicate and a second de-duplicating pass)
-        groups: dict[str, dict] = defaultdict(dict)
-        n = 0
-        for batch in batches:
-            if prefixes:
-                for s, p, o in batch:
-                    n += 1
-                    if s.startswith(prefixes):
-                        s = rewrite(s)
-                    if p.startswith(prefixes):
-                        p = rewrite(p)
-                    if type(o) is str and o.startswith(prefixes):
-                        o = rewrite(o)
-                    groups[p][s, o] = None
-            elif type(batch) is list:
-                n += len(batch)
-                for s, p, o in batch:
-                    groups[p][s, o] = None
-            else:  # any iterable (build_graph's triples): counted as it streams
-                for s, p, o in batch:
-                    n += 1
-                    groups[p][s, o] = None
-        for p, pairs in groups.items():
-            by_pred[p] = list(pairs)
-        self._read_done(n)
-
-    def read_ids(self, idt) -> None:
-        """:meth:`read` of a :class:`kgrec.data.ntcolumns.IdTriples`: the same groups, in the same
-        order, with the de-duplication and the grouping done on integer arrays."""
+    def read_ids(self, idt: IdTriples) -> None:
+        """Group the triples by predicate, de-duplicated: per predicate, its distinct (subject,
+        object) id columns in order of first appearance, predicates in order of first appearance."""
         terms, ids = idt.terms, idt.triples
         rw = self.cm.rewrite
         if rw:  # rewrite the distinct terms; two that become one share the first one's id
@@ -444,48 +406,15 @@ class _Builder:
             out.append((first.get, several))
         return out
 
-    @staticmethod
-    def _clean_events(events: list[str], ri: int, fast) -> list[tuple] | None:
-        """Records of ``events`` when every one of them is clean, else ``None``.
+    def _clean_events_ids(self, ri: int, rule) -> list[tuple] | None:
+        """Records of the rule's events when every one of them is clean, else ``None``.
 
         Clean: one IRI (not blank) agent and object, one typed time and weight literal when the
         rule has them, no text, and times and weights that parse without a problem. This is the
-        per-event fast path of :meth:`interactions` run as whole-column ``map`` calls (three
-        times faster on a 1M-triple file); any other case returns ``None`` and the events take
-        the per-event path, which counts each problem.
-        """
-        (ga, ma), (go, mo), tm, wt, tx = fast
-        if ma or mo or (tm is not None and tm[1]) or (wt is not None and wt[1]) or (tx is not None and tx[1]):
-            return None
-        agents, objects = list(map(ga, events)), list(map(go, events))
-        for col in (agents, objects):
-            if set(map(type, col)) != {str} or any(map(_is_blank, col)):
-                return None  # a missing value (None), a literal or a blank node
-        if tx is not None and set(map(tx[0], events)) != {None}:
-            return None
-        n = len(events)
-        times = weights = [math.nan] * n
-        if tm is not None:
-            lits = list(map(tm[0], events))
-            if set(map(type, lits)) != {Literal}:
-                return None
-            times = _event_times(lits)
-            if times is None:
-                return None
-        if wt is not None:
-            lits = list(map(wt[0], events))
-            if set(map(type, lits)) != {Literal}:
-                return None
-            try:
-                weights = list(map(float, map(_VALUE, lits)))
-            except ValueError:
-                return None
-        return list(zip(repeat(ri, n), agents, objects, weights, times, repeat(None, n)))
-
-    def _clean_events_ids(self, ri: int, rule) -> list[tuple] | None:
-        """:meth:`_clean_events` on the integer columns (the same records, in event-id order
-        rather than set order, which nothing downstream depends on; the same ``None`` cases),
-        without building the (event, value) pairs of the event predicates."""
+        per-event path of :meth:`interactions` run as whole-column array operations on the
+        integer columns (records in event-id order, which nothing downstream depends on), without
+        building the (event, value) pairs of the event predicates; any other case returns
+        ``None`` and the events take the per-event path, which counts each problem."""
         cols = self.cols
         steps = []
         for k, paths in enumerate((rule.agent, rule.object, rule.time, rule.weight, rule.text)):
@@ -615,19 +544,14 @@ class _Builder:
                         text = "\n".join(kept)
                 recs.append((ri, agent, obj, w, t, text))
 
-            if self.cols is not None:
-                clean = self._clean_events_ids(ri, rule)
-                if clean is not None:
-                    recs.extend(clean)
-                    continue
+            clean = self._clean_events_ids(ri, rule)
+            if clean is not None:
+                recs.extend(clean)
+                continue
             fast = self._single_valued(rule)
             if fast is None:
                 for e in cands:
                     slow(e)
-                continue
-            clean = self._clean_events(list(cands), ri, fast)
-            if clean is not None:
-                recs.extend(clean)
                 continue
             (ga, ma), (go, mo), tm, wt, tx = fast
             for e in cands:
@@ -791,14 +715,9 @@ class _Builder:
         cget = canon.get
         cols = self.cols
         for p in sorted(preds):
-            if blocked and not canon and blocked.issuperset(
-                    cols.subjects(p) if cols is not None else map(_FIRST, by_pred[p])):
+            if blocked and not canon and blocked.issuperset(cols.subjects(p)):
                 # only users' or events' out-edges (an event's agent, time...): none is stored
-                if cols is not None:
-                    n_lit = cols.n_literal_objects(p)
-                else:
-                    pairs = by_pred[p]
-                    n_lit = len(pairs) - list(map(type, map(_SECOND, pairs))).count(str)
+                n_lit = cols.n_literal_objects(p)
                 if n_lit and cm.edges is not None:
                     W[f"literal where an IRI is expected ({self.short(p)})"] += n_lit
                 continue
@@ -999,7 +918,7 @@ class _Builder:
         """Count string literals holding an IRI on entities: a common export mistake."""
         canon, eix = self.canon, entity_vocab._index
         for p in list(self.by_pred):
-            if p in skip or (self.cols is not None and not self.cols.has_plain_literal(p)):
+            if p in skip or not self.cols.has_plain_literal(p):
                 continue
             pairs = self.by_pred[p]
             objects = list(map(_SECOND, pairs))
@@ -1131,17 +1050,6 @@ def build_graph(
     return build_graph_batched((triples,), mapping, warnings=warnings, sources=sources)
 
 
-def build_graph_ids(
-    idt,
-    mapping: Mapping | None = None,
-    *,
-    warnings: Counter | None = None,
-    sources: Sequence[str] = (),
-) -> KnowledgeGraph:
-    """:func:`build_graph` of a :class:`kgrec.data.ntcolumns.IdTriples` (integer-id triples)."""
-    return _build(lambda b: b.read_ids(idt), mapping, warnings, sources)
-
-
 def build_graph_batched(
     batches: Iterable[Iterable[Triple]],
     mapping: Mapping | None = None,
@@ -1149,22 +1057,31 @@ def build_graph_batched(
     warnings: Counter | None = None,
     sources: Sequence[str] = (),
 ) -> KnowledgeGraph:
-    """:func:`build_graph` over batches of triples (lists from :func:`kgrec.data.rdf.iter_triple_batches`)."""
-    return _build(lambda b: b.read(batches), mapping, warnings, sources)
+    """:func:`build_graph` over batches of plain triples: the entry for triples that do not come
+    from a file (another parser, a SPARQL endpoint's rows...).
+
+    ``batches`` is an iterable of iterables of ``(subject, predicate, object)`` with the terms of
+    :mod:`kgrec.data.rdf` (``str`` IRI, ``"_:..."`` blank node, :class:`~kgrec.data.rdf.Literal`),
+    e.g. lists of a few thousand rows as a source pages through its results; it is read once,
+    each batch numbered as it arrives (:meth:`~kgrec.data.rdf.IdTriples.from_triples`), so only
+    the distinct terms and the integer triples are held. A source that already holds integer ids
+    and a term table gives an :class:`~kgrec.data.rdf.IdTriples` to :func:`build_graph_ids`.
+    """
+    return build_graph_ids(IdTriples.from_triples(batches), mapping, warnings=warnings, sources=sources)
 
 
-def _build(read, mapping, warnings, sources) -> KnowledgeGraph:
-    # the same Counter object: a parser streaming ``triples`` keeps counting into it while we read
+def build_graph_ids(
+    idt: IdTriples,
+    mapping: Mapping | None = None,
+    *,
+    warnings: Counter | None = None,
+    sources: Sequence[str] = (),
+) -> KnowledgeGraph:
+    """:func:`build_graph` of integer-id triples (:func:`kgrec.data.rdf.read_ids`,
+    :meth:`~kgrec.data.rdf.IdTriples.concat` of several files)."""
+    # the same Counter object: the parser's counts (named graphs, relative IRIs...) go on in it
     b = _Builder(mapping if mapping is not None else Mapping(), warnings if warnings is not None else Counter(),
                  sources)
-    # The cyclic garbage collector would traverse the millions of (subject, object) tuples held
-    # here again and again as they are created (half the load time of a 1M-triple file); none of
-    # them forms a cycle, so it is paused for the build and resumed after.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        read(b)
+    with paused_gc():
+        b.read_ids(idt)
         return b.build()
-    finally:
-        if enabled:
-            gc.enable()

@@ -1,10 +1,10 @@
 """The integer triples behind a graph build: per predicate, (subject id, object id) columns.
 
-:meth:`kgrec.data.extract._Builder.read_ids` keeps what the columnar N-Triples reader
-(:mod:`kgrec.data.ntcolumns`) produced as integer columns instead of (subject, object) pairs of
-Python terms: the builder's per-predicate pairs are then made on first use
-(:class:`LazyPairs`), and the event predicates, most of a recommendation graph's triples, are read
-straight from the columns and never become pairs.
+:meth:`kgrec.data.extract._Builder.read_ids` keeps the parsed triples
+(:class:`kgrec.data.rdf.IdTriples`) as integer columns instead of (subject, object) pairs of
+Python terms: the builder's per-predicate pairs are made on first use (:class:`LazyPairs`), and
+the event predicates, most of a recommendation graph's triples, are read straight from the
+columns and never become pairs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from kgrec.data.rdf import RDF, XSD, Literal, Term
+from kgrec.data.rdf import RDF, XSD, Term
 
 __all__ = ["IRI", "BLANK", "PLAIN", "TYPED", "IdColumns", "LazyPairs", "first_distinct_rows"]
 
@@ -44,8 +44,9 @@ class IdColumns:
         # object-array fancy indexing runs in C (fromiter keeps each Literal tuple whole)
         self.table = np.fromiter(terms, dtype=object, count=len(terms))
         self.cols = cols
-        kinds = {str: IRI, Literal: TYPED}
-        kind = np.fromiter(map(kinds.__getitem__, map(type, terms)), dtype=np.int8, count=len(terms))
+        # a literal is any tuple (Literal, or a plain (value, datatype, language) tuple)
+        is_str = np.fromiter(map(str.__instancecheck__, terms), dtype=bool, count=len(terms))
+        kind = np.where(is_str, IRI, TYPED).astype(np.int8)
         lit = np.flatnonzero(kind == TYPED)
         plain = [k for k, d in zip(lit.tolist(), map(_DATATYPE, self.table[lit].tolist())) if d in _PLAIN_TYPES]
         kind[plain] = PLAIN
@@ -102,7 +103,7 @@ class IdColumns:
 
 class LazyPairs(dict):
     """``by_pred`` over :class:`IdColumns`: a predicate's (subject, object) pairs are built on
-    first access, so the event predicates that only the columnar paths read are never built."""
+    first access, so the event predicates that only the array paths read are never built."""
 
     def __init__(self, cols: IdColumns):
         super().__init__(dict.fromkeys(cols.cols))

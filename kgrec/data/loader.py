@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import warnings as _warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from kgrec.data import ntcolumns
-from kgrec.data.extract import build_graph_batched, build_graph_ids
+from kgrec.data.extract import build_graph_ids
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
-from kgrec.data.rdf import guess_format, is_url, iter_triple_batches, normalize_format, rdf_files
-from kgrec.data.safety import (DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LINE_BYTES,
-                               DEFAULT_MAX_LITERAL_CHARS, DEFAULT_MAX_XML_DEPTH, LimitedReader, Limits)
+from kgrec.data.rdf import IdTriples, _engine_ignored, guess_format, is_url, rdf_files, read_ids
+from kgrec.data.safety import (
+    DEFAULT_MAX_EXPANSION_RATIO,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_LITERAL_CHARS,
+    DEFAULT_MAX_XML_DEPTH,
+    LimitedReader,
+    Limits,
+)
 from kgrec.errors import KgrecError
 
 __all__ = ["load"]
@@ -28,7 +33,7 @@ def load(
     mapping: Mapping | dict | str | os.PathLike | None = None,
     format: str | None = None,
     *,
-    engine: str = "oxigraph",
+    engine: str | None = None,
     base_iri: str | None = None,
     allow_network: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
@@ -49,11 +54,9 @@ def load(
         format: RDF format of every file (``"turtle"``, ``"ntriples"``, ``"nquads"``, ``"trig"``,
             ``"xml"``, ``"json-ld"``, ``"n3"`` or an alias such as ``"ttl"``); default: guessed
             from each file's suffix.
-        engine: ``"oxigraph"`` (default) or ``"rdflib"`` (slower; collapses duplicate triples).
-            With ``"oxigraph"``, a load whose files are all N-Triples reads them with the columnar
-            reader (:mod:`kgrec.data.ntcolumns`) when polars is installed (``pip install
-            kgrec[scale]``) and the files hold :data:`COLUMNAR_MIN_BYTES` or more (or polars is
-            imported already): the same graph, faster (``benchmarks/results/ingest.md``).
+        engine: deprecated and ignored (a ``DeprecationWarning``; it goes in the next release):
+            every file is parsed by pyoxigraph into integer ids (:func:`kgrec.data.rdf.read_ids`),
+            whatever its format (``benchmarks/results/ingest.md`` measures it against rdflib).
         base_iri: base of relative IRIs in files with no ``@base``; default: each file's
             ``file://`` URI (such IRIs are counted in ``kg.warnings``).
         allow_network: download ``http(s)://`` / ``ftp://`` URLs given in ``paths`` (default
@@ -99,6 +102,7 @@ def load(
     """
     if not isinstance(allow_network, bool):
         raise KgrecError(f"'allow_network' must be True or False (got {allow_network!r})")
+    _engine_ignored(engine)
     limits = Limits(max_file_bytes, max_literal_chars, max_line_bytes, max_xml_depth, max_expansion_ratio)
     m = Mapping.coerce(mapping)
     if isinstance(paths, (str, os.PathLike)):
@@ -107,9 +111,9 @@ def load(
     if urls and allow_network:
         with tempfile.TemporaryDirectory(prefix="kgrec-download-") as tmp:
             local = {u: _download(u, Path(tmp) / f"{k}", format, limits) for k, u in enumerate(urls)}
-            return _load([local.get(p, p) for p in paths], m, format, engine, base_iri, limits,
+            return _load([local.get(p, p) for p in paths], m, format, base_iri, limits,
                          {str(v): u for u, v in local.items()})
-    return _load(paths, m, format, engine, base_iri, limits, {})
+    return _load(paths, m, format, base_iri, limits, {})
 
 
 def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Path:
@@ -133,80 +137,20 @@ def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Pat
     return dest
 
 
-def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dict[str, str]) -> KnowledgeGraph:
+def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, str]) -> KnowledgeGraph:
     files = rdf_files(paths)
     counter: Counter = Counter()
     sources = [urls.get(str(f), str(f)) for f in files]
-
-    if engine == "oxigraph" and not urls and _use_columnar(files, format) and ntcolumns.available():
-        idt = _read_columnar(files, counter, limits)
-        if idt is not None:
-            kg = build_graph_ids(idt, m, warnings=counter, sources=sources)
-            _warn_problems(kg, sources)
-            return kg
-
-    def batches():
-        for k, f in enumerate(files):
-            base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
-            empty = True
-            for batch in iter_triple_batches(f, format, engine=engine, base_iri=base, warnings=counter,
-                                             file_index=k, limits=limits):
-                empty = False
-                yield batch
-            if empty and len(files) > 1:
-                counter[f"empty file '{f}'"] += 1
-
-    kg = build_graph_batched(batches(), m, warnings=counter, sources=sources)
-    _warn_problems(kg, sources)
-    return kg
-
-
-#: Below this many bytes on disk the columnar reader's one-off cost (importing polars, a few
-#: tenths of a second) outweighs its gain, unless polars is imported already: the Last.FM
-#: benchmark file (0.2 MiB gzip) loaded faster streamed, Book-Crossing's (1.7 MiB) columnar.
-COLUMNAR_MIN_BYTES = 1 << 20
-
-
-def _use_columnar(files: list[Path], format: str | None) -> bool:
-    try:
-        if not all((normalize_format(format) if format is not None else guess_format(f)) == "ntriples"
-                   for f in files):
-            return False
-    except KgrecError:  # the streaming path reports it
-        return False
-    return _polars_imported() or sum(f.stat().st_size for f in files) >= COLUMNAR_MIN_BYTES
-
-
-def _polars_imported() -> bool:
-    return "polars" in sys.modules
-
-
-def _read_columnar(files: list[Path], counter: Counter, limits: Limits):
-    """All ``files`` (N-Triples) as one :class:`~kgrec.data.ntcolumns.IdTriples`, or ``None`` if one
-    of them is better streamed (see :func:`kgrec.data.ntcolumns.read_id_triples`)."""
-    import numpy as np
-
     parts = []
     for k, f in enumerate(files):
-        found: Counter = Counter()
-        idt = ntcolumns.read_id_triples(f, warnings=found, file_index=k, limits=limits)
-        if idt is None:
-            return None
+        base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
+        idt = read_ids(f, format, base_iri=base, warnings=counter, file_index=k, limits=limits)
         if len(idt) == 0 and len(files) > 1:
-            found[f"empty file '{f}'"] += 1
-        parts.append((idt, found))
-    for _, found in parts:
-        counter.update(found)
-    if len(parts) == 1:
-        return parts[0][0]
-    ids: dict = {}
-    terms: list = []
-    arrays = []
-    for idt, _ in parts:  # one term table for all files
-        remap = np.fromiter((ids.setdefault(t, len(ids)) for t in idt.terms), dtype=np.int64, count=len(idt.terms))
-        terms.extend(idt.terms[k] for k in np.flatnonzero(remap >= len(terms)).tolist())
-        arrays.append(remap[idt.triples] if len(idt) else idt.triples)
-    return ntcolumns.IdTriples(terms, np.concatenate(arrays))
+            counter[f"empty file '{f}'"] += 1
+        parts.append(idt)
+    kg = build_graph_ids(IdTriples.concat(parts), m, warnings=counter, sources=sources)
+    _warn_problems(kg, sources)
+    return kg
 
 
 def _warn_problems(kg: KnowledgeGraph, sources: list[str]) -> None:

@@ -1,7 +1,14 @@
-"""Reading RDF files into a stream of plain-Python triples.
+"""Reading RDF files: the one parser behind ``kgrec.load``, and plain-Python triples.
 
-Terms are engine-independent so that the extraction step never touches ``pyoxigraph`` or
-``rdflib`` objects:
+Every format is parsed by pyoxigraph (Rust): N-Triples, N-Quads, Turtle, TriG, N3, RDF/XML and
+JSON-LD, with the file and line of a syntax error. :func:`read_ids` turns a file into
+:class:`IdTriples`: an ``(n, 3)`` integer array over a table of distinct terms. Per triple,
+Python only takes a string key per term (the IRI, or a literal's N-Triples spelling); batches of
+keys are numbered by C-level dictionary calls, and only the distinct terms are ever decoded into
+kgrec terms. Extraction (:mod:`kgrec.data.extract`) reads the integer columns, so no per-triple
+tuple is ever built.
+
+Terms are plain Python, so that the extraction step never touches ``pyoxigraph`` objects:
 
 * an IRI is a ``str`` holding the absolute IRI;
 * a blank node is a ``str`` starting with ``"_:"`` (no absolute IRI can start that way, since a
@@ -10,31 +17,43 @@ Terms are engine-independent so that the extraction step never touches ``pyoxigr
 * a literal is a :class:`Literal` named tuple ``(value, datatype, language)``.
 
 Quads are read too; their graph name is ignored: every named graph is merged into one graph, and
-the number of named graphs met is counted in the warnings (``NAMED_GRAPHS_WARNING``).
+the number of named graphs met is counted in the warnings (``NAMED_GRAPHS_WARNING``). RDF 1.2
+triple terms are skipped and counted.
 Nothing is ever fetched over the network: pyoxigraph refuses remote JSON-LD contexts by itself,
-the rdflib path checks JSON-LD documents before parsing, RDF/XML with a ``<!DOCTYPE>`` is refused
-before parsing (no entity expansion, no external entities), URLs are refused as paths, and every
-file is parsed under :func:`kgrec.data.safety.network_guard`. Files and literals are capped by
-:class:`kgrec.data.safety.Limits`.
+RDF/XML with a ``<!DOCTYPE>`` is refused before parsing (no entity expansion, no external
+entities), URLs are refused as paths, and every file is parsed under
+:func:`kgrec.data.safety.network_guard`. Files, lines and literals are capped by
+:class:`kgrec.data.safety.Limits` while the bytes are read and the terms decoded.
 """
 
 from __future__ import annotations
 
 import bz2
+import gc
 import gzip
 import io
-import json
 import os
 import re
 import warnings as _warnings
 from collections import Counter
-from itertools import islice
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import chain, count, filterfalse, islice
+from operator import methodcaller
 from pathlib import Path
 from typing import NamedTuple, Union
 
-from kgrec.data.safety import (READ_STEP, CountingReader, InputGuard, Limits, check_xml_prolog, network_guard,
-                               xml_error_line)
+import numpy as np
+
+from kgrec.data.safety import (
+    READ_STEP,
+    CountingReader,
+    InputGuard,
+    Limits,
+    check_xml_prolog,
+    network_guard,
+    xml_error_line,
+)
 from kgrec.data.validation import NAMED_GRAPHS_WARNING
 from kgrec.errors import InputLimitError, KgrecError, RDFFormatError, RDFParseError
 
@@ -44,7 +63,6 @@ __all__ = [
     "Triple",
     "FORMATS",
     "SUFFIXES",
-    "ENGINES",
     "RELATIVE_IRI_WARNING",
     "XSD",
     "RDF",
@@ -57,6 +75,8 @@ __all__ = [
     "iter_triples",
     "iter_triple_batches",
     "read_triples",
+    "read_ids",
+    "IdTriples",
     "rdf_files",
 ]
 
@@ -103,18 +123,15 @@ _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open}
 # decompressors over an already open binary stream (whose bytes InputGuard counts)
 _DECOMPRESSORS = {".gz": lambda fh: gzip.GzipFile(fileobj=fh, mode="rb"), ".bz2": lambda fh: bz2.BZ2File(fh, "rb")}
 
-ENGINES = ("oxigraph", "rdflib")
-
 #: Triples per list of :func:`iter_triple_batches`. Small on purpose: with the cyclic garbage
-#: collector on, lists of 65k triples made a 1.2M-triple parse 1.6x slower (its collections keep
-#: traversing the live tuples) where 256-1024 are the fastest (measured, 1 thread).
+#: collector on, long lists of live tuples keep being traversed by its collections.
 BATCH_SIZE = 512
+#: Triples numbered at a time by :func:`read_ids`: the dictionary calls run over one batch of
+#: keys in C; a batch's keys are dropped once numbered.
+ID_BATCH = 8192
 
 #: Key of ``kg.warnings`` counting IRIs that were relative and resolved against the file path.
 RELATIVE_IRI_WARNING = "relative IRI resolved against the file location (no @base)"
-
-_RDFLIB_FORMATS = {"turtle": "turtle", "ntriples": "nt", "nquads": "nquads", "trig": "trig",
-                   "xml": "xml", "json-ld": "json-ld", "n3": "n3"}
 
 
 def is_blank(term: Term) -> bool:
@@ -249,107 +266,135 @@ def _line_of(exc: BaseException) -> int | None:
     line = getattr(exc, "lineno", None)
     if isinstance(line, int) and line > 0:
         return line
-    if hasattr(exc, "getLineNumber"):  # xml.sax errors (rdflib's RDF/XML parser)
-        try:
-            return int(exc.getLineNumber()) or None
-        except Exception:
-            return None
     m = _LINE_RE.search(str(exc))
     return int(m.group(1)) if m else None
 
 
-def _check_jsonld_contexts(node, path: Path) -> None:
-    """Refuse JSON-LD documents whose ``@context`` would be fetched (rdflib would fetch it)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, dict):
-            for k, v in n.items():
-                if k == "@context":
-                    ctx = v if isinstance(v, list) else [v]
-                    for c in ctx:
-                        if isinstance(c, str) or (isinstance(c, dict) and "@import" in c):
-                            ref = c if isinstance(c, str) else c["@import"]
-                            raise RDFParseError(_remote_context_message(ref), str(path))
-                stack.append(v)
-        elif isinstance(n, list):
-            stack.extend(n)
-
-
-def _remote_context_message(ref: str | None = None) -> str:
-    what = f" {ref!r}" if ref else ""
-    return (f"the JSON-LD document refers to a remote @context{what}; kgrec never fetches anything "
+def _remote_context_message() -> str:
+    return ("the JSON-LD document refers to a remote @context; kgrec never fetches anything "
             "over the network: inline the context (paste its JSON object into @context)")
 
 
-def iter_triples(
-    path: str | os.PathLike,
-    format: str | None = None,
-    *,
-    engine: str = "oxigraph",
-    base_iri: str | None = None,
-    warnings: Counter | None = None,
-    file_index: int = 0,
-    limits: Limits | None = None,
-) -> Iterator[Triple]:
-    """Stream the triples of one RDF file (quads lose their graph name).
+@contextmanager
+def paused_gc():
+    """The cyclic garbage collector off for the block (and back on after, if it was on).
 
-    One triple at a time over :func:`iter_triple_batches` (same arguments, same errors).
+    Parsing and graph building create hundreds of thousands of objects, none of them in a
+    cycle; with the collector on, its collections keep traversing them as they are made.
     """
-    for batch in iter_triple_batches(path, format, engine=engine, base_iri=base_iri, warnings=warnings,
-                                     file_index=file_index, limits=limits):
-        yield from batch
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def iter_triple_batches(
-    path: str | os.PathLike,
-    format: str | None = None,
-    *,
-    engine: str = "oxigraph",
-    base_iri: str | None = None,
-    warnings: Counter | None = None,
-    file_index: int = 0,
-    limits: Limits | None = None,
-    batch_size: int = BATCH_SIZE,
-) -> Iterator[list[Triple]]:
-    """Stream the triples of one RDF file (quads lose their graph name) as lists of triples.
+class _Numbering:
+    """Keys -> consecutive ids ``0, 1, 2...``, one batch of keys at a time, in order of first
+    appearance. The dictionary work runs in C (``dict.fromkeys``, ``filterfalse``, ``map``): no
+    Python bytecode runs per key. ``None`` is numbered ``-1``."""
 
-    Lists of up to ``batch_size`` triples, in file order: a consumer that loops over each list
-    pays Python's generator hand-over once per batch instead of once per triple.
+    def __init__(self):
+        self.ids: dict = {None: -1}
+        self.n = 0
 
-    Args:
-        path: the file; ``.gz`` / ``.bz2`` files are decompressed on the fly.
-        format: a format name or alias (see :data:`FORMATS`); guessed from the suffix if ``None``.
-        engine: ``"oxigraph"`` (default, fast) or ``"rdflib"`` (slower; loads the file into
-            memory, collapses duplicate triples and normalises literals' lexical forms, e.g.
-            ``"01"^^xsd:integer`` -> ``"1"``).
-        base_iri: base for relative IRIs; default: the file's ``file://`` URI, and every IRI
-            resolved against it is counted in ``warnings`` under :data:`RELATIVE_IRI_WARNING`.
-        warnings: a ``Counter`` to count problems into.
-        file_index: prefixes blank-node ids (``_:f{file_index}.{id}``) to keep files apart.
-        limits: size caps (default :class:`~kgrec.data.safety.Limits`: 2 GiB a file, 1 Mi
-            characters a literal, 8 MiB a line, 256 nested XML elements, 200 times expansion),
-            checked as the file is read.
-        batch_size: triples per list (the last one may be shorter; an empty file gives none).
+    def number(self, keys: list) -> tuple[list, np.ndarray]:
+        """``(the keys never seen before, in order; the id of every key)``."""
+        ids = self.ids
+        new = list(filterfalse(ids.__contains__, dict.fromkeys(keys)))
+        if new:
+            ids.update(zip(new, count(self.n)))
+            self.n += len(new)
+        return new, np.fromiter(map(ids.__getitem__, keys), dtype=np.int64, count=len(keys))
 
-    Raises:
-        KgrecError: the file does not exist, or ``path`` is a URL.
-        RDFFormatError: unknown format or suffix, or unknown ``engine``.
-        RDFParseError: malformed content, with the file and 1-based line where known; RDF/XML
-            with a ``<!DOCTYPE>``.
-        InputLimitError: the file, one of its lines or literals, its XML nesting or its
-            decompression ratio exceeds ``limits``.
-        NetworkAccessError: something tried to reach the network while parsing.
+
+class IdTriples:
+    """Triples as integer ids into one term table: what :func:`read_ids` gives and what
+    :func:`kgrec.data.extract.build_graph_ids` reads.
+
+    Attributes:
+        terms: id -> term (``str`` IRI, ``"_:f{file}.{label}"`` blank node, or :class:`Literal`);
+            every term appears once.
+        triples: ``(n, 3)`` int64 array of (subject, predicate, object) ids, in file order,
+            duplicates kept (``kgrec.load`` collapses and counts them).
     """
+
+    __slots__ = ("terms", "triples")
+
+    def __init__(self, terms: list[Term], triples: np.ndarray):
+        self.terms = terms
+        self.triples = triples
+
+    def __len__(self) -> int:
+        return int(self.triples.shape[0])
+
+    def iris_starting_with(self, prefixes: tuple[str, ...]) -> list[int]:
+        """Ids of the IRI terms that start with one of ``prefixes`` (C-level ``map`` calls)."""
+        terms = self.terms
+        ids = np.flatnonzero(np.fromiter(map(str.__instancecheck__, terms), dtype=bool, count=len(terms)))
+        hit = np.fromiter(map(methodcaller("startswith", prefixes), map(terms.__getitem__, ids.tolist())),
+                          dtype=bool, count=len(ids))
+        return ids[hit].tolist()
+
+    def decoded(self) -> list[Triple]:
+        """The triples as kgrec terms (what :func:`read_triples` gives)."""
+        t = self.terms
+        return [(t[s], t[p], t[o]) for s, p, o in self.triples.tolist()]
+
+    @classmethod
+    def from_triples(cls, batches: Iterable[Iterable[Triple]]) -> IdTriples:
+        """Number plain triples (an iterable of iterables of ``(s, p, o)``: lists from
+        :func:`iter_triple_batches`, rows of another source): equal terms get one id."""
+        numbering = _Numbering()
+        terms: list[Term] = []
+        parts = []
+        with paused_gc():
+            for batch in batches:
+                keys = list(chain.from_iterable(batch))
+                if len(keys) % 3:
+                    raise KgrecError("every triple must have three terms (subject, predicate, object)")
+                new, ids = numbering.number(keys)
+                terms.extend(new)
+                parts.append(ids)
+        triples = np.concatenate(parts).reshape(-1, 3) if parts else np.empty((0, 3), dtype=np.int64)
+        return cls(terms, triples)
+
+    @classmethod
+    def concat(cls, parts: Sequence[IdTriples]) -> IdTriples:
+        """One table for several files' triples (in order): equal terms get the first one's id."""
+        if len(parts) == 1:
+            return parts[0]
+        numbering = _Numbering()
+        terms: list[Term] = []
+        arrays = []
+        for part in parts:
+            new, remap = numbering.number(part.terms)
+            terms.extend(new)
+            arrays.append(remap[part.triples])
+        return cls(terms, np.concatenate(arrays) if arrays else np.empty((0, 3), dtype=np.int64))
+
+
+def _engine_ignored(engine: str | None) -> None:
+    """The ``engine`` argument, deprecated: every file is parsed by pyoxigraph."""
+    if engine is None:
+        return
+    if engine not in ("oxigraph", "rdflib"):
+        raise RDFFormatError(f"'engine' must be one of oxigraph, rdflib (got {engine!r})")
+    _warnings.warn("the 'engine' argument is deprecated and ignored (it goes in the next release): every file "
+                   "is parsed by pyoxigraph", DeprecationWarning, stacklevel=3)
+
+
+def _source(path, format, base_iri, limits, batch_size):
+    """Check the arguments and the file: ``(path, format, base IRI, relative prefix, limits)``."""
     if is_url(path):
         rdf_files([path])  # raises the URL message
     path = Path(path)
     if not path.is_file():
         raise KgrecError(f"RDF file '{path}' does not exist")
     fmt = normalize_format(format) if format is not None else guess_format(path)
-    if engine not in ENGINES:
-        raise RDFFormatError(f"'engine' must be one of {', '.join(ENGINES)} (got {engine!r})")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise KgrecError(f"'batch_size' must be a positive integer (got {batch_size!r})")
     relative_prefix = None
     if base_iri is None:
@@ -358,29 +403,22 @@ def iter_triple_batches(
         # N-Quads allow absolute IRIs only (the parsers refuse relative ones), so nothing to count
         if fmt not in ("ntriples", "nquads"):
             relative_prefix = base_iri.rsplit("/", 1)[0] + "/"
-    if warnings is None:
-        warnings = Counter()
     limits = Limits() if limits is None else limits
     check_file_size(path, limits)
-    bnode_prefix = f"_:f{file_index}."
-    with network_guard(f"parsing '{path}'"):
-        if fmt == "xml":
-            try:
-                with _open_binary(path, limits) as fh:
-                    check_xml_prolog(fh, str(path), max_depth=limits.max_xml_depth)
-            except (OSError, EOFError) as e:
-                raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
-        if engine == "oxigraph":
-            yield from _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits,
-                                         batch_size)
-        else:
-            rows = _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits)
-            while batch := list(islice(rows, batch_size)):
-                yield batch
+    return path, fmt, base_iri, relative_prefix, limits
 
 
-def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits,
-                      batch_size) -> Iterator[list[Triple]]:
+def _id_batches(path: Path, fmt: str, base_iri: str, relative_prefix: str | None, warnings: Counter,
+                bnode_prefix: str, limits: Limits, batch_size: int) -> Iterator[tuple[list[Term], np.ndarray]]:
+    """The one parser: ``(new terms, (k, 3) ids)`` per batch of up to ``batch_size`` triples.
+
+    A batch's ids index the terms of every batch so far, each batch's new terms appended in
+    order. Per triple, Python only picks a key per term: the IRI string, ``_:f{file}.{label}``
+    for a blank node, a literal's N-Triples spelling (``"v"@en``: it starts with a quote, so it
+    is never an IRI's or a blank node's key), ``None`` for an RDF 1.2 triple term;
+    :class:`_Numbering` numbers the batch's keys, and only new literals are decoded (and checked
+    against ``limits.max_literal_chars``, before the next batch is parsed).
+    """
     import pyoxigraph as ox
 
     ox_format = {
@@ -391,58 +429,78 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
     NamedNode, BlankNode, OxLiteral, DefaultGraph = ox.NamedNode, ox.BlankNode, ox.Literal, ox.DefaultGraph
     quads = fmt in ("nquads", "trig")
     graphs: set = set()  # the named graphs met (their triples are merged into one graph)
+    numbering = _Numbering()
+    terms: list[Term] = []
+    relative: list[int] = []  # ids of the IRIs resolved against the file's location
+    n_relative = n_quoted = 0
+    suffixes: dict = {}  # a literal spelling's end -> (datatype, language)
     new_literal = tuple.__new__  # Literal(...) without NamedTuple's Python-level __new__
-    n_relative = 0
-    # Literal objects repeat a handful of datatypes: reuse one string per datatype
-    datatypes: dict = {}
     max_lit = limits.max_literal_chars
-    check_relative = relative_prefix is not None
-    batch: list[Triple] = []
-    add = batch.append
     try:
         with _open_binary(path, limits, fmt) as fh:
-            for s, p, o, g in ox.parse(fh, ox_format, base_iri=base_iri):
-                if quads and type(g) is not DefaultGraph:
-                    graphs.add(g)
-                if type(s) is NamedNode:
-                    s = s.value
-                    if check_relative and s.startswith(relative_prefix):
-                        n_relative += 1
-                elif type(s) is BlankNode:
-                    s = bnode_prefix + s.value
-                else:  # RDF-star quoted triple as subject: not a graph node kgrec can use
-                    warnings["RDF-star quoted triple skipped"] += 1
-                    continue
-                p = p.value
-                if check_relative and p.startswith(relative_prefix):
-                    n_relative += 1
-                to = type(o)
-                if to is NamedNode:
-                    o = o.value
-                    if check_relative and o.startswith(relative_prefix):
-                        n_relative += 1
-                elif to is OxLiteral:
-                    dt = o.datatype
-                    dts = datatypes.get(dt)
-                    if dts is None:
-                        dts = datatypes[dt] = dt.value
-                    lang = o.language
-                    v = o.value
-                    if len(v) > max_lit:
-                        raise _too_long(v, limits, path, s, p)
-                    o = new_literal(Literal, (v, dts, lang.lower() if lang else None))
-                elif to is BlankNode:
-                    o = bnode_prefix + o.value
-                else:
-                    warnings["RDF-star quoted triple skipped"] += 1
-                    continue
-                add((s, p, o))
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-                    add = batch.append
-        if batch:
-            yield batch
+            parser = ox.parse(fh, ox_format, base_iri=base_iri)
+            while True:
+                keys: list = []
+                add = keys.append
+                literals: dict = {}  # N-Triples spelling -> pyoxigraph literal, this batch
+                for s, p, o, g in islice(parser, batch_size):
+                    if quads and type(g) is not DefaultGraph:
+                        graphs.add(g)
+                    ts = type(s)
+                    if ts is NamedNode:
+                        add(s.value)
+                    elif ts is BlankNode:
+                        add(bnode_prefix + s.value)
+                    else:
+                        add(None)
+                    add(p.value)
+                    to = type(o)
+                    if to is NamedNode:
+                        add(o.value)
+                    elif to is OxLiteral:
+                        # its spelling: a str, whose hash is kept, where the literal's is not
+                        key = str(o)
+                        literals[key] = o
+                        add(key)
+                    elif to is BlankNode:
+                        add(bnode_prefix + o.value)
+                    else:
+                        add(None)
+                if not keys:
+                    break
+                new, ids = numbering.number(keys)
+                ids = ids.reshape(-1, 3)
+                too_long = []
+                first = len(terms)
+                for k, key in enumerate(new):
+                    lit = literals.get(key)
+                    if lit is not None:
+                        # what follows the closing quote ('', '@en', '^^<...>') gives the datatype
+                        # and language: read from the first literal spelled with it
+                        suffix = key[key.rfind('"') + 1:]
+                        dt_lang = suffixes.get(suffix)
+                        if dt_lang is None:
+                            lang = lit.language
+                            dt_lang = suffixes[suffix] = (lit.datatype.value, lang.lower() if lang else None)
+                        value = lit.value
+                        new[k] = new_literal(Literal, (value, *dt_lang))
+                        if len(value) > max_lit:
+                            too_long.append(first + k)
+                    elif relative_prefix is not None and key.startswith(relative_prefix):
+                        relative.append(first + k)
+                terms.extend(new)
+                quoted = (ids[:, 0] < 0) | (ids[:, 2] < 0)
+                if quoted.any():  # a triple term as subject or object: not a graph node kgrec can use
+                    n_quoted += int(quoted.sum())
+                    ids = ids[~quoted]
+                if too_long:
+                    hit = np.flatnonzero(np.isin(ids[:, 2], too_long))
+                    if len(hit):
+                        s, p, o = ids[hit[0]].tolist()
+                        raise _too_long(terms[o].value, limits, path, terms[s], terms[p])
+                if relative:
+                    n_relative += int(np.isin(ids, relative).sum())
+                yield new, ids
     except SyntaxError as e:
         msg = str(getattr(e, "msg", None) or e)
         if "LoadDocumentCallback" in msg or "remote context" in msg.lower():
@@ -463,89 +521,120 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
         raise RDFParseError(f"cannot read the file as {fmt}: {e}", str(path)) from None
     finally:
+        if n_quoted:
+            warnings["RDF-star quoted triple skipped"] += n_quoted
         if n_relative:
             warnings[RELATIVE_IRI_WARNING] += n_relative
         if graphs:
             warnings[NAMED_GRAPHS_WARNING] += len(graphs)
 
 
-def _iter_rdflib(path, fmt, base_iri, relative_prefix, warnings, bnode_prefix, limits) -> Iterator[Triple]:
-    import rdflib
-    from rdflib.term import BNode, URIRef
-    from rdflib.term import Literal as RLiteral
+def _parsed(path, format, base_iri, warnings, file_index, limits, batch_size):
+    """:func:`_id_batches` of one file, its arguments checked, under the network guard."""
+    path, fmt, base_iri, relative_prefix, limits = _source(path, format, base_iri, limits, batch_size)
+    warnings = Counter() if warnings is None else warnings
+    with network_guard(f"parsing '{path}'"):
+        if fmt == "xml":
+            try:
+                with _open_binary(path, limits) as fh:
+                    check_xml_prolog(fh, str(path), max_depth=limits.max_xml_depth)
+            except (OSError, EOFError) as e:
+                raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
+        yield from _id_batches(path, fmt, base_iri, relative_prefix, warnings, f"_:f{file_index}.", limits,
+                               batch_size)
 
-    try:
-        with _open_binary(path, limits, fmt) as fh:
-            data = fh.read()
-    except (OSError, EOFError) as e:
-        raise RDFParseError(f"cannot read the file: {e}", str(path)) from None
-    if fmt == "json-ld":
-        try:
-            doc = json.loads(data)
-        except ValueError as e:
-            raise RDFParseError(f"invalid JSON: {e}", str(path), getattr(e, "lineno", None)) from None
-        _check_jsonld_contexts(doc, path)
-    quads = fmt in ("nquads", "trig")
-    g = rdflib.Dataset() if quads else rdflib.Graph()
-    try:
-        with _warnings.catch_warnings():
-            # rdflib's own Dataset.parse calls its deprecated default_context
-            _warnings.simplefilter("ignore", DeprecationWarning)
-            g.parse(source=io.BytesIO(data), format=_RDFLIB_FORMATS[fmt], publicID=base_iri)
-    except KgrecError:
-        raise
-    except Exception as e:  # rdflib raises many unrelated types for bad syntax
-        raise RDFParseError(f"{type(e).__name__}: {e}", str(path), _line_of(e)) from None
-    if quads:
-        default = rdflib.graph.DATASET_DEFAULT_GRAPH_ID
-        named = {getattr(q[3], "identifier", q[3]) for q in g.quads((None, None, None, None))} - {default, None}
-        if named:
-            warnings[NAMED_GRAPHS_WARNING] += len(named)
-    rows = (q[:3] for q in g.quads((None, None, None, None))) if quads else iter(g)
-    n_relative = 0
 
-    def conv(t):
-        nonlocal n_relative
-        if isinstance(t, URIRef):
-            s = str(t)
-            if relative_prefix is not None and s.startswith(relative_prefix):
-                n_relative += 1
-            return s
-        if isinstance(t, BNode):
-            return bnode_prefix + str(t)
-        if isinstance(t, RLiteral):
-            lang = t.language
-            dt = str(t.datatype) if t.datatype is not None else (RDF_LANGSTRING if lang else XSD_STRING)
-            return Literal(str(t), dt, lang.lower() if lang else None)
-        return None
+def read_ids(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    base_iri: str | None = None,
+    warnings: Counter | None = None,
+    file_index: int = 0,
+    limits: Limits | None = None,
+) -> IdTriples:
+    """Parse one RDF file into :class:`IdTriples` (the path ``kgrec.load`` takes).
 
-    try:
-        for s, p, o in rows:
-            s, p, o = conv(s), conv(p), conv(o)
-            if s is None or p is None or o is None:
-                warnings["RDF-star quoted triple skipped"] += 1
-                continue
-            if type(o) is Literal and len(o.value) > limits.max_literal_chars:
-                raise _too_long(o.value, limits, path, s, p)
-            yield s, p, o
-    finally:
-        if n_relative:
-            warnings[RELATIVE_IRI_WARNING] += n_relative
+    Args:
+        path: the file; ``.gz`` / ``.bz2`` files are decompressed on the fly.
+        format: a format name or alias (see :data:`FORMATS`); guessed from the suffix if ``None``.
+        base_iri: base for relative IRIs; default: the file's ``file://`` URI, and every IRI
+            resolved against it is counted in ``warnings`` under :data:`RELATIVE_IRI_WARNING`.
+        warnings: a ``Counter`` to count problems into (RDF 1.2 triple terms skipped, named
+            graphs merged, relative IRIs).
+        file_index: prefixes blank-node ids (``_:f{file_index}.{id}``) to keep files apart.
+        limits: size caps (default :class:`~kgrec.data.safety.Limits`: 2 GiB a file, 1 Mi
+            characters a literal, 8 MiB a line, 256 nested XML elements, 200 times expansion),
+            checked as the file is read.
+
+    Raises:
+        KgrecError: the file does not exist, or ``path`` is a URL.
+        RDFFormatError: unknown format or suffix.
+        RDFParseError: malformed content, with the file and 1-based line where known; RDF/XML
+            with a ``<!DOCTYPE>``.
+        InputLimitError: the file, one of its lines or literals, its XML nesting or its
+            decompression ratio exceeds ``limits``.
+        NetworkAccessError: something tried to reach the network while parsing.
+    """
+    terms: list[Term] = []
+    parts = []
+    with paused_gc():
+        for new, ids in _parsed(path, format, base_iri, warnings, file_index, limits, ID_BATCH):
+            terms.extend(new)
+            parts.append(ids)
+    return IdTriples(terms, np.concatenate(parts) if parts else np.empty((0, 3), dtype=np.int64))
+
+
+def iter_triples(path: str | os.PathLike, format: str | None = None, **options) -> Iterator[Triple]:
+    """Stream the triples of one RDF file (quads lose their graph name), one at a time.
+
+    The keyword ``options`` and the errors are those of :func:`iter_triple_batches`.
+    """
+    for batch in iter_triple_batches(path, format, **options):
+        yield from batch
+
+
+def iter_triple_batches(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    engine: str | None = None,
+    base_iri: str | None = None,
+    warnings: Counter | None = None,
+    file_index: int = 0,
+    limits: Limits | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[list[Triple]]:
+    """Stream the triples of one RDF file as lists of plain-Python triples, in file order.
+
+    The same parse as :func:`read_ids` (same arguments, warnings and errors), each batch's ids
+    looked up in the term table as it comes: for reading a file triple by triple; ``kgrec.load``
+    keeps the ids instead. ``engine`` is deprecated and ignored. Lists of up to ``batch_size``
+    triples (the last one may be shorter; an empty file gives none).
+    """
+    _engine_ignored(engine)
+    terms: list[Term] = []
+    for new, ids in _parsed(path, format, base_iri, warnings, file_index, limits, batch_size):
+        terms.extend(new)
+        t = terms
+        batch = [(t[s], t[p], t[o]) for s, p, o in ids.tolist()]
+        if batch:
+            yield batch
 
 
 def read_triples(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     format: str | None = None,
     *,
-    engine: str = "oxigraph",
+    engine: str | None = None,
     base_iri: str | None = None,
     warnings: Counter | None = None,
     limits: Limits | None = None,
 ) -> list[Triple]:
     """All triples of one or more files (or folders) as one list; see :func:`iter_triples`."""
+    _engine_ignored(engine)
     warnings = Counter() if warnings is None else warnings
     out: list[Triple] = []
     for i, f in enumerate(rdf_files(paths)):
-        out.extend(iter_triples(f, format, engine=engine, base_iri=base_iri, warnings=warnings, file_index=i,
-                                limits=limits))
+        out.extend(read_ids(f, format, base_iri=base_iri, warnings=warnings, file_index=i, limits=limits).decoded())
     return out

@@ -198,8 +198,11 @@ def test_other_serialisations_give_identical_graphs(tmp_path, toy, fmt, suffix):
     assert_same_graph(kg, toy)
 
 
-def test_rdflib_engine_gives_the_identical_graph(toy):
-    assert_same_graph(load(TOY, engine="rdflib"), toy)
+def test_engine_argument_is_deprecated_and_ignored(toy):
+    """``engine`` is accepted for one release: every file is parsed by pyoxigraph."""
+    with pytest.warns(DeprecationWarning, match="'engine' argument is deprecated"):
+        kg = load(TOY, engine="rdflib")
+    assert_same_graph(kg, toy)
 
 
 def test_gzip_and_explicit_format(tmp_path, toy):
@@ -551,12 +554,9 @@ def test_column_fast_path_equals_the_per_event_path(tmp_path, monkeypatch, dirty
     ``dirty`` adds one event the column path refuses (missing time, two agents, a review text):
     the whole rule then takes the per-event path, which counts the problem.
     """
-    from kgrec.data import extract, ntcolumns
+    from kgrec.data import extract
     from kgrec.data.synthetic import generate
 
-    # the string path's column reader (the columnar N-Triples reader has its own:
-    # tests/data/test_ntcolumns.py::test_id_column_events_equal_the_per_event_path)
-    monkeypatch.setattr(ntcolumns, "available", lambda: False)
     f = tmp_path / "syn.nt"
     n = generate(f, users=40, items=30, seed=3)["interactions"]
     extra = {
@@ -571,12 +571,12 @@ def test_column_fast_path_equals_the_per_event_path(tmp_path, monkeypatch, dirty
     if extra:
         files.append(ttl(tmp_path, extra, "extra.ttl"))
     calls = []
-    real = extract._Builder._clean_events
-    monkeypatch.setattr(extract._Builder, "_clean_events",
-                        staticmethod(lambda *a: calls.append(real(*a)) or calls[-1]))
+    real = extract._Builder._clean_events_ids
+    monkeypatch.setattr(extract._Builder, "_clean_events_ids",
+                        lambda self, *a: calls.append(real(self, *a)) or calls[-1])
     fast = load(files)
     assert (calls[0] is None) == (dirty is not None)
-    monkeypatch.setattr(extract._Builder, "_clean_events", staticmethod(lambda *a: None))
+    monkeypatch.setattr(extract._Builder, "_clean_events_ids", lambda self, *a: None)
     slow = load(files)
     assert _interaction_arrays(fast) == _interaction_arrays(slow)
     assert fast.warnings == slow.warnings
@@ -594,7 +594,6 @@ def test_triple_batches_keep_file_order(tmp_path):
     assert [len(b) for b in batches] == [2, 2, 1]
     assert [t for b in batches for t in b] == list(iter_triples(f))
     assert [s for s, _, _ in iter_triples(f)] == [f"http://ex.org/s{k}" for k in range(5)]
-    rd = list(iter_triple_batches(f, engine="rdflib", batch_size=4))
-    assert [len(b) for b in rd] == [4, 1]
+    assert [len(b) for b in iter_triple_batches(f, batch_size=4)] == [4, 1]
     with pytest.raises(KgrecError, match="'batch_size'"):
         next(iter_triple_batches(f, batch_size=0))

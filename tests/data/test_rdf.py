@@ -75,17 +75,19 @@ def test_unknown_suffix_lists_accepted_ones():
         normalize_format("csv")
 
 
-def test_unknown_engine(tmp_path):
+def test_engine_is_deprecated_and_ignored(tmp_path):
+    """One parser for every format: ``engine`` is accepted for one release, with a warning."""
     f = write(tmp_path / "a.ttl", SMALL_TTL)
+    with pytest.warns(DeprecationWarning, match="'engine' argument is deprecated"):
+        assert no_blank(read_triples(f, engine="rdflib")) == no_blank(read_triples(f))
     with pytest.raises(RDFFormatError, match=r"'engine' must be one of oxigraph, rdflib \(got 'jena'\)"):
         list(iter_triples(f, engine="jena"))
 
 
 # -------------------------------------------------------------------- terms
-@pytest.mark.parametrize("engine", ["oxigraph", "rdflib"])
-def test_terms_are_plain_python(tmp_path, engine):
+def test_terms_are_plain_python(tmp_path):
     f = write(tmp_path / "a.ttl", SMALL_TTL)
-    ts = read_triples(f, engine=engine)
+    ts = read_triples(f)
     assert len(ts) == 6
     ex = "http://example.org/"
     got = no_blank(ts)
@@ -130,16 +132,13 @@ def test_compressed_files(tmp_path, opener, suffix):
     with opener(f, "wb") as fh:
         fh.write(TOY.read_bytes())
     assert read_triples(f) == plain
-    # rdflib normalises lexical forms ("...Z" -> "...+00:00"), so compare it with itself
-    assert no_blank(read_triples(f, engine="rdflib")) == no_blank(read_triples(TOY, engine="rdflib"))
 
 
 def test_quads_lose_their_graph_name(tmp_path):
     f = write(tmp_path / "a.nq", "<http://e/s> <http://e/p> <http://e/o> <http://e/g1> .\n"
                                  "<http://e/s> <http://e/p> <http://e/o2> .\n")
-    for engine in ("oxigraph", "rdflib"):
-        assert sorted(read_triples(f, engine=engine)) == [("http://e/s", "http://e/p", "http://e/o"),
-                                                         ("http://e/s", "http://e/p", "http://e/o2")]
+    assert sorted(read_triples(f)) == [("http://e/s", "http://e/p", "http://e/o"),
+                                       ("http://e/s", "http://e/p", "http://e/o2")]
 
 
 def test_explicit_format_overrides_suffix(tmp_path):
@@ -176,25 +175,22 @@ def test_relative_iris_resolve_against_the_file_and_are_counted(tmp_path):
 
 
 # -------------------------------------------------------------------- errors
-@pytest.mark.parametrize("engine", ["oxigraph", "rdflib"])
-def test_malformed_turtle_names_file_and_line(tmp_path, engine):
+def test_malformed_turtle_names_file_and_line(tmp_path):
     f = write(tmp_path / "bad.ttl", "@prefix ex: <http://e/> .\nex:a ex:p ex:b .\nex:a ex:p ;; \"x .\n")
     with pytest.raises(RDFParseError) as e:
-        read_triples(f, engine=engine)
+        read_triples(f)
     assert e.value.path == str(f)
     assert str(f) in str(e.value)
     assert e.value.line == 3
     assert f"{f}:3:" in str(e.value)
 
 
-@pytest.mark.parametrize("engine", ["oxigraph", "rdflib"])
-def test_malformed_rdf_xml_names_file(tmp_path, engine):
+def test_malformed_rdf_xml_names_file(tmp_path):
     f = write(tmp_path / "bad.rdf", '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
                                     '<rdf:Description rdf:about="http://e/x">\n<oops>\n</rdf:RDF>\n')
     with pytest.raises(RDFParseError, match=r"bad\.rdf") as e:
-        read_triples(f, engine=engine)
-    if engine == "rdflib":
-        assert e.value.line == 4
+        read_triples(f)
+    assert e.value.line == 4
 
 
 def test_no_paths_at_all():
@@ -234,25 +230,22 @@ def no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
-@pytest.mark.parametrize("engine", ["oxigraph", "rdflib"])
 @pytest.mark.parametrize("context", ['"http://example.org/context.jsonld"',
                                      '["http://example.org/c1", {"name": "http://schema.org/name"}]',
                                      '{"@import": "http://example.org/c2"}'])
-def test_remote_jsonld_context_is_refused(tmp_path, no_network, engine, context):
+def test_remote_jsonld_context_is_refused(tmp_path, no_network, context):
     f = write(tmp_path / "a.jsonld", '{"@context": %s, "@id": "http://e/x", "name": "y"}' % context)
     with pytest.raises(RDFParseError, match=r"remote @context.*never fetches"):
-        read_triples(f, engine=engine)
+        read_triples(f)
 
 
 def test_inline_jsonld_context_is_fine(tmp_path, no_network):
     f = write(tmp_path / "a.jsonld",
               '{"@context": {"name": "http://schema.org/name"}, "@id": "http://e/x", "name": "y"}')
-    for engine in ("oxigraph", "rdflib"):
-        assert read_triples(f, engine=engine) == [("http://e/x", "http://schema.org/name", Literal("y"))]
+    assert read_triples(f) == [("http://e/x", "http://schema.org/name", Literal("y"))]
 
 
-@pytest.mark.parametrize("engine", ["oxigraph", "rdflib"])
-def test_xml_external_entities_are_not_read(tmp_path, no_network, engine):
+def test_xml_external_entities_are_not_read(tmp_path, no_network):
     secret = write(tmp_path / "secret.txt", "TOPSECRET")
     f = write(tmp_path / "a.rdf", f"""<?xml version="1.0"?>
 <!DOCTYPE rdf:RDF [ <!ENTITY ext SYSTEM "{secret.as_uri()}"> ]>
@@ -260,7 +253,7 @@ def test_xml_external_entities_are_not_read(tmp_path, no_network, engine):
   <rdf:Description rdf:about="http://e/x"><ex:p>&ext;</ex:p></rdf:Description>
 </rdf:RDF>""")
     try:
-        ts = read_triples(f, engine=engine)
+        ts = read_triples(f)
     except RDFParseError:
         return  # refusing the document is fine too
     assert all("TOPSECRET" not in (o.value if isinstance(o, Literal) else o) for _, _, o in ts)
