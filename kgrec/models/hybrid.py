@@ -471,32 +471,58 @@ class HybridEstimator(PairwiseEstimator):
             if bar is not None:
                 bar.close()
 
+    #: the most bytes of score matrices ``[U, I]`` the prior calibration keeps, per part (beyond it,
+    #: each validation pass recomputes its rows)
+    CALIBRATION_CACHE_BYTES = 512 * 1024**2
+
+    def _score_part(self, rows):
+        """``rows(users) -> [B, I]`` as a function that computes all users' rows once when they fit
+        :data:`CALIBRATION_CACHE_BYTES`, else each call's.
+
+        The prior calibration scores the validation users once per trial weight; its trials differ only
+        in the weights of fixed score parts (neural, EASE, rules), so each part is computed once and a
+        trial is a weighted sum, instead of a forward pass and a ``[B, 3d + 2I] x [3d + 2I, I]`` product
+        per trial.
+        """
+        U, I = self.meta["num_users"], self.meta["num_items"]
+        if U * I * 4 > self.CALIBRATION_CACHE_BYTES:
+            return rows
+        full = rows(torch.arange(U, device=self.device))
+        return lambda u: full[u.to(full.device)]
+
     @torch.no_grad()
     def _calibrate_ease(self, evaluator) -> None:
         m = self.module
-        neural_u, neural_i = self._frozen
+        neural_u, neural_i = self._frozen  # the neural model alone (_calibrate_prior zeroed both gates)
         users = torch.arange(self.meta["num_users"], device=self.device)
         hist = self.derived("history", lambda: self.weighted_history(users))
         sample = users[:: max(1, len(users) // 256)]
         neural_std = (neural_u[sample] @ neural_i.t()).std()
+        neural = self._score_part(lambda u: neural_u[u] @ neural_i.t()) if evaluator else None
         candidates = getattr(self, "_ease_candidates", None) or {None: self.context["ease_weight"]}
         trials = []  # (valid ndcg@10, relative weight, reg, absolute weight)
         for reg, weight in candidates.items():
-            self.context["ease_weight"] = weight.to(self.device)
-            scale = float(neural_std / (hist[sample] @ self.context["ease_weight"]).std().clamp(min=1e-12))
+            weight = weight.to(self.device)
+            scale = float(neural_std / (hist[sample] @ weight).std().clamp(min=1e-12))
+            ease = self._score_part(lambda u, weight=weight: hist[u.to(hist.device)] @ weight) if evaluator else None
             for g in self.config.prior_grid:
                 if g == 0 and trials:  # the neural-only score does not depend on EASE's reg
                     continue
-                m.prior_gate.fill_(g * scale)
-                self.freeze()
-                trials.append((evaluator(self.score)["ndcg@10"] if evaluator else g, g, reg, g * scale))
+                if evaluator is None:  # without validation the trials' "scores" are their weights
+                    trials.append((g, g, reg, g * scale))
+                    continue
+
+                def score(u, a=g * scale, ease=ease):
+                    return neural(u) + a * ease(u) if a else neural(u)
+
+                trials.append((evaluator(score)["ndcg@10"], g, reg, g * scale))
         best, g, reg, weight = max(trials, key=lambda t: (t[0], -t[1]))
         self.context["ease_weight"] = candidates[reg].to(self.device)
         self._ease_candidates = None
         m.prior_gate.fill_(weight)
         self.freeze()
         self.fit_info.update(prior_weight=weight, prior_relative_weight=g, prior_reg=reg)
-        if evaluator is not None:  # without validation the trials' "scores" are their weights
+        if evaluator is not None:
             self.fit_info.update(prior_trials=[t[:3] for t in trials],
                                  valid_before_prior=trials[0][0] if trials[0][1] == 0 else None)
             self.fit_info.setdefault("valid", {})["ndcg@10"] = best
@@ -510,8 +536,9 @@ class HybridEstimator(PairwiseEstimator):
         users = torch.arange(self.meta["num_users"], device=self.device)
         sample = users[:: max(1, len(users) // 256)]
         base_std = float(self.score(sample).std())
+        base = self._score_part(self.score) if evaluator else None  # the model so far (with EASE's choice)
         # (valid ndcg@10, relative weight, window, tau, absolute weight); weight 0 = the model without rules
-        trials = [(evaluator(self.score)["ndcg@10"] if evaluator else 0.0, 0.0, None, None, 0.0)]
+        trials = [(evaluator(base)["ndcg@10"] if evaluator else 0.0, 0.0, None, None, 0.0)]
         for w in windows:
             rules = SequentialRules(self.meta["num_items"], window=w).fit(
                 c["hist_indptr"], c["hist_indices"], c["hist_time"]).weight.to(self.device)
@@ -520,15 +547,22 @@ class HybridEstimator(PairwiseEstimator):
                 sample_std = float((self.entry_rows(sample, recency) @ rules).std())
                 if sample_std <= 0:
                     continue
+                part = None
                 for g in grid:
                     if g == 0:
                         continue
                     a = g * base_std / sample_std
+                    if evaluator is None:
+                        trials.append((g, g, w, tau, a))
+                        continue
+                    if part is None:  # the rules' scores of this (window, recency), once for its weights
+                        part = self._score_part(lambda u, recency=recency, rules=rules:
+                                                self.entry_rows(u, recency) @ rules)
 
-                    def score(u, a=a, recency=recency, rules=rules):
-                        return self.score(u) + a * (self.entry_rows(u, recency) @ rules)
+                    def score(u, a=a, part=part):
+                        return base(u) + a * part(u)
 
-                    trials.append((evaluator(score)["ndcg@10"] if evaluator else g, g, w, tau, a))
+                    trials.append((evaluator(score)["ndcg@10"], g, w, tau, a))
         best, g, w, tau, a = max(trials, key=lambda t: (t[0], -t[1]))
         if g > 0:  # the chosen window's rules again (one I x I matrix held at a time)
             c["seq_weight"] = SequentialRules(self.meta["num_items"], window=w).fit(
