@@ -1,4 +1,4 @@
-"""Compare models across two suite result files of the same dataset and split (a change measured
+r"""Compare models across two suite result files of the same dataset and split (a change measured
 against the run before it): test NDCG@10 / Recall@20 per model, and a paired Wilcoxon test on the
 per-user NDCG@10 (mean over seeds) of each pair of rows, with the verdict of docs/protocol.md.
 
@@ -20,10 +20,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import ROOT, machine, write_results
-
-from kgrec.evaluation.significance import paired_test, per_user_means, verdict
 from kgrec.errors import KgrecError
+from kgrec.evaluation.significance import paired_test, per_user_means, verdict
+
+from common import ROOT, machine, write_results
 
 
 def _runs(payload: dict, model: str) -> list[dict]:

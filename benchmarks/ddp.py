@@ -29,9 +29,14 @@ import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
-
-from common import write_results  # noqa: E402
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    load_dataset,
+    machine,
+    write_results,  # noqa: E402
+)
 
 SETUPS = [  # name, processes, threads per process
     ("1 proc x 1 thread", 1, 1),

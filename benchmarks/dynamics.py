@@ -33,15 +33,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
-
 import kgrec
-from kgrec.evaluation import metrics
 from kgrec.data.graph import Interactions
 from kgrec.data.splits import Split
-from common import write_results  # noqa: E402
-from kgrec.reports.tables import markdown_table
 from kgrec.dynamics.update import old_interactions
+from kgrec.evaluation import metrics
+from kgrec.reports.tables import markdown_table
+
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    load_dataset,
+    machine,
+    write_results,  # noqa: E402
+)
 
 DATASETS = {"movielens-100k": "ML-100K", "movielens-small": "ML-latest-small"}
 #: the trained model: BPR-MF, short schedule on two shared cores (say so with the results)
@@ -276,7 +282,8 @@ def run_coldstart(kg, name: str, models: list[str], ks=(1, 2, 3, 4, 5), share: f
 def coldstart_summary(rows: list[dict]) -> list[dict]:
     """Per dataset and k: the best model's Recall@20 as a multiple of MostPop's, and whether
     5x MostPop is attainable at all (at most the oracle's Recall@20: users keep more than 20 items
-    to find, so no top-20 list can recall them all)."""
+    to find, so no top-20 list can recall them all).
+    """
     out = []
     for ds, k in dict.fromkeys((r["dataset"], r["given k"]) for r in rows):
         rs = {r["model"]: r for r in rows if (r["dataset"], r["given k"]) == (ds, k)}

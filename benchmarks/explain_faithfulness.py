@@ -30,11 +30,17 @@ from pathlib import Path
 
 import torch
 
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
-
 import kgrec
 from kgrec.explain import Explainer
-from common import write_results  # noqa: E402
+
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    load_dataset,
+    machine,
+    write_results,  # noqa: E402
+)
 
 
 def attribute_edges(kg, item: int) -> list[tuple[str, str, str]]:

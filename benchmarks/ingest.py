@@ -38,10 +38,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine
-
 from kgrec.data.synthetic import generate
-from common import write_results  # noqa: E402
+
+from common import (
+    ROOT,
+    machine,
+    write_results,  # noqa: E402
+)
 
 MODES = ("kgrec ids", "kgrec.load", "kgrec.load ttl", "rdflib parse")
 

@@ -35,10 +35,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import ROOT, machine
-
 from kgrec.evaluation.metrics import hit_matrix, ndcg, recall
-from common import write_results  # noqa: E402
+
+from common import (
+    ROOT,
+    machine,
+    write_results,  # noqa: E402
+)
 
 
 def load(data_root: Path, split: str):

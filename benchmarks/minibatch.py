@@ -30,10 +30,16 @@ import time
 import warnings
 from pathlib import Path
 
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
-
 import kgrec
-from common import write_results  # noqa: E402
+
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    load_dataset,
+    machine,
+    write_results,  # noqa: E402
+)
 
 
 def rss_mib() -> float:

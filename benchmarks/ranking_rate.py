@@ -32,13 +32,20 @@ import time
 import warnings
 
 import torch
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine
 
 import kgrec
 from kgrec.ann import ItemIndex, recall_at_k
 from kgrec.data.vocab import Vocab
 from kgrec.evaluation.rank import mask_seen, seen_csr, topk
-from common import write_results  # noqa: E402
+
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    load_dataset,
+    machine,
+    write_results,  # noqa: E402
+)
 
 
 def _timed(fn, repeats: int) -> list[float]:
@@ -54,7 +61,8 @@ def _timed(fn, repeats: int) -> list[float]:
 def matmul_gflops(B: int, d: int, n_items: int, threads: int, repeats: int, out: bool = False) -> float:
     """Best fp32 ``[B, d] @ [d, I]`` rate (GFLOP/s) with ``threads`` torch threads; ``out``: into a
     preallocated result (no allocation: over glibc's 32 MiB mmap threshold each new result is fresh
-    pages, first-touch page faults included in the plain rate)."""
+    pages, first-touch page faults included in the plain rate).
+    """
     torch.set_num_threads(threads)
     a, b = torch.randn(B, d), torch.randn(n_items, d)
     buf = torch.empty(B, n_items)
@@ -93,7 +101,7 @@ def stage_rates(u: torch.Tensor, items: torch.Tensor, seen: tuple[torch.Tensor, 
     out = {name: statistics.median(_timed(fn, repeats)) / n
            for name, fn in (("mm", mm), ("mask", mask), ("topk", rank), ("torch_topk", raw_topk),
                             ("pipeline", pipeline))}
-    del scores
+    scores.clear()  # free the blocks' scores: the stage closures above have run
     return out
 
 

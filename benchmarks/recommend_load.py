@@ -27,10 +27,14 @@ import time
 import warnings
 
 import numpy as np
-from common import ROOT, machine
 
 import kgrec
-from common import write_results  # noqa: E402
+
+from common import (
+    ROOT,
+    machine,
+    write_results,  # noqa: E402
+)
 
 DATA = ROOT / "kg_data" / "movielens-small" / "movielens-small.nt.gz"
 

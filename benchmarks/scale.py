@@ -31,11 +31,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, machine
 
 from kgrec.cli.common import parse_param
 from kgrec.cli.common import typed_params as _typed_params
-from common import write_results  # noqa: E402
+
+from common import (
+    ROOT,
+    machine,
+    write_results,  # noqa: E402
+)
 
 #: Default LightGCN parameters: a large batch keeps an epoch at 1e7 within a few minutes on 2 cores.
 DEFAULT_PARAMS = {"dim": 64, "batch_size": 65536}
@@ -183,7 +187,8 @@ def report(rows: list[dict], args, params: dict) -> Path:
 
 def combine_rows(files: list[Path], args) -> tuple[list[dict], dict]:
     """Rows of several scale result files, sorted by size, each tagged with its file's commit. A row
-    that did not finish is dropped when another file has a finished size within a factor of 1.5."""
+    that did not finish is dropped when another file has a finished size within a factor of 1.5.
+    """
     rows, params = [], None
     for f in files:
         try:

@@ -1,4 +1,4 @@
-"""Multi-scenario transfer on MovieLens latest-small (issue 5): two item domains, or two behaviour types.
+r"""Multi-scenario transfer on MovieLens latest-small (issue 5): two item domains, or two behaviour types.
 
 ``--experiment domain`` (default). Scenarios: an interaction is in the ``comedy`` domain when its
 movie has the genre Comedy, else in ``other`` (``kgrec.data.scenarios.assign_domains``; the
@@ -56,15 +56,22 @@ from pathlib import Path
 
 import torch
 
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine, mean_std
-
 import kgrec
-from suite import dataset_source
 from kgrec.data.convert import convert_movielens_latest_small
 from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, select, target_test
 from kgrec.evaluation.evaluator import evaluate
-from common import write_results  # noqa: E402
 from kgrec.reports.tables import markdown_table
+
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    load_dataset,
+    machine,
+    mean_std,
+    write_results,  # noqa: E402
+)
+from suite import dataset_source
 
 KGR = "https://w3id.org/kgrec/vocab#"
 GENRE = "https://w3id.org/kgrec/data/movielens-small/genre/"

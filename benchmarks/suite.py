@@ -101,7 +101,8 @@ DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
 
 def tree_state(ignore=()) -> tuple[str, list[str]]:
     """The full commit hash of the checkout and its tracked files with uncommitted changes, leaving out
-    paths under ``ignore`` (the results being written: a rerun in the same checkout is still clean)."""
+    paths under ``ignore`` (the results being written: a rerun in the same checkout is still clean).
+    """
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip() or "unknown"
@@ -120,7 +121,8 @@ def tree_state(ignore=()) -> tuple[str, list[str]]:
 
 def machine(ignore=()) -> dict:
     """Where a figure was measured: CPU model, threads, GPU, versions, the full commit and whether the
-    tree had uncommitted changes (outside ``ignore``)."""
+    tree had uncommitted changes (outside ``ignore``).
+    """
     import torch_geometric
     import transformers
 
@@ -493,7 +495,8 @@ def _extra(args) -> dict:
 
 def _search_jobs(args, names: list[str], items: dict[str, int]) -> list[dict]:
     """The search jobs: per dataset, split and model, the trials of ``tuning.trials`` with
-    the first seed (``--quick``: epochs capped, at most two trials, one above 5,000 items)."""
+    the first seed (``--quick``: epochs capped, at most two trials, one above 5,000 items).
+    """
     seed = int(str(args.seeds).split(",")[0])
     jobs = []
     for ds in args.datasets.split(","):
@@ -913,7 +916,8 @@ PEERS_DIR = ROOT / "benchmarks" / "peers"
 
 def peer_rows(source: str = "recbole-ml100k") -> list[dict]:
     """Rows ``{"model", "split", metric: value}`` of ``benchmarks/peers/<source>.json`` (empty when the
-    file is absent, e.g. in an installed package without the repository)."""
+    file is absent, e.g. in an installed package without the repository).
+    """
     f = PEERS_DIR / f"{source}.json"
     return json.loads(f.read_text(encoding="utf-8"))["rows"] if f.is_file() else []
 

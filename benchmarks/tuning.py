@@ -51,7 +51,8 @@ class SearchSpace:
 
     def cost(self, params: dict) -> int:
         """Validation evaluations of one configuration: the model's own count of the choices its fit
-        makes on validation (:meth:`kgrec.models.base.Estimator.internal_trials`)."""
+        makes on validation (:meth:`kgrec.models.base.Estimator.internal_trials`).
+        """
         return MODELS[self.model].internal_trials(params)
 
 

@@ -62,7 +62,6 @@ def load(paths, mapping=None, format: str | None = None, *, allow_network: bool 
 
     See ``docs/errors.md`` for what each kind of bad input raises.
     """
-
     return _load(paths, mapping=mapping, format=format, allow_network=allow_network,
                  max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars,
                  max_line_bytes=max_line_bytes, max_xml_depth=max_xml_depth,
@@ -186,7 +185,8 @@ class Recommender:
         """The settings of a refit on all interactions: this model's config with the choices its fit
         made on validation pinned (:meth:`kgrec.models.base.Estimator.chosen_params`, e.g. the
         hybrid's prior weights), and for a gradient-trained model ``epochs`` set to the selected
-        best epoch (a refit has no validation part to stop on, so it trains that many epochs)."""
+        best epoch (a refit has no validation part to stop on, so it trains that many epochs).
+        """
         self._require_fit()
         params = dataclasses.asdict(self.estimator.config)
         params.update(self.estimator.chosen_params())
@@ -244,7 +244,6 @@ class Recommender:
                 fitted on a source scenario continued on a target one is a transfer
                 (``benchmarks/scenarios.py``); default ``None``: all.
         """
-
         self._require_fit()
         if scenarios is not None:
 
@@ -274,7 +273,8 @@ class Recommender:
         [nnz])`` of ids (CPU, items sorted within a row): all of ``kg.interactions``, so the
         training, validation and test interactions of a split of that graph alike, grown by
         :meth:`update`. :meth:`recommend` leaves them out. A checkpoint saved before this was
-        recorded gives the training history instead."""
+        recorded gives the training history instead.
+        """
         self._require_fit()
         if self._known is None:
             ctx = self.estimator.context
@@ -283,7 +283,8 @@ class Recommender:
 
     def _exclusions(self, exclude) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         """``exclude`` of :meth:`recommend` as (item ids left out for every user or ``None``,
-        ``{user IRI: item ids}``)."""
+        ``{user IRI: item ids}``).
+        """
         if exclude is None:
             return None, {}
         if isinstance(exclude, Mapping):
@@ -377,8 +378,8 @@ class Recommender:
 
     def build_index(self, kind: str = "flat", **options):
         """A faiss top-K index over the item vectors, for ``recommend(..., index=...)``
-        (:mod:`kgrec.ann`; dot-product models only; ``pip install faiss-cpu``)."""
-
+        (:mod:`kgrec.ann`; dot-product models only; ``pip install faiss-cpu``).
+        """
         self._require_fit()
         return build_index(self.estimator, kind=kind, **options)
 
@@ -399,7 +400,6 @@ class Recommender:
         Returns:
             a :class:`kgrec.explain.Explanation` (``.to_text()``, ``.to_dict()``).
         """
-
         self._require_fit()
         if kg is None and self._kg is None:
             raise KgrecError("'kg' is required: this Recommender was loaded from disk, pass the graph it was "
@@ -414,8 +414,8 @@ class Recommender:
                               exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` ``[(item IRI, score), ...]`` for a user who is not in the model, from the item IRIs
         they interacted with (and optionally when, as unix seconds), without refitting
-        (the estimator's ``score_history``: history row for closed-form models, fold-in for embedding models)."""
-
+        (the estimator's ``score_history``: history row for closed-form models, fold-in for embedding models).
+        """
         self._require_fit()
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise KgrecError(f"'k' must be a positive integer (got {k!r})")
@@ -444,9 +444,8 @@ class Recommender:
         With ``per_user=True`` the result also holds ``"per_user"``: ``{"users": [...], "ndcg@10":
         [...], ...}``, plain JSON-able lists aligned with ``"users"`` (the evaluated users' integer
         ids in ``split``, ascending), one per metric of :attr:`kgrec.evaluation.evaluator.Evaluator.per_user`
-        (NaN, e.g. the AUC of a user without negatives, becomes ``None``), for paired tests."""
-
-
+        (NaN, e.g. the AUC of a user without negatives, becomes ``None``), for paired tests.
+        """
         self._require_fit()
         self._check_split(split, len(self.users), len(self.items))
         item_pop = torch.bincount(split.train.item, minlength=len(self.items)).float()

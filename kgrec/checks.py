@@ -1,7 +1,8 @@
 """The one set of argument checks every layer uses: a value of the wrong type or range ends in an
 error that names the argument and shows the value, raised as the caller's error class (a
 :class:`~kgrec.errors.KgrecError` subclass for user input, ``ValueError`` in the torch modules of
-:mod:`kgrec.nn`, which are usable without the rest of the package)."""
+:mod:`kgrec.nn`, which are usable without the rest of the package).
+"""
 
 from __future__ import annotations
 

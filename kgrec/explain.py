@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kgrec.data.graph import KnowledgeGraph, LABEL_PREDICATES
+from kgrec.data.graph import LABEL_PREDICATES, KnowledgeGraph
 from kgrec.data.text import relation_name
 from kgrec.errors import KgrecError, UnknownIRIError
 
@@ -255,7 +255,8 @@ class Explainer:
 
     def similarities(self, u: int, items: list[int], target: int) -> list[float]:
         """How much the model ties each of ``items`` to ``target`` (the estimator's
-        ``history_contributions``)."""
+        ``history_contributions``).
+        """
         return self.rec.estimator.history_contributions(items, target)
 
     # ------------------------------------------------------------------ model parts
@@ -285,7 +286,7 @@ class Explainer:
         if method not in ("auto", "occlusion", "similarity"):
             raise KgrecError(f"'method' must be 'auto', 'occlusion' or 'similarity' (got {method!r})")
         u, i = self._ids(user_iri, item_iri)
-        rec, est, hyb = self.rec, self.rec.estimator, self._parts()
+        rec, hyb = self.rec, self._parts()
         score = float(rec.score(torch.tensor([u]))[0, i])
         exp = Explanation(user_iri, item_iri, self.user_label(u), self.kg.label(i), rec.model_name, score)
         hist = self.history(u)

@@ -1,6 +1,7 @@
 """A checkpoint edited by someone who recomputed manifest.json: the sanity checks, not the hashes,
 must refuse it, always with a CheckpointError naming the file and the field, within seconds and
-without allocating what the files declare (kgrec.training.checkpoint_schema)."""
+without allocating what the files declare (kgrec.training.checkpoint_schema).
+"""
 
 import dataclasses
 import hashlib
@@ -22,10 +23,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import kgrec
-from kgrec.training.checkpoint_schema import LOAD_ARGUMENTS, check_config
 from kgrec.data.vocab import Vocab
 from kgrec.errors import CheckpointError, KgrecError
 from kgrec.models import MODELS
+from kgrec.training.checkpoint_schema import LOAD_ARGUMENTS, check_config
 
 TOY = Path(__file__).resolve().parents[1] / "kg_data" / "toy" / "toy.ttl"
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +98,8 @@ def _refused(d: Path, match: str, **kwargs) -> CheckpointError:
 
 def _wrong_values(default):
     """Values of another JSON type than the field's (bool is not an int; a nested list is not a
-    list of numbers)."""
+    list of numbers).
+    """
     if isinstance(default, bool):
         return [1, "true"]
     if isinstance(default, int):
@@ -224,7 +226,8 @@ def test_brackets_inside_strings_do_not_count_as_nesting(saved, tmp_path):
 def test_text_model_and_pickle_settings_come_from_load_arguments_not_the_checkpoint(saved, tmp_path,
                                                                                      tiny_text_model):
     """A checkpoint pointing the text model at a directory of pickle weights that run code, and
-    allowing pickle: the recorded values are ignored; load's arguments decide."""
+    allowing pickle: the recorded values are ignored; load's arguments decide.
+    """
     class Payload:
         def __reduce__(self):
             return open, (str(tmp_path / "pwned"), "w")
@@ -307,7 +310,8 @@ def test_a_huge_declared_tensor_in_a_tiny_file_is_refused(saved, tmp_path, offse
 
 def test_nothing_big_is_allocated_under_a_2gb_address_space_limit(saved, tmp_path):
     """The huge-tensor and huge-config checkpoints, loaded in a process that cannot map 2 GB more
-    than it holds after importing: both end in CheckpointError, no MemoryError."""
+    than it holds after importing: both end in CheckpointError, no MemoryError.
+    """
     huge = _copy(saved["bprmf"][1], tmp_path / "a")
     _raw_safetensors(huge / "model.safetensors", {"module.item_emb.weight": {
         "dtype": "F32", "shape": [10**9, 10**3], "data_offsets": [0, 4 * 10**12]}}, b"\0" * 16)
@@ -353,7 +357,8 @@ def test_loaded_config_keeps_the_saved_settings(saved):
 def test_cli_takes_the_text_model_from_its_option_never_from_the_checkpoint(tmp_path, tiny_text_model, capsys):
     """A hybrid whose text encoder was fine-tuned needs that encoder's architecture to reload: the
     CLI gets it from --text-model; without it the packaged model's weights do not fit and the
-    command fails with the tensor named (exit status 2), though config.json records the directory."""
+    command fails with the tensor named (exit status 2), though config.json records the directory.
+    """
     from kgrec.cli import main
 
     kg = _toy()
@@ -374,7 +379,8 @@ def test_cli_takes_the_text_model_from_its_option_never_from_the_checkpoint(tmp_
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_models_default_config_passes_the_schema_and_comes_back_equal(name):
     """The schema knows every annotation of every model's config: the defaults, saved to JSON as
-    save() writes them, come back as the same config (tuples as tuples, lists as lists)."""
+    save() writes them, come back as the same config (tuples as tuples, lists as lists).
+    """
     cls = MODELS[name].Config
     saved_json = json.loads(json.dumps(dataclasses.asdict(cls())))
     params = check_config(cls, saved_json, Path("config.json"), name)
@@ -407,7 +413,8 @@ def training_checkpoint(tmp_path_factory):
 def test_resume_from_tampered_tensors_is_refused_naming_the_tensor(training_checkpoint, tmp_path, edit, match):
     """fit(resume=True) reads weights into the model the caller's settings build, not one built from the
     checkpoint's config: a rehashed checkpoint with other shapes, dtypes, NaN weights or optimizer state
-    is refused with a CheckpointError naming the file, before any epoch runs."""
+    is refused with a CheckpointError naming the file, before any epoch runs.
+    """
     kg, sp, src = training_checkpoint
     d = _copy(src, tmp_path)
     _edit_tensors(d, edit)

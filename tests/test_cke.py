@@ -28,7 +28,8 @@ def test_shapes_and_repr(dim, relation_dim):
 
 def test_transr_learns_true_tails():
     """After minimising the KG loss alone, each item is closer (TransR distance) to its own genre
-    than to the other genre; at initialisation this does not hold for every item."""
+    than to the other genre; at initialisation this does not hold for every item.
+    """
     kg = two_cluster_kg()
     torch.manual_seed(0)
     m = CKE(kg.num_users, kg.num_items, kg.num_entities, kg.num_relations, dim=8, relation_dim=8)
@@ -65,7 +66,8 @@ def cold_pair_kg() -> KnowledgeGraph:
 
 def test_cold_item_sharing_the_genre_ranks_higher():
     """A never-interacted item scores higher for the users of its genre's cluster than the other
-    genre's cold item: the only path is the KG (TransR ties the cold item to its genre mates)."""
+    genre's cold item: the only path is the KG (TransR ties the cold item to its genre mates).
+    """
     kg = cold_pair_kg()
     sp = kgrec.Split("all", 0, (1.0, 0.0, 0.0), kg.num_users, kg.num_items, kg.interactions,
                      Interactions.empty(), Interactions.empty())

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import kgrec
-from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, verify_checkpoint
 from kgrec.errors import CheckpointError
+from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, verify_checkpoint
 from tests.conftest import REPO, two_cluster_kg
 
 PARAMS = {

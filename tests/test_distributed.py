@@ -18,9 +18,9 @@ import torch
 from torch.utils.data import DistributedSampler
 
 import kgrec
-from kgrec.training import distributed
 from kgrec.cli import main
 from kgrec.errors import DistributedError
+from kgrec.training import distributed
 from tests.conftest import REPO, two_cluster_kg
 
 TOY = REPO / "kg_data" / "toy" / "toy.ttl"

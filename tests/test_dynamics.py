@@ -4,11 +4,11 @@ import pytest
 import torch
 
 import kgrec
+from kgrec.api import select_half_life
+from kgrec.data.decay import DAY, decay_weights, latest_pair_times
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.data.vocab import Vocab
-from kgrec.api import select_half_life
-from kgrec.data.decay import DAY, decay_weights, latest_pair_times
 from kgrec.errors import KgrecError
 
 CUT = 1_600_000_000.0
@@ -17,7 +17,8 @@ CUT = 1_600_000_000.0
 def drift_kg(n_bg: int = 5, old_a=(0, 1, 2, 3), recent_b=(6, 7)) -> KnowledgeGraph:
     """Items 0-5 form cluster A, 6-11 cluster B. ``n_bg`` background users per cluster took every
     item of their cluster a day before the cut. The last user (``u/zz``) took A items 1000 days
-    before the cut and B items a day before it: their taste drifted from A to B."""
+    before the cut and B items a day before it: their taste drifted from A to B.
+    """
     n_users = 2 * n_bg + 1
     users = Vocab([f"http://x/u/{u:02d}" for u in range(n_users - 1)] + ["http://x/u/zz"], name="user")
     items = Vocab([f"http://x/i/{i:02d}" for i in range(12)], name="item")

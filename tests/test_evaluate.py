@@ -197,7 +197,8 @@ def test_users_without_test_items_not_counted_and_subset():
 @pytest.mark.parametrize("seed,mrr", [(0, 1.0), (7, 1 / 5)])
 def test_cold_item_ties_follow_seeded_random_order(seed, mrr):
     """A model that scores every cold item alike (MostPop, EASE) must not be ranked by item id
-    (which would put the relevant item 8 fourth of the candidates, MRR 1/4, for every seed)."""
+    (which would put the relevant item 8 fourth of the candidates, MRR 1/4, for every seed).
+    """
     n_items, cands = 12, [2, 3, 5, 8, 9, 11]
     split = Split("cold-item", seed, (0.8, 0.1, 0.1), 1, n_items,
                   Interactions.from_lists([0], [0]), Interactions.from_lists([], []),

@@ -144,7 +144,8 @@ def test_frozen_text_steps_use_cached_vectors_only(tiny_text_model):
 
 def _chain_kg(n_users=24, n_items=16, length=8):
     """Users walk a ring of items in order: user u takes items s, s+1, ..., s+length-1 (mod n_items),
-    s = u mod n_items, one a day; an item's successor is the right next item, whatever the user."""
+    s = u mod n_items, one a day; an item's successor is the right next item, whatever the user.
+    """
     from kgrec.data.graph import Interactions, KnowledgeGraph
     from kgrec.data.vocab import Vocab
 
@@ -222,7 +223,8 @@ def test_update_refits_the_chosen_sequential_rules_on_all_data(tiny_text_model):
 @pytest.mark.parametrize("kw", [dict(), dict(use_text=False), dict(use_cf=False)])
 def test_pseudo_cold_items_train_as_cold_items_are_scored(tiny_text_model, kw):
     """An item treated as cold in a training epoch loses its id embeddings and its user-item edges
-    in both graphs, so no training vector depends on its interaction rows, as for a new item."""
+    in both graphs, so no training vector depends on its interaction rows, as for a new item.
+    """
     kg = two_cluster_kg(n_per=6, items_per=4)
     sp = kgrec.split(kg, "random", ratios=(0.8, 0.0, 0.2), seed=0)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, item_dropout=0.5, ease_prior=False,
@@ -231,7 +233,7 @@ def test_pseudo_cold_items_train_as_cold_items_are_scored(tiny_text_model, kw):
     torch.manual_seed(3)
     est.unfreeze()  # a training epoch starts: draws the pseudo-cold items
     cold = est._cold_epoch["cold"]
-    U, I, E = kg.num_users, kg.num_items, kg.num_entities
+    U, I = kg.num_users, kg.num_items
     assert 0 < int(cold.sum()) < I and not bool((cold & ~est.context["item_warm"].bool()).any())
     if m.use_kg:  # exactly the user-item edges touching a cold item are gone, every KG edge stays
         ei, et = est.context["edge_index"], est.context["edge_type"]

@@ -234,7 +234,8 @@ def test_200mb_literal_is_refused_without_being_built(tmp_path, name):
 # ----------------------------------------------------------------------------- expansion bombs
 def gzip_bomb(path: Path, gib: int) -> Path:
     """``gib`` GiB of one repeated N-Triples comment line, gzipped in a few seconds: the compressed
-    stream of one 1 MiB chunk is repeated (gzip members concatenate)."""
+    stream of one 1 MiB chunk is repeated (gzip members concatenate).
+    """
     chunk = (b"# " + b"0" * 1021 + b"\n") * 1024  # 1 MiB of comment lines
     member = gzip.compress(chunk * 64, compresslevel=9)  # 64 MiB
     with open(path, "wb") as f:

@@ -24,7 +24,8 @@ FAST = {
 
 def genre_kg(seed: int = 0) -> KnowledgeGraph:
     """100 items in 5 genres (KG triples ``item -genre-> genre``); user ``u`` likes 10 random items of
-    genre ``u % 5`` and nothing else, so the unseen items of their genre are the right answers."""
+    genre ``u % 5`` and nothing else, so the unseen items of their genre are the right answers.
+    """
     rng = np.random.default_rng(seed)
     n_items = N_GENRES * ITEMS_PER
     users = Vocab([f"http://x/user/{u:03d}" for u in range(N_GENRES * USERS_PER)], name="user")
@@ -61,7 +62,8 @@ def test_registered():
 @pytest.mark.parametrize("model", ["kgat", "kgin"])
 def test_recall_beats_mostpop(data, fitted, model):
     """Observed (seed 0, 8 epochs): MostPop test Recall@20 0.117, KGAT 1.0, KGIN 1.0 (margin ~0.88);
-    the assertion asks for a margin of 0.3."""
+    the assertion asks for a margin of 0.3.
+    """
     kg, sp = data
     pop = kgrec.Recommender("mostpop").fit(kg, sp).evaluate(sp, ks=(20,))["recall@20"]
     mine = fitted[model].evaluate(sp, ks=(20,))["recall@20"]
@@ -81,7 +83,8 @@ def test_save_load_identical_scores(fitted, tmp_path, model):
 @pytest.mark.parametrize("model", ["kgat", "kgin"])
 def test_message_passing_uses_training_pairs_only(data, model):
     """Adding valid/test pairs to the split changes no context tensor; the CKG's user -> item edges
-    are exactly the distinct training pairs, and no valid/test pair is among them."""
+    are exactly the distinct training pairs, and no valid/test pair is among them.
+    """
     kg, sp = data
     extra = Interactions.from_lists([0, 1, 2, 3], [99, 98, 97, 96])  # pairs outside train
     valid = sp.valid.concat(extra.select(torch.tensor([0, 1])))

@@ -1,19 +1,21 @@
 """A user's own RDF graph: schema.org Actions through the shipped profile, ``rdfs:subClassOf`` in
 the data, and property paths (``a/b``, ``^a``, ``a|b``) in mapping terms; Turtle, N-Triples and
-triples parsed by another parser (rdflib, through ``build_graph_batched``) give the same graph."""
+triples parsed by another parser (rdflib, through ``build_graph_batched``) give the same graph.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+
 import pytest
 import rdflib
 import torch
 
 import kgrec
 from kgrec.data.extract import build_graph_batched
-from kgrec.data.rdf import RDF_LANGSTRING, Literal
 from kgrec.data.mapping import AlternativePath, InversePath, Mapping
+from kgrec.data.rdf import RDF_LANGSTRING, Literal
 from kgrec.errors import KgrecError, MappingError
 
 EX = "http://example.org/"
@@ -159,7 +161,8 @@ def test_inverse_and_sequence_paths(tmp_path):
 
 def test_inverse_of_a_sequence_reaches_the_agent(tmp_path):
     """The event points at the item; the user points at the event through a membership node:
-    ``^(ex:member/ex:gave)`` is ``^ex:gave/^ex:member``."""
+    ``^(ex:member/ex:gave)`` is ``^ex:gave/^ex:member``.
+    """
     src = PREFIXES + """
 ex:u1 ex:member ex:acct1 . ex:acct1 ex:gave ex:r1 , ex:r2 .
 ex:r1 ex:about ex:i1 ; ex:score 3 .
@@ -253,7 +256,8 @@ def test_alternatives_and_inverses_in_property_lists():
 
 def test_inverse_kg_edge_is_followed_from_the_item(tmp_path):
     """``^ex:playsIn``: the actor points at the movie; listed inverse, the actor becomes an entity
-    (the triple keeps its direction), while other predicates are not followed backwards."""
+    (the triple keeps its direction), while other predicates are not followed backwards.
+    """
     src = PREFIXES + """
 ex:e1 ex:by ex:u1 ; ex:what ex:m1 .
 ex:actor1 ex:playsIn ex:m1 ; ex:bornIn ex:city1 .
@@ -273,7 +277,7 @@ DIRECT_MAPPING = {"prefixes": {"ex": EX}, "users": {"classes": []}, "items": {"c
 
 
 def test_path_as_a_direct_rule_predicate(tmp_path):
-    """user <- rating <- item as one direct rule: each (user, item) pair the path links, weight 1."""
+    """User <- rating <- item as one direct rule: each (user, item) pair the path links, weight 1."""
     c = Mapping.from_dict(DIRECT_MAPPING).compile()
     assert c.rules[0].predicate is None and c.rules[0].is_direct
     assert c.rules[0].predicate_path == (InversePath(EX + "ratedBy"), InversePath(EX + "hasRating"))

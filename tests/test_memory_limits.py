@@ -1,6 +1,7 @@
 """Memory limits of the closed-form models: blocked / in-place fits equal the dense reference, the
 peak estimates have known byte counts, and a fit beyond the budget stops with a clear error before
-anything large is allocated."""
+anything large is allocated.
+"""
 
 import resource
 import time

@@ -1,5 +1,6 @@
 """The benchmark peers of :mod:`kgrec.models.peers`: ``ease+rules``, ``random`` and ``content-knn``,
-each checked on data with a known right answer, and saved/reloaded to identical scores."""
+each checked on data with a known right answer, and saved/reloaded to identical scores.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def test_ease_rules_follows_the_ring_timeline():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ease_rules_keeps_weight_zero_when_order_means_nothing(seed):
     """On a random split the held-out items are anywhere in the walk, mostly not after the latest
-    item: rules at full weight push the item after the walk's end, and validation keeps EASE alone."""
+    item: rules at full weight push the item after the walk's end, and validation keeps EASE alone.
+    """
     kg = _chain_kg()
     sp = kgrec.split(kg, "random", ratios=(0.75, 0.125, 0.125), seed=seed)
     rec = kgrec.Recommender("ease+rules", **BENCH).fit(kg, sp)

@@ -1,5 +1,6 @@
 """recommend() leaves out every item a user has in the fitted graph (train, valid and test alike),
-plus per-call exclusions; the evaluation protocol is unchanged."""
+plus per-call exclusions; the evaluation protocol is unchanged.
+"""
 
 import json
 
@@ -22,7 +23,8 @@ I = [f"http://x/item/i{i}" for i in range(5)]
 
 def popularity_kg():
     """Training popularity i0 = 4 > i1 = 3 > i2 = 2 > i4 = 1 > i3 = 0. User u0 trained on i4 only;
-    i1 is their validation item and i0, the most popular, their test item."""
+    i1 is their validation item and i0, the most popular, their test item.
+    """
     train = {1: [0, 1, 2], 2: [0, 1, 2], 3: [0, 1], 4: [0], 0: [4]}
     tu = [u for u, its in train.items() for _ in its]
     ti = [i for its in train.values() for i in its]

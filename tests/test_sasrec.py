@@ -30,7 +30,8 @@ def ring_kg(n_users: int = 80, n_items: int = 20, length: int = 10, seed: int = 
     """Every user walks the ring of items ``0, 1, ..., n_items - 1, 0, ...`` one step at a time from a
     random start, ``length`` steps with increasing times. A temporal 80/10/10 split gives each user
     8 train / 1 valid / 1 test item: the valid item follows the last training item and the test item
-    follows the valid one. The rows are listed newest first, so row order is not time order."""
+    follows the valid one. The rows are listed newest first, so row order is not time order.
+    """
     rng = np.random.default_rng(seed)
     users = Vocab([f"http://x/u/{u:03d}" for u in range(n_users)], name="user")
     items = Vocab([f"http://x/i/{i:02d}" for i in range(n_items)], name="item")

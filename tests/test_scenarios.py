@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 import kgrec
-from kgrec.data.extract import build_graph
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.mapping import Mapping
-from kgrec.data.rdf import iter_triples
 from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, limit_per_user, select, target_test
 from kgrec.data.splits import Split
 from kgrec.data.vocab import Vocab
@@ -410,7 +407,8 @@ def test_block_sampler_draws_each_scenario_negatives_from_its_own_items():
 def _two_groups(n_per: int = 10) -> KnowledgeGraph:
     """Users 0..n-1 like group A, n..2n-1 group B, in both scenarios. Items: source A 0-3, source B 4-7,
     target A 8-11, target B 12-15; every user has the 4 source and 4 target items of their group.
-    The scenarios are listed as ["source", "target"]."""
+    The scenarios are listed as ["source", "target"].
+    """
     users, items, scen = [], [], []
     for u in range(2 * n_per):
         g = 0 if u < n_per else 1
@@ -430,7 +428,8 @@ def _two_groups(n_per: int = 10) -> KnowledgeGraph:
 def _later(kg: KnowledgeGraph, pairs, scenarios=("target", "source"), new_items=()) -> KnowledgeGraph:
     """A later graph: the old users plus 'unew', the old items plus ``new_items``, and the
     interactions ``[(user id, item id, scenario name), ...]``; its scenarios are numbered in the
-    order ``scenarios`` (not the old graph's), so they must be matched by name."""
+    order ``scenarios`` (not the old graph's), so they must be matched by name.
+    """
     users = Vocab(kg.users.labels + ["http://x/unew"], sort=False, name="user")
     items = Vocab(kg.items.labels + list(new_items), sort=False, name="item")
     inter = Interactions.from_lists([u for u, _, _ in pairs], [i for _, i, _ in pairs])
@@ -491,7 +490,8 @@ def test_scenario_mf_update_grows_tables_and_keeps_each_interaction_in_its_scena
 def test_scenario_mf_update_trains_the_new_users_scenarios_apart(tmp_path):
     """Known answer: the new user's target items are B items, their source items A items. Before
     training their vector is one mean of both; after the update their target ranking puts the
-    remaining target B item 15 first and their source ranking the remaining source A item 3 first."""
+    remaining target B item 15 first and their source ranking the remaining source A item 3 first.
+    """
     kg = _two_groups()
     rec = kgrec.Recommender("scenario-mf", target_scenario="target", **SMF).fit(kg)
     rec.update(_later(kg, NEW_USER), epochs=20, replay=0.2, l2_pull=0.01)

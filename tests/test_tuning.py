@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kgrec.errors import KgrecError
-from kgrec.models import MODELS
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
+from kgrec.models import MODELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from tuning import SPACES, SearchSpace, trials  # noqa: E402

@@ -24,7 +24,8 @@ def cluster(iri: str) -> str:
 
 def new_block() -> KnowledgeGraph:
     """Later data: a new user 'new' takes A items 0-2; a new A item 90 (genre A in the KG) is taken
-    by old A users 0-3 and the new user; old B user 06 takes B item 04."""
+    by old A users 0-3 and the new user; old B user 06 takes B item 04.
+    """
     users = Vocab(["http://x/user/00", "http://x/user/01", "http://x/user/02", "http://x/user/03",
                    "http://x/user/06", "http://x/user/new"], name="user")
     items = Vocab(A_ITEMS[:3] + ["http://x/item/04", "http://x/item/90"], name="item")

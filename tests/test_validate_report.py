@@ -1,5 +1,6 @@
 """The mapping report (kgrec.data.validation), ``kgrec validate --strict``, users without
-interactions, named graphs, and one interaction per (user, item) pair."""
+interactions, named graphs, and one interaction per (user, item) pair.
+"""
 
 import contextlib
 import io

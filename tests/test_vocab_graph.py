@@ -1,5 +1,5 @@
-import torch
 import pytest
+import torch
 
 from kgrec.data.graph import Interactions, KnowledgeGraph, collaborative_edges
 from kgrec.data.vocab import Vocab

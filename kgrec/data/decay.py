@@ -78,7 +78,8 @@ def decay_weights(time: Tensor, half_life_days: float | None, user: Tensor | Non
 
 def latest_pair_times(user: Tensor, item: Tensor, time: Tensor, num_items: int) -> Tensor:
     """The latest time of each distinct (user, item) pair, in the order of :func:`kgrec.evaluation.rank.seen_csr`
-    (sorted by user, then item). Shapes: ``[N]`` each -> ``[P]`` float64, ``nan`` where unknown."""
+    (sorted by user, then item). Shapes: ``[N]`` each -> ``[P]`` float64, ``nan`` where unknown.
+    """
     if user.numel() == 0:
         return torch.empty(0, dtype=torch.float64)
     key = user.long() * num_items + item.long()
@@ -90,7 +91,8 @@ def latest_pair_times(user: Tensor, item: Tensor, time: Tensor, num_items: int) 
 
 def history_weights(times: Tensor | None, n: int, half_life_days: float | None) -> Tensor:
     """``[n]`` weights of a history given at call time (an inductive user): decayed from the
-    history's own latest time when the model decays, else all 1."""
+    history's own latest time when the model decays, else all 1.
+    """
     if times is None or not half_life_days:
         return torch.ones(n)
     return decay_weights(times.double(), half_life_days)

@@ -47,10 +47,10 @@ import torch
 
 from kgrec.data.graph import DEFAULT_SCENARIOS, Interactions, KnowledgeGraph
 from kgrec.data.idcolumns import IRI, PLAIN, IdColumns, LazyPairs, first_distinct_rows
-from kgrec.data.scenarios import assign_domains
 from kgrec.data.mapping import CompiledMapping, InversePath, Mapping, format_path
-from kgrec.data.validation import DROPPED_USERS_WARNING, REPEATS_WARNING, RuleCount, mapping_report
 from kgrec.data.rdf import RDF, RELATIVE_IRI_WARNING, XSD, IdTriples, Literal, Term, Triple, paused_gc
+from kgrec.data.scenarios import assign_domains
+from kgrec.data.validation import DROPPED_USERS_WARNING, REPEATS_WARNING, RuleCount, mapping_report
 from kgrec.data.vocab import Vocab
 from kgrec.errors import EmptyGraphError, MappingError
 
@@ -92,7 +92,8 @@ _UTC_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ?")
 
 def _iso_seconds_many(values: list[str]) -> list[float]:
     """:func:`_iso_seconds` of every value; a column of plain ``YYYY-MM-DDThh:mm:ss[Z]`` values
-    (UTC either way) is parsed by numpy in one call instead of one Python call per value."""
+    (UTC either way) is parsed by numpy in one call instead of one Python call per value.
+    """
     if values and all(map(_UTC_SECONDS.fullmatch, values)):
         try:
             stamps = np.array([v[:19] for v in values], dtype="datetime64[s]")
@@ -104,7 +105,8 @@ def _iso_seconds_many(values: list[str]) -> list[float]:
 
 def _event_times(lits: list[Literal]) -> list[float] | None:
     """Unix seconds of one rule's time literals when all are dates or all numbers and all parse;
-    else ``None`` (the per-event path then counts each problem)."""
+    else ``None`` (the per-event path then counts each problem).
+    """
     dts = set(map(_DATATYPE, lits))
     values = list(map(_VALUE, lits))
     try:
@@ -180,7 +182,8 @@ class _Builder:
     # ---------------------------------------------------------------- reading
     def read_ids(self, idt: IdTriples) -> None:
         """Group the triples by predicate, de-duplicated: per predicate, its distinct (subject,
-        object) id columns in order of first appearance, predicates in order of first appearance."""
+        object) id columns in order of first appearance, predicates in order of first appearance.
+        """
         terms, ids = idt.terms, idt.triples
         rw = self.cm.rewrite
         if rw:  # rewrite the distinct terms; two that become one share the first one's id
@@ -282,7 +285,8 @@ class _Builder:
     def resolve(cls, node: str, paths: list[tuple]) -> list[Term]:
         """Values of the first alternative path (from :meth:`paths`) that yields any, from ``node``.
 
-        A multi-step path yields each value once (two routes to one value are one value)."""
+        A multi-step path yields each value once (two routes to one value are one value).
+        """
         for path in paths:
             if len(path) == 1 and type(path[0]) is dict:  # the common case: one property
                 found = path[0].get(node)
@@ -296,7 +300,8 @@ class _Builder:
 
     def path_starts(self, step) -> set[str]:
         """Nodes from which the path step ``step`` leads anywhere (the candidate events of a
-        rule without a class are the start nodes of the first step of its agent and object)."""
+        rule without a class are the start nodes of the first step of its agent and object).
+        """
         if type(step) is str:
             return set(map(_FIRST, self.by_pred.get(step, ())))
         if isinstance(step, InversePath):
@@ -309,7 +314,8 @@ class _Builder:
     def _direct_path_pairs(self, path, events: set[str]) -> list[tuple[Term, Term]]:
         """Every (start, end) pair a direct rule's path links, each once. The nodes between start
         and end (a rating between its user and its item) are the interaction's own nodes: they are
-        added to ``events``, so they never become KG entities."""
+        added to ``events``, so they never become KG entities.
+        """
         steps = self._compile_path(path)
         last = len(steps) - 1
         pairs = []
@@ -414,7 +420,8 @@ class _Builder:
         per-event path of :meth:`interactions` run as whole-column array operations on the
         integer columns (records in event-id order, which nothing downstream depends on), without
         building the (event, value) pairs of the event predicates; any other case returns
-        ``None`` and the events take the per-event path, which counts each problem."""
+        ``None`` and the events take the per-event path, which counts each problem.
+        """
         cols = self.cols
         steps = []
         for k, paths in enumerate((rule.agent, rule.object, rule.time, rule.weight, rule.text)):
@@ -827,7 +834,8 @@ class _Builder:
     def report(self, u_events, i_events, rule_of, triples, relation_vocab: Vocab, literals,
                user_literals, n_users: int, n_items: int):
         """The :class:`~kgrec.data.validation.MappingReport` of this build (per-rule counts from
-        the user and item ids of the interaction events, before repeated pairs are merged)."""
+        the user and item ids of the interaction events, before repeated pairs are merged).
+        """
         cm = self.cm
         ucls = ", ".join(map(self.short, sorted(cm.user_classes))) or "(none)"
         icls = ", ".join(map(self.short, sorted(cm.item_classes))) or "(none)"
@@ -1078,7 +1086,8 @@ def build_graph_ids(
     sources: Sequence[str] = (),
 ) -> KnowledgeGraph:
     """:func:`build_graph` of integer-id triples (:func:`kgrec.data.rdf.read_ids`,
-    :meth:`~kgrec.data.rdf.IdTriples.concat` of several files)."""
+    :meth:`~kgrec.data.rdf.IdTriples.concat` of several files).
+    """
     # the same Counter object: the parser's counts (named graphs, relative IRIs...) go on in it
     b = _Builder(mapping if mapping is not None else Mapping(), warnings if warnings is not None else Counter(),
                  sources)

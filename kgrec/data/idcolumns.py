@@ -37,7 +37,8 @@ def first_distinct_rows(ids: np.ndarray) -> np.ndarray:
 class IdColumns:
     """The term table and, per predicate, the distinct (subject id, object id) columns in file
     order; ``kind`` gives each term's kind (:data:`IRI`, :data:`BLANK`, :data:`PLAIN` literal
-    (``xsd:string`` / ``rdf:langString``), other :data:`TYPED` literal)."""
+    (``xsd:string`` / ``rdf:langString``), other :data:`TYPED` literal).
+    """
 
     def __init__(self, terms: list[Term], cols: dict[str, tuple[np.ndarray, np.ndarray]]):
         self.terms = terms
@@ -103,7 +104,8 @@ class IdColumns:
 
 class LazyPairs(dict):
     """``by_pred`` over :class:`IdColumns`: a predicate's (subject, object) pairs are built on
-    first access, so the event predicates that only the array paths read are never built."""
+    first access, so the event predicates that only the array paths read are never built.
+    """
 
     def __init__(self, cols: IdColumns):
         super().__init__(dict.fromkeys(cols.cols))

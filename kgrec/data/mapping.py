@@ -363,7 +363,8 @@ _PATH_OPERATORS = frozenset("/|^()*+?!")
 class _PathParser:
     """Recursive descent over ``path := seq ('|' seq)*``, ``seq := elt ('/' elt)*``,
     ``elt := '^'? (term | '(' path ')')``: the SPARQL property-path subset without repetition or
-    negation. Errors name the mapping key, the rule and the whole term."""
+    negation. Errors name the mapping key, the rule and the whole term.
+    """
 
     def __init__(self, mapping: "Mapping", text: str, original: str, key: str, where: str):
         self.m, self.s, self.original, self.key, self.where = mapping, text, original, key, where
@@ -444,7 +445,8 @@ class _PathParser:
 @dataclass(frozen=True)
 class CompiledRule:
     """An :class:`InteractionRule` with every term expanded to an IRI and paths parsed (each
-    path a tuple of steps: IRIs, :class:`InversePath` and :class:`AlternativePath`)."""
+    path a tuple of steps: IRIs, :class:`InversePath` and :class:`AlternativePath`).
+    """
 
     name: str
     predicate: str | None
@@ -577,7 +579,8 @@ class Mapping:
     def expand_predicate(self, term: str, key: str = "term", rule: str | None = None) -> str:
         """:meth:`expand` of a field that names one property (a feature predicate,
         ``scenarios.item_predicate``): a property path there raises instead of being read as one
-        odd IRI."""
+        odd IRI.
+        """
         if isinstance(term, str):
             t = term.strip()
             outside = re.sub(r"<[^<>]*>", "", t)

@@ -1,4 +1,4 @@
-"""Guards for reading files written by others: size limits, no XML DTDs, no network while parsing.
+r"""Guards for reading files written by others: size limits, no XML DTDs, no network while parsing.
 
 Every guard acts on the bytes while they are read, so that a hostile file is refused within
 seconds and before anything large is built in memory:

@@ -41,7 +41,8 @@ def scenario_ids(kg: KnowledgeGraph, names: str | Sequence[str], key: str = "sce
 def select(kg: KnowledgeGraph, data: Interactions | Split, names: str | Sequence[str],
            key: str = "scenarios") -> Interactions | Split:
     """The interactions of ``data`` (an :class:`Interactions` of ``kg`` or a :class:`Split` of it,
-    every part filtered) whose scenario is one of ``names``."""
+    every part filtered) whose scenario is one of ``names``.
+    """
     ids = torch.tensor(scenario_ids(kg, names, key), dtype=torch.long)
 
     def pick(x: Interactions) -> Interactions:
@@ -168,7 +169,8 @@ def few_shot(kg: KnowledgeGraph, split: Split, target: str, n: int | None, seed:
 
 def target_test(kg: KnowledgeGraph, split: Split, target: str) -> Split:
     """``split`` with ``test`` restricted to scenario ``target`` and ranked among the items that have a
-    ``target`` interaction in ``kg`` (``test_candidates``); train and valid unchanged (all masked)."""
+    ``target`` interaction in ``kg`` (``test_candidates``); train and valid unchanged (all masked).
+    """
     (t,) = scenario_ids(kg, [target], "target")
     inter = kg.interactions
     cand = torch.unique(inter.item[inter.scenario_ids == t])

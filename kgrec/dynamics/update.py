@@ -38,7 +38,8 @@ __all__ = ["update_estimator", "old_interactions", "merge_vocab"]
 
 def old_interactions(est) -> Interactions:
     """The training interactions an estimator was fitted on, from its history CSR (one row per
-    distinct pair, with its latest time; ``nan`` for checkpoints saved before times were kept)."""
+    distinct pair, with its latest time; ``nan`` for checkpoints saved before times were kept).
+    """
     c = est.context
     indptr, items = c["hist_indptr"].cpu(), c["hist_indices"].cpu()
     users = torch.repeat_interleave(torch.arange(indptr.numel() - 1), indptr[1:] - indptr[:-1])

@@ -1,2 +1,3 @@
 """Evaluation: metrics with known-answer definitions, tie-stable ranking, the full-ranking evaluator
-and paired significance tests. Depends on ``kgrec.data`` only; models and training call it."""
+and paired significance tests. Depends on ``kgrec.data`` only; models and training call it.
+"""

@@ -62,7 +62,8 @@ def paired_test(a: dict[int, float] | Sequence[float], b: dict[int, float] | Seq
 
 def verdict(gap: float, spread_a: float, spread_b: float, p: float | None) -> str:
     """``ahead``/``behind`` when the paired test gives ``p < ALPHA`` and the gap exceeds both seed
-    spreads; ``tie`` otherwise (also when no paired test could be made: ``p`` is ``None``)."""
+    spreads; ``tie`` otherwise (also when no paired test could be made: ``p`` is ``None``).
+    """
     if p is None or p >= ALPHA or abs(gap) <= max(spread_a, spread_b):
         return "tie"
     return "ahead" if gap > 0 else "behind"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -131,7 +131,8 @@ class Estimator:
 
     def prepare_load(self) -> None:
         """Load what :meth:`build` needs from outside the checkpoint (e.g. a text model), before a
-        reload builds the module; nothing by default."""
+        reload builds the module; nothing by default.
+        """
 
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "Estimator":
         raise NotImplementedError
@@ -139,14 +140,16 @@ class Estimator:
     def chosen_params(self) -> dict[str, Any]:
         """Config values that pin the choices this fit made on validation by itself (e.g. the weights
         of added priors), so that a refit with another seed repeats them instead of searching again
-        (the tuning protocol of ``benchmarks/tuning.py``). Empty for models whose fit makes no such choice."""
+        (the tuning protocol of ``benchmarks/tuning.py``). Empty for models whose fit makes no such choice.
+        """
         return {}
 
     @classmethod
     def internal_trials(cls, params: dict[str, Any]) -> int:
         """Validation evaluations one fit with ``params`` makes by itself while choosing settings on
         validation (each one counts as a trial against the tuning budget, so a model that searches
-        inside its fit is not tuned more than the others). One for a model that makes no such choice."""
+        inside its fit is not tuned more than the others). One for a model that makes no such choice.
+        """
         return 1
 
     # ---------------------------------------------------------------- scoring
@@ -182,7 +185,8 @@ class Estimator:
 
     def entry_rows(self, users: Tensor, weights: Tensor) -> Tensor:
         """History rows ``[B, I]`` of ``users`` holding ``weights`` ``[nnz]`` (one per history entry,
-        in ``hist_indices`` order) instead of ones."""
+        in ``hist_indices`` order) instead of ones.
+        """
         rows, cols = csr_rows(self.context["hist_indptr"], self.context["hist_indices"], users)
         indptr = self.context["hist_indptr"]
         users = users.to(indptr.device)
@@ -214,7 +218,8 @@ class Estimator:
 
     def __deepcopy__(self, memo) -> "Estimator":
         """A deep copy without the derived structures (rebuilt on demand; sparse CSR tensors, which
-        some of them are, cannot be deep-copied)."""
+        some of them are, cannot be deep-copied).
+        """
         import copy
 
         new = self.__class__.__new__(self.__class__)
@@ -225,7 +230,8 @@ class Estimator:
 
     def derived(self, key: str, build):
         """A structure computed from ``context`` once per device (e.g. a normalised adjacency);
-        never saved, rebuilt after :meth:`to` or a reload."""
+        never saved, rebuilt after :meth:`to` or a reload.
+        """
         if key not in self._derived:
             self._derived[key] = build()
         return self._derived[key]
@@ -260,7 +266,8 @@ class Estimator:
     @torch.no_grad()
     def history_contributions(self, items: list[int], target: int) -> list[float]:
         """How much the model ties each history item of ``items`` to ``target``: an item-item
-        model's exact additive contribution of each item to ``target``'s score (popularity: 0)."""
+        model's exact additive contribution of each item to ``target``'s score (popularity: 0).
+        """
         if not items:
             return []
         rows = torch.zeros(len(items) + 1, self.meta["num_items"], device=self.device)
@@ -281,7 +288,8 @@ class Estimator:
     def update_pairs(self, kg: KnowledgeGraph, new: Interactions, mapped: Interactions, old: Interactions,
                      num_users: int) -> tuple[Interactions, Interactions]:
         """The new interactions (``mapped``: ``new`` in merged ids) and the old training ones as the
-        model trains on them after an update to ``num_users`` users (default: as they are)."""
+        model trains on them after an update to ``num_users`` users (default: as they are).
+        """
         return mapped, old
 
     def continued(self, users: Vocab, items: Vocab, kg: KnowledgeGraph, fresh: Interactions,
@@ -292,7 +300,8 @@ class Estimator:
         trained on ``fresh`` (new) after ``old`` interactions -> ``(estimator, how)``.
 
         A closed-form model refits on old + new interactions: an exact update (its fit is one pass
-        over the data; there is no state to carry over)."""
+        over the data; there is no state to carry over).
+        """
         new = type(self)(copy.deepcopy(self.config))
         new.fit(id_graph(users, items), update_split(len(users), len(items), old.concat(fresh)))
         return new, "refit on old + new interactions"
@@ -302,7 +311,8 @@ class Estimator:
         """Scores ``[I]`` of every item for a user not in the model, given their history ``items``
         ``[n]`` with ``weights`` ``[n]`` (and ``times`` ``[n]``, the items' ``labels`` for models that
         read them), with no refit. A closed-form model scores the history row exactly as it scores a
-        training user (decay-weighted when the model has a half-life)."""
+        training user (decay-weighted when the model has a half-life).
+        """
         check_history(items, weights)
         with torch.no_grad():
             return self.module(history_row(self, items, weights))[0].float().cpu()
@@ -376,7 +386,8 @@ class PairwiseEstimator(Estimator):
     @torch.no_grad()
     def history_contributions(self, items: list[int], target: int) -> list[float]:
         """Cosine of the model's item vectors after subtracting their mean: raw cosines of trained
-        item vectors share a large common direction, which would make every history item look alike."""
+        item vectors share a large common direction, which would make every history item look alike.
+        """
         if not items:
             return []
         vec = self.vectors()[1].float().cpu()
@@ -396,13 +407,15 @@ class PairwiseEstimator(Estimator):
     def embedding_tables(self) -> tuple[Tensor, ...]:
         """The free embedding rows ``update`` grows and pulls towards their old values, as views of
         the parameters (autograd-aware): users ``[U, d]`` first, items ``[I, d]`` second, then any
-        per-user table. Models without such tables cannot be continued."""
+        per-user table. Models without such tables cannot be continued.
+        """
         raise KgrecError(f"update() does not know the embedding tables of model '{self.name}': refit it instead")
 
     def continued(self, users, items, kg, fresh, old, epochs, replay, l2_pull, item_labels=None, log=None):
         """Grow the user and item tables, copy the old rows, start never-trained rows from KG
         neighbours and new histories (:func:`~kgrec.training.continual.init_untrained_rows`), then
-        continue BPR training (:func:`~kgrec.training.continual.continue_pairwise`)."""
+        continue BPR training (:func:`~kgrec.training.continual.continue_pairwise`).
+        """
         U, I = len(users), len(items)
         everything = old.concat(fresh)
         new_est = type(self)(copy.deepcopy(self.config))
@@ -424,14 +437,16 @@ class PairwiseEstimator(Estimator):
         """Fold the user in: the item vectors stay fixed and a fresh user vector starts at the
         weighted mean over the history items of the mean vector of the training users who took
         each (:func:`co_user_mean`: a user who took these items resembles those users), then
-        takes Adam steps on the full-softmax likelihood of the history (:func:`fold_in`)."""
+        takes Adam steps on the full-softmax likelihood of the history (:func:`fold_in`).
+        """
         check_history(items, weights)
         return self.fold_in_scores(items, weights).float()
 
     def fold_in_scores(self, items: Tensor, weights: Tensor, dims: int | None = None,
                        offset: Tensor | None = None) -> Tensor:
         """``[I]`` scores of a folded-in user over the first ``dims`` embedding dimensions (default
-        all), ``offset`` ``[I]`` fixed scores added to the logits and to the result."""
+        all), ``offset`` ``[I]`` fixed scores added to the logits and to the result.
+        """
         u_vec, i_vec = (t.cpu() for t in self.vectors())
         d = i_vec.shape[1] if dims is None else dims
         q = i_vec[:, :d]
@@ -463,7 +478,8 @@ def history_row(est, items: Tensor, weights: Tensor) -> Tensor:
 @torch.no_grad()
 def co_user_mean(est, u_vec: Tensor, i_vec: Tensor, items: Tensor, weights: Tensor) -> Tensor:
     """``[d]``: weighted mean over history items of the mean vector of the training users who took
-    each; items nobody took in training contribute their own vector."""
+    each; items nobody took in training contribute their own vector.
+    """
     indptr, indices = est.context["hist_indptr"].cpu(), est.context["hist_indices"].cpu()
     owner = torch.repeat_interleave(torch.arange(indptr.numel() - 1), indptr[1:] - indptr[:-1])
     out = torch.zeros(u_vec.shape[1])
@@ -477,7 +493,8 @@ def fold_in(item_vec: Tensor, items: Tensor, weights: Tensor, u0: Tensor, steps:
             reg: float = 1.0, offset: Tensor | None = None) -> Tensor:
     """A user vector ``[d]`` for history ``items`` ``[n]`` (weights ``[n]``) with ``item_vec`` ``[I, d]``
     fixed, starting from and pulled towards ``u0`` ``[d]``; ``offset`` ``[I]``: fixed scores added
-    to the logits (parts of the user vector known without fitting)."""
+    to the logits (parts of the user vector known without fitting).
+    """
     q = item_vec.detach().float()
     w = (weights / weights.sum()).to(q)
     u0 = u0.detach().float()

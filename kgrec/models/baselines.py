@@ -12,7 +12,7 @@ from kgrec.data.splits import Split
 from kgrec.data.subgraph import NeighborSampler, check_fanouts, csr_adjacency
 from kgrec.errors import KgrecError
 from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
-from kgrec.nn.cf import LightGCNEmbed, MF
+from kgrec.nn.cf import MF, LightGCNEmbed
 from kgrec.nn.linear import EASE, ItemKNN, MostPop
 from kgrec.nn.sparse import gcn_adjacency
 from kgrec.training.trainer import peak_memory_mb
@@ -43,7 +43,8 @@ class _ClosedForm(Estimator):
 @dataclass
 class MostPopConfig:
     """MostPop. Args: half_life_days: time decay of the counts (:mod:`kgrec.data.decay`; default
-    ``None`` = off); decay_from: ``"cut"`` or ``"user"`` (default ``"cut"``)."""
+    ``None`` = off); decay_from: ``"cut"`` or ``"user"`` (default ``"cut"``).
+    """
 
     half_life_days: float | None = None
     decay_from: str = "cut"
@@ -62,7 +63,8 @@ class ItemKNNConfig:
     """Args: k: neighbours per item (default ``100``). shrink: similarity shrinkage (default ``10``).
     half_life_days, decay_from: time decay of the interactions, as in :class:`MostPopConfig`.
     max_memory_gb: memory budget of the fit in GiB (default ``None``: what the process may still
-    allocate); a fit whose estimate exceeds it stops with :class:`kgrec.errors.ResourceLimitError`."""
+    allocate); a fit whose estimate exceeds it stops with :class:`kgrec.errors.ResourceLimitError`.
+    """
 
     k: int = 100
     shrink: float = 10.0
@@ -86,7 +88,8 @@ class EASEConfig:
     of the interactions (weighted Gram matrix and history rows), as in :class:`MostPopConfig`.
     max_memory_gb: memory budget of the fit in GiB (default ``None``: what the process may still
     allocate); a fit whose estimate (one ``I x I`` array) exceeds it stops with
-    :class:`kgrec.errors.ResourceLimitError`."""
+    :class:`kgrec.errors.ResourceLimitError`.
+    """
 
     reg: float = 250.0
     half_life_days: float | None = None

@@ -20,7 +20,8 @@ __all__ = ["CKEConfig", "CKEModel"]
 class CKEConfig(TrainConfig):
     """CKE. Args: dim: user/item/entity size (default ``64``); relation_dim: TransR relation space
     (default ``64``); kg_weight: weight of the TransR loss added to BPR at every step (default
-    ``1.0``); kg_batch_size: KG triples per step (default ``2048``). See :class:`TrainConfig`."""
+    ``1.0``); kg_batch_size: KG triples per step (default ``2048``). See :class:`TrainConfig`.
+    """
 
     dim: int = 64
     relation_dim: int = 64
@@ -32,7 +33,8 @@ class CKEModel(PairwiseEstimator):
     """Each BPR step also samples ``kg_batch_size`` KG triples, corrupts their tails uniformly over
     the entities and adds ``kg_weight`` times the TransR pairwise loss (RecBole's CKE does the same
     with alternating batches). The KG holds no interaction-derived triples, so nothing leaks from
-    valid/test."""
+    valid/test.
+    """
 
     name = "cke"
     Config = CKEConfig

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import copy
+import dataclasses
 import math
 import os
 import re
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from kgrec.data.graph import Interactions, KnowledgeGraph, LABEL_PREDICATES, collaborative_edges
+from kgrec.data.graph import LABEL_PREDICATES, Interactions, KnowledgeGraph, collaborative_edges
 from kgrec.data.splits import Split
 from kgrec.data.text import item_texts, user_history, user_texts
 from kgrec.data.textcache import TextEmbeddingCache, model_key
@@ -229,7 +229,8 @@ class HybridEstimator(PairwiseEstimator):
 
     def prepare_load(self) -> None:
         """A fine-tuned text encoder is part of the module: load its architecture (from the
-        ``text_model`` argument of :meth:`kgrec.Recommender.load`) before the module is built."""
+        ``text_model`` argument of :meth:`kgrec.Recommender.load`) before the module is built.
+        """
         if self.tunes_text:
             self._text_model()
 
@@ -286,7 +287,8 @@ class HybridEstimator(PairwiseEstimator):
 
         Node layouts: the CF graph has users ``[0, U)`` then items ``[U, U + I)``; the collaborative
         KG has entities ``[0, E)`` (items first, ``[0, I)``) then users, and its user-item edges are
-        its last two edge types (:func:`kgrec.data.graph.collaborative_edges`)."""
+        its last two edge types (:func:`kgrec.data.graph.collaborative_edges`).
+        """
         c, m = self.context, self.module
         U, I, E = self.meta["num_users"], self.meta["num_items"], self.meta["num_entities"]
         warm = c["item_warm"].bool()
@@ -320,7 +322,6 @@ class HybridEstimator(PairwiseEstimator):
 
     def _encode(self, texts: list[str]) -> Tensor:
         """``[len(texts), H]`` embeddings through the disk cache (frozen weights only)."""
-
         enc = self._text_model()
         cfg = self.config
 
@@ -395,7 +396,8 @@ class HybridEstimator(PairwiseEstimator):
         recency and one weight above 0 for the rules), as :meth:`chosen_params` writes them for a
         refit on all interactions: without a validation part those are applied as given
         (:func:`kgrec.models.priors_select.pinned_weight`); any other grid is a choice that needs
-        validation, and the priors stay off."""
+        validation, and the priors stay off.
+        """
         cfg = self.config
         ease = "ease_weight" in self.context and pinned_weight(
             cfg.prior_grid, tuple(getattr(self, "_ease_candidates", None) or (None,))) is not None
@@ -408,7 +410,8 @@ class HybridEstimator(PairwiseEstimator):
         """Validation evaluations one fit makes while choosing its closed-form priors (see
         :meth:`_calibrate_prior`): the neural model alone is one; each EASE (reg, weight > 0) pair one
         more; each rule (window, recency, weight > 0) triple one more (counted even where the data has no
-        times: an upper bound)."""
+        times: an upper bound).
+        """
         cfg = {**dataclasses.asdict(cls.Config()), **params}
         if cfg["use_cf"] is False:
             return 1
@@ -421,7 +424,8 @@ class HybridEstimator(PairwiseEstimator):
 
     def chosen_params(self) -> dict:
         """The prior settings validation chose (EASE's reg and relative weight; the rules' window,
-        recency and relative weight) as one-candidate grids; weight 0 stays a candidate of the rules."""
+        recency and relative weight) as one-candidate grids; weight 0 stays a candidate of the rules.
+        """
         info, out = self.fit_info, {}
         if "prior_relative_weight" in info:
             reg = info["prior_reg"] if info["prior_reg"] is not None else _positive_tuple(
@@ -435,8 +439,8 @@ class HybridEstimator(PairwiseEstimator):
     def _calibrate_prior(self, split: Split | None) -> None:
         """Choose the fixed priors' weights on validation NDCG@10 (the test part is never read):
         EASE's first (with the neural branches), then the sequential rules' (on top of both).
-        ``split=None``: no validation, apply the pinned settings (:meth:`_pinned_priors`)."""
-
+        ``split=None``: no validation, apply the pinned settings (:meth:`_pinned_priors`).
+        """
         m = self.module
         m.prior_gate.zero_()
         m.seq_gate.zero_()
@@ -579,8 +583,8 @@ class HybridEstimator(PairwiseEstimator):
     def recency_weights(self, tau: float | None = None) -> Tensor:
         """``[nnz]`` each history entry's weight in the sequential rules' user rows:
         ``exp(-steps back / tau)`` (:func:`kgrec.nn.linear.time_steps_back`), 0 where the time is
-        unknown; ``tau`` defaults to the fitted one."""
-
+        unknown; ``tau`` defaults to the fitted one.
+        """
         c = self.context
         if tau is None:
             tau = float(c["seq_recency"][0])
@@ -593,8 +597,8 @@ class HybridEstimator(PairwiseEstimator):
         and ``times`` ``[n]`` (unix seconds or ``None``), exactly as the model computes it for a
         training user with that history: the behaviour text is rendered (titles from ``labels``,
         most recent first, relative times), encoded by the text model, and attends over the
-        history items' KG vectors. ``None`` when the model has no text branch."""
-
+        history items' KG vectors. ``None`` when the model has no text branch.
+        """
         m = self.module
         if not m.use_text:
             return None
@@ -679,7 +683,8 @@ class HybridEstimator(PairwiseEstimator):
     @torch.no_grad()
     def history_attention(self, u: int) -> list[tuple[int, float]]:
         """``[(history item, attention weight)]`` of training user ``u``'s behaviour text over
-        their items' KG vectors, the largest first."""
+        their items' KG vectors, the largest first.
+        """
         self.module.eval()
         _, _, attn = self.embed(return_attention=True)
         items = self.context["hist_items"][u].cpu()
@@ -691,7 +696,8 @@ class HybridEstimator(PairwiseEstimator):
     @torch.no_grad()
     def occluded_score(self, u: int, i: int, triples: list[tuple[str, str, str]], kg: KnowledgeGraph) -> float:
         """The neural score of ``(u, i)`` with the KG edges of ``triples`` (IRIs of ``kg``, both
-        directions) removed from the graph the KG encoder passes messages over."""
+        directions) removed from the graph the KG encoder passes messages over.
+        """
         ei, et = self.context["edge_index"], self.context["edge_type"]
         drop = torch.zeros(et.numel(), dtype=torch.bool, device=et.device)
         ents, rels = kg.entities, kg.relations
@@ -705,7 +711,8 @@ class HybridEstimator(PairwiseEstimator):
 
     def embedding_tables(self) -> tuple[Tensor, ...]:
         """The CF branch's user and item rows (the tables ``update`` pulls towards their old
-        values); none without a CF branch."""
+        values); none without a CF branch.
+        """
         if self.module.cf is None:
             return ()
         w, n = self.module.cf.gcn.embedding.weight, self.module.num_users
@@ -716,7 +723,8 @@ class HybridEstimator(PairwiseEstimator):
         """The neural part folds the user in over its CF and KG dimensions; the text branch's part
         is computed exactly from the history's behaviour text when the item ``labels`` are given
         (:meth:`history_text_vector`); the EASE prior adds its exact history-row part and the
-        sequential rules their exact recency-row part when the history's ``times`` are given."""
+        sequential rules their exact recency-row part when the history's ``times`` are given.
+        """
         check_history(items, weights)
         module = self.module
         i_vec = self.vectors()[1].cpu()

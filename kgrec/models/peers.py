@@ -29,8 +29,14 @@ from kgrec.errors import KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import Estimator
 from kgrec.models.hybrid import HybridConfig, HybridEstimator, _positive_tuple
-from kgrec.models.priors_select import (candidates, pinned_rule_params, pinned_weight, positive,
-                                         select_added_weight, std_sample)
+from kgrec.models.priors_select import (
+    candidates,
+    pinned_rule_params,
+    pinned_weight,
+    positive,
+    select_added_weight,
+    std_sample,
+)
 from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
 from kgrec.training.trainer import peak_memory_mb
 
@@ -41,14 +47,15 @@ __all__ = ["EASERulesConfig", "EASERulesModel", "RandomConfig", "RandomModel", "
 class _HistoryScorer(nn.Module):
     """The module of a peer: scores history rows ``[B, I]`` with its estimator's fitted ``context``
     (no weights of its own), for the code that scores a row rather than a user id (a user given at
-    call time, :mod:`kgrec.dynamics.inductive`; explanations, :mod:`kgrec.explain`)."""
+    call time, :mod:`kgrec.dynamics.inductive`; explanations, :mod:`kgrec.explain`).
+    """
 
     def __init__(self, score_rows):
         super().__init__()
         self.score_rows = score_rows
 
     def forward(self, history: Tensor) -> Tensor:
-        """history ``[B, I]`` -> scores ``[B, I]``."""
+        """History ``[B, I]`` -> scores ``[B, I]``."""
         return self.score_rows(history)
 
 
@@ -122,7 +129,8 @@ class EASERulesModel(Estimator):
 
     def recency_weights(self, tau: float | None = None) -> Tensor:
         """``[nnz]`` each history entry's weight in the rules' user rows, ``exp(-steps back / tau)``
-        (0 where the time is unknown); ``tau`` defaults to the fitted one."""
+        (0 where the time is unknown); ``tau`` defaults to the fitted one.
+        """
         c = self.context
         if tau is None:
             tau = float(c["seq_recency"][0])
@@ -212,7 +220,8 @@ class EASERulesModel(Estimator):
     @torch.no_grad()
     def _apply_rules(self, window: float, tau: float, g: float, info: dict) -> None:
         """Add the rules of ``window`` and ``tau`` at relative weight ``g`` without validation (a
-        refit of pinned settings), scaled as :func:`select_added_weight` scales them."""
+        refit of pinned settings), scaled as :func:`select_added_weight` scales them.
+        """
         c = self.context
         rules = self._rules(window)
         recency = self.recency_weights(tau)
@@ -229,14 +238,16 @@ class EASERulesModel(Estimator):
     @classmethod
     def internal_trials(cls, params: dict) -> int:
         """Validation evaluations of one fit: each EASE reg, then each rule (window, recency, weight > 0)
-        triple (weight 0 is the chosen EASE, already scored)."""
+        triple (weight 0 is the chosen EASE, already scored).
+        """
         cfg = {**dataclasses.asdict(cls.Config()), **params}
         return candidates(cfg["ease_reg"]) + candidates(cfg["seq_window"]) * candidates(cfg["seq_recency"]) \
             * positive(cfg["seq_grid"])
 
     def chosen_params(self) -> dict:
         """The reg and rule settings validation chose, as one-candidate grids (weight 0 stays a
-        candidate of the rules)."""
+        candidate of the rules).
+        """
         info = self.fit_info
         if "ease_reg" not in info:
             return {}
@@ -372,7 +383,8 @@ class ContentKNNModel(Estimator):
 
     def _encode(self, texts: list[str]) -> Tensor:
         """``[len(texts), H]`` through the hybrid's frozen encoder and disk cache (same model
-        resolution, cache key and directory as the hybrid)."""
+        resolution, cache key and directory as the hybrid).
+        """
         cfg = self.config
         encoder = HybridEstimator(HybridConfig(text_model=cfg.text_model, text_max_length=cfg.text_max_length,
                                                text_batch_size=cfg.text_batch_size, cache_dir=cfg.cache_dir))

@@ -104,7 +104,8 @@ def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
 def pinned_rule_params(info: dict) -> dict:
     """The sequential rules' chosen (window, recency, relative weight) in ``info`` as one-candidate
     grids for a refit (weight 0 stays a candidate); only ``seq_grid=(0,)`` when they were left off.
-    Shared by the hybrid's and ``ease+rules``' :meth:`~kgrec.models.base.Estimator.chosen_params`."""
+    Shared by the hybrid's and ``ease+rules``' :meth:`~kgrec.models.base.Estimator.chosen_params`.
+    """
     g = float(info.get("seq_relative_weight") or 0.0)
     if g > 0:
         return {"seq_window": (float(info["seq_window"]),), "seq_recency": (float(info["seq_recency"]),),
@@ -117,7 +118,8 @@ def pinned_weight(grid: Iterable[float], *candidates: tuple) -> float | None:
     in ``candidates`` (e.g. the windows, the recencies) holds one value and ``grid`` one weight
     above 0 (besides any 0s), that weight, as :func:`pinned_rule_params` and the hybrid's
     ``chosen_params`` write them for a refit on all interactions; ``0.0`` for a grid of zeros;
-    ``None`` (nothing to apply: a real choice, which needs validation) otherwise."""
+    ``None`` (nothing to apply: a real choice, which needs validation) otherwise.
+    """
     if any(len(c) != 1 for c in candidates):
         return None
     positive = [float(g) for g in grid if g > 0]

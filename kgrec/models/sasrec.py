@@ -212,7 +212,8 @@ class SASRecModel(Estimator):
         """Prepare, build from ``seed`` and train; the keywords are those of
         :func:`kgrec.training.trainer.fit_pairwise` (``validate(est) -> {metric: ...}`` replaces the validation
         NDCG@10 of full ranking; ``checkpoint``/``resume`` as there). Only ``split.train`` and
-        ``split.valid`` are read."""
+        ``split.valid`` are read.
+        """
         cfg = self.config
         self.prepare(kg, split)
         torch.manual_seed(cfg.seed)

@@ -93,7 +93,8 @@ class ScenarioMFModel(PairwiseEstimator):
 
     def virtual_split(self, kg: KnowledgeGraph, split: Split) -> Split:
         """``split`` with every training interaction moved to its scenario's virtual user
-        (``block * U + u``) and validation/test restricted to the target scenario (block 0)."""
+        (``block * U + u``) and validation/test restricted to the target scenario (block 0).
+        """
         blocks = self._blocks(kg)
         block_of = torch.tensor([blocks.index(s) for s in kg.scenarios], dtype=torch.long)
         U = kg.num_users
@@ -125,7 +126,8 @@ class ScenarioMFModel(PairwiseEstimator):
 
     def negative_sampler(self, train: Interactions, seed: int | None = None):
         """Each scenario's negatives from its own training items (:class:`BlockNegativeSampler`);
-        ``seed`` defaults to the config's (the trainer passes seed + rank under DDP)."""
+        ``seed`` defaults to the config's (the trainer passes seed + rank under DDP).
+        """
         return BlockNegativeSampler(train, self.meta["num_items"], self.meta["num_users"],
                                     seed=self.config.seed if seed is None else seed)
 
@@ -159,7 +161,8 @@ class ScenarioMFModel(PairwiseEstimator):
     def update_pairs(self, kg, new, mapped, old, num_users):
         """The new and old interactions over the virtual users of the grown model: old virtual user
         ``b * U0 + u`` becomes ``b * num_users + u``, a new interaction of user ``u`` in block ``b``
-        becomes ``b * num_users + u`` (no scenario field: the block is in the id)."""
+        becomes ``b * num_users + u`` (no scenario field: the block is in the id).
+        """
         U0 = self.meta["num_users"]
         block = self.scenario_blocks(kg, new)
         fresh = Interactions(block * num_users + mapped.user, mapped.item, mapped.weight, mapped.time)
@@ -168,7 +171,8 @@ class ScenarioMFModel(PairwiseEstimator):
 
     def continued(self, users, items, kg, fresh, old, epochs, replay, l2_pull, item_labels=None, log=None):
         """Grow the shared tables and each block's offsets (new users' offsets start at zero), then
-        continue training on the virtual interactions of :meth:`update_pairs`."""
+        continue training on the virtual interactions of :meth:`update_pairs`.
+        """
         blocks = list(self.meta["scenarios"])
         U, I = len(users), len(items)
         U0, I0 = self.meta["num_users"], self.meta["num_items"]

@@ -59,7 +59,8 @@ class CKE(nn.Module):
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """The free parameters touched by a batch (for L2 regularisation): user rows ``[B, d]`` and
-        the item rows' offset and entity embedding side by side ``[B, 2d]``."""
+        the item rows' offset and entity embedding side by side ``[B, 2d]``.
+        """
         return [self.user_emb(users), torch.cat([self.item_emb(items), self.entity_emb(items)], -1)]
 
     def kg_distance(self, head: Tensor, rel: Tensor, *tails: Tensor) -> Tensor | tuple[Tensor, ...]:
@@ -73,8 +74,9 @@ class CKE(nn.Module):
         return out[0] if len(out) == 1 else out
 
     def kg_loss(self, head: Tensor, rel: Tensor, tail: Tensor, neg_tail: Tensor) -> Tensor:
-        """Pairwise TransR loss :math:`-\\log\\sigma(f_r(h, t') - f_r(h, t))` (RecBole's CKE), mean
-        over the batch. Shapes: ``[B]`` each -> scalar."""
+        r"""Pairwise TransR loss :math:`-\\log\\sigma(f_r(h, t') - f_r(h, t))` (RecBole's CKE), mean
+        over the batch. Shapes: ``[B]`` each -> scalar.
+        """
         pos, neg = self.kg_distance(head, rel, tail, neg_tail)
         return -F.logsigmoid(neg - pos).mean()
 

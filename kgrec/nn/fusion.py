@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from kgrec.checks import check_int, check_rate
 
 __all__ = ["CrossAttentionFusion", "ConcatFusion"]

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
+
 from kgrec.nn.losses import l2_reg
 
 __all__ = ["KGAT"]
@@ -117,7 +118,8 @@ class KGAT(nn.Module):
 
     def kg_loss(self, head: Tensor, rel: Tensor, tail: Tensor, neg_tail: Tensor, reg: float = 0.0) -> Tensor:
         """TransR pairwise loss ``softplus(g(h,r,t) - g(h,r,t'))`` (mean) + ``reg`` x L2 of the
-        projected vectors (RecBole's KGAT). Shapes: ``[B]`` each -> scalar."""
+        projected vectors (RecBole's KGAT). Shapes: ``[B]`` each -> scalar.
+        """
         h, t, nt = self.transr(head, rel, tail, neg_tail)
         pos = (h - t).pow(2).sum(-1)
         neg = (h - nt).pow(2).sum(-1)

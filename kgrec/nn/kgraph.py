@@ -39,7 +39,8 @@ def ckg_context(kg, train) -> tuple[dict[str, Tensor], dict[str, Any]]:
 def add_ckg_context(est, kg, train) -> None:
     """Give an estimator (KGAT, KGIN) the collaborative KG of ``kg`` and ``train`` (the training
     interactions only): the :func:`ckg_context` tensors go to ``est.context``, the node, edge-type,
-    entity and relation counts to ``est.meta``."""
+    entity and relation counts to ``est.meta``.
+    """
     ctx, sizes = ckg_context(kg, train)
     est.context.update(ctx)
     est.meta.update(num_entities=kg.num_entities, num_relations=kg.num_relations, **sizes)

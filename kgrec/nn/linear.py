@@ -48,7 +48,7 @@ class MostPop(nn.Module):
         return self
 
     def forward(self, history: Tensor) -> Tensor:
-        """history ``[B, I]`` (ignored except for its batch size) -> scores ``[B, I]``."""
+        """History ``[B, I]`` (ignored except for its batch size) -> scores ``[B, I]``."""
         return self.popularity.unsqueeze(0).expand(history.shape[0], -1)
 
     def __repr__(self) -> str:
@@ -75,7 +75,8 @@ EASE_BYTES_PER_BLOCK_ENTRY = 16
 
 def block_width(num_items: int, bytes_per_entry: int, budget: int | None = None) -> int:
     """Columns per block so that an ``[num_items, b]`` block of ``bytes_per_entry`` bytes per entry
-    stays within ``budget`` bytes (default :data:`BLOCK_BYTES`; at least 1, at most ``num_items``)."""
+    stays within ``budget`` bytes (default :data:`BLOCK_BYTES`; at least 1, at most ``num_items``).
+    """
     budget = BLOCK_BYTES if budget is None else budget
     return max(1, min(num_items, budget // max(1, num_items * bytes_per_entry)))
 
@@ -96,7 +97,8 @@ def itemknn_fit_bytes(num_items: int, k: int, nnz: int = 0) -> int:
 def ease_dtype(num_items: int) -> torch.dtype:
     """EASE's working precision: float64 up to 4000 items (exact enough to match RecBole digit for
     digit, at most 128 MiB), float32 beyond (half the memory and time; the ``reg`` term keeps the
-    Gram matrix well conditioned)."""
+    Gram matrix well conditioned).
+    """
     return torch.float64 if num_items <= 4000 else torch.float32
 
 
@@ -122,7 +124,8 @@ def ease_fit_bytes(num_items: int, nnz: int = 0, dtype: torch.dtype | None = Non
 
 def rules_fit_bytes(num_items: int) -> int:
     """Peak bytes of :meth:`SequentialRules.fit`: the float64 ``I x I`` counts and the float32 weights
-    (besides the weights the module already holds)."""
+    (besides the weights the module already holds).
+    """
     return num_items * num_items * (8 + 4)
 
 
@@ -206,7 +209,8 @@ class ItemKNN(nn.Module):
 
     def _sparse_weight(self, device) -> Tensor:
         """The kept similarities as a coalesced sparse ``[I, I]`` tensor on ``device``, built once per
-        fitted (or loaded) pair of buffers."""
+        fitted (or loaded) pair of buffers.
+        """
         key = (self.sim_index.data_ptr(), self.sim_value.data_ptr(), self.sim_value.numel(), str(device))
         if self._weight_key != key:
             self._weight = torch.sparse_coo_tensor(self.sim_index, self.sim_value, (self.num_items, self.num_items),
@@ -215,7 +219,7 @@ class ItemKNN(nn.Module):
         return self._weight
 
     def forward(self, history: Tensor) -> Tensor:
-        """history ``[B, I]`` (binary or weighted) -> scores ``[B, I]``.
+        """History ``[B, I]`` (binary or weighted) -> scores ``[B, I]``.
 
         ``H W`` as a product of two sparse matrices: a user's row only gathers the kept neighbour
         lists of their history items, so the cost grows with history length x ``k``, not ``I``.
@@ -308,7 +312,7 @@ class EASE(nn.Module):
         return self
 
     def forward(self, history: Tensor) -> Tensor:
-        """history ``[B, I]`` -> scores ``[B, I]`` (0 before :meth:`fit`)."""
+        """History ``[B, I]`` -> scores ``[B, I]`` (0 before :meth:`fit`)."""
         if self.weight.shape[1] != self.num_items:
             return history.new_zeros(history.shape[0], self.num_items)
         return history @ self.weight
@@ -319,7 +323,8 @@ class EASE(nn.Module):
 
 def _time_order(indptr: Tensor, time: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The history entries with a known time, ordered by (user, time, position): ``(entry, user, step)``,
-    ``step`` being the dense rank of the entry's time among its user's distinct times (0 = earliest)."""
+    ``step`` being the dense rank of the entry's time among its user's distinct times (0 = earliest).
+    """
     indptr = indptr.cpu().numpy()
     t = time.detach().cpu().double().numpy()
     user = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
@@ -429,7 +434,7 @@ class SequentialRules(nn.Module):
         return self
 
     def forward(self, recency: Tensor) -> Tensor:
-        """recency ``[B, I]`` (:func:`recency_weights` of the history items, 0 elsewhere) -> scores ``[B, I]``."""
+        """Recency ``[B, I]`` (:func:`recency_weights` of the history items, 0 elsewhere) -> scores ``[B, I]``."""
         return recency @ self.weight
 
     def __repr__(self) -> str:

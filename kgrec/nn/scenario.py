@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["ScenarioMF"]
@@ -50,7 +49,8 @@ class ScenarioMF(nn.Module):
 
     def offsets_per_user(self) -> Tensor:
         """The offset table viewed as ``[U, S, d]``: row ``u`` holds user ``u``'s offset in every
-        scenario (a view of the parameter, so gradients and in-place writes reach it)."""
+        scenario (a view of the parameter, so gradients and in-place writes reach it).
+        """
         return self.offset.weight.view(self.num_scenarios, self.num_users, self.dim).transpose(0, 1)
 
     def offsets(self, users: Tensor) -> Tensor:

@@ -50,7 +50,8 @@ class SparseOperator:
 
 def sparse_mm(a: Tensor, x: Tensor) -> Tensor:
     """``a @ x`` in ``a``'s dtype with autocast off: under CUDA autocast ``torch.sparse.mm`` would
-    cast the dense side to bf16 while the sparse side stays fp32, a pair cuSPARSE rejects."""
+    cast the dense side to bf16 while the sparse side stays fp32, a pair cuSPARSE rejects.
+    """
     with torch.autocast(device_type=x.device.type, enabled=False):
         return torch.sparse.mm(a, x.to(a.dtype))
 
@@ -76,7 +77,8 @@ def spmm(op: SparseOperator, x: Tensor) -> Tensor:
 def gcn_adjacency(edge_index: Tensor, num_nodes: int) -> SparseOperator:
     r"""Symmetrically normalised adjacency :math:`D^{-1/2} A D^{-1/2}` of ``edge_index`` ``[2, M]``
     (duplicates merged, no self-loops), LightGCN's propagation matrix, with messages
-    ``edge_index[0] -> edge_index[1]``."""
+    ``edge_index[0] -> edge_index[1]``.
+    """
     key = torch.unique(edge_index[1] * num_nodes + edge_index[0])
     dst, src = key // num_nodes, key % num_nodes
     deg = torch.bincount(dst, minlength=num_nodes).to(torch.float32)

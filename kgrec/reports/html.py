@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.errors import KgrecError
-from kgrec.reports.tables import atomic_write_text
 from kgrec.reports.run_details import REPORT_DATA
+from kgrec.reports.tables import atomic_write_text
 
 __all__ = ["load_run", "render_report", "write_report", "SECTIONS"]
 

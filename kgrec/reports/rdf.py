@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from decimal import Decimal
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 __all__ = ["SCHEMA", "recommendations_to_rdf", "recommendations_to_turtle", "recommendations_from_rdf"]
 

@@ -81,7 +81,8 @@ class RunDetails:
 
     def add(self, name: str, rec) -> None:
         """Record model ``name``: metrics at every K, top-10 counts, the sample users' top-10 and the
-        explanation of each one's top-1."""
+        explanation of each one's top-1.
+        """
         kg, d = self.kg, self.data
         m = rec.evaluate(self.split, ks=self.ks, part="test")
         d["models"].append(name)

@@ -152,7 +152,8 @@ _ABS_PATH = re.compile(r"(?<![\w.:/~])/[\w.+-]+(?:/[\w.+-]*)*")
 def relative_paths(text: str, base: str | os.PathLike | None = None) -> str:
     """``text`` with every absolute path under an existing top-level folder (``/work/...``,
     ``/tmp/...``) rewritten relative to ``base`` (default: the current folder, the repository root
-    when a benchmark runs): results name no machine's paths and read the same on every checkout."""
+    when a benchmark runs): results name no machine's paths and read the same on every checkout.
+    """
     base = os.fspath(base) if base is not None else os.getcwd()
 
     def rel(m: re.Match) -> str:

@@ -53,7 +53,8 @@ def _json_depth(raw: bytes) -> int:
     """The deepest nesting of ``[``/``{`` in JSON text ``raw``, brackets inside strings not counted.
 
     A linear scan (strings blanked by one regex, then a cumulative sum), so that a file of a million
-    ``[`` is refused before :func:`json.loads` recurses into it."""
+    ``[`` is refused before :func:`json.loads` recurses into it.
+    """
     b = np.frombuffer(_STRING.sub(b'""', raw), dtype=np.uint8)
     marks = b[(b == ord("[")) | (b == ord("{")) | (b == ord("]")) | (b == ord("}"))]  # brackets only
     if marks.size == 0:

@@ -40,8 +40,8 @@ from typing import Any
 
 import torch
 
-from kgrec.errors import CheckpointError, KgrecError
 from kgrec.checks import check_int
+from kgrec.errors import CheckpointError, KgrecError
 
 __all__ = ["LOAD_ARGUMENTS", "TOP_LEVEL_KEYS", "check_config", "check_top_level", "check_header", "check_known",
            "check_context_values"]
@@ -246,7 +246,8 @@ def check_header(est, header: dict[str, tuple[torch.dtype, tuple[int, ...]]], pa
 def check_context_values(est, path: Path) -> None:
     """The index tensors' values, once read: the history CSR's row pointers from 0, non-decreasing,
     ending at the number of entries, its item ids in ``[0, num_items)``; similarity and graph edge
-    ids within the node counts of the metadata."""
+    ids within the node counts of the metadata.
+    """
     indptr, indices = est.context["hist_indptr"], est.context["hist_indices"]
     I = est.meta["num_items"]
     if indptr[0] != 0 or bool((indptr[1:] < indptr[:-1]).any()) or int(indptr[-1]) != indices.numel():

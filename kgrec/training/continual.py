@@ -25,7 +25,8 @@ __all__ = ["id_graph", "update_split", "init_untrained_rows", "continue_pairwise
 
 def id_graph(users: Vocab, items: Vocab, scenarios: list[str] | None = None) -> KnowledgeGraph:
     """A graph holding only the id maps (what the id-based models' ``prepare`` reads), and the
-    scenario names when given."""
+    scenario names when given.
+    """
     ents = Vocab(items.labels, sort=False, name="entity")
     extra = {} if scenarios is None else {"scenarios": list(scenarios)}
     return KnowledgeGraph(users, items, ents, Vocab([], name="relation"), torch.empty(0, 3, dtype=torch.long),
@@ -34,7 +35,8 @@ def id_graph(users: Vocab, items: Vocab, scenarios: list[str] | None = None) -> 
 
 def update_split(num_users: int, num_items: int, train: Interactions) -> Split:
     """A split whose train part is ``train`` and whose valid and test parts are empty: an update
-    trains on everything it is given and reads no validation data."""
+    trains on everything it is given and reads no validation data.
+    """
     empty = Interactions.empty()
     return Split("update", 0, (1.0, 0.0, 0.0), num_users, num_items, train, empty, empty)
 
@@ -66,7 +68,8 @@ def _init_new_items(old_items: Tensor, kg: KnowledgeGraph, all_items: Vocab) -> 
     """``[I, d]`` initial item vectors from the item's KG attribute neighbours in ``kg``: the mean,
     over the item's attribute entities, of the mean vector of the trained old items having that
     attribute; the mean trained item when none applies. ``old_items`` ``[I0, d]`` holds ``nan`` rows
-    for untrained items. Vectorised (two scatter-means), so a genre with thousands of items is cheap."""
+    for untrained items. Vectorised (two scatter-means), so a genre with thousands of items is cheap.
+    """
     trained = ~torch.isnan(old_items).any(1)
     I0, d = old_items.shape
     fallback = old_items[trained].mean(0) if bool(trained.any()) else torch.zeros(d)
@@ -100,7 +103,8 @@ def continue_pairwise(est, fresh: Interactions, old: Interactions, everything: I
     ``replay`` x ``old`` each epoch (negatives drawn against ``everything``), with an L2 pull of
     weight ``l2_pull`` of each table in ``est.embedding_tables()`` towards its anchor: ``anchors``
     pairs ``(table rows, old values)`` in the same order, the old values ``[n0, d]`` covering the
-    first ``n0`` rows (those the old model trained)."""
+    first ``n0`` rows (those the old model trained).
+    """
     cfg = est.config
     est.to("cpu")
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
@@ -133,5 +137,6 @@ def continue_pairwise(est, fresh: Interactions, old: Interactions, everything: I
 
 def _pulled(est, anchors):
     """(live table rows with gradients, their old values): ``est.embedding_tables()`` taken again
-    from the parameters themselves (the ``anchors`` hold ``.data`` views without autograd)."""
+    from the parameters themselves (the ``anchors`` hold ``.data`` views without autograd).
+    """
     return [(t, a) for t, (_, a) in zip(est.embedding_tables(), anchors)]

@@ -182,7 +182,8 @@ def shutdown() -> None:
 
 @contextlib.contextmanager
 def session(backend: str = "auto", device: str = "auto") -> Iterator[DistContext | None]:
-    """``with session(...) as ctx:`` :func:`init` on entry, :func:`shutdown` on exit (even on error)."""
+    """Initialise the process group on entry (:func:`init`) and shut it down on exit, even on error:
+    ``with session(...) as ctx:``."""
     try:
         yield init(backend, device)
     finally:

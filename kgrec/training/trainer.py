@@ -70,7 +70,8 @@ def restore_trainer_state(optimizer: torch.optim.Optimizer, gen: torch.Generator
                           meta: dict, tensors: dict[str, torch.Tensor],
                           extra: dict[str, torch.Generator] | None = None) -> None:
     """Inverse of :func:`trainer_state` (the optimizer must be built over the same parameters; a
-    generator of ``extra`` the checkpoint does not hold keeps its seeded state)."""
+    generator of ``extra`` the checkpoint does not hold keeps its seeded state).
+    """
     for name, g in (extra or {}).items():
         if f"rng.est.{name}" in tensors:
             g.set_state(tensors[f"rng.est.{name}"])

@@ -2,7 +2,6 @@
 
 import builtins
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,6 +1,7 @@
 """The one RDF parser (:func:`kgrec.data.rdf.read_ids`): terms, order, duplicates, warnings,
 errors and limits with known right answers; batches numbered alike; and plain triples from
-another source (:func:`kgrec.data.extract.build_graph_batched`) build the graph a file does."""
+another source (:func:`kgrec.data.extract.build_graph_batched`) build the graph a file does.
+"""
 
 from __future__ import annotations
 
@@ -198,7 +199,8 @@ def test_plain_triples_build_the_graph_the_file_does(tmp_path):
 
 def test_load_of_several_files_with_blank_nodes_and_duplicates(tmp_path):
     """Two files share IRIs, repeat a triple and use the same blank-node label; schema.org in both
-    spellings is rewritten onto one IRI (the default mapping's rewrite)."""
+    spellings is rewritten onto one IRI (the default mapping's rewrite).
+    """
     folder = tmp_path / "many"
     folder.mkdir()
     generate(folder / "a.nt", users=25, items=12, seed=5)
@@ -251,7 +253,8 @@ XSD_DT = f"<{XSD}dateTime>"
 def test_id_column_events_equal_the_per_event_path(tmp_path, monkeypatch, dirty):
     """Events read from the integer columns give the records and warnings of the per-event path
     and of the streaming load; an event the column path refuses sends the rule to the per-event
-    path, which counts the problem."""
+    path, which counts the problem.
+    """
     from kgrec.data import extract
 
     f = tmp_path / "syn.nt"

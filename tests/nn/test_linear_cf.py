@@ -3,10 +3,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from kgrec.nn.losses import bpr_loss, l2_reg, sampled_softmax_loss
 from kgrec.nn.cf import MF, LightGCNEmbed
-from kgrec.nn.sparse import gcn_adjacency
 from kgrec.nn.linear import EASE, ItemKNN, MostPop, SequentialRules, time_steps_back
+from kgrec.nn.losses import bpr_loss, l2_reg, sampled_softmax_loss
+from kgrec.nn.sparse import gcn_adjacency
 
 
 def _x(seed=0, u=30, i=12, p=0.3):
