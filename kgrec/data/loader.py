@@ -6,19 +6,19 @@ import os
 import shutil
 import sys
 import tempfile
-import warnings as _warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from kgrec.data import ntcolumns
+from kgrec.data import ntcolumns, stores
 from kgrec.data.extract import build_graph_batched, build_graph_ids
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
 from kgrec.data.rdf import guess_format, is_url, iter_triple_batches, normalize_format, rdf_files
 from kgrec.data.safety import (DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LINE_BYTES,
                                DEFAULT_MAX_LITERAL_CHARS, DEFAULT_MAX_XML_DEPTH, LimitedReader, Limits)
-from kgrec.errors import KgrecError
+from kgrec.data.validation import warn_load_problems
+from kgrec.errors import EmptyGraphError, KgrecError
 
 __all__ = ["load"]
 
@@ -41,7 +41,10 @@ def load(
 
     Args:
         paths: one file, a folder (every RDF file below it, sorted) or a list of them; all are
-            merged into one graph. ``.gz`` / ``.bz2`` files are decompressed.
+            merged into one graph. ``.gz`` / ``.bz2`` files are decompressed. A folder holding an
+            Oxigraph store (``pyoxigraph.Store(path)``, ``oxigraph serve --location path``:
+            RocksDB files, recognised by their ``CURRENT`` file) is read as a store, read-only
+            (:func:`kgrec.data.stores.load_store`, which also reads SPARQL endpoints).
         mapping: how RDF terms map to users, items, interactions, KG edges and texts: a
             :class:`~kgrec.data.mapping.Mapping`, a ``dict`` in the same form as the TOML file,
             a profile name (``"kgrec"``, ``"schema-org"``) or a ``.toml`` / ``.yaml`` file.
@@ -96,6 +99,8 @@ def load(
         NetworkAccessError: parsing tried to reach the network.
         MappingError: the mapping is invalid or finds no users / items / interactions.
         EmptyGraphError: the files hold no triples.
+        StoreError: a store directory is not an Oxigraph store, or another process has it open
+            for writing.
     """
     if not isinstance(allow_network, bool):
         raise KgrecError(f"'allow_network' must be True or False (got {allow_network!r})")
@@ -134,15 +139,17 @@ def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Pat
 
 
 def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dict[str, str]) -> KnowledgeGraph:
-    files = rdf_files(paths)
+    store_dirs = [Path(p) for p in paths if stores.is_store_dir(p)]
+    file_paths = [p for p in paths if not stores.is_store_dir(p)]
+    files = rdf_files(file_paths) if file_paths or not store_dirs else []
     counter: Counter = Counter()
-    sources = [urls.get(str(f), str(f)) for f in files]
+    sources = [urls.get(str(f), str(f)) for f in files] + [str(d) for d in store_dirs]
 
-    if engine == "oxigraph" and not urls and _use_columnar(files, format) and ntcolumns.available():
+    if engine == "oxigraph" and not urls and not store_dirs and _use_columnar(files, format) and ntcolumns.available():
         idt = _read_columnar(files, counter, limits)
         if idt is not None:
             kg = build_graph_ids(idt, m, warnings=counter, sources=sources)
-            _warn_problems(kg, sources)
+            warn_load_problems(kg, sources)
             return kg
 
     def batches():
@@ -155,9 +162,16 @@ def _load(paths, m: Mapping, format, engine, base_iri, limits: Limits, urls: dic
                 yield batch
             if empty and len(files) > 1:
                 counter[f"empty file '{f}'"] += 1
+        for k, d in enumerate(store_dirs, len(files)):  # an Oxigraph store directory among the paths
+            yield from stores.store_batches(d, m, limits=limits, warnings=counter, bnode_prefix=f"_:f{k}.")
 
-    kg = build_graph_batched(batches(), m, warnings=counter, sources=sources)
-    _warn_problems(kg, sources)
+    try:
+        kg = build_graph_batched(batches(), m, warnings=counter, sources=sources)
+    except EmptyGraphError:
+        if files:
+            raise
+        raise stores.empty_store_error(sources[0] if len(sources) == 1 else f"{len(sources)} stores", m) from None
+    warn_load_problems(kg, sources)
     return kg
 
 
@@ -207,14 +221,3 @@ def _read_columnar(files: list[Path], counter: Counter, limits: Limits):
         terms.extend(idt.terms[k] for k in np.flatnonzero(remap >= len(terms)).tolist())
         arrays.append(remap[idt.triples] if len(idt) else idt.triples)
     return ntcolumns.IdTriples(terms, np.concatenate(arrays))
-
-
-def _warn_problems(kg: KnowledgeGraph, sources: list[str]) -> None:
-    if kg.warnings:
-        total = sum(kg.warnings.values())
-        top = sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))
-        shown = "; ".join(f"{k} ({n})" for k, n in top[:5])
-        more = f"; and {len(top) - 5} more kinds" if len(top) > 5 else ""
-        what = sources[0] if len(sources) == 1 else f"{len(sources)} files"
-        _warnings.warn(f"kgrec.load({what}): {total} problems of {len(top)} kinds: {shown}{more}. "
-                       "See kg.warnings for the full counts.", UserWarning, stacklevel=4)

@@ -56,6 +56,7 @@ __all__ = [
     "default_base_iri",
     "iter_triples",
     "iter_triple_batches",
+    "oxigraph_batches",
     "read_triples",
     "rdf_files",
 ]
@@ -236,7 +237,7 @@ def check_file_size(path: Path, limits: Limits) -> None:
                               "raise the limit (kgrec.load(..., max_file_bytes=N)) if the file is trusted", str(path))
 
 
-def _too_long(value: str, limits: Limits, path: Path, subject: str, predicate: str) -> InputLimitError:
+def _too_long(value: str, limits: Limits, path, subject: str, predicate: str) -> InputLimitError:
     return InputLimitError(f"a literal of {len(value)} characters (subject <{subject}>, predicate <{predicate}>) "
                            f"is longer than max_literal_chars={limits.max_literal_chars}; raise the limit "
                            "(kgrec.load(..., max_literal_chars=N)) if the file is trusted", str(path))
@@ -388,61 +389,11 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
         "trig": ox.RdfFormat.TRIG, "xml": ox.RdfFormat.RDF_XML, "json-ld": ox.RdfFormat.JSON_LD,
         "n3": ox.RdfFormat.N3,
     }[fmt]
-    NamedNode, BlankNode, OxLiteral, DefaultGraph = ox.NamedNode, ox.BlankNode, ox.Literal, ox.DefaultGraph
-    quads = fmt in ("nquads", "trig")
-    graphs: set = set()  # the named graphs met (their triples are merged into one graph)
-    new_literal = tuple.__new__  # Literal(...) without NamedTuple's Python-level __new__
-    n_relative = 0
-    # Literal objects repeat a handful of datatypes: reuse one string per datatype
-    datatypes: dict = {}
-    max_lit = limits.max_literal_chars
-    check_relative = relative_prefix is not None
-    batch: list[Triple] = []
-    add = batch.append
     try:
         with _open_binary(path, limits, fmt) as fh:
-            for s, p, o, g in ox.parse(fh, ox_format, base_iri=base_iri):
-                if quads and type(g) is not DefaultGraph:
-                    graphs.add(g)
-                if type(s) is NamedNode:
-                    s = s.value
-                    if check_relative and s.startswith(relative_prefix):
-                        n_relative += 1
-                elif type(s) is BlankNode:
-                    s = bnode_prefix + s.value
-                else:  # RDF-star quoted triple as subject: not a graph node kgrec can use
-                    warnings["RDF-star quoted triple skipped"] += 1
-                    continue
-                p = p.value
-                if check_relative and p.startswith(relative_prefix):
-                    n_relative += 1
-                to = type(o)
-                if to is NamedNode:
-                    o = o.value
-                    if check_relative and o.startswith(relative_prefix):
-                        n_relative += 1
-                elif to is OxLiteral:
-                    dt = o.datatype
-                    dts = datatypes.get(dt)
-                    if dts is None:
-                        dts = datatypes[dt] = dt.value
-                    lang = o.language
-                    v = o.value
-                    if len(v) > max_lit:
-                        raise _too_long(v, limits, path, s, p)
-                    o = new_literal(Literal, (v, dts, lang.lower() if lang else None))
-                elif to is BlankNode:
-                    o = bnode_prefix + o.value
-                else:
-                    warnings["RDF-star quoted triple skipped"] += 1
-                    continue
-                add((s, p, o))
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-                    add = batch.append
-        if batch:
-            yield batch
+            yield from oxigraph_batches(ox.parse(fh, ox_format, base_iri=base_iri), str(path), warnings=warnings,
+                                        bnode_prefix=bnode_prefix, limits=limits, relative_prefix=relative_prefix,
+                                        batch_size=batch_size)
     except SyntaxError as e:
         msg = str(getattr(e, "msg", None) or e)
         if "LoadDocumentCallback" in msg or "remote context" in msg.lower():
@@ -462,6 +413,90 @@ def _oxigraph_batches(path, fmt, base_iri, relative_prefix, warnings, bnode_pref
                               f"{limits.max_line_bytes} below it to have the line named", str(path)) from None
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
         raise RDFParseError(f"cannot read the file as {fmt}: {e}", str(path)) from None
+
+
+def oxigraph_batches(
+    quads: Iterable,
+    source: str,
+    *,
+    warnings: Counter,
+    bnode_prefix: str,
+    limits: Limits,
+    relative_prefix: str | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[list[Triple]]:
+    """Lists of kgrec triples from pyoxigraph quads (or 4-tuples whose 4th item is ``None``).
+
+    The one conversion of pyoxigraph terms into kgrec's plain terms (see the module docstring),
+    shared by the file reader and the triple-store reader (:mod:`kgrec.data.stores`), so a graph
+    reads the same from a file and from a store.
+
+    Args:
+        quads: ``(subject, predicate, object, graph)`` of pyoxigraph terms, as ``pyoxigraph.parse``
+            yields them; ``graph`` is a graph name, ``DefaultGraph`` or ``None``.
+        source: the file or store, named in :class:`InputLimitError`.
+        warnings: counts named graphs met (:data:`NAMED_GRAPHS_WARNING`), RDF-star triples skipped
+            and, with ``relative_prefix``, IRIs resolved against the file location.
+        bnode_prefix: prefix of every blank node id (keeps the blank nodes of two sources apart).
+        limits: ``max_literal_chars`` is checked on every literal.
+        relative_prefix: IRIs starting with it are counted as relative (``None``: not counted).
+        batch_size: triples per list.
+    """
+    import pyoxigraph as ox
+
+    NamedNode, BlankNode, OxLiteral, DefaultGraph = ox.NamedNode, ox.BlankNode, ox.Literal, ox.DefaultGraph
+    graphs: set = set()  # the named graphs met (their triples are merged into one graph)
+    new_literal = tuple.__new__  # Literal(...) without NamedTuple's Python-level __new__
+    n_relative = 0
+    # Literal objects repeat a handful of datatypes: reuse one string per datatype
+    datatypes: dict = {}
+    max_lit = limits.max_literal_chars
+    check_relative = relative_prefix is not None
+    batch: list[Triple] = []
+    add = batch.append
+    try:
+        for s, p, o, g in quads:
+            if g is not None and type(g) is not DefaultGraph:
+                graphs.add(g)
+            if type(s) is NamedNode:
+                s = s.value
+                if check_relative and s.startswith(relative_prefix):
+                    n_relative += 1
+            elif type(s) is BlankNode:
+                s = bnode_prefix + s.value
+            else:  # RDF-star quoted triple as subject: not a graph node kgrec can use
+                warnings["RDF-star quoted triple skipped"] += 1
+                continue
+            p = p.value
+            if check_relative and p.startswith(relative_prefix):
+                n_relative += 1
+            to = type(o)
+            if to is NamedNode:
+                o = o.value
+                if check_relative and o.startswith(relative_prefix):
+                    n_relative += 1
+            elif to is OxLiteral:
+                dt = o.datatype
+                dts = datatypes.get(dt)
+                if dts is None:
+                    dts = datatypes[dt] = dt.value
+                lang = o.language
+                v = o.value
+                if len(v) > max_lit:
+                    raise _too_long(v, limits, source, s, p)
+                o = new_literal(Literal, (v, dts, lang.lower() if lang else None))
+            elif to is BlankNode:
+                o = bnode_prefix + o.value
+            else:
+                warnings["RDF-star quoted triple skipped"] += 1
+                continue
+            add((s, p, o))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+                add = batch.append
+        if batch:
+            yield batch
     finally:
         if n_relative:
             warnings[RELATIVE_IRI_WARNING] += n_relative
