@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.data.convert import CONVERTERS
+from kgrec.data.stores import DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT
 from kgrec.errors import KgrecError, UnknownIRIError
 from kgrec.reports.tables import markdown_table, write_results
 
@@ -195,8 +196,16 @@ def _load(paths: Sequence[str], mapping: str | None, fmt: str | None, args=None)
     names = ("allow_network", "max_file_bytes", "max_literal_chars", "max_line_bytes", "max_xml_depth",
              "max_expansion_ratio")
     limits = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    store = getattr(args, "store", None)
+    if store is not None and paths:
+        raise KgrecError("give RDF files or --store, not both (a store directory is given as a PATH)")
+    if store is None and not paths:
+        raise KgrecError("give RDF files or folders, or --store URL (a SPARQL endpoint)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"kgrec\.load\(", category=UserWarning)
+        if store is not None:
+            return kgrec.load_store(store, mapping=mapping, page_size=args.page_size, timeout=args.store_timeout,
+                                    **{k: v for k, v in limits.items() if k in ("max_file_bytes", "max_literal_chars")})
         return kgrec.load(list(paths), mapping=mapping, format=fmt, **limits)
 
 
@@ -593,7 +602,8 @@ def _train(args) -> int:
     payload = {
         "command": "train", "kgrec_version": _version(), "model": args.model,
         "params": dataclasses.asdict(rec.config),
-        "data": {"paths": [str(p) for p in args.paths], "mapping": args.mapping, "format": args.format},
+        "data": {"paths": [str(p) for p in args.paths], "store": args.store, "mapping": args.mapping,
+                 "format": args.format},
         "graph": kg.stats(), "split": sp.stats(), "scenarios": args.scenario, "ks": list(ks),
         "fit": {"seconds": fit_s, **rec.fit_info}, "valid": valid, "test": test,
     }
@@ -679,12 +689,13 @@ def cmd_evaluate(args) -> int:
     row = {"model": rec.model_name, "part": args.part, **metrics}
     columns = [("model", "model"), ("part", "part"), *_metric_columns(args.ks)]
     payload = {"command": "evaluate", "kgrec_version": _version(), "model_dir": str(model_dir),
-               "model": rec.model_name, "data": {"paths": [str(p) for p in args.paths], "mapping": mapping,
-                                                 "format": fmt},
+               "model": rec.model_name, "data": {"paths": [str(p) for p in args.paths], "store": args.store,
+                                                 "mapping": mapping, "format": fmt},
                "split": sp.stats(), "scenarios": scenarios, "ks": list(args.ks), "part": args.part,
                "metrics": metrics}
     out = Path(args.out) if args.out else model_dir
-    text = (f"Model `{model_dir}` on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name}, part {args.part}"
+    inputs = ", ".join(f"`{p}`" for p in args.paths or [args.store])
+    text = (f"Model `{model_dir}` on {inputs}; split {sp.name}, part {args.part}"
             + (f", scenario(s) {', '.join(scenarios)}." if scenarios else "."))
     json_path, md_path = write_results(out, "evaluation", payload, [row], columns,
                                        title=f"kgrec evaluate: {rec.model_name}", text=text)
@@ -915,6 +926,18 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="refuse a compressed input that expands more than N times (default 200)")
 
 
+def _store_args(p: argparse.ArgumentParser) -> None:
+    """``--store URL`` in place of the PATH arguments (logic in :mod:`kgrec.data.stores`)."""
+    p.add_argument("--store", metavar="URL", default=None,
+                   help="read the graph from a SPARQL 1.1 endpoint (http://HOST:PORT/query for oxigraph serve) "
+                        "instead of files: the triples the mapping reads, in pages; an Oxigraph store directory "
+                        "is given as a PATH")
+    p.add_argument("--page-size", metavar="N", type=_positive_int, default=DEFAULT_PAGE_SIZE,
+                   help="triples per request to --store")
+    p.add_argument("--store-timeout", metavar="S", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds to wait for --store's answer to one page")
+
+
 def _progress_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="tqdm progress bars while fitting (default: when stderr is a terminal)")
@@ -970,8 +993,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "degree summaries (min/median/p90/max) of users, items and attribute entities, weakly "
                     "connected components, users/items without interactions and the loader's warnings.",
         epilog="example:\n  kgrec inspect kg_data/toy/toy.ttl\n  kgrec inspect data.ttl --mapping schema-org --json")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s), merged into one graph")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="RDF file(s) or folder(s), merged into one graph")
     _data_args(p)
+    _store_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=cmd_inspect)
 
@@ -982,8 +1006,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "nothing in the graph, with the closest terms the graph uses. Exit status 0 when the "
                     "files load, 2 with the error (file and line) when they do not.",
         epilog="example:\n  kgrec validate kg_data/toy/toy.ttl --strict")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="RDF file(s) or folder(s)")
     _data_args(p)
+    _store_args(p)
     p.add_argument("--strict", action="store_true", help="also exit 2 when a mapping term matches nothing in the graph "
                    "(data warnings never fail)")
     p.set_defaults(func=cmd_validate)
@@ -997,9 +1022,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  kgrec train data.nt.gz --model lightgcn --split temporal --param epochs=50 --param dim=128\n"
                "  torchrun --nproc_per_node=2 -m kgrec train data.nt.gz --model lightgcn  "
                "# DDP; batch_size is per process (docs/distributed.md)")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="RDF file(s) or folder(s)")
     p.add_argument("--model", required=True, help=f"model name ({models})")
     _data_args(p)
+    _store_args(p)
     p.add_argument("--split", choices=_SPLITS, default="random", help="split strategy")
     p.add_argument("--ratios", metavar="T,V,E", type=_ratios, default=(0.8, 0.1, 0.1), help="train,valid,test shares")
     p.add_argument("--seed", metavar="S", type=int, default=2020, help="seed of the split")
@@ -1031,8 +1057,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "evaluation.md (into --out, default MODEL_DIR).",
         epilog="example:\n  kgrec evaluate kgrec-out/ease kg_data/toy/toy.ttl --ks 5,10")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="the RDF file(s) the model was trained on")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="the RDF file(s) the model was trained on")
     _data_args(p)
+    _store_args(p)
     p.add_argument("--split", choices=_SPLITS, default=None, help="split strategy (default: as recorded)")
     p.add_argument("--ratios", metavar="T,V,E", type=_ratios, default=None, help="shares (default: as recorded)")
     p.add_argument("--seed", metavar="S", type=int, default=None, help="split seed (default: as recorded)")
