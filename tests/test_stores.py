@@ -12,8 +12,10 @@ import contextlib
 import http.server
 import io
 import json
+import re
 import socket
 import threading
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
@@ -24,7 +26,7 @@ import pytest
 import kgrec
 from kgrec.cli import main
 from kgrec.data.mapping import Mapping
-from kgrec.data.stores import construct_query, is_store_dir, mapping_predicates
+from kgrec.data.stores import PAGE_OVERLAP_WARNING, construct_query, is_store_dir, mapping_predicates
 from kgrec.errors import EmptyGraphError, InputLimitError, KgrecError, MappingError, StoreError, StoreTimeoutError
 from tests import oxigraph_server as _server
 from tests.data.test_loader import assert_same_graph
@@ -185,6 +187,7 @@ def test_mapping_predicates_are_every_path_step():
     assert every and {"http://schema.org/name", "https://schema.org/name"} <= set(preds)
     q = construct_query(["http://a/p"], True, limit=10, offset=20)
     assert "FILTER (!isLiteral(?o) || ?p IN (<http://a/p>))" in q and "LIMIT 10 OFFSET 20" in q
+    assert "SELECT DISTINCT ?s ?p ?o" in q and "UNION { GRAPH ?g { ?s ?p ?o } }" in q
     assert "VALUES ?p { <http://a/p> }" in construct_query(["http://a/p"], False)
     with pytest.raises(KgrecError, match="holds '>'"):
         construct_query(["http://a/p>"], False)
@@ -209,8 +212,8 @@ def test_property_paths_from_endpoint_and_store_equal_the_file(oxigraph, tmp_pat
 # --------------------------------------------------------------------------- errors
 def test_unreachable_endpoint(tmp_path):
     url = f"http://127.0.0.1:{_free_port()}/query"
-    with pytest.raises(StoreError, match=r"cannot read page 1 \(triples 1-50000\) from the SPARQL endpoint "
-                                         rf"'{url}': connection refused") as e:
+    with pytest.raises(StoreError, match=r"cannot read page 1 \(triples 1-50000\) of the CONSTRUCT query from the "
+                                         rf"SPARQL endpoint '{url}': connection refused") as e:
         kgrec.load_store(url)
     assert (e.value.location, e.value.page) == (url, 1)
 
@@ -235,20 +238,23 @@ def silent_server():
 
 def test_timeout_names_the_page_and_the_options():
     with silent_server() as url:
-        with pytest.raises(StoreTimeoutError, match=rf"'{url}' did not answer page 1 \(triples 1-1000\) within "
-                                                    r"timeout=0.3 s; .*page_size=N, '--page-size N'.*timeout=S") as e:
+        with pytest.raises(StoreTimeoutError, match=rf"'{url}' did not answer page 1 \(triples 1-1000\) of the "
+                                                    r"CONSTRUCT query within timeout=0.3 s; .*page_size=N, "
+                                                    r"'--page-size N'.*timeout=S") as e:
             kgrec.load_store(url, page_size=1000, timeout=0.3)
     assert isinstance(e.value, TimeoutError) and e.value.page == 1
 
 
 @contextlib.contextmanager
-def answering(content_type: str, body: bytes):
-    """A real HTTP server on 127.0.0.1 answering every POST with ``body`` (a login page in front of
-    an endpoint, a server ignoring LIMIT).
+def answering(respond):
+    """A real HTTP server on 127.0.0.1 answering each POSTed query with ``respond(query)``, a
+    ``(content type, body)``: a login page in front of an endpoint, a server ignoring LIMIT, a
+    server whose pages change (what Oxigraph cannot be made to do).
     """
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (the http.server name)
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+            content_type, body = respond(form["query"][0])
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -269,16 +275,44 @@ def answering(content_type: str, body: bytes):
         thread.join(5)
 
 
+def likes(*pairs) -> bytes:
+    return "".join(f"<{EX}u{u}> <{EX}likes> <{EX}i{i}> .\n" for u, i in pairs).encode()
+
+
 def test_an_answer_that_is_not_rdf_or_ignores_the_limit():
-    with answering("text/html", b"<html><body>Please log in</body></html>") as url:
+    with answering(lambda q: ("text/html", b"<html><body>Please log in</body></html>")) as url:
         with pytest.raises(StoreError, match=rf"'{url}' answered page 1 \(triples 1-50000\) with Content-Type "
                                              r"'text/html', not N-Triples \(<html><body>Please log in"):
             kgrec.load_store(url)
-    triples = "".join(f"<{EX}u{k}> <{EX}p> <{EX}i> .\n" for k in range(5)).encode()
-    with answering("application/n-triples", triples) as url:
+    with answering(lambda q: ("application/n-triples", likes(*[(k, 1) for k in range(5)]))) as url:
         with pytest.raises(StoreError, match=rf"'{url}' answered page 1 with 5 triples, more than its LIMIT 3: the "
                                              r"server ignores LIMIT; read it with page_size=None"):
             kgrec.load_store(url, page_size=3)
+
+
+def paged_server(count: int, pages: list[bytes]):
+    """Answers the COUNT query with ``count`` and page k (by OFFSET) with ``pages[k]``."""
+    def respond(query):
+        if "COUNT(*)" in query:
+            return "application/sparql-results+json", json.dumps(
+                {"head": {"vars": ["n"]}, "results": {"bindings": [{"n": {"type": "literal", "value": str(count)}}]}}
+            ).encode()
+        limit, offset = map(int, re.search(r"LIMIT (\d+) OFFSET (\d+)", query).groups())
+        return "application/n-triples", pages[offset // limit] if offset // limit < len(pages) else b""
+    return answering(respond)
+
+
+def test_pages_are_checked_against_the_count():
+    # a triple added during the read shows up on two pages: read once, counted
+    with paged_server(4, [likes((1, 1), (1, 2)), likes((1, 2), (2, 1)), likes((2, 2))]) as url:
+        kg = quiet(kgrec.load_store, url, mapping=LIKES, page_size=2)
+    assert len(kg.interactions) == 4 and kg.warnings[PAGE_OVERLAP_WARNING] == 1
+    assert "duplicate triple" not in kg.warnings
+    # a server whose order changes between pages: one triple twice, another never
+    with paged_server(4, [likes((1, 1), (1, 2)), likes((1, 2), (2, 1))]) as url:
+        with pytest.raises(StoreError, match=rf"'{url}' counted 4 triples for the query, but its 3 pages held 3 "
+                                             r"distinct ones: the server's order of answers changed between pages"):
+            quiet(kgrec.load_store, url, mapping=LIKES, page_size=2)
 
 
 def test_not_a_store_directory(tmp_path):

@@ -22,13 +22,23 @@ the default graph *and* every named graph (``{ ?s ?p ?o } UNION { GRAPH ?g { ?s 
 unnamed graph (Oxigraph's default) or the union of all graphs (``--union-default-graph``,
 Fuseki's ``unionDefaultGraph``). A triple held in two graphs is read once.
 
-Paging. An endpoint is asked for ``page_size`` triples at a time with ``ORDER BY ?s ?p ?o LIMIT
-OFFSET`` (the order makes the pages a partition of one result); the pages are parsed and streamed
-into the extraction step of the file loader (:func:`kgrec.data.extract.build_graph_batched`:
-there is one extractor) as they arrive. Blank nodes of different pages are the same node when the
-server writes the same label for them: Oxigraph writes its store's own blank-node ids; a server
-that renumbers blank nodes in each answer needs ``page_size=None`` (one page) when blank nodes
-carry events.
+Paging. An endpoint is asked for ``page_size`` triples at a time (``LIMIT`` / ``OFFSET``); the
+pages are parsed and streamed into the extraction step of the file loader
+(:func:`kgrec.data.extract.build_graph_batched`: there is one extractor) as they arrive. The pages
+carry no ``ORDER BY``: sorting terms costs the server a full sort of the result per page (Oxigraph:
+over a minute a page for the 566k triples of MovieLens latest-small, against seconds for the whole
+read), so the pages rely on the server answering the same query in the same order each time, as
+Oxigraph and Jena do for an unchanged store. That is checked, not assumed: when the result takes
+more than one page, the server counts it (``COUNT`` of the same ``DISTINCT`` triples) after the first
+page, and a read whose pages hold fewer distinct triples than that count is refused
+(:class:`~kgrec.errors.StoreError`: the order changed between pages, or triples were deleted during
+the read). Triples a live service adds during the read may be read twice (counted in ``kg.warnings``
+under :data:`PAGE_OVERLAP_WARNING`, read once) or not at all (they are newer than the read); a triple
+present throughout the read is never lost. (Triples added while the first page is read, before the
+count, can make a read fail the check: read it again.) ``page_size=None`` reads the result in one
+request: one consistent snapshot. Blank nodes of different pages are the same node when the server
+writes the same label for them: Oxigraph writes its store's own blank-node ids; a server that
+renumbers blank nodes in each answer needs ``page_size=None`` when blank nodes carry events.
 
 A store directory is opened with ``pyoxigraph.Store.read_only``, which takes no lock, so a
 service may open the store for writing after or while kgrec reads it. pyoxigraph calls a read
@@ -41,6 +51,7 @@ inside it by passing its open :class:`pyoxigraph.Store` (the lock holder is foun
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import urllib.error
@@ -58,7 +69,8 @@ from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS,
 from kgrec.data.validation import warn_load_problems
 from kgrec.errors import EmptyGraphError, KgrecError, StoreError, StoreTimeoutError
 
-__all__ = ["load_store", "store_batches", "is_store_dir", "mapping_predicates", "construct_query", "empty_store_error",
+__all__ = ["load_store", "store_batches", "is_store_dir", "mapping_predicates", "construct_query", "count_query",
+           "empty_store_error", "PAGE_OVERLAP_WARNING",
            "DEFAULT_PAGE_SIZE", "DEFAULT_TIMEOUT"]
 
 #: Triples per page of an endpoint's answer: a few MB of N-Triples, well inside common servers'
@@ -68,6 +80,11 @@ DEFAULT_PAGE_SIZE = 50_000
 DEFAULT_TIMEOUT = 60.0
 
 _N_TRIPLES = "application/n-triples"
+_SPARQL_JSON = "application/sparql-results+json"
+
+#: Key of ``kg.warnings`` counting triples an endpoint gave on two pages (a store written during
+#: the read); they are read once.
+PAGE_OVERLAP_WARNING = "triple read on two pages (the store changed during the read): read once"
 
 
 # ----------------------------------------------------------------------------- what to fetch
@@ -119,21 +136,29 @@ def _iri(iri: str) -> str:
     return f"<{iri}>"
 
 
-def construct_query(predicates, every_iri_object: bool, limit: int | None = None, offset: int = 0) -> str:
-    """The CONSTRUCT query of :func:`mapping_predicates`'s answer (one page of it with ``limit``).
-
-    The triples of the default graph and of every named graph, ``DISTINCT``; with ``limit``, in
-    ``ORDER BY ?s ?p ?o`` order so that pages ``offset = 0, limit, 2 limit...`` partition the result.
-    """
-    iris = " ".join(map(_iri, predicates))
+def _where_clause(predicates, every_iri_object: bool) -> str:
+    """The ``DISTINCT`` triples of the default graph and every named graph that the mapping reads."""
     triples = "{ ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } }"
     if every_iri_object:
         where = f"{triples}\n      FILTER (!isLiteral(?o) || ?p IN ({', '.join(map(_iri, predicates))}))"
     else:  # a VALUES join lets the server read its predicate index
-        where = f"VALUES ?p {{ {iris} }}\n      {triples}"
-    page = f"\n    ORDER BY ?s ?p ?o LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
-    return (f"CONSTRUCT {{ ?s ?p ?o }}\nWHERE {{\n  {{ SELECT DISTINCT ?s ?p ?o WHERE {{\n      {where}\n    }}"
-            f"{page}\n  }}\n}}\n")
+        where = f"VALUES ?p {{ {' '.join(map(_iri, predicates))} }}\n      {triples}"
+    return f"SELECT DISTINCT ?s ?p ?o WHERE {{\n      {where}\n    }}"
+
+
+def construct_query(predicates, every_iri_object: bool, limit: int | None = None, offset: int = 0) -> str:
+    """The CONSTRUCT query of :func:`mapping_predicates`'s answer (one page of it with ``limit``).
+
+    The triples of the default graph and of every named graph, ``DISTINCT``; with ``limit``, the
+    ``offset``-th to ``offset + limit``-th in the server's order (see the module docstring).
+    """
+    page = f"\n    LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+    return (f"CONSTRUCT {{ ?s ?p ?o }}\nWHERE {{\n  {{ {_where_clause(predicates, every_iri_object)}{page}\n  }}\n}}\n")
+
+
+def count_query(predicates, every_iri_object: bool) -> str:
+    """How many triples :func:`construct_query` gives in all (``?n``)."""
+    return f"SELECT (COUNT(*) AS ?n) WHERE {{\n  {{ {_where_clause(predicates, every_iri_object)}\n  }}\n}}\n"
 
 
 # ----------------------------------------------------------------------------- store directories
@@ -221,40 +246,58 @@ def _first_line(body: bytes) -> str:
     return (text.splitlines()[0][:300] if text else "(empty body)")
 
 
-def _fetch(url: str, query: str, timeout: float, page: int, page_size: int | None, limits: Limits):
-    """POST ``query`` (form-encoded, which every SPARQL 1.1 server accepts) and return the answer's
-    ``(bytes, pyoxigraph.RdfFormat)``; every failure is a :class:`StoreError` naming the URL and page.
+def _post(url: str, query: str, accept: str, timeout: float, what: str, page: int, limits: Limits,
+          wait_hint: str = "ask for smaller pages (page_size=N, '--page-size N') or wait longer"):
+    """POST ``query`` (form-encoded, which every SPARQL 1.1 server accepts); the answer's
+    ``(media type, bytes)``. Every failure is a :class:`StoreError` naming the URL and ``what``.
     """
-    import pyoxigraph as ox
-
-    what = f"page {page}" + (f" (triples {(page - 1) * page_size + 1}-{page * page_size})" if page_size else "")
     req = urllib.request.Request(url, data=urllib.parse.urlencode({"query": query}).encode(), method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded",
-                                          "Accept": f"{_N_TRIPLES}, text/turtle;q=0.5"})
+                                 headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": accept})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             media = resp.headers.get_content_type()
-            body = LimitedReader(resp, limits.max_file_bytes, f"{url} ({what})", "bytes in one page").read()
+            return media, LimitedReader(resp, limits.max_file_bytes, f"{url} ({what})", "bytes in one answer").read()
     except urllib.error.HTTPError as e:
         try:
             detail = _first_line(e.read(4096))
         except (OSError, http.client.HTTPException):
             detail = "(no body)"
-        raise StoreError(f"the SPARQL endpoint '{url}' answered HTTP {e.code} {e.reason} to {what} of the CONSTRUCT "
-                         f"query: {detail}; is '{url}' the endpoint's query URL (Oxigraph: http://HOST:PORT/query, "
-                         "Fuseki: http://HOST:PORT/DATASET/sparql)?", url, page) from None
+        raise StoreError(f"the SPARQL endpoint '{url}' answered HTTP {e.code} {e.reason} to {what}: {detail}; is "
+                         f"'{url}' the endpoint's query URL (Oxigraph: http://HOST:PORT/query, Fuseki: "
+                         "http://HOST:PORT/DATASET/sparql)?", url, page) from None
     except (TimeoutError, socket.timeout, urllib.error.URLError, http.client.HTTPException, OSError) as e:
         reason = e.reason if isinstance(e, urllib.error.URLError) else e
         if isinstance(reason, (TimeoutError, socket.timeout)):
             raise StoreTimeoutError(
-                f"the SPARQL endpoint '{url}' did not answer {what} within timeout={timeout:g} s; ask for smaller "
-                "pages (page_size=N, '--page-size N') or wait longer (timeout=S, '--store-timeout S')",
-                url, page) from None
+                f"the SPARQL endpoint '{url}' did not answer {what} within timeout={timeout:g} s; {wait_hint} "
+                "(timeout=S, '--store-timeout S')", url, page) from None
         if isinstance(reason, ConnectionRefusedError):
             detail = "connection refused: is the server running, on this host and port?"
         else:
             detail = f"{type(reason).__name__}: {reason}"
         raise StoreError(f"cannot read {what} from the SPARQL endpoint '{url}': {detail}", url, page) from None
+
+
+def _count(url: str, query: str, timeout: float, limits: Limits) -> int:
+    what = "the COUNT query (after page 1)"
+    media, body = _post(url, query, _SPARQL_JSON, timeout, what, 1, limits,
+                        "read in one request (page_size=None) or wait longer")
+    try:
+        (row,) = json.loads(body)["results"]["bindings"]
+        return int(row["n"]["value"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"the SPARQL endpoint '{url}' answered {what} with {media!r} that holds no count "
+                         f"({_first_line(body[:300])}: {type(e).__name__}); is '{url}' a SPARQL query endpoint?",
+                         url, 1) from None
+
+
+def _page(url: str, query: str, timeout: float, page: int, page_size: int | None, limits: Limits):
+    """One page of the CONSTRUCT answer as ``(bytes, pyoxigraph.RdfFormat)``."""
+    import pyoxigraph as ox
+
+    what = (f"page {page} (triples {(page - 1) * page_size + 1}-{page * page_size})" if page_size else "the query")
+    media, body = _post(url, query, f"{_N_TRIPLES}, text/turtle;q=0.5", timeout, what + " of the CONSTRUCT query",
+                        page, limits)
     fmt = ox.RdfFormat.from_media_type(media)
     if fmt is None or fmt not in (ox.RdfFormat.N_TRIPLES, ox.RdfFormat.TURTLE, ox.RdfFormat.N_QUADS):
         raise StoreError(f"the SPARQL endpoint '{url}' answered {what} with Content-Type {media!r}, not N-Triples "
@@ -262,13 +305,13 @@ def _fetch(url: str, query: str, timeout: float, page: int, page_size: int | Non
     return body, fmt
 
 
-def _endpoint_batches(url, predicates, every, page_size, timeout, limits, warnings, bnode_prefix):
+def _endpoint_batches(url, predicates, every, page_size, timeout, limits, warnings, bnode_prefix, log):
     import pyoxigraph as ox
 
     offset, page = 0, 1
     while True:
         query = construct_query(predicates, every, page_size, offset)
-        body, fmt = _fetch(url, query, timeout, page, page_size, limits)
+        body, fmt = _page(url, query, timeout, page, page_size, limits)
         n = 0
 
         def rows():
@@ -282,37 +325,71 @@ def _endpoint_batches(url, predicates, every, page_size, timeout, limits, warnin
         except SyntaxError as e:
             raise StoreError(f"the SPARQL endpoint '{url}' answered page {page} with malformed RDF: {e}",
                              url, page) from None
+        log["received"] = log.get("received", 0) + n
+        log["pages"] = page
         if page_size is None or n < page_size:
             return
         if n > page_size:
             raise StoreError(f"the SPARQL endpoint '{url}' answered page {page} with {n} triples, more than its LIMIT "
                              f"{page_size}: the server ignores LIMIT; read it with page_size=None (one page)",
                              url, page)
+        if page == 1:  # more than one page: count the result, to check the pages against
+            log["expected"] = _count(url, count_query(predicates, every), timeout, limits)
         offset += page_size
         page += 1
 
 
+def _check_pages(kg: KnowledgeGraph, url: str, log: dict) -> None:
+    """Refuse a paged read whose pages missed part of the result (see the module docstring); count
+    the triples read twice under :data:`PAGE_OVERLAP_WARNING` instead of as duplicates.
+    """
+    if "expected" not in log:
+        return
+    twice = kg.warnings.pop("duplicate triple", 0)  # the query is DISTINCT: only pages overlap
+    if twice:
+        kg.warnings[PAGE_OVERLAP_WARNING] += twice
+    distinct = log.get("received", 0) - twice
+    if distinct < log["expected"]:
+        raise StoreError(f"the SPARQL endpoint '{url}' counted {log['expected']} triples for the query, but its "
+                         f"{log.get('pages', 0)} pages held {distinct} distinct ones: the server's order of "
+                         "answers changed between pages, or triples were deleted during the read; read it again, or "
+                         "in one request (page_size=None, '--page-size' larger than the count)", url, log.get("pages"))
+
+
 def _local_batches(store, predicates, every, limits, warnings, bnode_prefix, source):
-    query = construct_query(predicates, every)
-    rows = ((t.subject, t.predicate, t.object, None) for t in store.query(query))
+    """The store's triples the mapping reads. Without named graphs (no triple can come twice) the
+    store's quads are read by pattern, per predicate, or in one scan keeping what the query's filter
+    keeps: twice as fast as the query engine; with named graphs, the ``DISTINCT`` query.
+    """
+    import pyoxigraph as ox
+
+    if next(iter(store.named_graphs()), None) is not None:
+        rows = ((t.subject, t.predicate, t.object, None) for t in store.query(construct_query(predicates, every)))
+    elif every:
+        named, literal = frozenset(map(ox.NamedNode, predicates)), ox.Literal
+        rows = (q for q in store.quads_for_pattern(None, None, None) if type(q[2]) is not literal or q[1] in named)
+    else:
+        rows = (q for p in predicates for q in store.quads_for_pattern(None, ox.NamedNode(p), None))
     yield from oxigraph_batches(rows, source, warnings=warnings, bnode_prefix=bnode_prefix, limits=limits)
 
 
 # ----------------------------------------------------------------------------- entry points
 def store_batches(location, mapping: Mapping, *, page_size: int | None = DEFAULT_PAGE_SIZE,
                   timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = None, warnings: Counter | None = None,
-                  bnode_prefix: str = "_:s0.") -> Iterator[list[Triple]]:
+                  bnode_prefix: str = "_:s0.", log: dict | None = None) -> Iterator[list[Triple]]:
     """The triples ``mapping`` reads from the store ``location``, as lists of kgrec triples.
 
     The building block of :func:`load_store` and of :func:`kgrec.load` given a store directory
     among files (each source's blank nodes kept apart by ``bnode_prefix``). A store directory is
     opened (and checked) when the first list is asked for, and closed when the iterator is done.
+    ``log`` receives an endpoint's ``expected`` count, ``received`` triples and ``pages``.
     """
     limits = Limits() if limits is None else limits
     warnings = Counter() if warnings is None else warnings
     predicates, every = mapping_predicates(mapping)
     if isinstance(location, str) and location.lower().startswith(("http://", "https://")):
-        yield from _endpoint_batches(location, predicates, every, page_size, timeout, limits, warnings, bnode_prefix)
+        yield from _endpoint_batches(location, predicates, every, page_size, timeout, limits, warnings, bnode_prefix,
+                                     {} if log is None else log)
         return
     if is_url(location):
         raise StoreError(f"'{location}' is not a store: give an http(s):// SPARQL endpoint URL, an Oxigraph store "
@@ -373,7 +450,10 @@ def load_store(
             :func:`kgrec.load` against fetching files named by URL) does not apply here.
         mapping: as for :func:`kgrec.load` (default: the ``kgrec`` profile).
         page_size: triples per request to an endpoint (default 50,000); ``None``: the whole
-            result in one request. Unused for a store directory or object (read in one pass).
+            result in one request (one consistent snapshot). Each page makes the server evaluate
+            the query up to its offset again, so a read costs about pages x (half the result):
+            pages large enough for a few requests are fastest, as long as each answers within
+            ``timeout``. Unused for a store directory or object (read in one pass).
         timeout: seconds to wait for an endpoint's answer to one page (default 60).
         max_file_bytes: the most bytes of one page's answer (default 2 GiB).
         max_literal_chars: the most characters of one literal (default 1 Mi).
@@ -384,8 +464,9 @@ def load_store(
     Raises:
         StoreError: the endpoint cannot be reached, answers an HTTP error (the message holds the
             first line of the server's answer) or something other than RDF; the directory is not
-            an Oxigraph store or another process has it open for writing. The message names the
-            URL or directory and, for an endpoint, the page.
+            an Oxigraph store or another process has it open for writing; the pages of a paged
+            read hold fewer distinct triples than the server counts for the query. The message
+            names the URL or directory and, for an endpoint, the page.
         StoreTimeoutError: the endpoint did not answer a page within ``timeout`` (the message
             names the page and suggests ``page_size`` / ``timeout``).
         MappingError: the mapping is invalid or finds no users / items / interactions.
@@ -400,11 +481,13 @@ def load_store(
     limits = Limits(max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars)
     counter: Counter = Counter()
     where = _where(location)
+    log: dict = {}
     batches = store_batches(location, m, page_size=page_size, timeout=float(timeout), limits=limits,
-                            warnings=counter)
+                            warnings=counter, log=log)
     try:
         kg = build_graph_batched(batches, m, warnings=counter, sources=[where])
     except EmptyGraphError:
         raise empty_store_error(where, m) from None
+    _check_pages(kg, where, log)
     warn_load_problems(kg, [where], stacklevel=3)
     return kg
