@@ -1,6 +1,7 @@
 """kgrec: knowledge-graph-augmented recommendation from RDF.
 
-The public API: :func:`load` (RDF -> :class:`KnowledgeGraph`), :func:`load_arrays` (pre-mapped NPZ),
+The public API: :func:`load` (RDF -> :class:`KnowledgeGraph`), :func:`load_store` (a SPARQL endpoint
+or an Oxigraph store -> :class:`KnowledgeGraph`), :func:`load_arrays` (pre-mapped NPZ),
 :func:`split`, :class:`Recommender`.
 """
 
@@ -9,6 +10,7 @@ from kgrec.data.arrays import load_arrays, save_arrays
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.mapping import Mapping
 from kgrec.data.splits import Split
+from kgrec.data.stores import load_store
 from kgrec.errors import (
     CheckpointError,
     EmptyGraphError,
@@ -19,12 +21,16 @@ from kgrec.errors import (
     RDFFormatError,
     RDFParseError,
     SplitError,
+    StoreError,
+    StoreTimeoutError,
     UnknownIRIError,
 )
 from kgrec.version import __version__
 
 __all__ = [
-    "__version__", "load", "load_arrays", "save_arrays", "split", "Recommender", "Mapping", "KnowledgeGraph", "Interactions", "Split",
+    "__version__", "load", "load_store", "load_arrays", "save_arrays", "split", "Recommender", "Mapping",
+    "KnowledgeGraph", "Interactions", "Split",
     "KgrecError", "RDFFormatError", "RDFParseError", "MappingError", "EmptyGraphError", "SplitError",
-    "CheckpointError", "UnknownIRIError", "InputLimitError", "NetworkAccessError",
+    "CheckpointError", "UnknownIRIError", "InputLimitError", "NetworkAccessError", "StoreError",
+    "StoreTimeoutError",
 ]

@@ -67,14 +67,19 @@ def _free_port() -> int:
 
 
 @contextmanager
-def oxigraph_server(location: Path, timeout: float = 20.0) -> Iterator[OxigraphServer]:
-    """Start ``oxigraph serve`` on 127.0.0.1 with its store in ``location``; stop it on exit."""
+def oxigraph_server(location: Path, timeout: float = 20.0, union_default_graph: bool = False
+                    ) -> Iterator[OxigraphServer]:
+    """Start ``oxigraph serve`` on 127.0.0.1 with its store in ``location``; stop it on exit.
+    ``union_default_graph``: the default graph of queries is the union of every graph (the
+    ``--union-default-graph`` option) instead of the unnamed graph alone.
+    """
     binary = shutil.which("oxigraph")
     if binary is None:
         pytest.skip("the oxigraph server binary is not installed (pip install 'kgrec[serve]')")
     port = _free_port()
     location.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([binary, "serve", "--location", str(location), "--bind", f"127.0.0.1:{port}"],
+    union = ["--union-default-graph"] if union_default_graph else []
+    proc = subprocess.Popen([binary, "serve", "--location", str(location), "--bind", f"127.0.0.1:{port}", *union],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:

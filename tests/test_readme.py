@@ -57,6 +57,9 @@ AFTER = [
      lambda ns: "https://w3id.org/kgrec/data/toy/user/u7" in ns["rec"].users and len(ns["rec"].users) == 7),
     ('kg = kgrec.load("data.ttl"',
      lambda ns: ns["kg"].scenarios == ["rating", "tag"] and len(ns["kg"].interactions) == 48),
+    ('store_kg = kgrec.load("toy-store")',
+     lambda ns: (ns["store_kg"].num_users, ns["store_kg"].num_items, len(ns["store_kg"].interactions),
+                 len(ns["store_kg"].triples)) == (6, 8, 15, 25) and ns["store_kg"].sources == ["toy-store"]),
 ]
 
 

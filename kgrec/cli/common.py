@@ -155,12 +155,21 @@ def load_graph(paths: Sequence[str], mapping: str | None, fmt: str | None, args=
     the input limits of :func:`data_args` when the command has them.
     """
     from kgrec import api
+    from kgrec.data.stores import load_store
 
     names = ("allow_network", "max_file_bytes", "max_literal_chars", "max_line_bytes", "max_xml_depth",
              "max_expansion_ratio")
     limits = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    store = getattr(args, "store", None)
+    if store is not None and paths:
+        raise KgrecError("give RDF files or --store, not both (a store directory is given as a PATH)")
+    if store is None and not paths:
+        raise KgrecError("give RDF files or folders, or --store URL (a SPARQL endpoint)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"kgrec\.load\(", category=UserWarning)
+        if store is not None:
+            return load_store(store, mapping=mapping, page_size=args.page_size, timeout=args.store_timeout,
+                                  **{k: v for k, v in limits.items() if k in ("max_file_bytes", "max_literal_chars")})
         return api.load(list(paths), mapping=mapping, format=fmt, **limits)
 
 
@@ -256,6 +265,20 @@ def data_args(p: argparse.ArgumentParser) -> None:
                    help="refuse RDF/XML whose elements nest deeper than N (default 256)")
     p.add_argument("--max-expansion-ratio", metavar="N", type=positive_int, default=None,
                    help="refuse a compressed input that expands more than N times (default 200)")
+
+
+def store_args(p: argparse.ArgumentParser) -> None:
+    """``--store URL`` in place of the PATH arguments (logic in :mod:`kgrec.data.stores`)."""
+    from kgrec.data.stores import DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT
+
+    p.add_argument("--store", metavar="URL", default=None,
+                   help="read the graph from a SPARQL 1.1 endpoint (http://HOST:PORT/query for oxigraph serve) "
+                        "instead of files: the triples the mapping reads, in pages; an Oxigraph store directory "
+                        "is given as a PATH")
+    p.add_argument("--page-size", metavar="N", type=positive_int, default=DEFAULT_PAGE_SIZE,
+                   help="triples per request to --store")
+    p.add_argument("--store-timeout", metavar="S", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds to wait for --store's answer to one page")
 
 
 def progress_arg(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from kgrec.cli.common import (
     saved_run,
     scenario_arg,
     scenario_split,
+    store_args,
     version,
 )
 from kgrec.errors import KgrecError
@@ -56,12 +57,13 @@ def run(args) -> int:
     row = {"model": rec.model_name, "part": args.part, **metrics}
     columns = [("model", "model"), ("part", "part"), *metric_columns(args.ks)]
     payload = {"command": "evaluate", "kgrec_version": version(), "model_dir": str(model_dir),
-               "model": rec.model_name, "data": {"paths": [str(p) for p in args.paths], "mapping": mapping,
-                                                 "format": fmt},
+               "model": rec.model_name, "data": {"paths": [str(p) for p in args.paths], "store": args.store,
+                                                 "mapping": mapping, "format": fmt},
                "split": sp.stats(), "scenarios": scenarios, "ks": list(args.ks), "part": args.part,
                "metrics": metrics}
     out = Path(args.out) if args.out else model_dir
-    text = (f"Model `{model_dir}` on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name}, part {args.part}"
+    inputs = ", ".join(f"`{p}`" for p in args.paths or [args.store])
+    text = (f"Model `{model_dir}` on {inputs}; split {sp.name}, part {args.part}"
             + (f", scenario(s) {', '.join(scenarios)}." if scenarios else "."))
     json_path, md_path = write_results(out, "evaluation", payload, [row], columns,
                                        title=f"kgrec evaluate: {rec.model_name}", text=text)
@@ -80,8 +82,9 @@ def add_parser(sub, models: str) -> None:
                     "evaluation.md (into --out, default MODEL_DIR).",
         epilog="example:\n  kgrec evaluate kgrec-out/ease kg_data/toy/toy.ttl --ks 5,10")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="directory written by 'kgrec train'")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="the RDF file(s) the model was trained on")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="the RDF file(s) the model was trained on")
     data_args(p)
+    store_args(p)
     p.add_argument("--split", choices=SPLITS, default=None, help="split strategy (default: as recorded)")
     p.add_argument("--ratios", metavar="T,V,E", type=ratios_arg, default=None, help="shares (default: as recorded)")
     p.add_argument("--seed", metavar="S", type=int, default=None, help="split seed (default: as recorded)")

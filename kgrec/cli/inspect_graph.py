@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kgrec.cli.common import Formatter, data_args, load_graph, utc_date
+from kgrec.cli.common import Formatter, data_args, load_graph, store_args, utc_date
 from kgrec.reports.tables import markdown_table
 
 
@@ -92,7 +92,8 @@ def add_parser(sub, models: str) -> None:
                     "degree summaries (min/median/p90/max) of users, items and attribute entities, weakly "
                     "connected components, users/items without interactions and the loader's warnings.",
         epilog="example:\n  kgrec inspect kg_data/toy/toy.ttl\n  kgrec inspect data.ttl --mapping schema-org --json")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s), merged into one graph")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="RDF file(s) or folder(s), merged into one graph")
     data_args(p)
+    store_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)

@@ -25,6 +25,7 @@ from kgrec.cli.common import (
     ratios_arg,
     scenario_arg,
     scenario_split,
+    store_args,
     typed_params,
     version,
     with_run_params,
@@ -69,13 +70,15 @@ def _train(args) -> int:
     payload = {
         "command": "train", "kgrec_version": version(), "model": args.model,
         "params": dataclasses.asdict(rec.config),
-        "data": {"paths": [str(p) for p in args.paths], "mapping": args.mapping, "format": args.format},
+        "data": {"paths": [str(p) for p in args.paths], "store": args.store, "mapping": args.mapping,
+                 "format": args.format},
         "graph": kg.stats(), "split": sp.stats(), "scenarios": args.scenario, "ks": list(ks),
         "fit": {"seconds": fit_s, **rec.fit_info}, "valid": valid, "test": test,
     }
     if refit is not None:  # the saved model; valid/test above are the split fit's
         payload["refit_all"] = refit
-    text = (f"Model `{args.model}` trained on {', '.join(f'`{p}`' for p in args.paths)}; split {sp.name} "
+    inputs = ", ".join(f"`{p}`" for p in args.paths or [args.store])
+    text = (f"Model `{args.model}` trained on {inputs}; split {sp.name} "
             f"(ratios {'/'.join(f'{r:g}' for r in sp.ratios)}); fit {fit_s:.1f} s. Saved in `{out}`"
             + (" after a refit on all interactions with the chosen settings (the metrics are the split "
                "fit's)." if refit is not None else ".")
@@ -123,9 +126,10 @@ def add_parser(sub, models: str) -> None:
                "  kgrec train data.nt.gz --model lightgcn --split temporal --param epochs=50 --param dim=128\n"
                "  torchrun --nproc_per_node=2 -m kgrec train data.nt.gz --model lightgcn  "
                "# DDP; batch_size is per process (docs/distributed.md)")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="RDF file(s) or folder(s)")
     p.add_argument("--model", required=True, help=f"model name ({models})")
     data_args(p)
+    store_args(p)
     p.add_argument("--split", choices=SPLITS, default="random", help="split strategy")
     p.add_argument("--ratios", metavar="T,V,E", type=ratios_arg, default=(0.8, 0.1, 0.1),
                    help="train,valid,test shares")

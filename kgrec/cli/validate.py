@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kgrec.cli.common import Formatter, data_args, load_graph
+from kgrec.cli.common import Formatter, data_args, load_graph, store_args
 from kgrec.errors import KgrecError
 from kgrec.reports.tables import markdown_table
 
@@ -47,8 +47,9 @@ def add_parser(sub, models: str) -> None:
                     "nothing in the graph, with the closest terms the graph uses. Exit status 0 when the "
                     "files load, 2 with the error (file and line) when they do not.",
         epilog="example:\n  kgrec validate kg_data/toy/toy.ttl --strict")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="RDF file(s) or folder(s)")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="RDF file(s) or folder(s)")
     data_args(p)
+    store_args(p)
     p.add_argument("--strict", action="store_true", help="also exit 2 when a mapping term matches nothing in the graph "
                    "(data warnings never fail)")
     p.set_defaults(func=run)

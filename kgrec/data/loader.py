@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings as _warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from kgrec.data import stores
 from kgrec.data.extract import build_graph_ids
 from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.mapping import Mapping
@@ -23,7 +23,8 @@ from kgrec.data.safety import (
     LimitedReader,
     Limits,
 )
-from kgrec.errors import KgrecError
+from kgrec.data.validation import warn_load_problems
+from kgrec.errors import EmptyGraphError, KgrecError
 
 __all__ = ["load"]
 
@@ -46,7 +47,10 @@ def load(
 
     Args:
         paths: one file, a folder (every RDF file below it, sorted) or a list of them; all are
-            merged into one graph. ``.gz`` / ``.bz2`` files are decompressed.
+            merged into one graph. ``.gz`` / ``.bz2`` files are decompressed. A folder holding an
+            Oxigraph store (``pyoxigraph.Store(path)``, ``oxigraph serve --location path``:
+            RocksDB files, recognised by their ``CURRENT`` file) is read as a store, read-only
+            (:func:`kgrec.data.stores.load_store`, which also reads SPARQL endpoints).
         mapping: how RDF terms map to users, items, interactions, KG edges and texts: a
             :class:`~kgrec.data.mapping.Mapping`, a ``dict`` in the same form as the TOML file,
             a profile name (``"kgrec"``, ``"schema-org"``) or a ``.toml`` / ``.yaml`` file.
@@ -99,6 +103,8 @@ def load(
         NetworkAccessError: parsing tried to reach the network.
         MappingError: the mapping is invalid or finds no users / items / interactions.
         EmptyGraphError: the files hold no triples.
+        StoreError: a store directory is not an Oxigraph store, or another process has it open
+            for writing.
     """
     if not isinstance(allow_network, bool):
         raise KgrecError(f"'allow_network' must be True or False (got {allow_network!r})")
@@ -138,9 +144,11 @@ def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Pat
 
 
 def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, str]) -> KnowledgeGraph:
-    files = rdf_files(paths)
+    store_dirs = [Path(p) for p in paths if stores.is_store_dir(p)]
+    file_paths = [p for p in paths if not stores.is_store_dir(p)]
+    files = rdf_files(file_paths) if file_paths or not store_dirs else []
     counter: Counter = Counter()
-    sources = [urls.get(str(f), str(f)) for f in files]
+    sources = [urls.get(str(f), str(f)) for f in files] + [str(d) for d in store_dirs]
     parts = []
     for k, f in enumerate(files):
         base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
@@ -148,17 +156,14 @@ def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, s
         if len(idt) == 0 and len(files) > 1:
             counter[f"empty file '{f}'"] += 1
         parts.append(idt)
-    kg = build_graph_ids(IdTriples.concat(parts), m, warnings=counter, sources=sources)
-    _warn_problems(kg, sources)
+    for k, d in enumerate(store_dirs, len(files)):  # an Oxigraph store directory among the paths
+        parts.append(stores.store_ids(d, m, limits=limits, warnings=counter, bnode_prefix=f"_:f{k}."))
+    try:
+        kg = build_graph_ids(IdTriples.concat(parts), m, warnings=counter, sources=sources)
+    except EmptyGraphError:
+        if files:
+            raise
+        raise stores.empty_store_error(sources[0] if len(sources) == 1 else f"{len(sources)} stores", m) from None
+    warn_load_problems(kg, sources)
     return kg
 
-
-def _warn_problems(kg: KnowledgeGraph, sources: list[str]) -> None:
-    if kg.warnings:
-        total = sum(kg.warnings.values())
-        top = sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))
-        shown = "; ".join(f"{k} ({n})" for k, n in top[:5])
-        more = f"; and {len(top) - 5} more kinds" if len(top) > 5 else ""
-        what = sources[0] if len(sources) == 1 else f"{len(sources)} files"
-        _warnings.warn(f"kgrec.load({what}): {total} problems of {len(top)} kinds: {shown}{more}. "
-                       "See kg.warnings for the full counts.", UserWarning, stacklevel=4)

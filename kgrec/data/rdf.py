@@ -76,6 +76,8 @@ __all__ = [
     "iter_triple_batches",
     "read_triples",
     "read_ids",
+    "read_quads",
+    "quad_id_batches",
     "IdTriples",
     "rdf_files",
 ]
@@ -410,15 +412,8 @@ def _source(path, format, base_iri, limits, batch_size):
 
 def _id_batches(path: Path, fmt: str, base_iri: str, relative_prefix: str | None, warnings: Counter,
                 bnode_prefix: str, limits: Limits, batch_size: int) -> Iterator[tuple[list[Term], np.ndarray]]:
-    """The one parser: ``(new terms, (k, 3) ids)`` per batch of up to ``batch_size`` triples.
-
-    A batch's ids index the terms of every batch so far, each batch's new terms appended in
-    order. Per triple, Python only picks a key per term: the IRI string, ``_:f{file}.{label}``
-    for a blank node, a literal's N-Triples spelling (``"v"@en``: it starts with a quote, so it
-    is never an IRI's or a blank node's key), ``None`` for an RDF 1.2 triple term;
-    :class:`_Numbering` numbers the batch's keys, and only new literals are decoded (and checked
-    against ``limits.max_literal_chars``, before the next batch is parsed).
-    """
+    """The one parser of files: :func:`quad_id_batches` of ``pyoxigraph.parse``, its errors named with the
+    file and (where the parser knows it) the line."""
     import pyoxigraph as ox
 
     ox_format = {
@@ -426,81 +421,11 @@ def _id_batches(path: Path, fmt: str, base_iri: str, relative_prefix: str | None
         "trig": ox.RdfFormat.TRIG, "xml": ox.RdfFormat.RDF_XML, "json-ld": ox.RdfFormat.JSON_LD,
         "n3": ox.RdfFormat.N3,
     }[fmt]
-    NamedNode, BlankNode, OxLiteral, DefaultGraph = ox.NamedNode, ox.BlankNode, ox.Literal, ox.DefaultGraph
-    quads = fmt in ("nquads", "trig")
-    graphs: set = set()  # the named graphs met (their triples are merged into one graph)
-    numbering = _Numbering()
-    terms: list[Term] = []
-    relative: list[int] = []  # ids of the IRIs resolved against the file's location
-    n_relative = n_quoted = 0
-    suffixes: dict = {}  # a literal spelling's end -> (datatype, language)
-    new_literal = tuple.__new__  # Literal(...) without NamedTuple's Python-level __new__
-    max_lit = limits.max_literal_chars
     try:
         with _open_binary(path, limits, fmt) as fh:
-            parser = ox.parse(fh, ox_format, base_iri=base_iri)
-            while True:
-                keys: list = []
-                add = keys.append
-                literals: dict = {}  # N-Triples spelling -> pyoxigraph literal, this batch
-                for s, p, o, g in islice(parser, batch_size):
-                    if quads and type(g) is not DefaultGraph:
-                        graphs.add(g)
-                    ts = type(s)
-                    if ts is NamedNode:
-                        add(s.value)
-                    elif ts is BlankNode:
-                        add(bnode_prefix + s.value)
-                    else:
-                        add(None)
-                    add(p.value)
-                    to = type(o)
-                    if to is NamedNode:
-                        add(o.value)
-                    elif to is OxLiteral:
-                        # its spelling: a str, whose hash is kept, where the literal's is not
-                        key = str(o)
-                        literals[key] = o
-                        add(key)
-                    elif to is BlankNode:
-                        add(bnode_prefix + o.value)
-                    else:
-                        add(None)
-                if not keys:
-                    break
-                new, ids = numbering.number(keys)
-                ids = ids.reshape(-1, 3)
-                too_long = []
-                first = len(terms)
-                for k, key in enumerate(new):
-                    lit = literals.get(key)
-                    if lit is not None:
-                        # what follows the closing quote ('', '@en', '^^<...>') gives the datatype
-                        # and language: read from the first literal spelled with it
-                        suffix = key[key.rfind('"') + 1:]
-                        dt_lang = suffixes.get(suffix)
-                        if dt_lang is None:
-                            lang = lit.language
-                            dt_lang = suffixes[suffix] = (lit.datatype.value, lang.lower() if lang else None)
-                        value = lit.value
-                        new[k] = new_literal(Literal, (value, *dt_lang))
-                        if len(value) > max_lit:
-                            too_long.append(first + k)
-                    elif relative_prefix is not None and key.startswith(relative_prefix):
-                        relative.append(first + k)
-                terms.extend(new)
-                quoted = (ids[:, 0] < 0) | (ids[:, 2] < 0)
-                if quoted.any():  # a triple term as subject or object: not a graph node kgrec can use
-                    n_quoted += int(quoted.sum())
-                    ids = ids[~quoted]
-                if too_long:
-                    hit = np.flatnonzero(np.isin(ids[:, 2], too_long))
-                    if len(hit):
-                        s, p, o = ids[hit[0]].tolist()
-                        raise _too_long(terms[o].value, limits, path, terms[s], terms[p])
-                if relative:
-                    n_relative += int(np.isin(ids, relative).sum())
-                yield new, ids
+            yield from quad_id_batches(ox.parse(fh, ox_format, base_iri=base_iri), str(path), warnings=warnings,
+                                       bnode_prefix=bnode_prefix, limits=limits, relative_prefix=relative_prefix,
+                                       named_graphs=fmt in ("nquads", "trig"), batch_size=batch_size)
     except SyntaxError as e:
         msg = str(getattr(e, "msg", None) or e)
         if "LoadDocumentCallback" in msg or "remote context" in msg.lower():
@@ -520,6 +445,106 @@ def _id_batches(path: Path, fmt: str, base_iri: str, relative_prefix: str | None
                               f"{limits.max_line_bytes} below it to have the line named", str(path)) from None
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
         raise RDFParseError(f"cannot read the file as {fmt}: {e}", str(path)) from None
+
+
+def quad_id_batches(quads: Iterable, source: str, *, warnings: Counter, bnode_prefix: str, limits: Limits,
+                    relative_prefix: str | None = None, named_graphs: bool = True,
+                    batch_size: int = ID_BATCH) -> Iterator[tuple[list[Term], np.ndarray]]:
+    """The one conversion of pyoxigraph terms: ``(new terms, (k, 3) ids)`` per batch of up to
+    ``batch_size`` of ``quads``, for files (:func:`read_ids`) and triple stores
+    (:mod:`kgrec.data.stores`) alike, so a graph reads the same from either.
+
+    A batch's ids index the terms of every batch so far, each batch's new terms appended in
+    order. Per triple, Python only picks a key per term: the IRI string, ``{bnode_prefix}{label}``
+    for a blank node, a literal's N-Triples spelling (``"v"@en``: it starts with a quote, so it
+    is never an IRI's or a blank node's key), ``None`` for an RDF 1.2 triple term;
+    :class:`_Numbering` numbers the batch's keys, and only new literals are decoded (and checked
+    against ``limits.max_literal_chars``, before the next batch is read).
+
+    Args:
+        quads: ``(subject, predicate, object, graph)`` of pyoxigraph terms as ``pyoxigraph.parse``
+            or a store yields them; ``graph`` a graph name, ``DefaultGraph`` or ``None``.
+        source: the file or store, named in errors.
+        warnings: counts RDF 1.2 triple terms skipped, named graphs met (``named_graphs``) and IRIs
+            starting with ``relative_prefix`` (resolved against a file's location).
+        bnode_prefix: prefix of every blank node id (keeps the blank nodes of two sources apart).
+        limits: ``max_literal_chars`` is checked on every new literal.
+    """
+    import pyoxigraph as ox
+
+    NamedNode, BlankNode, OxLiteral, DefaultGraph = ox.NamedNode, ox.BlankNode, ox.Literal, ox.DefaultGraph
+    graphs: set = set()  # the named graphs met (their triples are merged into one graph)
+    numbering = _Numbering()
+    terms: list[Term] = []
+    relative: list[int] = []  # ids of the IRIs resolved against the file's location
+    n_relative = n_quoted = 0
+    suffixes: dict = {}  # a literal spelling's end -> (datatype, language)
+    new_literal = tuple.__new__  # Literal(...) without NamedTuple's Python-level __new__
+    max_lit = limits.max_literal_chars
+    quads = iter(quads)
+    try:
+        while True:
+            keys: list = []
+            add = keys.append
+            literals: dict = {}  # N-Triples spelling -> pyoxigraph literal, this batch
+            for s, p, o, g in islice(quads, batch_size):
+                if named_graphs and g is not None and type(g) is not DefaultGraph:
+                    graphs.add(g)
+                ts = type(s)
+                if ts is NamedNode:
+                    add(s.value)
+                elif ts is BlankNode:
+                    add(bnode_prefix + s.value)
+                else:
+                    add(None)
+                add(p.value)
+                to = type(o)
+                if to is NamedNode:
+                    add(o.value)
+                elif to is OxLiteral:
+                    # its spelling: a str, whose hash is kept, where the literal's is not
+                    key = str(o)
+                    literals[key] = o
+                    add(key)
+                elif to is BlankNode:
+                    add(bnode_prefix + o.value)
+                else:
+                    add(None)
+            if not keys:
+                break
+            new, ids = numbering.number(keys)
+            ids = ids.reshape(-1, 3)
+            too_long = []
+            first = len(terms)
+            for k, key in enumerate(new):
+                lit = literals.get(key)
+                if lit is not None:
+                    # what follows the closing quote ('', '@en', '^^<...>') gives the datatype
+                    # and language: read from the first literal spelled with it
+                    suffix = key[key.rfind('"') + 1:]
+                    dt_lang = suffixes.get(suffix)
+                    if dt_lang is None:
+                        lang = lit.language
+                        dt_lang = suffixes[suffix] = (lit.datatype.value, lang.lower() if lang else None)
+                    value = lit.value
+                    new[k] = new_literal(Literal, (value, *dt_lang))
+                    if len(value) > max_lit:
+                        too_long.append(first + k)
+                elif relative_prefix is not None and key.startswith(relative_prefix):
+                    relative.append(first + k)
+            terms.extend(new)
+            quoted = (ids[:, 0] < 0) | (ids[:, 2] < 0)
+            if quoted.any():  # a triple term as subject or object: not a graph node kgrec can use
+                n_quoted += int(quoted.sum())
+                ids = ids[~quoted]
+            if too_long:
+                hit = np.flatnonzero(np.isin(ids[:, 2], too_long))
+                if len(hit):
+                    s, p, o = ids[hit[0]].tolist()
+                    raise _too_long(terms[o].value, limits, source, terms[s], terms[p])
+            if relative:
+                n_relative += int(np.isin(ids, relative).sum())
+            yield new, ids
     finally:
         if n_quoted:
             warnings["RDF-star quoted triple skipped"] += n_quoted
@@ -580,6 +605,20 @@ def read_ids(
     parts = []
     with paused_gc():
         for new, ids in _parsed(path, format, base_iri, warnings, file_index, limits, ID_BATCH):
+            terms.extend(new)
+            parts.append(ids)
+    return IdTriples(terms, np.concatenate(parts) if parts else np.empty((0, 3), dtype=np.int64))
+
+
+def read_quads(quads: Iterable, source: str, *, warnings: Counter | None = None, bnode_prefix: str = "_:s0.",
+               limits: Limits | None = None) -> IdTriples:
+    """:class:`IdTriples` of pyoxigraph quads that come from elsewhere than a file (a triple store:
+    :mod:`kgrec.data.stores`), through the files' own conversion (:func:`quad_id_batches`)."""
+    terms: list[Term] = []
+    parts = []
+    with paused_gc():
+        for new, ids in quad_id_batches(quads, source, warnings=Counter() if warnings is None else warnings,
+                                        bnode_prefix=bnode_prefix, limits=Limits() if limits is None else limits):
             terms.extend(new)
             parts.append(ids)
     return IdTriples(terms, np.concatenate(parts) if parts else np.empty((0, 3), dtype=np.int64))

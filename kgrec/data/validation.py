@@ -33,13 +33,16 @@ Each predicate of an explicit ``kg.edges`` list is a field of its own (they are 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping as AbcMapping
+import warnings as _warnings
+from collections.abc import Iterable
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 
 from kgrec.data.mapping import CompiledMapping
 
 __all__ = ["RuleCount", "UnmatchedTerm", "MappingReport", "mapping_report", "suggest", "local_name",
-           "NAMED_GRAPHS_WARNING", "REPEATS_WARNING", "DROPPED_USERS_WARNING", "INCOMPLETE_EVENT_MARKS"]
+           "NAMED_GRAPHS_WARNING", "REPEATS_WARNING", "DROPPED_USERS_WARNING", "INCOMPLETE_EVENT_MARKS",
+           "warn_load_problems"]
 
 #: Key of ``kg.warnings`` whose count is the number of named graphs merged into one graph.
 NAMED_GRAPHS_WARNING = "named graphs merged into one graph (graph names ignored)"
@@ -298,3 +301,17 @@ def mapping_report(
         warnings=dict(warnings),
         prefixes=cm.prefixes,
     )
+
+
+def warn_load_problems(kg, sources: list[str], stacklevel: int = 4) -> None:
+    """One ``UserWarning`` summing up ``kg.warnings`` (the five most frequent kinds), if any: what
+    :func:`kgrec.load` and :func:`kgrec.load_store` say about the problems met while reading
+    ``sources`` (``stacklevel`` points it at the caller of the public function)."""
+    if kg.warnings:
+        total = sum(kg.warnings.values())
+        top = sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))
+        shown = "; ".join(f"{k} ({n})" for k, n in top[:5])
+        more = f"; and {len(top) - 5} more kinds" if len(top) > 5 else ""
+        what = sources[0] if len(sources) == 1 else f"{len(sources)} files"
+        _warnings.warn(f"kgrec.load({what}): {total} problems of {len(top)} kinds: {shown}{more}. "
+                       "See kg.warnings for the full counts.", UserWarning, stacklevel=stacklevel)
