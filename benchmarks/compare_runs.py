@@ -80,7 +80,8 @@ def main(argv=None) -> int:
             "test on per-user NDCG@10 (mean over seeds) against the first row; a verdict other than "
             "tie needs p < 0.05 and a gap beyond both seed spreads (docs/protocol.md).")
     write_results(args.out, args.name,
-                  {"base": args.base, "new": args.new, "rows": rows, "machine": machine(), "command": "python benchmarks/compare_runs.py "
+                  {"base": args.base, "new": args.new, "rows": rows, "machine": machine(),
+                   "command": "python benchmarks/compare_runs.py "
                    + " ".join(argv if argv is not None else sys.argv[1:])},
                   rows, cols, title=args.title, text=text)
     return 0

@@ -164,7 +164,8 @@ def main(argv=None) -> int:
             f"{summary['scores'].get('mean_kg_share', float('nan')):.3f} (CF "
             f"{summary['scores'].get('mean_cf_share', float('nan')):.3f}, text "
             f"{summary['scores'].get('mean_text_share', float('nan')):.3f}, EASE prior "
-            f"{summary['scores'].get('mean_prior_share', float('nan')):.3f}). Machine: {mach['cpu']}, {mach['torch_threads']} torch threads; "
+            f"{summary['scores'].get('mean_prior_share', float('nan')):.3f}). Machine: {mach['cpu']}, "
+            f"{mach['torch_threads']} torch threads; "
             f"commit {mach['commit']}; {mach['date']}.")
     write_results(args.out, "explain_faithfulness", payload, rows, cols, title="Explanation faithfulness (hybrid)",
                   text=text, floatfmt=".5f")

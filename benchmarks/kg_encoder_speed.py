@@ -257,7 +257,8 @@ def to_markdown(report: dict) -> str:
         f"{report['torch_geometric']}. Load average (1 min) at start / end: "
         f"{report['load_average_start'][0]:.1f} / {report['load_average_end'][0]:.1f}.",
         "",
-        f"{'Synthetic CKG' if g['source'] == 'synthetic' else 'CKG of ' + g['source']}: {g['nodes']:,} nodes, {g['edges']:,} edges "
+        f"{'Synthetic CKG' if g['source'] == 'synthetic' else 'CKG of ' + g['source']}: "
+        f"{g['nodes']:,} nodes, {g['edges']:,} edges "
         f"({g['kg_edges']:,} KG + {g['ui_edges']:,} user-item), {g['relations']} edge types, "
         f"dim {report['dim']}, {report['layers']} layers. {report['repeats']} interleaved rounds, "
         f"each a fresh process timing {report['runs']} runs after a warm-up. Ratios use the min "

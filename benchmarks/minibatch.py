@@ -193,9 +193,10 @@ def main(argv=None) -> int:
             "(%s cores, shared), OMP_NUM_THREADS=1, commit %s, %s." % (args.batch_size, fanouts, args.epochs_ml,
                                                                        args.epochs_large, args.steps,
                                                    mach["cpu"], mach["cpu_count"], mach["commit"], mach["date"]))
-    cols = {"graph": "graph", "mode": "mode", "train": "train pairs", "step_s": "step s", "step_speedup": "step speed-up",
-            "step_added_mib": "step added MiB", "epoch_s_from_steps": "epoch s est.", "epoch_s": "epoch s",
-            "epochs_run": "epochs", "best_epoch": "best", "peak_rss_mib": "peak RSS MiB", "fit_added_mib": "fit added MiB",
+    cols = {"graph": "graph", "mode": "mode", "train": "train pairs", "step_s": "step s",
+            "step_speedup": "step speed-up", "step_added_mib": "step added MiB",
+            "epoch_s_from_steps": "epoch s est.", "epoch_s": "epoch s", "epochs_run": "epochs",
+            "best_epoch": "best", "peak_rss_mib": "peak RSS MiB", "fit_added_mib": "fit added MiB",
             "test_ndcg@10": "test NDCG@10", "test_recall@20": "test Recall@20"}
     _, md = write_results(args.out, "minibatch", {"machine": mach, "args": vars(args), "rows": rows}, rows, cols,
                           title="LightGCN: full-batch vs sampled mini-batch", text=text, floatfmt=".3f")

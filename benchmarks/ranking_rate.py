@@ -6,9 +6,9 @@ FLOPs) followed by seen-item masking and a top-k over ``[B, I]`` scores. For eac
 1. the machine's fp32 ``torch.mm`` rate for exactly that shape, with 1 thread and with all threads
    (best of ``--repeats``);
 2. the ranking stages on the same shape, timed separately (median of ``--repeats`` passes over
-   the users): the product, ``kgrec.evaluation.rank.mask_seen`` (the evaluator's masking), ``kgrec.evaluation.rank.topk``
-   (deterministic ties), and the whole evaluator path (product + mask + top-k), reported as users/s
-   and as the FLOP rate it reaches over the matmul rate (``fraction``);
+   the users): the product, ``kgrec.evaluation.rank.mask_seen`` (the evaluator's masking),
+   ``kgrec.evaluation.rank.topk`` (deterministic ties), and the whole evaluator path (product + mask +
+   top-k), reported as users/s and as the FLOP rate it reaches over the matmul rate (``fraction``);
 3. ``Recommender.recommend`` end to end (users/s, IRIs out), and for the real model
    ``Recommender.evaluate`` (the validation/test path, metrics included);
 4. faiss (:mod:`kgrec.ann`): exact ``flat`` and approximate ``ivf`` / ``hnsw`` indexes, build
@@ -235,7 +235,8 @@ def main(argv=None) -> int:
     cols = {"catalogue": "catalogue", "batch_users": "B", "matmul_gflops_1t": "mm GFLOP/s 1t",
             "matmul_gflops_1t_prealloc": "mm GFLOP/s 1t, out=",
             "matmul_gflops_all": f"mm GFLOP/s {args.all_threads}t", "pipeline_users_per_s": "rank users/s",
-            "fraction_of_matmul": "fraction", "fraction_of_prealloc_matmul": "fraction (out=)", "share_mm": "mm share", "share_mask": "mask share",
+            "fraction_of_matmul": "fraction", "fraction_of_prealloc_matmul": "fraction (out=)",
+            "share_mm": "mm share", "share_mask": "mask share",
             "share_topk": "topk share", "recommend_users_per_s": "recommend() users/s",
             "recommend_fraction_of_matmul": "recommend() fraction"}
     faiss_table = [{"catalogue": r["catalogue"], **f} for r in rows for f in r["faiss"]]
@@ -243,9 +244,10 @@ def main(argv=None) -> int:
              "ef_search": "ef_search", "build_s": "build s", "users_per_s": "users/s", "recall@10": "recall@10"}
     from kgrec.reports.tables import markdown_table
 
-    text = ("`fraction` = FLOP rate of the evaluator path (product + `mask_seen` + `kgrec.evaluation.rank.topk`, top-%d, "
-            "1 thread) over the 1-thread `torch.mm` rate for the same [B, %d] x [%d, I] shape (a new result each call, "
-            "as ranking does; `out=`: into a preallocated result, the pure compute rate); the shares split "
+    text = ("`fraction` = FLOP rate of the evaluator path (product + `mask_seen` + "
+            "`kgrec.evaluation.rank.topk`, top-%d, 1 thread) over the 1-thread `torch.mm` rate for the same "
+            "[B, %d] x [%d, I] shape (a new result each call, as ranking does; `out=`: into a preallocated "
+            "result, the pure compute rate); the shares split "
             "the three stages' summed time. `recommend()` adds IRIs in and out. Synthetic catalogues: random "
             "Gaussian vectors, 20 seen items per user.\n\nMachine: %s (%s cores, shared), commit %s, %s.\n\n"
             "## faiss (1 thread, masked top-%d, recall@10 against exact full ranking)\n\n%s\n\n## Full ranking"

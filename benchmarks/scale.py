@@ -163,7 +163,8 @@ def report(rows: list[dict], args, params: dict) -> Path:
             f"N-Triples file. Growth exponents (log-log slope against size, sizes >= {args.fit_from:.0e}, "
             f"{len(fit)} points): {exp_text}.\n\nLargest size that trained: "
             + (f"**{largest:,}** interactions + triples" if largest else "none"))
-    text += (f" (RSS limit {args.max_rss_gib:g} GiB on a {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
+    text += (f" (RSS limit {args.max_rss_gib:g} GiB on a "
+             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
              f" GiB machine)." + "".join(f" Size {r['size']:.0e}: {r['status']}." for r in stopped))
     if any("commit" in r for r in rows):
         text += " Combined from several runs (`--combine`): each row names the commit it ran at."

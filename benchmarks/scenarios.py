@@ -2,8 +2,8 @@ r"""Multi-scenario transfer on MovieLens latest-small (issue 5): two item domain
 
 ``--experiment domain`` (default). Scenarios: an interaction is in the ``comedy`` domain when its
 movie has the genre Comedy, else in ``other`` (``kgrec.data.scenarios.assign_domains``; the
-mapping's ``[scenarios]`` section does the same at load time). Target = ``comedy`` (39% of the ratings), source = ``other``. The same 610 users
-act in both domains; the items are disjoint.
+mapping's ``[scenarios]`` section does the same at load time). Target = ``comedy`` (39% of the
+ratings), source = ``other``. The same 610 users act in both domains; the items are disjoint.
 
 Protocol (PROTOCOL.md metrics): a ``random`` per-user 80/10/10 split of all interactions (seed s);
 each user keeps at most ``n`` of their comedy *training* interactions (seeded, nested in n; ``all``

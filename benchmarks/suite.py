@@ -42,8 +42,8 @@ from kgrec.version import __version__
 
 from tuning import DEFAULT_BUDGET, SPACES, trials
 
-__all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset", "fit_one",
-           "peer_split", "ctr_rows", "write_results_md"]
+__all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset",
+           "fit_one", "peer_split", "ctr_rows", "write_results_md"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = os.environ.get("KGREC_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
@@ -578,7 +578,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
             payload = json.loads(f.read_text(encoding="utf-8"))
             if payload.get("suite"):
                 write_results(f.parent, f.stem, payload, payload["table"], payload["columns"],
-                              title=f"{payload['title']}: {payload['split']}", text=_describe(payload), relative_to=ROOT)
+                              title=f"{payload['title']}: {payload['split']}", text=_describe(payload),
+                              relative_to=ROOT)
                 plot(payload, f.with_suffix(".png"))
         write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
         return 0
@@ -610,7 +611,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "py
     for ds in datasets:  # convert + load once, in this process, before the workers read the cache
         t = time.perf_counter()
         kg = load_dataset(ds, args.data_root, args.cache)
-        loads[ds] = {"stats": kg.stats(), "rdf": load_info(ds, args.cache), "cached_load_seconds": time.perf_counter() - t}
+        loads[ds] = {"stats": kg.stats(), "rdf": load_info(ds, args.cache),
+                     "cached_load_seconds": time.perf_counter() - t}
         del kg
     jobs = _search_jobs(args, names, {ds: loads[ds]["stats"]["items"] for ds in datasets})
     command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])  # written relative to ROOT
@@ -858,7 +860,8 @@ def write_results_md(results: Path, out: Path) -> Path:
                 lines += ["Same split as the RecBole peer table of ANCHORS.md (RecBole 1.2.1, default "
                           "hyper-parameters, seed 2020): " + ", ".join(
                               f"{r['model']} NDCG@10 {r['ndcg@10']:.4f}" for r in peer_rows()
-                              if r["split"] == p["split"]) + " ([`peers/recbole-ml100k.json`](peers/recbole-ml100k.json)).",
+                              if r["split"] == p["split"])
+                          + " ([`peers/recbole-ml100k.json`](peers/recbole-ml100k.json)).",
                           ""]
     return atomic_write_text(out, "\n".join(lines))
 

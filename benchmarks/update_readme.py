@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
 #: result files shown in the README, in order (missing ones are skipped)
 SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-100k/cold-item.md",
-         "hybrid-pseudo-cold.md", "hybrid-pseudo-cold-vs-content.md", "lastfm/random.md", "lastfm/ctr.md", "kg_encoder_speed.md",
-         "recommend_load.md"]
+         "hybrid-pseudo-cold.md", "hybrid-pseudo-cold-vs-content.md", "lastfm/random.md", "lastfm/ctr.md",
+         "kg_encoder_speed.md", "recommend_load.md"]
 #: suite results (docs/protocol.md: one tuning budget) whose test NDCG@10 / Recall@20 make the headline table
 HEADLINE = ["movielens-100k/random.json", "movielens-100k/temporal.json"]
 
@@ -54,8 +54,9 @@ def headline(results: Path) -> str:
     standing = hybrid_standing(payloads)
     return (f"### Headline: MovieLens-100K peer splits, test set (mean ± std over seeds; commit "
             f"{', '.join(sorted(commits))})\n\n" + "\n".join(lines)
-            + "\n\nEvery model tuned with the same budget of validation trials ([`docs/protocol.md`](docs/protocol.md)); "
-            "`trials` counts the hybrid's and EASE+rules' internal prior choices.\n\n"
+            + "\n\nEvery model tuned with the same budget of validation trials "
+            "([`docs/protocol.md`](docs/protocol.md)); `trials` counts the hybrid's and EASE+rules' internal "
+            "prior choices.\n\n"
             + ("#### Where the hybrid stands (paired Wilcoxon test on per-user NDCG@10)\n\n"
                + markdown_table(standing, list(standing[0])) + "\n" if standing else ""))
 

@@ -253,7 +253,8 @@ class Recommender:
                                                    item_labels=self.item_labels)
         if est is not self.estimator:
             labels = {iri: kg.label(i) for i, iri in enumerate(kg.items)}
-            self.item_labels = (self.item_labels or list(self.items)) + [labels[iri] for iri in items.labels[len(self.items):]]
+            self.item_labels = ((self.item_labels or list(self.items))
+                                + [labels[iri] for iri in items.labels[len(self.items):]])
             # the known items grow by every interaction of 'kg' (ids of old users and items are kept)
             old = self.known_items
             umap = torch.tensor([users.id(x) for x in kg.users], dtype=torch.long)

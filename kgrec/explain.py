@@ -13,7 +13,8 @@ An explanation of ``(user, item)`` is read off the model itself and the graph it
 * **history**: the history items closest to the target under the model's item vectors.
 * **attention** (hybrid with cross-attention): the weights the user's behaviour-text query puts on
   each history item in the user fusion.
-* **shares** (hybrid): the per-branch dot products (CF, KG, text, the fixed EASE and sequential-rules priors); they sum to the score.
+* **shares** (hybrid): the per-branch dot products (CF, KG, text, the fixed EASE and sequential-rules
+  priors); they sum to the score.
 
 Parts a model does not have are listed in ``Explanation.unavailable`` with the reason.
 """
@@ -114,7 +115,8 @@ class Explanation:
         lines = [f"Why \"{self.item_label}\" for {self.user_label} ({self.model}, score {self.score:.4f}):"]
         if self.paths:
             lines.append("  paths in the knowledge graph:")
-            lines += [f"    [{p.method} {p.weight:+.4f}{' against' if p.method == 'occlusion' and p.weight < 0 else ''}]"
+            lines += [f"    [{p.method} {p.weight:+.4f}"
+                      f"{' against' if p.method == 'occlusion' and p.weight < 0 else ''}]"
                       f" {p.text()}" for p in self.paths]
         if self.history:
             lines.append("  closest items in the history (model's item vectors):")

@@ -23,7 +23,8 @@ def payload(name, values_by_seed, commit):
 
 
 def test_new_row_ahead_of_base_with_a_paired_test(tmp_path):
-    base = payload("Hybrid", {2020: [0.1 * (u % 3) for u in range(40)], 2021: [0.1 * (u % 3) for u in range(40)]}, "a" * 40)
+    base = payload("Hybrid", {2020: [0.1 * (u % 3) for u in range(40)],
+                              2021: [0.1 * (u % 3) for u in range(40)]}, "a" * 40)
     new = payload("Hybrid", {2020: [0.1 * (u % 3) + 0.05 for u in range(40)],
                              2021: [0.1 * (u % 3) + 0.06 for u in range(40)]}, "b" * 40)
     (tmp_path / "base.json").write_text(json.dumps(base))

@@ -33,11 +33,16 @@ def movie_kg() -> KnowledgeGraph:
     ents = Vocab(items.labels + attrs, sort=False, name="entity")
     rels = Vocab([V + "country", V + "director", V + "genre", V + "nationality", V + "prequelOf"], name="relation")
     e, r = ents.id, rels.id
-    triples = [(X + "item/alien", "director", X + "person/ridley"), (X + "item/prometheus", "director", X + "person/ridley"),
-               (X + "item/bladerunner", "director", X + "person/ridley"), (X + "item/alien", "genre", X + "genre/scifi"),
-               (X + "item/prometheus", "genre", X + "genre/scifi"), (X + "item/bladerunner", "genre", X + "genre/scifi"),
-               (X + "item/amelie", "genre", X + "genre/romance"), (X + "person/ridley", "nationality", X + "country/uk"),
-               (X + "item/amelie", "country", X + "country/uk"), (X + "item/prometheus", "prequelOf", X + "item/alien")]
+    triples = [(X + "item/alien", "director", X + "person/ridley"),
+               (X + "item/prometheus", "director", X + "person/ridley"),
+               (X + "item/bladerunner", "director", X + "person/ridley"),
+               (X + "item/alien", "genre", X + "genre/scifi"),
+               (X + "item/prometheus", "genre", X + "genre/scifi"),
+               (X + "item/bladerunner", "genre", X + "genre/scifi"),
+               (X + "item/amelie", "genre", X + "genre/romance"),
+               (X + "person/ridley", "nationality", X + "country/uk"),
+               (X + "item/amelie", "country", X + "country/uk"),
+               (X + "item/prometheus", "prequelOf", X + "item/alien")]
     t = torch.tensor(sorted((e(h), r(V + p), e(o)) for h, p, o in triples))
     users = Vocab([X + "user/0", X + "user/1", X + "user/2"], name="user")
     # user 0: alien, amelie; user 1: alien, prometheus, bladerunner; user 2: amelie, bladerunner

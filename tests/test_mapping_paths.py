@@ -126,7 +126,8 @@ ex:A rdfs:subClassOf ex:B . ex:B rdfs:subClassOf ex:A . ex:C rdfs:subClassOf ex:
 ex:e1 a ex:A ; ex:by ex:u1 ; ex:what ex:i1 .
 ex:e2 a ex:C ; ex:by ex:u2 ; ex:what ex:i2 .
 """
-    m = {"prefixes": {"ex": EX}, "interactions": [{"name": "e", "class": "ex:B", "agent": "ex:by", "object": "ex:what"}]}
+    m = {"prefixes": {"ex": EX},
+         "interactions": [{"name": "e", "class": "ex:B", "agent": "ex:by", "object": "ex:what"}]}
     kg = kgrec.load(_write(tmp_path, src, "cycle.ttl"), mapping=m)
     assert _interactions(kg) == [(EX + "u1", EX + "i1", 1.0, -1.0)]
 
@@ -248,7 +249,8 @@ def test_paths_in_property_list_fields_are_refused(section, key, term, what):
 
 def test_alternatives_and_inverses_in_property_lists():
     c = Mapping.from_dict({"prefixes": {"ex": EX}, "kg": {"edges": ["ex:a|^ex:b", "ex:c"], "exclude": ["ex:x|ex:y"]},
-                           "text": {"predicates": ["ex:t|ex:u"]}, "items": {"same_as": ["owl:sameAs|ex:same"]}}).compile()
+                           "text": {"predicates": ["ex:t|ex:u"]},
+                           "items": {"same_as": ["owl:sameAs|ex:same"]}}).compile()
     assert c.edges == {EX + "a", EX + "c"} and c.inverse_edges == {EX + "b"}
     assert c.exclude == {EX + "x", EX + "y"} and c.text_predicates == (EX + "t", EX + "u")
     assert c.same_as == {"http://www.w3.org/2002/07/owl#sameAs", EX + "same"}
@@ -265,7 +267,8 @@ ex:fan1 ex:likes ex:m1 .
 ex:m1 ex:genre ex:drama .
 """
     base = {"prefixes": {"ex": EX}, "interactions": [{"name": "e", "agent": "ex:by", "object": "ex:what"}]}
-    kg = kgrec.load(_write(tmp_path, src, "inv.ttl"), mapping={**base, "kg": {"edges": ["^ex:playsIn", "ex:genre|ex:bornIn"]}})
+    kg = kgrec.load(_write(tmp_path, src, "inv.ttl"),
+                    mapping={**base, "kg": {"edges": ["^ex:playsIn", "ex:genre|ex:bornIn"]}})
     assert _triples(kg) == {(EX + "actor1", EX + "playsIn", EX + "m1"), (EX + "actor1", EX + "bornIn", EX + "city1"),
                             (EX + "m1", EX + "genre", EX + "drama")}
     kg = kgrec.load(_write(tmp_path, src, "inv.ttl"), mapping={**base, "kg": {"edges": ["ex:playsIn", "ex:genre"]}})

@@ -72,7 +72,8 @@ def test_bad_arguments():
 
 def test_split_from_pairs():
     kg = two_cluster_kg()
-    all_pairs = [(kg.users[u], kg.items[i]) for u, i in zip(kg.interactions.user.tolist(), kg.interactions.item.tolist())]
+    all_pairs = [(kg.users[u], kg.items[i])
+                 for u, i in zip(kg.interactions.user.tolist(), kg.interactions.item.tolist())]
     sp = split_from_pairs(kg, {"train": all_pairs[:30], "valid": all_pairs[30:33], "test": all_pairs[33:]})
     assert (len(sp.train), len(sp.valid), len(sp.test)) == (30, 3, 3)
     assert np.allclose(sp.test.time.numpy(), kg.interactions.time[33:].numpy())

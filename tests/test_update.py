@@ -111,9 +111,11 @@ def test_cli_update_writes_a_new_checkpoint_and_leaves_the_old_one(tmp_path):
     more.write_text(
         "@prefix kgr: <https://w3id.org/kgrec/vocab#> .\n"
         "<https://w3id.org/kgrec/data/toy/event/100> a kgr:Interaction ; "
-        "kgr:user <https://w3id.org/kgrec/data/toy/user/u99> ; kgr:item <https://w3id.org/kgrec/data/toy/item/alien> .\n"
+        "kgr:user <https://w3id.org/kgrec/data/toy/user/u99> ; "
+        "kgr:item <https://w3id.org/kgrec/data/toy/item/alien> .\n"
         "<https://w3id.org/kgrec/data/toy/event/101> a kgr:Interaction ; "
-        "kgr:user <https://w3id.org/kgrec/data/toy/user/u99> ; kgr:item <https://w3id.org/kgrec/data/toy/item/heat> .\n")
+        "kgr:user <https://w3id.org/kgrec/data/toy/user/u99> ; "
+        "kgr:item <https://w3id.org/kgrec/data/toy/item/heat> .\n")
     code, out, err = run(["update", tmp_path / "m", "--data", more, "--out", tmp_path / "m2", "--epochs", "2"])
     assert code == 0, err
     assert "new_users" in out and _digest(tmp_path / "m") == before
@@ -204,7 +206,8 @@ def test_hybrid_update_grows_tables_keeps_old_rows_and_learns_the_new_item(tiny_
     assert est.context["item_text"].shape[0] == I
     assert torch.equal(est.context["item_text"][:I0], old_text)
 
-    trained = kgrec.Recommender.load(tmp_path / "m", text_model=tiny_text_model).update(new_block(), epochs=20, replay=0.5)
+    trained = kgrec.Recommender.load(tmp_path / "m", text_model=tiny_text_model).update(new_block(), epochs=20,
+                                                                                         replay=0.5)
     out = trained.recommend("http://x/user/new", k=2)["http://x/user/new"]
     assert cluster(out[0][0]) == "A", out  # the new user's remaining A item comes first
     assert "http://x/item/90" not in [i for i, _ in trained.recommend("http://x/user/00", k=9)["http://x/user/00"]]

@@ -185,7 +185,8 @@ class KnowledgeGraph:
         """Counts a user checks after loading: sizes, density, per-relation triples, warnings."""
         inter = self.interactions
         n_ui = self.num_users * max(self.num_items, 1)
-        rel_counts = torch.bincount(self.triples[:, 1], minlength=self.num_relations).tolist() if len(self.triples) else [0] * self.num_relations
+        rel_counts = (torch.bincount(self.triples[:, 1], minlength=self.num_relations).tolist()
+                      if len(self.triples) else [0] * self.num_relations)
         users_with = int(torch.unique(inter.user).numel()) if len(inter) else 0
         items_with = int(torch.unique(inter.item).numel()) if len(inter) else 0
         times = inter.time[~torch.isnan(inter.time)] if len(inter) else inter.time
@@ -245,7 +246,8 @@ class KnowledgeGraph:
             h, t = rows[:, 0], rows[:, 2]
             for ht in ("item", "entity"):
                 for tt in ("item", "entity"):
-                    m = ((h < n_items) if ht == "item" else (h >= n_items)) & ((t < n_items) if tt == "item" else (t >= n_items))
+                    m = (((h < n_items) if ht == "item" else (h >= n_items))
+                         & ((t < n_items) if tt == "item" else (t >= n_items)))
                     if m.any():
                         hh = h[m] - (0 if ht == "item" else n_items)
                         tt_ = t[m] - (0 if tt == "item" else n_items)

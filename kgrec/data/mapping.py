@@ -698,7 +698,8 @@ class Mapping:
             boolean(r.inverse, f"{where}.inverse")
             paths = {}
             for k in ("agent", "object", "time", "weight", "text"):
-                paths[k] = tuple(self.expand_path(p, f"{where}.{k}", r.name) for p in strs(getattr(r, k), f"{where}.{k}"))
+                paths[k] = tuple(self.expand_path(p, f"{where}.{k}", r.name)
+                                 for p in strs(getattr(r, k), f"{where}.{k}"))
             classes = frozenset(self.expand(c, f"{where}.class") for c in strs(r.cls, f"{where}.class"))
             pred_path: Path_ = ()
             if r.predicate is not None:
@@ -744,7 +745,8 @@ class Mapping:
             listed = [x for e in strs(kg.edges, "kg.edges") for x in self.expand_predicates(e, "kg.edges", True)]
             edges = frozenset(p for p, inv in listed if not inv)
             inverse_edges = frozenset(p for p, inv in listed if inv)
-        exclude = frozenset(p for e in strs(kg.exclude, "kg.exclude") for p, _ in self.expand_predicates(e, "kg.exclude"))
+        exclude = frozenset(p for e in strs(kg.exclude, "kg.exclude")
+                            for p, _ in self.expand_predicates(e, "kg.exclude"))
         hops = kg.max_hops
         if hops is not None and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 1):
             raise self._err("kg.max_hops", f"must be a positive integer or absent (got {kg.max_hops!r})")
@@ -756,7 +758,8 @@ class Mapping:
             if lang not in ("", "*") and not re.fullmatch(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*", lang):
                 raise self._err("text.languages",
                                 f"must hold language tags like 'en', '' (no tag) or '*' (got {lang!r})")
-        numeric = tuple(dict.fromkeys(self.expand_predicate(p, "features.numeric") for p in strs(ft.numeric, "features.numeric")))
+        numeric = tuple(dict.fromkeys(self.expand_predicate(p, "features.numeric")
+                                      for p in strs(ft.numeric, "features.numeric")))
         if not isinstance(self.name, str) or not isinstance(self.description, str):
             raise self._err("name", "and 'description' must be strings")
         return CompiledMapping(

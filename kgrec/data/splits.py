@@ -103,14 +103,16 @@ def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), 
     if strategy not in STRATEGIES:
         raise SplitError(f"'strategy' must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
     ratios = tuple(float(r) for r in ratios)
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6) or ratios[0] <= 0:
+    if (len(ratios) != 3 or any(r < 0 for r in ratios) or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6)
+            or ratios[0] <= 0):
         raise SplitError(f"'ratios' must be three non-negative shares summing to 1 with train > 0 (got {ratios})")
     inter = kg.interactions
     if len(inter) == 0:
         raise SplitError("the graph has no interactions to split")
     if strategy in ("temporal", "global-time") and not inter.has_time:
         missing = int(torch.isnan(inter.time).sum())
-        raise SplitError(f"strategy {strategy!r} needs a time on every interaction; {missing} of {len(inter)} have none")
+        raise SplitError(f"strategy {strategy!r} needs a time on every interaction; "
+                         f"{missing} of {len(inter)} have none")
     rng = np.random.default_rng(seed)
     n = len(inter)
     part = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test

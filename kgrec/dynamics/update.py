@@ -8,8 +8,8 @@ ids (old ids never move). Then:
   (their fit is one pass over the data; there is no state to carry over);
 * embedding models (BPR-MF, LightGCN) grow their user/item tables, copy the old rows, initialise an
   item never trained (new, or known without interactions) from its KG attribute neighbours (the
-  mean over its attributes of the mean trained item having that attribute; else the mean item) and such a user from the mean of their
-  new items' vectors, then continue BPR training for
+  mean over its attributes of the mean trained item having that attribute; else the mean item) and
+  such a user from the mean of their new items' vectors, then continue BPR training for
   ``epochs`` on the new interactions plus a fresh sample of ``replay`` x the old ones each epoch,
   with an optional L2 pull of the old rows towards their previous values (limits forgetting).
 

@@ -1,7 +1,8 @@
 """Sparse-dense products with a precomputed transpose, for full-graph message passing on CPU.
 
 ``torch.sparse.mm``'s backward builds the transpose of the sparse matrix on every call, which
-dominated a training step when profiled. A graph is fixed during training, so its transpose is computed once by the caller and reused here.
+dominated a training step when profiled. A graph is fixed during training, so its transpose is
+computed once by the caller and reused here.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ main{max-width:1180px;margin:0 auto;padding:20px 28px 60px}
 h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:0 0 10px;border-bottom:2px solid #e2e4e8;padding-bottom:6px}
 h3{font-size:16px;margin:14px 0 6px}.sub{color:#666;font-size:13px;margin-bottom:16px}
 section{background:#fff;border-radius:8px;padding:16px 20px;margin:16px 0;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{padding:4px 9px;border-bottom:1px solid #eceef1;text-align:left}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}\
+th,td{padding:4px 9px;border-bottom:1px solid #eceef1;text-align:left}
 th{background:#f7f8fa;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.best td{font-weight:600}img{max-width:100%;display:block;margin:6px auto}
 .note{color:#777;font-size:13px}.hit{background:#dff3e3}.tag{display:inline-block;font-size:11px;padding:1px 6px;
@@ -40,7 +41,8 @@ border-radius:9px;background:#eef0f4;color:#555;margin-left:4px}
 .user{border-top:1px solid #e2e4e8;padding-top:10px;margin-top:14px}.cols{display:flex;gap:18px;flex-wrap:wrap}
 .cols>div{flex:1 1 300px;min-width:0}.path{font-size:13px;margin:3px 0;padding:4px 8px;background:#f7f8fa;
 border-left:3px solid #4C72B0;border-radius:3px}.bar{display:inline-block;height:10px;background:#4C72B0;
-vertical-align:middle;margin-right:6px;border-radius:2px}.small{font-size:12px}ol{margin:4px 0;padding-left:22px;font-size:13px}
+vertical-align:middle;margin-right:6px;border-radius:2px}.small{font-size:12px}\
+ol{margin:4px 0;padding-left:22px;font-size:13px}
 table.top10{width:100%;table-layout:fixed;font-size:12px}.top10 td{overflow-wrap:anywhere;vertical-align:top}
 .top10 th:first-child,.top10 td:first-child{width:22px}.cols>.hist{flex:0 0 220px}.cols>.tops{flex:1 1 0;min-width:0}
 .tag.neg{background:#fbe9e7;color:#a33}
@@ -340,8 +342,8 @@ def render_report(run: dict) -> str:
         pop = details["train_popularity"]
         stats = {n: _popularity_stats(pop, details["top10_counts"][n]) for n in details["models"]}
         cat = sum(1 for p in pop if p) / max(1, len(pop))
-        rows = [[f"<td><b>{_e(n)}</b></td>", _num(s["coverage"]), _num(s["head_share"]), _num(s["avg_popularity"], ".1f"),
-                 _num(s["gini"])] for n, s in stats.items()]
+        rows = [[f"<td><b>{_e(n)}</b></td>", _num(s["coverage"]), _num(s["head_share"]),
+                 _num(s["avg_popularity"], ".1f"), _num(s["gini"])] for n, s in stats.items()]
         table = _table(["model", "coverage@10", "share to top-10% items", "avg. training popularity", "Gini"], rows)
         sec["popularity"] = ("Popularity, long tail and coverage", _plot_popularity(details, names) + table
                              + f'<p class="note">Catalogue: {len(pop)} items, {100 * cat:.1f}% with a training '

@@ -183,7 +183,8 @@ def shutdown() -> None:
 @contextlib.contextmanager
 def session(backend: str = "auto", device: str = "auto") -> Iterator[DistContext | None]:
     """Initialise the process group on entry (:func:`init`) and shut it down on exit, even on error:
-    ``with session(...) as ctx:``."""
+    ``with session(...) as ctx:``.
+    """
     try:
         yield init(backend, device)
     finally:

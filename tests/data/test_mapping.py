@@ -63,7 +63,8 @@ def test_dict_round_trip(name):
 
 
 def test_unknown_profile_lists_available():
-    with pytest.raises(MappingError, match=r"'profile' must be one of kgrec, kgrec-behaviours, schema-org \(got 'dbpedia'"):
+    with pytest.raises(MappingError,
+                       match=r"'profile' must be one of kgrec, kgrec-behaviours, schema-org \(got 'dbpedia'"):
         Mapping.profile("dbpedia")
 
 
