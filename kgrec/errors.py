@@ -101,14 +101,16 @@ class DistributedError(KgrecError, RuntimeError):
 
 class ResourceLimitError(KgrecError, MemoryError):
     """A fit would need more memory than is available (or than ``max_memory_gb`` allows); raised
-    from an estimate before anything large is allocated."""
+    from an estimate before anything large is allocated.
+    """
 
 
 class StoreError(KgrecError, OSError):
     """A triple store cannot be read: a SPARQL endpoint that cannot be reached or answers an HTTP
     error, or a store directory that is not an Oxigraph store or is open for writing elsewhere.
     ``location`` is the endpoint URL or the directory; ``page`` the 1-based page of the query
-    being fetched, or ``None``."""
+    being fetched, or ``None``.
+    """
 
     def __init__(self, message: str, location: str | os.PathLike | None = None, page: int | None = None):
         super().__init__(message)

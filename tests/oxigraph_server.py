@@ -24,7 +24,8 @@ import pytest
 @dataclass(frozen=True)
 class OxigraphServer:
     """A running server: ``query_url`` answers SPARQL queries, ``update_url`` SPARQL updates,
-    ``store_url`` the graph store protocol (``?default`` or ``?graph=IRI``)."""
+    ``store_url`` the graph store protocol (``?default`` or ``?graph=IRI``).
+    """
 
     base_url: str
     location: Path

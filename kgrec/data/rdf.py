@@ -296,7 +296,8 @@ def paused_gc():
 class _Numbering:
     """Keys -> consecutive ids ``0, 1, 2...``, one batch of keys at a time, in order of first
     appearance. The dictionary work runs in C (``dict.fromkeys``, ``filterfalse``, ``map``): no
-    Python bytecode runs per key. ``None`` is numbered ``-1``."""
+    Python bytecode runs per key. ``None`` is numbered ``-1``.
+    """
 
     def __init__(self):
         self.ids: dict = {None: -1}
@@ -348,7 +349,8 @@ class IdTriples:
     @classmethod
     def from_triples(cls, batches: Iterable[Iterable[Triple]]) -> IdTriples:
         """Number plain triples (an iterable of iterables of ``(s, p, o)``: lists from
-        :func:`iter_triple_batches`, rows of another source): equal terms get one id."""
+        :func:`iter_triple_batches`, rows of another source): equal terms get one id.
+        """
         numbering = _Numbering()
         terms: list[Term] = []
         parts = []
@@ -413,7 +415,8 @@ def _source(path, format, base_iri, limits, batch_size):
 def _id_batches(path: Path, fmt: str, base_iri: str, relative_prefix: str | None, warnings: Counter,
                 bnode_prefix: str, limits: Limits, batch_size: int) -> Iterator[tuple[list[Term], np.ndarray]]:
     """The one parser of files: :func:`quad_id_batches` of ``pyoxigraph.parse``, its errors named with the
-    file and (where the parser knows it) the line."""
+    file and (where the parser knows it) the line.
+    """
     import pyoxigraph as ox
 
     ox_format = {
@@ -613,7 +616,8 @@ def read_ids(
 def read_quads(quads: Iterable, source: str, *, warnings: Counter | None = None, bnode_prefix: str = "_:s0.",
                limits: Limits | None = None) -> IdTriples:
     """:class:`IdTriples` of pyoxigraph quads that come from elsewhere than a file (a triple store:
-    :mod:`kgrec.data.stores`), through the files' own conversion (:func:`quad_id_batches`)."""
+    :mod:`kgrec.data.stores`), through the files' own conversion (:func:`quad_id_batches`).
+    """
     terms: list[Term] = []
     parts = []
     with paused_gc():

@@ -70,7 +70,7 @@ from kgrec.data.safety import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LITERAL_CHARS,
 from kgrec.data.validation import warn_load_problems
 from kgrec.errors import EmptyGraphError, KgrecError, StoreError, StoreTimeoutError
 
-__all__ = ["load_store", "store_batches", "is_store_dir", "mapping_predicates", "construct_query", "count_query",
+__all__ = ["load_store", "store_ids", "is_store_dir", "mapping_predicates", "construct_query", "count_query",
            "empty_store_error", "PAGE_OVERLAP_WARNING",
            "DEFAULT_PAGE_SIZE", "DEFAULT_TIMEOUT"]
 
@@ -389,7 +389,8 @@ def store_ids(location, mapping: Mapping, *, page_size: int | None = DEFAULT_PAG
 
 def _store_quads(location, mapping: Mapping, page_size, timeout, limits: Limits, log: dict):
     """The quads ``mapping`` reads from ``location``; a store directory is opened (and checked) when
-    the first quad is asked for, and closed when the iterator is done."""
+    the first quad is asked for, and closed when the iterator is done.
+    """
     predicates, every = mapping_predicates(mapping)
     if isinstance(location, str) and location.lower().startswith(("http://", "https://")):
         yield from _endpoint_quads(location, predicates, every, page_size, timeout, limits, log)

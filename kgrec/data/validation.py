@@ -14,16 +14,16 @@ unmatched term comes with the closest terms of the same kind that the graph does
 on the IRIs' local names, and on the full IRIs for a misspelt namespace), which is what a
 misspelling needs.
 
-Required fields (an interaction rule's ``predicate``, ``class``, ``agent`` and ``object``; the
-user / item classes when they are not inferred; an explicit ``kg.edges`` list; the domain
-predicate) block whenever none of their terms matched, with one exception: the interaction rules
-of a mapping are alternatives too (a profile such as ``schema-org`` reads many kinds of events,
-and one graph rarely holds them all), so when another rule produced interactions, a rule whose class or predicate the graph does not
-use blocks only where its term looks misspelt, as an optional field does (a rule whose events are
-in the graph still needs its ``agent`` and ``object`` to match). Optional fields (a rule's ``time``,
-``weight`` and ``text``, ``text.predicates``, ``features.numeric``, inferred user / item classes)
-may well be absent from a correct graph (a shipped profile lists terms for many vocabularies),
-so they block only when the graph has a term close enough to be the intended one
+Required fields (an interaction rule's ``predicate``, ``class``, ``agent`` and ``object``; the user
+/ item classes when they are not inferred; an explicit ``kg.edges`` list; the domain predicate)
+block whenever none of their terms matched, with one exception: the interaction rules of a mapping
+are alternatives too (a profile such as ``schema-org`` reads many kinds of events, and one graph
+rarely holds them all), so when another rule produced interactions, a rule whose class or predicate
+the graph does not use blocks only where its term looks misspelt, as an optional field does (a rule
+whose events are in the graph still needs its ``agent`` and ``object`` to match). Optional fields (a
+rule's ``time``, ``weight`` and ``text``, ``text.predicates``, ``features.numeric``, inferred user /
+item classes) may well be absent from a correct graph (a shipped profile lists terms for many
+vocabularies), so they block only when the graph has a term close enough to be the intended one
 (:data:`MISSPELT_CUTOFF` on the local names): the misspelling case.
 
 Fields never reported: ``kg.exclude`` and ``items.same_as`` (their absence loses nothing).
@@ -73,8 +73,9 @@ def local_name(iri: str) -> str:
 
 
 def _ratio(sm: difflib.SequenceMatcher, a: str, b: str, cutoff: float) -> float:
-    """difflib's ratio of ``a`` and ``b``, or 0 when its cheap upper bounds are under ``cutoff``
-    (a graph may use thousands of predicates: most candidates stop at the bounds)."""
+    """The ``difflib`` ratio of ``a`` and ``b``, or 0 when its cheap upper bounds are under ``cutoff``
+    (a graph may use thousands of predicates: most candidates stop at the bounds).
+    """
     sm.set_seqs(a, b)
     if sm.real_quick_ratio() < cutoff or sm.quick_ratio() < cutoff:
         return 0.0
@@ -84,7 +85,8 @@ def _ratio(sm: difflib.SequenceMatcher, a: str, b: str, cutoff: float) -> float:
 def _similarity(term: str, name: str, cand: str, sm: difflib.SequenceMatcher,
                 cutoff: float) -> tuple[float, float]:
     """(local-name ratio, full-IRI ratio) of ``term`` (local name ``name``, case-folded) and
-    ``cand``; a ratio under its cutoff (``cutoff``, :data:`IRI_CUTOFF`) may read 0."""
+    ``cand``; a ratio under its cutoff (``cutoff``, :data:`IRI_CUTOFF`) may read 0.
+    """
     return _ratio(sm, name, local_name(cand).lower(), cutoff), _ratio(sm, term, cand, IRI_CUTOFF)
 
 
@@ -306,7 +308,8 @@ def mapping_report(
 def warn_load_problems(kg, sources: list[str], stacklevel: int = 4) -> None:
     """One ``UserWarning`` summing up ``kg.warnings`` (the five most frequent kinds), if any: what
     :func:`kgrec.load` and :func:`kgrec.load_store` say about the problems met while reading
-    ``sources`` (``stacklevel`` points it at the caller of the public function)."""
+    ``sources`` (``stacklevel`` points it at the caller of the public function).
+    """
     if kg.warnings:
         total = sum(kg.warnings.values())
         top = sorted(kg.warnings.items(), key=lambda kv: (-kv[1], kv[0]))
