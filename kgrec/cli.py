@@ -1,5 +1,5 @@
 """The ``kgrec`` command line: ``demo``, ``inspect``, ``validate``, ``train``, ``evaluate``, ``recommend``,
-``users``, ``items``, ``explain``, ``report``, ``update``, ``convert``, ``generate``, ``benchmark``.
+``users``, ``items``, ``explain``, ``report``, ``update``, ``convert``, ``generate``, ``serve``, ``benchmark``.
 
 Every command goes through the public API (:func:`kgrec.load`, :func:`kgrec.split`,
 :class:`kgrec.Recommender`) and writes its tables with :mod:`kgrec.reports.tables`. Results go to stdout,
@@ -30,6 +30,7 @@ from typing import Any
 from kgrec.data.convert import CONVERTERS
 from kgrec.errors import KgrecError, UnknownIRIError
 from kgrec.reports.tables import markdown_table, write_results
+from kgrec.serve import command as serve_command
 
 __all__ = ["main", "build_parser", "parse_param", "default_threads", "THREADS_ENV", "DEMO_MODELS", "DEMO_PARAMS",
            "DEMO_DATASET", "graph_report"]
@@ -1167,6 +1168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift", metavar="D", type=float, default=0.8,
                    help="interest drift from a user's early to late genre, 0 (none) to 1")
     p.set_defaults(func=cmd_generate)
+
+    # the service's options and body live in kgrec/serve/command.py
+    p = sub.add_parser("serve", formatter_class=_Formatter, help="serve a model over HTTP, learning from posted events",
+                       description=serve_command.DESCRIPTION, epilog=serve_command.EPILOG)
+    serve_command.add_arguments(p)
+    _add_load_options(p)
+    p.set_defaults(func=serve_command.run)
 
     from kgrec import bench
 

@@ -26,6 +26,9 @@ __all__ = [
     "NetworkAccessError",
     "DistributedError",
     "ResourceLimitError",
+    "EventError",
+    "EventStoreError",
+    "ServeError",
 ]
 
 
@@ -100,6 +103,21 @@ class DistributedError(KgrecError, RuntimeError):
 class ResourceLimitError(KgrecError, MemoryError):
     """A fit would need more memory than is available (or than ``max_memory_gb`` allows); raised
     from an estimate before anything large is allocated."""
+
+
+class EventError(KgrecError, ValueError):
+    """An interaction event posted to the live service (``kgrec serve``) is malformed; the message
+    names the field (``'[2].time'``)."""
+
+
+class EventStoreError(KgrecError, RuntimeError):
+    """The event store of the live service cannot be opened, read or written (a SPARQL endpoint that
+    does not answer, a store directory another process holds); nothing is acknowledged then."""
+
+
+class ServeError(KgrecError, ValueError):
+    """The live service cannot start as asked (a bad option, a missing token file, a state
+    directory of another model)."""
 
 
 class UnknownIRIError(KgrecError, KeyError):
