@@ -257,14 +257,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     png = out / "serve.png"
     plot(results, png)
-    rows = [{k: r[k] for k in ("model", "inprocess_recommend_p50_ms", "requests", "seconds", "rps", "p50_ms",
-                               "p95_ms", "p99_ms", "failed",
-                               "events_acknowledged", "updates_ok", "updates_failed")}
-            | {"versions": ", ".join(map(str, r["versions_served"]))} for r in results]
-    columns = [("model", "model"), ("inprocess_recommend_p50_ms", "in-process ms"), ("requests", "requests"), ("seconds", "s"), ("rps", "req/s"),
-               ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("failed", "failed"),
+    columns = [("model", "model"), ("inprocess_recommend_p50_ms", "in-process ms"), ("requests", "requests"),
+               ("seconds", "s"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("failed", "failed"),
                ("events_acknowledged", "events stored"), ("updates_ok", "updates"),
                ("updates_failed", "failed updates"), ("versions", "versions answering")]
+    rows = [{key: r[key] for key, _ in columns[:-1]} | {"versions": ", ".join(map(str, r["versions_served"]))}
+            for r in results]
     n_stream = results[0]["stream_events"] if results else 0
     given = sys.argv[1:] if argv is None else list(argv)
     command = " ".join(["python benchmarks/serve.py", *given])
