@@ -258,7 +258,8 @@ def main(argv=None) -> int:
     png = out / "serve.png"
     plot(results, png)
     columns = [("model", "model"), ("inprocess_recommend_p50_ms", "in-process ms"), ("requests", "requests"),
-               ("seconds", "s"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("failed", "failed"),
+               ("seconds", "s"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"),
+               ("p99_ms", "p99 ms"), ("failed", "failed"),
                ("events_acknowledged", "events stored"), ("updates_ok", "updates"),
                ("updates_failed", "failed updates"), ("versions", "versions answering")]
     rows = [{key: r[key] for key, _ in columns[:-1]} | {"versions": ", ".join(map(str, r["versions_served"]))}
