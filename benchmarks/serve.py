@@ -181,6 +181,7 @@ def run_model(name: str, kg, sp, args, work: Path) -> dict:
         "failed": len(failures), "failure_statuses": sorted({str(r[4]) for r in failures}),
         "events_posted": sum(p[3] for p in posts), "events_acknowledged": sum(p[3] for p in posts if p[2]),
         "event_posts_failed": sum(1 for p in posts if not p[2]),
+        "event_post_failure_statuses": sorted({str(p[4]) for p in posts if not p[2]}),
         "event_post_p50_ms": percentile([p[1] * 1000 for p in posts], 50),
         "updates_ok": health["updates"]["ok"], "updates_failed": health["updates"]["failed"],
         "last_update": health["last_update"], "versions_served": versions, "final_version": health["model_version"],
@@ -221,13 +222,13 @@ def main(argv=None) -> int:
     ap.add_argument("--hybrid-params", default=None, help=f"JSON overriding the hybrid's settings {HYBRID}")
     ap.add_argument("--stream-share", type=float, default=0.05,
                     help="the latest share of interactions held out and posted as events (default: 0.05)")
-    ap.add_argument("--seconds", type=float, default=90.0, help="the most seconds of load per model (default: 90)")
+    ap.add_argument("--seconds", type=float, default=180.0, help="the most seconds of load per model (default: 180)")
     ap.add_argument("--requests", type=int, default=20000, help="the most requests per model (default: 20000)")
     ap.add_argument("--concurrency", type=int, default=8, help="concurrent request clients (default: 8)")
     ap.add_argument("--unknown-share", type=float, default=0.05, help="share of unknown users (default: 0.05)")
     ap.add_argument("--event-rate", type=float, default=50.0, help="events per second (default: 50)")
     ap.add_argument("--event-batch", type=int, default=10, help="events per POST (default: 10)")
-    ap.add_argument("--update-every", type=int, default=500, help="the service's --update-every (default: 500)")
+    ap.add_argument("--update-every", type=int, default=200, help="the service's --update-every (default: 200)")
     ap.add_argument("--update-epochs", type=int, default=1, help="epochs of an embedding model's update (default: 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the service (default: 1)")
     ap.add_argument("--seed", type=int, default=0)

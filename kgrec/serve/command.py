@@ -87,5 +87,7 @@ def run(args) -> int:
                      data=args.data, mapping=args.mapping, text_model=args.text_model,
                      text_allow_pickle=args.text_allow_pickle, log=log)
     log(f"listening on http://{args.host}:{args.port} (OpenAPI docs at /docs)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # keep-alive 30 s, not uvicorn's 5: a client reusing its connection right after a slow moment of
+    # the service (an update competing for the cores) must not find it closed under its request
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=30)
     return 0

@@ -309,9 +309,8 @@ class ModelManager:
             with self._lock:
                 self._at_attempt = n_pending
             status.update(ok=False, version=served.version, error=f"{type(e).__name__}: {e}")
-            if not isinstance(e, KgrecError):
-                status["traceback"] = traceback.format_exc(limit=8)
-            self.log(f"update failed, still serving version {served.version}: {status['error']}")
+            self.log(f"update failed, still serving version {served.version}: {status['error']}"
+                     + ("" if isinstance(e, KgrecError) else "\n" + traceback.format_exc(limit=8)))
         status["seconds"] = time.perf_counter() - t0
         self.last_update = status
         if self.on_update is not None:
