@@ -28,6 +28,9 @@ __all__ = [
     "ResourceLimitError",
     "StoreError",
     "StoreTimeoutError",
+    "EventError",
+    "EventStoreError",
+    "ServeError",
 ]
 
 
@@ -123,6 +126,24 @@ class StoreError(KgrecError, OSError):
 
 class StoreTimeoutError(StoreError, TimeoutError):
     """A SPARQL endpoint did not answer one page of the query within the timeout."""
+
+
+class EventError(KgrecError, ValueError):
+    """An interaction event posted to the live service (``kgrec serve``) is malformed; the message
+    names the field (``'[2].time'``).
+    """
+
+
+class EventStoreError(KgrecError, RuntimeError):
+    """The event store of the live service cannot be opened, read or written (a SPARQL endpoint that
+    does not answer, a store directory another process holds); nothing is acknowledged then.
+    """
+
+
+class ServeError(KgrecError, ValueError):
+    """The live service cannot start as asked (a bad option, a missing token file, a state
+    directory of another model).
+    """
 
 
 class UnknownIRIError(KgrecError, KeyError):

@@ -1,7 +1,7 @@
 """The ``kgrec`` command line, one module per command (:mod:`kgrec.cli.main` lists them).
 
 ``kgrec demo``, ``inspect``, ``validate``, ``train``, ``evaluate``, ``recommend``, ``users``, ``items``,
-``explain``, ``report``, ``update``, ``convert``, ``generate``, ``benchmark``. The package is the top of
+``explain``, ``report``, ``update``, ``convert``, ``generate``, ``serve``, ``benchmark``. The package is the top of
 kgrec's layers: it imports the API and the reports, and nothing in kgrec imports it.
 """
 

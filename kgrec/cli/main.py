@@ -29,6 +29,7 @@ from kgrec.cli import (
     listing,
     recommend,
     report,
+    serve,
     train,
     update,
     validate,
@@ -39,7 +40,7 @@ from kgrec.errors import KgrecError
 
 #: The command modules, in the order ``kgrec --help`` lists them.
 COMMANDS = (demo, inspect_graph, validate, train, evaluate, recommend, listing, explain, report, update, convert,
-            generate, benchmark)
+            generate, serve, benchmark)
 
 _SIGPIPE_STATUS = 141  # what a shell reports for a process killed by SIGPIPE (128 + 13)
 _QUIET_HELP = ("no progress lines (loading, fitting, validation epochs) and no progress bars on stderr; results, "
