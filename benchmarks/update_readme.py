@@ -14,7 +14,8 @@ START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
 #: result files shown in the README, in order (missing ones are skipped)
 SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-100k/cold-item.md",
          "hybrid-pseudo-cold.md", "hybrid-pseudo-cold-vs-content.md", "lastfm/random.md", "lastfm/ctr.md",
-         "kg_encoder_speed.md", "recommend_load.md"]
+         "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md",
+         "recommend_load.md"]
 #: suite results (docs/protocol.md: one tuning budget) whose test NDCG@10 / Recall@20 make the headline table
 HEADLINE = ["movielens-100k/random.json", "movielens-100k/temporal.json"]
 
