@@ -37,7 +37,8 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "ease": {"reg": 250.0},
     "bprmf": {"epochs": 40, "lr": 2e-3, "reg": 0.0, "patience": 5, "eval_every": 2},
     "lightgcn": {"epochs": 40, "lr": 5e-3, "reg": 1e-4, "patience": 5, "eval_every": 2},
-    # one short text segment per item keeps MiniLM's CPU encoding of 9,742 items to about a minute;
+    # one short text segment per item keeps MiniLM's CPU encoding of the 9,742 items short (the demo's
+    # phases are timed in benchmarks/results/demo.md);
     # the closed-form priors' validation search is the size of the benchmark's hybrid space
     # (benchmarks/tuning.py): one EASE reg (the EASE row's) and one rule window x recency, each an I x I fit
     "hybrid": {"epochs": 20, "text_segments": 1, "text_max_length": 64, "ease_reg": (250.0,),

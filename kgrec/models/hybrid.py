@@ -61,9 +61,8 @@ class HybridConfig(TrainConfig):
             ``seq_window`` x ``seq_recency`` x ``seq_grid``; weight 0 (off) is always a candidate,
             so a split whose held-out items are not the users' latest (``random``) keeps the
             model without it. Default ``True``; off with ``use_cf=False``. EASE sees a history
-            as a set; these rules are what lets the hybrid follow drifting interests (on the
-            MovieLens-100K temporal split, EASE + rules is +22% test NDCG@10 over EASE:
-            ``benchmarks/results/linear_ceiling-temporal.md``).
+            as a set; these rules are what lets the hybrid follow drifting interests (what they
+            add on a temporal split: ``benchmarks/results/linear_ceiling-temporal.md``).
         seq_window: candidate step decays ``w`` of the rules (default ``(3, 10, 30)``).
         seq_recency: candidate ``tau`` of the users' recency weights ``exp(-steps back / tau)``
             (default ``(1, 3)``).

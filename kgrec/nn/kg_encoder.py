@@ -73,12 +73,10 @@ class KGEncoder(nn.Module):
     pairs (about 50k on MovieLens-100K's CKG) instead of edges (about 350k), and no ``[M, d]``
     tensor is kept for the backward pass.
 
-    Measured choice (``benchmarks/kg_encoder_speed.py``; synthetic CKG the size of MovieLens-100K:
-    25,000 nodes, 94 edge types, 350,000 edges, ``dim=64``, 2 layers, 2 CPU threads; see
-    ``benchmarks/results/kg_encoder_speed.md``): forward+backward takes about 57 ms for
-    ``compgcn``, 1.2x that for ``rgcn``, 1.6x for ``kgat`` and 12x for PyG's ``RGCNConv`` (which,
-    without pyg-lib, loops over relations on ``[N, d]`` tensors); tensors saved for backward are
-    about 35 MB for ``rgcn``/``compgcn``, 3.3x that for ``kgat`` and 15x for PyG's ``RGCNConv``.
+    Measured choice: ``benchmarks/kg_encoder_speed.py`` times forward+backward and the tensors kept
+    for backward of the three convolutions and of PyG's ``RGCNConv`` (which, without pyg-lib, loops
+    over relations on ``[N, d]`` tensors) on a synthetic CKG the size of MovieLens-100K's; the
+    figures are in ``benchmarks/results/kg_encoder_speed.md``.
     ``compgcn`` is the default: fastest, lean, and the only one of the three that learns
     relation vectors, which the scorer can reuse.
 
