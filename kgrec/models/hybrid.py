@@ -22,7 +22,7 @@ from kgrec.data.vocab import Vocab
 from kgrec.errors import KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import PairwiseEstimator, TrainConfig, check_history, history_row
-from kgrec.models.priors_select import candidates, pinned_rule_params, pinned_weight, positive
+from kgrec.models.priors_select import candidates, pinned_rule_params, pinned_weight, positive, score_cache
 from kgrec.nn.hybrid import HybridModel
 from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
 from kgrec.nn.sparse import gcn_adjacency
@@ -474,24 +474,13 @@ class HybridEstimator(PairwiseEstimator):
             if bar is not None:
                 bar.close()
 
-    #: the most bytes of score matrices ``[U, I]`` the prior calibration keeps, per part (beyond it,
-    #: each validation pass recomputes its rows)
-    CALIBRATION_CACHE_BYTES = 512 * 1024**2
-
     def _score_part(self, rows):
-        """``rows(users) -> [B, I]`` as a function that computes all users' rows once when they fit
-        :data:`CALIBRATION_CACHE_BYTES`, else each call's.
-
-        The prior calibration scores the validation users once per trial weight; its trials differ only
-        in the weights of fixed score parts (neural, EASE, rules), so each part is computed once and a
-        trial is a weighted sum, instead of a forward pass and a ``[B, 3d + 2I] x [3d + 2I, I]`` product
-        per trial.
+        """``rows`` computed once for all users when they fit (:func:`~kgrec.models.priors_select.score_cache`):
+        the calibration's trials differ only in the weights of fixed score parts (neural, EASE, rules),
+        so a trial is a weighted sum instead of a forward pass and a ``[B, 3d + 2I] x [3d + 2I, I]``
+        product per trial weight.
         """
-        U, I = self.meta["num_users"], self.meta["num_items"]
-        if U * I * 4 > self.CALIBRATION_CACHE_BYTES:
-            return rows
-        full = rows(torch.arange(U, device=self.device))
-        return lambda u: full[u.to(full.device)]
+        return score_cache(rows, self.meta["num_users"], self.meta["num_items"], self.device)
 
     @torch.no_grad()
     def _calibrate_ease(self, evaluator) -> None:

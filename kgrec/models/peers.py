@@ -202,7 +202,8 @@ class EASERulesModel(Estimator):
                         yield (w, tau), lambda u, r=recency, R=rules: self.entry_rows(u.to(self.device), r) @ R
 
             sel = select_added_weight(evaluator, self._ease_scores, candidates(), grid,
-                                      std_sample(self.meta["num_users"], self.device), base_ndcg=valid)
+                                      std_sample(self.meta["num_users"], self.device), base_ndcg=valid,
+                                      shape=(self.meta["num_users"], self.meta["num_items"]))
             info["trials"] += sel.evaluations
             info["seq_trials"] = [(t[0], t[1], *(t[2] or (None, None))) for t in sel.trials]
             valid = sel.ndcg

@@ -57,10 +57,29 @@ class Selection:
     evaluations: int = 0
 
 
+#: the most bytes of one score matrix ``[U, I]`` the validation selection keeps (beyond it, each
+#: validation pass recomputes its rows)
+SCORE_CACHE_BYTES = 512 * 1024**2
+
+
+def score_cache(rows: ScoreFn, num_users: int | None, num_items: int | None, device=None,
+                max_bytes: int = SCORE_CACHE_BYTES) -> ScoreFn:
+    """``rows(users) -> [B, I]`` as a function that computes every user's rows once, when ``[U, I]``
+    float32 fits ``max_bytes``; else ``rows`` itself (``num_users=None``: unknown sizes, no cache).
+
+    A validation selection scores the validation users once per trial; its trials differ only in
+    the weights of fixed score terms, so each term is computed once and a trial is a weighted sum.
+    """
+    if num_users is None or num_items is None or num_users * num_items * 4 > max_bytes:
+        return rows
+    full = rows(torch.arange(num_users, device=device))
+    return lambda users: full[users.to(full.device)]
+
+
 @torch.no_grad()
 def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
                         candidates: Iterable[tuple[Hashable, ScoreFn]], grid: Iterable[float], sample: Tensor,
-                        base_ndcg: float | None = None) -> Selection:
+                        base_ndcg: float | None = None, shape: tuple[int, int] | None = None) -> Selection:
     """Choose which candidate term to add to ``base``, and with what weight, on validation NDCG@10.
 
     Args:
@@ -72,6 +91,8 @@ def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
         grid: the relative weights ``g`` (entries ``<= 0`` are skipped: weight 0 is always tried).
         sample: ``[S]`` user ids whose scores give the two standard deviations (:func:`std_sample`).
         base_ndcg: the base's validation NDCG@10 when already known (saves one evaluation).
+        shape: ``(num_users, num_items)``: ``base`` and each candidate are computed once for all
+            users (:func:`score_cache`) instead of once per trial weight; ``None``: per call.
 
     Returns:
         a :class:`Selection`.
@@ -83,12 +104,16 @@ def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
     grid = [float(g) for g in grid if g > 0]
     trials = [(float(base_ndcg), 0.0, None, 0.0)]
     base_std = float(base(sample).std()) if grid else 0.0
+    U, I = shape if shape is not None else (None, None)
+    if grid:
+        base = score_cache(base, U, I, sample.device)
     for key, added in candidates:
         if not grid:
             break
         added_std = float(added(sample).std())
         if not added_std > 0:
             continue
+        added = score_cache(added, U, I, sample.device)
         for g in grid:
             a = g * base_std / added_std
 
