@@ -35,7 +35,7 @@ from common import (
     ROOT,
     load_dataset,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 SETUPS = [  # name, processes, threads per process

@@ -46,7 +46,7 @@ from common import (
     ROOT,
     load_dataset,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 DATASETS = {"movielens-100k": "ML-100K", "movielens-small": "ML-latest-small"}

@@ -39,7 +39,7 @@ from common import (
     ROOT,
     load_dataset,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 

@@ -43,7 +43,7 @@ from kgrec.data.synthetic import generate
 from common import (
     ROOT,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 MODES = ("kgrec ids", "kgrec.load", "kgrec.load ttl", "rdflib parse")

@@ -40,7 +40,7 @@ from kgrec.evaluation.metrics import hit_matrix, ndcg, recall
 from common import (
     ROOT,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 

@@ -44,7 +44,7 @@ from common import (
     ROOT,
     load_dataset,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 

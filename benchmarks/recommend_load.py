@@ -33,7 +33,7 @@ import kgrec
 from common import (
     ROOT,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 DATA = ROOT / "kg_data" / "movielens-small" / "movielens-small.nt.gz"

@@ -38,7 +38,7 @@ from kgrec.cli.common import typed_params as _typed_params
 from common import (
     ROOT,
     machine,
-    write_results,  # noqa: E402
+    write_results,
 )
 
 #: Default LightGCN parameters: a large batch keeps an epoch at 1e7 within a few minutes on 2 cores.

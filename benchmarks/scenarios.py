@@ -69,7 +69,7 @@ from common import (
     load_dataset,
     machine,
     mean_std,
-    write_results,  # noqa: E402
+    write_results,
 )
 from suite import dataset_source
 

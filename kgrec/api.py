@@ -469,7 +469,8 @@ class Recommender:
         # keys and types of config.json (its settings must then equal this model's, compared below)
         meta, tensors = load_checkpoint(directory, check=lambda meta, header: check_top_level(
             meta, Path(directory) / "config.json"))
-        mine = dataclasses.asdict(self.estimator.config)
+        # as save() writes it (JSON: tuples come back as lists), so that equal settings compare equal
+        mine = _jsonable(dataclasses.asdict(self.estimator.config))
         theirs = meta.get("config", {})
         differ = sorted(k for k in mine if k not in ("epochs", "progress", "device") and theirs.get(k) != mine[k])
         if meta.get("model") != self.model_name or differ or not meta.get("progress"):

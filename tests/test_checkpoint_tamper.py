@@ -430,3 +430,17 @@ def test_resume_from_an_intact_checkpoint_still_continues(training_checkpoint, t
     rec = kgrec.Recommender("bprmf", epochs=6, dim=4, batch_size=4, seed=0, patience=10)
     rec.fit(kg, sp, checkpoint_dir=d, resume=True)
     assert rec.fit_info["resumed_from_epoch"] >= 1
+
+
+def test_a_hybrid_with_tuple_settings_resumes(tmp_path, tiny_text_model):
+    """The hybrid's grid settings are tuples, written as JSON lists: equal settings must compare equal
+    on resume (they once read as 'other settings for ease_reg, prior_grid, ...').
+    """
+    kg = _toy()
+    sp = kgrec.split(kg, "random", seed=1)
+    params = {"epochs": 4, "dim": 8, "num_heads": 2, "batch_size": 8, "seed": 0, "text_model": tiny_text_model,
+              "cache_dir": "", "text_segments": 2, "max_history": 4, "patience": 10}
+    kgrec.Recommender("hybrid", **params).fit(kg, sp, checkpoint_dir=tmp_path / "c")
+    rec = kgrec.Recommender("hybrid", **dict(params, epochs=6)).fit(kg, sp, checkpoint_dir=tmp_path / "c",
+                                                                     resume=True)
+    assert rec.fit_info["resumed_from_epoch"] >= 1
