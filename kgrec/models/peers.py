@@ -28,12 +28,13 @@ from kgrec.data.text import item_texts
 from kgrec.errors import KgrecError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import Estimator
-from kgrec.models.hybrid import HybridConfig, HybridEstimator, _positive_tuple
+from kgrec.models.hybrid import HybridConfig, HybridEstimator
 from kgrec.models.priors_select import (
     candidates,
     pinned_rule_params,
     pinned_weight,
     positive,
+    positive_tuple,
     select_added_weight,
     std_sample,
 )
@@ -102,10 +103,10 @@ class EASERulesConfig:
     decay_from: str = "cut"
 
     def __post_init__(self) -> None:
-        _positive_tuple("ease_reg", self.ease_reg)
-        _positive_tuple("seq_window", self.seq_window)
-        _positive_tuple("seq_recency", self.seq_recency)
-        _positive_tuple("seq_grid", self.seq_grid, zero=True)
+        positive_tuple("ease_reg", self.ease_reg)
+        positive_tuple("seq_window", self.seq_window)
+        positive_tuple("seq_recency", self.seq_recency)
+        positive_tuple("seq_grid", self.seq_grid, zero=True)
         if not isinstance(self.seq_prior, bool):
             raise KgrecError(f"'seq_prior' must be true or false (got {self.seq_prior!r})")
 
@@ -159,10 +160,10 @@ class EASERulesModel(Estimator):
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "EASERulesModel":
         t0 = time.perf_counter()
         cfg = self.config
-        regs = _positive_tuple("ease_reg", cfg.ease_reg)
-        windows = _positive_tuple("seq_window", cfg.seq_window)
-        taus = _positive_tuple("seq_recency", cfg.seq_recency)
-        grid = _positive_tuple("seq_grid", cfg.seq_grid, zero=True)
+        regs = positive_tuple("ease_reg", cfg.ease_reg)
+        windows = positive_tuple("seq_window", cfg.seq_window)
+        taus = positive_tuple("seq_recency", cfg.seq_recency)
+        grid = positive_tuple("seq_grid", cfg.seq_grid, zero=True)
         self.prepare(kg, split)
         self.build()
         I = self.meta["num_items"]

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["std_sample", "Selection", "select_added_weight", "pinned_weight"]
+from kgrec.errors import KgrecError
+
+__all__ = ["std_sample", "Selection", "select_added_weight", "pinned_weight", "positive_tuple"]
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -159,3 +161,14 @@ def candidates(value) -> int:
 def positive(grid) -> int:
     """Candidates of a weight grid above 0 (weight 0, the model without the addition, is scored once)."""
     return sum(1 for g in (grid if isinstance(grid, (list, tuple)) else (grid,)) if g > 0)
+
+
+def positive_tuple(name: str, value, zero: bool = False) -> tuple[float, ...]:
+    """``value`` (a number or a list of them) as a tuple of floats, each positive (or 0 with ``zero``)."""
+    values = value if isinstance(value, (list, tuple)) else (value,)
+    ok = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+                              and (v >= 0 if zero else v > 0) for v in values)
+    if not ok:
+        kind = "non-negative" if zero else "positive"
+        raise KgrecError(f"'{name}' must be a {kind} number or a list of them (got {value!r})")
+    return tuple(float(v) for v in values)

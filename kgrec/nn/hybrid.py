@@ -165,63 +165,87 @@ class HybridModel(nn.Module):
         U, I, d = self.num_users, self.num_items, self.dim
         ref = self.branch_gate
         zeros_u, zeros_i = ref.new_zeros(U, d), ref.new_zeros(I, d)
-        warm = item_warm.to(ref.dtype).unsqueeze(-1)  # [I, 1]
-        if item_cold is not None:  # the caller's pseudo-cold items
-            warm = warm * (~item_cold.bool()).to(warm.dtype).unsqueeze(-1)
-        elif self.training and self.item_dropout > 0:  # items seen as cold at this step
-            warm = warm * (torch.rand(I, 1, device=warm.device) >= self.item_dropout).to(warm.dtype)
-
+        warm = self._warm(item_warm, item_cold, ref.dtype)
         p, q = zeros_u, zeros_i
         if self.use_cf:
             p, q = self.cf(cf_edge_index)
             q = q * warm  # a cold item's id embedding is untrained noise
-
-        item_txt = None
+        seg = item_txt = None
         if self.use_text:
             seg = self.item_text_proj(item_text)  # [I, S, d]
             seg_mask = item_text_mask.unsqueeze(-1).to(seg.dtype)
             item_txt = (seg * seg_mask).sum(1) / seg_mask.sum(1).clamp(min=1.0)  # [I, d]
-
         h_u, h_i = zeros_u, zeros_i
         if self.use_kg:
-            x = self.node_emb.weight
-            ent_scale = torch.cat([warm, warm.new_ones(x.shape[0] - I, 1)])
-            x = x * ent_scale
-            if item_txt is not None:
-                x = x + F.pad(item_txt, (0, 0, 0, x.shape[0] - I))
-            h = self.kg_encoder(x, edge_index, edge_type, graph=kg_graph)  # [E + U, d]
-            h_i, h_u = h[:I], h[self.num_entities:]
-
-        t_u, t_i = zeros_u, zeros_i
+            h_u, h_i = self._kg_branch(warm, item_txt, edge_index, edge_type, kg_graph)
+        t_u, t_i, attn = zeros_u, zeros_i, None
         if self.use_text:
-            # item: KG (or CF) view of the item attends over its text segments
-            item_query = h_i if self.use_kg else (q if self.use_cf else item_txt)
-            t_i = self.item_fusion(item_query.unsqueeze(1), seg, item_text_mask).squeeze(1)  # [I, d]
-            # user: behaviour-text vector attends over the KG vectors of the history items
-            item_ctx = h_i if self.use_kg else (q if self.use_cf else item_txt)
-            if parts is not None:
-                parts["item_ctx"] = item_ctx
-            if return_attention:
-                t_u, attn = self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age, True)
-            else:
-                t_u = self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age)
+            t_u, t_i, attn = self._text_branch(h_i, q, item_txt, seg, item_text_mask, user_text, hist_items,
+                                               hist_mask, hist_age, return_attention, parts)
+        users, items = self._assemble(p, q, h_u, h_i, t_u, t_i, warm, prior_user, prior_item, seq_user, seq_item)
+        if not return_attention:
+            return users, items
+        if attn is None:
+            attn = hist_mask.new_zeros(hist_mask.shape, dtype=ref.dtype)
+        return users, items, attn
 
+    def _warm(self, item_warm: Tensor, item_cold: Tensor | None, dtype) -> Tensor:
+        """``[I, 1]``: 1 for the items scored as warm in this call, 0 for cold ones (never trained, the
+        caller's pseudo-cold items, or ``item_dropout`` drawn here when the caller drew none).
+        """
+        warm = item_warm.to(dtype).unsqueeze(-1)  # [I, 1]
+        if item_cold is not None:  # the caller's pseudo-cold items
+            warm = warm * (~item_cold.bool()).to(warm.dtype).unsqueeze(-1)
+        elif self.training and self.item_dropout > 0:  # items seen as cold at this step
+            warm = warm * (torch.rand(self.num_items, 1, device=warm.device) >= self.item_dropout).to(warm.dtype)
+        return warm
+
+    def _kg_branch(self, warm: Tensor, item_txt: Tensor | None, edge_index: Tensor, edge_type: Tensor,
+                   kg_graph) -> tuple[Tensor, Tensor]:
+        """Users ``[U, d]`` and items ``[I, d]`` from the KG encoder over the collaborative KG; a cold
+        item's node starts from its text (its id row zeroed), attribute entities and users from theirs.
+        """
+        I = self.num_items
+        x = self.node_emb.weight
+        x = x * torch.cat([warm, warm.new_ones(x.shape[0] - I, 1)])
+        if item_txt is not None:
+            x = x + F.pad(item_txt, (0, 0, 0, x.shape[0] - I))
+        h = self.kg_encoder(x, edge_index, edge_type, graph=kg_graph)  # [E + U, d]
+        return h[self.num_entities:], h[:I]
+
+    def _text_branch(self, h_i, q, item_txt, seg, item_text_mask, user_text, hist_items, hist_mask, hist_age,
+                     return_attention: bool, parts: dict | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Users ``[U, d]``, items ``[I, d]`` of the text branch, and the users' attention over their
+        history ``[U, L]`` when asked: an item's KG (or CF) view attends over its text segments; a user's
+        behaviour-text vector attends over the KG vectors of their history items.
+        """
+        item_query = h_i if self.use_kg else (q if self.use_cf else item_txt)
+        t_i = self.item_fusion(item_query.unsqueeze(1), seg, item_text_mask).squeeze(1)  # [I, d]
+        item_ctx = item_query
+        if parts is not None:
+            parts["item_ctx"] = item_ctx
+        if return_attention:
+            t_u, attn = self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age, True)
+            return t_u, t_i, attn
+        return self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age), t_i, None
+
+    def _assemble(self, p, q, h_u, h_i, t_u, t_i, warm, prior_user, prior_item, seq_user,
+                  seq_item) -> tuple[Tensor, Tensor]:
+        """The branches side by side, weighted (``branch_weights``; ``cold_gate`` for cold items), and the
+        fixed priors' parts: users ``[U, 3d (+ P + Q)]``, items ``[I, 3d (+ P + Q)]``.
+        """
+        dtype = self.branch_gate.dtype
         w = self.branch_weights()
         users = [w[0] * p, w[1] * h_u, w[2] * t_u]
         c = warm + (1.0 - warm) * self.cold_gate  # [I, 3]: 1 for warm items, cold_gate for cold ones
         items = [q * c[:, :1], h_i * c[:, 1:2], t_i * c[:, 2:]]
         if prior_user is not None:
-            users.append(self.prior_gate * prior_user.to(ref.dtype))
-            items.append(prior_item.to(ref.dtype))
+            users.append(self.prior_gate * prior_user.to(dtype))
+            items.append(prior_item.to(dtype))
         if seq_user is not None:
-            users.append(self.seq_gate * seq_user.to(ref.dtype))
-            items.append(seq_item.to(ref.dtype))
-        users, items = torch.cat(users, dim=-1), torch.cat(items, dim=-1)
-        if not return_attention:
-            return users, items
-        if not self.use_text:
-            attn = hist_mask.new_zeros(hist_mask.shape, dtype=ref.dtype)
-        return users, items, attn
+            users.append(self.seq_gate * seq_user.to(dtype))
+            items.append(seq_item.to(dtype))
+        return torch.cat(users, dim=-1), torch.cat(items, dim=-1)
 
     def user_text_vector(self, item_ctx: Tensor, user_text: Tensor, hist_items: Tensor, hist_mask: Tensor,
                          hist_age: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:

