@@ -161,7 +161,7 @@ def main(argv=None) -> int:
          base[1] / base[1].std() + w * session / session.std())
         for dt in (60, 600) for lam in (100, 500) for session in [co_session_ease(x, times, dt, lam)]
         for w in (0.25, 0.5, 1.0)]
-    seq = []  # weights in units of (EASE score std / rule score std), as the hybrid's seq_grid
+    seq = []  # weights in units of (EASE score std / rule score std), as the hybrid's priors.seq_weight
     for window in (3, 10, 30):
         for tau in (1, 3):
             rules = sequential_rules(x, times, window, tau)

@@ -90,8 +90,9 @@ SPACES: dict[str, SearchSpace] = {
     "MostPop": SearchSpace("mostpop", seeded=False),
     "ItemKNN": SearchSpace("itemknn", space={"k": [100, 50, 200, 400], "shrink": [10.0, 0.0, 50.0]}, seeded=False),
     "EASE": SearchSpace("ease", space={"reg": [250.0, 50.0, 100.0, 500.0, 1000.0, 2000.0]}, seeded=False),
-    "EASE+rules": SearchSpace("ease+rules", fixed={"ease_reg": (250.0, 500.0), "seq_window": (3.0, 10.0),
-                                                   "seq_recency": (1.0,), "seq_grid": (0.0, 1.0, 2.0)}, seeded=False),
+    "EASE+rules": SearchSpace("ease+rules", fixed={"priors": {"ease_reg": (250.0, 500.0), "seq_window": (3.0, 10.0),
+                                                              "seq_recency": (1.0,), "seq_weight": (0.0, 1.0, 2.0)}},
+                              seeded=False),
     "Content-kNN": SearchSpace("content-knn", space={"k": [100, 50, 200, 400]}, seeded=False),
     "BPR-MF": SearchSpace("bprmf", fixed={"dim": 64, **_TRAIN},
                           space={"lr": [1e-3, 5e-3], "reg": [1e-5, 0.0, 1e-4, 1e-3]}),
@@ -103,7 +104,8 @@ SPACES: dict[str, SearchSpace] = {
     "KGIN": SearchSpace("kgin", fixed=dict(_TRAIN), space={"lr": [1e-3, 5e-3], "reg": [1e-5, 1e-4, 1e-3]}),
     "SASRec": SearchSpace("sasrec", fixed=dict(_TRAIN),
                           space={"lr": [1e-3, 5e-3], "dropout": [0.2, 0.5], "num_layers": [2, 1]}),
-    "Hybrid": SearchSpace("hybrid", fixed={"epochs": 200, "ease_reg": (500.0,), "prior_grid": (0.0, 0.5, 1.0, 2.0),
-                                           "seq_window": (3.0,), "seq_recency": (1.0,), "seq_grid": (0.0, 1.0, 2.0)}),
+    "Hybrid": SearchSpace("hybrid", fixed={"epochs": 200, "priors": {
+        "ease_reg": (500.0,), "ease_weight": (0.0, 0.5, 1.0, 2.0), "seq_window": (3.0,), "seq_recency": (1.0,),
+        "seq_weight": (0.0, 1.0, 2.0)}}),
     "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": 200, "ease_prior": False, "seq_prior": False}),
 }

@@ -41,10 +41,10 @@ def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
     kg = two_cluster_kg()
     sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=3)).fit(kg, sp)
-    assert rec.fit_info["prior_relative_weight"] in rec.config.prior_grid  # EASE weight chosen on valid
-    assert rec.fit_info["prior_reg"] in rec.config.ease_reg  # ... with EASE's own L2 weight
+    assert rec.fit_info["prior_relative_weight"] in rec.config.priors.ease_weight  # EASE weight chosen on valid
+    assert rec.fit_info["prior_reg"] in rec.config.priors.ease_reg  # ... with EASE's own L2 weight
     regs = {t[2] for t in rec.fit_info["prior_trials"]}
-    assert regs == set(rec.config.ease_reg)
+    assert regs == set(rec.config.priors.ease_reg)
     best = max(t[0] for t in rec.fit_info["prior_trials"])
     assert rec.fit_info["valid"]["ndcg@10"] == best
     rec.save(tmp_path / "m")
@@ -117,8 +117,8 @@ def test_hybrid_trains_on_gpu_with_bf16_autocast(tiny_text_model, tmp_path):
 def test_bad_ease_reg_is_named(tiny_text_model, reg):
     kg = two_cluster_kg()
     sp = kgrec.split(kg, "random", seed=1)
-    with pytest.raises(kgrec.KgrecError, match="'ease_reg'"):
-        kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, ease_reg=reg)).fit(kg, sp)
+    with pytest.raises(kgrec.KgrecError, match=r"'priors\.ease_reg'"):
+        kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, priors={"ease_reg": reg})).fit(kg, sp)
 
 
 def test_frozen_text_steps_use_cached_vectors_only(tiny_text_model):
@@ -193,13 +193,13 @@ def test_sequential_rules_prior_follows_the_timeline(tiny_text_model, tmp_path):
     assert topk_in_fresh_process(tmp_path / "m", users, k=3) == expected_top
 
 
-@pytest.mark.parametrize("kw", [{"seq_window": 0}, {"seq_recency": (1.0, -2.0)}, {"seq_grid": (-1.0,)},
+@pytest.mark.parametrize("kw", [{"seq_window": 0}, {"seq_recency": (1.0, -2.0)}, {"seq_weight": (-1.0,)},
                                 {"seq_window": ()}])
 def test_bad_sequential_rules_settings_are_named(tiny_text_model, kw):
     kg = _chain_kg()
     sp = kgrec.split(kg, "temporal", ratios=(0.75, 0.125, 0.125))
-    with pytest.raises(kgrec.KgrecError, match=f"'{next(iter(kw))}'"):
-        kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, **kw)).fit(kg, sp)
+    with pytest.raises(kgrec.KgrecError, match=f"'priors.{next(iter(kw))}'"):
+        kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, priors=kw)).fit(kg, sp)
 
 
 def test_update_refits_the_chosen_sequential_rules_on_all_data(tiny_text_model):

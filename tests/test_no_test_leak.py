@@ -49,7 +49,7 @@ CONFIGS = {
     "cke": {**TRAINED, "relation_dim": 8, "kg_batch_size": 128},
     "hybrid": HYBRID,
     "scenario-mf": {**TRAINED, "target_scenario": "b"},
-    "ease+rules": {"ease_reg": (10.0, 50.0)},
+    "ease+rules": {"priors": {"ease_reg": (10.0, 50.0)}},
     "random": {"seed": 7},
     "content-knn": {"k": 10, "cache_dir": ""},
     "content-knn-text": ("content-knn", {"k": 10, "text_model": TEXT, "cache_dir": ""}),

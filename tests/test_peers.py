@@ -11,11 +11,13 @@ import torch
 
 import kgrec
 from kgrec.data.text import item_texts
+from kgrec.models.priors_select import PriorSearch
 from tests.conftest import two_cluster_kg
 from tests.test_hybrid import _chain_kg
 
 #: the benchmark's declared ease+rules grids (SPACES["EASE+rules"] of benchmarks/tuning.py): 2 + 2 x 1 x 2 = 6 trials
-BENCH = dict(ease_reg=(250.0, 500.0), seq_window=(3.0, 10.0), seq_recency=(1.0,), seq_grid=(0.0, 1.0, 2.0))
+BENCH = dict(priors=dict(ease_reg=(250.0, 500.0), seq_window=(3.0, 10.0), seq_recency=(1.0,),
+                         seq_weight=(0.0, 1.0, 2.0)))
 
 
 # ------------------------------------------------------------------------------------- ease+rules
@@ -27,7 +29,7 @@ def test_ease_rules_follows_the_ring_timeline():
     assert info["seq_relative_weight"] > 0 and "seq_weight" in c  # chosen on validation...
     assert info["valid"]["ndcg@10"] > info["seq_trials"][0][0]  # ... because it beat EASE alone
     assert info["trials"] == 2 + 2 * 1 * 2  # each reg, then each (window, tau, weight > 0)
-    assert info["ease_reg"] in BENCH["ease_reg"] and info["seq_window"] in BENCH["seq_window"]
+    assert info["ease_reg"] in BENCH["priors"]["ease_reg"] and info["seq_window"] in BENCH["priors"]["seq_window"]
     assert info["seq_recency"] == 1.0
     for key in ("fit_seconds", "seconds_to_best", "peak_rss_mb"):
         assert info[key] > 0
@@ -41,8 +43,9 @@ def test_ease_rules_follows_the_ring_timeline():
     expected = est.history(users) @ c["ease_weight"] + float(c["seq_gate"][0]) * (
         est.entry_rows(users, est.recency_weights(1.0)) @ c["seq_weight"])
     assert torch.allclose(rec.score(users), expected, atol=1e-6)
-    assert rec.estimator.chosen_params() == {"ease_reg": (info["ease_reg"],), "seq_window": (info["seq_window"],),
-                                             "seq_recency": (1.0,), "seq_grid": (0.0, info["seq_relative_weight"])}
+    assert rec.estimator.chosen_params() == {"priors": {
+        "ease_reg": (info["ease_reg"],), "ease_weight": PriorSearch().ease_weight, "seq_window": (info["seq_window"],),
+        "seq_recency": (1.0,), "seq_weight": (0.0, info["seq_relative_weight"])}}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -57,18 +60,18 @@ def test_ease_rules_keeps_weight_zero_when_order_means_nothing(seed):
     assert info["seq_relative_weight"] == 0.0 and "seq_weight" not in rec.estimator.context
     assert len(info["seq_trials"]) == 1 + 2 * 1 * 2 and info["trials"] == 6  # the rules were tried
     assert info["valid"]["ndcg@10"] == info["seq_trials"][0][0] == max(t[0] for t in info["seq_trials"])
-    assert rec.estimator.chosen_params()["seq_grid"] == (0.0,)
+    assert rec.estimator.chosen_params()["priors"]["seq_weight"] == (0.0,)
     users = torch.arange(kg.num_users)
     ease = kgrec.Recommender("ease", reg=info["ease_reg"]).fit(kg, sp)
     assert torch.allclose(rec.score(users), ease.score(users))
 
 
-@pytest.mark.parametrize("params", [{"seq_prior": False}, {"seq_grid": (0.0,)}])
+@pytest.mark.parametrize("params", [{"seq_prior": False}, {"priors": {"ease_reg": (500.0,), "seq_weight": (0.0,)}}])
 def test_ease_rules_with_ease_only_equals_ease(params):
     kg = two_cluster_kg()
     sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
     users = torch.arange(kg.num_users)
-    rec = kgrec.Recommender("ease+rules", ease_reg=(500.0,), **params).fit(kg, sp)
+    rec = kgrec.Recommender("ease+rules", **{"priors": {"ease_reg": (500.0,)}, **params}).fit(kg, sp)
     ease = kgrec.Recommender("ease", reg=500.0).fit(kg, sp)
     assert torch.allclose(rec.score(users), ease.score(users))
     assert rec.fit_info["trials"] == 1 and rec.fit_info["ease_reg"] == 500.0
@@ -78,7 +81,7 @@ def test_ease_rules_picks_the_reg_on_validation_and_the_first_without_one():
     kg = two_cluster_kg()
     sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
     regs = (1000.0, 1.0, 10.0)
-    rec = kgrec.Recommender("ease+rules", ease_reg=regs, seq_prior=False).fit(kg, sp)
+    rec = kgrec.Recommender("ease+rules", priors={"ease_reg": regs}, seq_prior=False).fit(kg, sp)
     trials = rec.fit_info["ease_trials"]
     assert [r for _, r in trials] == list(regs) and rec.fit_info["trials"] == 3
     best = max(trials, key=lambda t: t[0])  # max keeps the first of equal ones: ties -> the earlier reg
@@ -88,16 +91,16 @@ def test_ease_rules_picks_the_reg_on_validation_and_the_first_without_one():
 
     no_valid = kgrec.split(kg, "random", ratios=(0.8, 0.0, 0.2), seed=1)
     assert len(no_valid.valid) == 0
-    rec = kgrec.Recommender("ease+rules", ease_reg=regs).fit(kg, no_valid)
+    rec = kgrec.Recommender("ease+rules", priors={"ease_reg": regs}).fit(kg, no_valid)
     assert rec.fit_info["trials"] == 0 and rec.fit_info["ease_reg"] == 1000.0
     assert torch.allclose(rec.score(users), kgrec.Recommender("ease", reg=1000.0).fit(kg, no_valid).score(users))
 
 
 @pytest.mark.parametrize("kw", [{"ease_reg": 0}, {"seq_window": ()}, {"seq_recency": (1.0, -2.0)},
-                                {"seq_grid": (-1.0,)}])
+                                {"seq_weight": (-1.0,)}])
 def test_ease_rules_bad_settings_are_named(kw):
-    with pytest.raises(kgrec.KgrecError, match=f"'{next(iter(kw))}'"):
-        kgrec.Recommender("ease+rules", **kw)
+    with pytest.raises(kgrec.KgrecError, match=f"'priors.{next(iter(kw))}'"):
+        kgrec.Recommender("ease+rules", priors=kw)
 
 
 # ------------------------------------------------------------------------------------------ random

@@ -51,19 +51,19 @@ def test_gradient_model_refits_for_the_selected_epochs_on_everything():
 def test_validation_choices_are_pinned(tmp_path):
     kg = synthetic_kg(tmp_path, users=60, items=80, seed=1)
     sp = kgrec.split(kg, "random", seed=0)
-    rec = kgrec.Recommender("ease+rules", ease_reg=(1e4, 1.0), seq_prior=False).fit(kg, sp)
+    rec = kgrec.Recommender("ease+rules", priors={"ease_reg": (1e4, 1.0)}, seq_prior=False).fit(kg, sp)
     chosen = rec.fit_info["ease_reg"]
     # validation chose the second reg: a fit without validation would take the first one
-    assert chosen == 1.0 and rec.estimator.chosen_params()["ease_reg"] == (chosen,)
+    assert chosen == 1.0 and rec.estimator.chosen_params()["priors"]["ease_reg"] == (chosen,)
     refit = rec.refit_all(kg)
-    assert tuple(refit.config.ease_reg) == (chosen,) and refit.fit_info["ease_reg"] == chosen
-    assert refit.fit_info["refit_all"]["chosen_params"]["ease_reg"] == [chosen]
+    assert refit.config.priors.ease_reg == (chosen,) and refit.fit_info["ease_reg"] == chosen
+    assert refit.fit_info["refit_all"]["chosen_params"]["priors"]["ease_reg"] == [chosen]
     assert history(refit) == all_pairs(kg)
     # a closed-form refit on everything equals a plain fit on everything with the chosen reg
-    plain = kgrec.Recommender("ease+rules", ease_reg=(chosen,), seq_prior=False).fit(kg)
+    plain = kgrec.Recommender("ease+rules", priors={"ease_reg": (chosen,)}, seq_prior=False).fit(kg)
     users = torch.arange(kg.num_users)
     assert torch.equal(refit.score(users), plain.score(users))
-    first = kgrec.Recommender("ease+rules", ease_reg=(1e4, 1.0), seq_prior=False).fit(kg)
+    first = kgrec.Recommender("ease+rules", priors={"ease_reg": (1e4, 1.0)}, seq_prior=False).fit(kg)
     assert first.fit_info["ease_reg"] == 1e4 and not torch.equal(first.score(users), plain.score(users))
 
 
@@ -114,19 +114,21 @@ def test_hybrid_refit_keeps_its_prior_weight(tiny_text_model, tmp_path):
     kg = synthetic_kg(tmp_path, users=60, items=80, seed=1)
     sp = kgrec.split(kg, "random", seed=0)
     rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=4, patience=2, seq_prior=False,
-                                                use_text=False, prior_grid=(0.0, 1.0, 2.0),
-                                                ease_reg=(10.0,))).fit(kg, sp)
+                                                use_text=False,
+                                                priors={"ease_weight": (0.0, 1.0, 2.0), "ease_reg": (10.0,)})
+                           ).fit(kg, sp)
     g, reg = rec.fit_info["prior_relative_weight"], rec.fit_info["prior_reg"]
     assert g == 2.0  # validation added EASE (weight 0 scored lower)
     refit = rec.refit_all(kg)
-    assert refit.config.prior_grid == (g,) and refit.config.ease_reg == (reg,)
+    assert refit.config.priors.ease_weight == (g,) and refit.config.priors.ease_reg == (reg,)
     assert refit.config.epochs == rec.fit_info["best_epoch"] == refit.fit_info["epochs_run"]
     assert (refit.fit_info["prior_relative_weight"], refit.fit_info["prior_reg"]) == (g, reg)
     assert float(refit.estimator.module.prior_gate) == pytest.approx(refit.fit_info["prior_weight"])
     assert refit.fit_info["prior_weight"] > 0 and "prior_trials" not in refit.fit_info
     # a fit without validation on the unpinned grid leaves EASE off
     plain = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, seq_prior=False, use_text=False,
-                                                  prior_grid=(0.0, 1.0, 2.0), ease_reg=(10.0,))).fit(kg)
+                                                  priors={"ease_weight": (0.0, 1.0, 2.0), "ease_reg": (10.0,)})
+                             ).fit(kg)
     assert float(plain.estimator.module.prior_gate) == 0.0 and "prior_weight" not in plain.fit_info
     assert history(refit) == all_pairs(kg)
 

@@ -39,15 +39,15 @@ def test_internal_choices_count_against_the_budget():
     assert trials(SPACES["Hybrid"], 6) == [SPACES["Hybrid"].fixed]
     # its library defaults: 1 + 3 x 9 + 3 x 2 x 5 = 58 evaluations, far over a budget of 6
     with pytest.raises(KgrecError, match="58 validation evaluations, over the budget of 6"):
-        trials(SearchSpace("hybrid", fixed={"ease_reg": (250.0, 500.0, 1000.0),
-                                            "prior_grid": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0),
-                                            "seq_window": (3.0, 10.0, 30.0), "seq_recency": (1.0, 3.0),
-                                            "seq_grid": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)}), 6)
+        trials(SearchSpace("hybrid", fixed={"priors": {
+            "ease_reg": (250.0, 500.0, 1000.0), "ease_weight": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0),
+            "seq_window": (3.0, 10.0, 30.0), "seq_recency": (1.0, 3.0),
+            "seq_weight": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)}}), 6)
     assert hybrid.internal_trials({"use_cf": False}) == 1
     # the library defaults of the hybrid and of ease+rules, counted by the estimators themselves
-    cfg = dataclasses.asdict(hybrid.Config())
-    assert hybrid.internal_trials({}) == 1 + len(cfg["ease_reg"]) * sum(g > 0 for g in cfg["prior_grid"]) + len(
-        cfg["seq_window"]) * len(cfg["seq_recency"]) * sum(g > 0 for g in cfg["seq_grid"])
+    cfg = dataclasses.asdict(hybrid.Config())["priors"]
+    assert hybrid.internal_trials({}) == 1 + len(cfg["ease_reg"]) * sum(g > 0 for g in cfg["ease_weight"]) + len(
+        cfg["seq_window"]) * len(cfg["seq_recency"]) * sum(g > 0 for g in cfg["seq_weight"])
     # ease+rules' benchmark space: 2 regs + 2 windows x 1 recency x 2 rule weights = 6; a model without
     # choices of its own costs one
     assert MODELS["ease+rules"].internal_trials(SPACES["EASE+rules"].fixed) == 6

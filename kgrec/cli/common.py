@@ -8,6 +8,7 @@ Heavy imports (torch, the models) are deferred to the functions that need them, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import sys
@@ -94,11 +95,19 @@ def parse_param(text: str) -> tuple[str, str]:
 def typed_params(pairs: Sequence[tuple[str, str]], defaults: dict[str, Any], what: str) -> dict[str, Any]:
     """Type ``--param`` values after the default of the same field.
 
-    Unknown keys are passed on untyped: the model's (or converter's) error lists the accepted ones.
+    Unknown keys are passed on untyped: the model's (or converter's) error lists the accepted ones. A key
+    ``name.field`` sets one field of a nested settings object (``priors.ease_reg=500``,
+    ``priors.seq_weight=0,1,2``).
     """
     out: dict[str, Any] = {}
     for key, raw in pairs:
         value = scalar(raw)
+        head, dot, field = key.partition(".")
+        if dot and dataclasses.is_dataclass(defaults.get(head)):  # a nested setting: --param priors.ease_reg=500
+            nested = out.setdefault(head, {})
+            if isinstance(nested, dict):  # comma-separated candidates: priors.seq_weight=0,1,2
+                nested[field] = [scalar(x) for x in raw.split(",")] if "," in raw else value
+                continue
         if key in defaults:
             default = defaults[key]
             where = f"'--param {key}' of {what}"

@@ -41,9 +41,9 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {
     # phases are timed in benchmarks/results/demo.md);
     # the closed-form priors' validation search is the size of the benchmark's hybrid space
     # (benchmarks/tuning.py): one EASE reg (the EASE row's) and one rule window x recency, each an I x I fit
-    "hybrid": {"epochs": 20, "text_segments": 1, "text_max_length": 64, "ease_reg": (250.0,),
-               "prior_grid": (0.0, 0.5, 1.0, 2.0), "seq_window": (3.0,), "seq_recency": (1.0,),
-               "seq_grid": (0.0, 1.0, 2.0)},
+    "hybrid": {"epochs": 20, "text_segments": 1, "text_max_length": 64,
+               "priors": {"ease_reg": (250.0,), "ease_weight": (0.0, 0.5, 1.0, 2.0), "seq_window": (3.0,),
+                          "seq_recency": (1.0,), "seq_weight": (0.0, 1.0, 2.0)}},
 }
 
 

@@ -107,6 +107,9 @@ class Estimator:
     # ------------------------------------------------------------ construction
     @classmethod
     def from_params(cls, **params) -> "Estimator":
+        upgrade = getattr(cls.Config, "upgrade", None)  # settings renamed since kgrec 0.1, for one release
+        if upgrade is not None:
+            params = upgrade(params, warn=True)
         fields = {f.name for f in dataclasses.fields(cls.Config)}
         unknown = sorted(set(params) - fields)
         if unknown:

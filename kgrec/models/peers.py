@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -30,11 +30,12 @@ from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.base import Estimator
 from kgrec.models.hybrid import HybridConfig, HybridEstimator
 from kgrec.models.priors_select import (
+    PriorSearch,
     candidates,
+    lift_legacy_priors,
     pinned_rule_params,
     pinned_weight,
     positive,
-    positive_tuple,
     select_added_weight,
     std_sample,
 )
@@ -84,31 +85,30 @@ class EASERulesConfig:
     interactions: :func:`kgrec.models.priors_select.pinned_weight`).
 
     Args:
-        ease_reg: EASE's L2 weight, or several candidates (default the hybrid's ``(250, 500, 1000)``).
         seq_prior: add the sequential rules when the training interactions carry times (default ``True``).
-        seq_window: candidate step decays ``w`` of the rules (default the hybrid's ``(3, 10, 30)``).
-        seq_recency: candidate ``tau`` of the recency weights (default the hybrid's ``(1, 3)``).
-        seq_grid: candidate relative weights of the rules (default the hybrid's
-            ``(0, 0.25, 0.5, 1, 2, 4)``).
+        priors: the search space (:class:`~kgrec.models.priors_select.PriorSearch`, or a dict of its
+            fields; the hybrid's defaults): ``ease_reg``, ``seq_window``, ``seq_recency``,
+            ``seq_weight`` (``ease_weight`` is not used: EASE's weight is 1). kgrec 0.1's flat
+            ``ease_reg``, ``seq_window``, ``seq_recency``, ``seq_grid`` are still accepted for one
+            release, with a warning.
         half_life_days, decay_from: time decay of EASE's interactions (weighted Gram matrix and
             history rows), as in :class:`kgrec.models.baselines.EASEConfig` (default off).
     """
 
-    ease_reg: float | tuple = HybridConfig.ease_reg
     seq_prior: bool = HybridConfig.seq_prior
-    seq_window: float | tuple = HybridConfig.seq_window
-    seq_recency: float | tuple = HybridConfig.seq_recency
-    seq_grid: tuple = HybridConfig.seq_grid
+    priors: PriorSearch = field(default_factory=PriorSearch)
     half_life_days: float | None = None
     decay_from: str = "cut"
 
     def __post_init__(self) -> None:
-        positive_tuple("ease_reg", self.ease_reg)
-        positive_tuple("seq_window", self.seq_window)
-        positive_tuple("seq_recency", self.seq_recency)
-        positive_tuple("seq_grid", self.seq_grid, zero=True)
+        self.priors = PriorSearch.coerce(self.priors)
         if not isinstance(self.seq_prior, bool):
             raise KgrecError(f"'seq_prior' must be true or false (got {self.seq_prior!r})")
+
+    @classmethod
+    def upgrade(cls, params: dict, warn: bool) -> dict:
+        """Kgrec 0.1's flat prior settings moved into ``priors`` (see :class:`HybridConfig`)."""
+        return lift_legacy_priors(params, PriorSearch(), warn)
 
 
 class EASERulesModel(Estimator):
@@ -160,10 +160,8 @@ class EASERulesModel(Estimator):
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "EASERulesModel":
         t0 = time.perf_counter()
         cfg = self.config
-        regs = positive_tuple("ease_reg", cfg.ease_reg)
-        windows = positive_tuple("seq_window", cfg.seq_window)
-        taus = positive_tuple("seq_recency", cfg.seq_recency)
-        grid = positive_tuple("seq_grid", cfg.seq_grid, zero=True)
+        regs, windows = cfg.priors.ease_reg, cfg.priors.seq_window
+        taus, grid = cfg.priors.seq_recency, cfg.priors.seq_weight
         self.prepare(kg, split)
         self.build()
         I = self.meta["num_items"]
@@ -242,18 +240,20 @@ class EASERulesModel(Estimator):
         """Validation evaluations of one fit: each EASE reg, then each rule (window, recency, weight > 0)
         triple (weight 0 is the chosen EASE, already scored).
         """
-        cfg = {**dataclasses.asdict(cls.Config()), **params}
-        return candidates(cfg["ease_reg"]) + candidates(cfg["seq_window"]) * candidates(cfg["seq_recency"]) \
-            * positive(cfg["seq_grid"])
+        cfg = {**dataclasses.asdict(cls.Config()), **cls.Config.upgrade(dict(params), warn=False)}
+        search = PriorSearch.coerce(cfg["priors"])
+        return candidates(search.ease_reg) + candidates(search.seq_window) * candidates(search.seq_recency) \
+            * positive(search.seq_weight)
 
     def chosen_params(self) -> dict:
-        """The reg and rule settings validation chose, as one-candidate grids (weight 0 stays a
+        """The reg and rule settings validation chose, pinned in ``priors`` (weight 0 stays a
         candidate of the rules).
         """
         info = self.fit_info
         if "ease_reg" not in info:
             return {}
-        return {"ease_reg": (float(info["ease_reg"]),), **pinned_rule_params(info)}
+        pinned = self.config.priors.replace(ease_reg=(float(info["ease_reg"]),), **pinned_rule_params(info))
+        return {"priors": dataclasses.asdict(pinned)}
 
 
 # ------------------------------------------------------------------------------------------- random

@@ -18,6 +18,8 @@ The test part is never read: the caller passes an :class:`kgrec.evaluation.evalu
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -26,7 +28,7 @@ from torch import Tensor
 
 from kgrec.errors import KgrecError
 
-__all__ = ["std_sample", "Selection", "select_added_weight", "pinned_weight", "positive_tuple"]
+__all__ = ["PriorSearch", "std_sample", "Selection", "select_added_weight", "pinned_weight", "positive_tuple"]
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -130,14 +132,15 @@ def select_added_weight(evaluator: Callable[[ScoreFn], dict], base: ScoreFn,
 
 def pinned_rule_params(info: dict) -> dict:
     """The sequential rules' chosen (window, recency, relative weight) in ``info`` as one-candidate
-    grids for a refit (weight 0 stays a candidate); only ``seq_grid=(0,)`` when they were left off.
+    fields of :class:`PriorSearch` for a refit (weight 0 stays a candidate); only ``seq_weight=(0,)``
+    when they were left off.
     Shared by the hybrid's and ``ease+rules``' :meth:`~kgrec.models.base.Estimator.chosen_params`.
     """
     g = float(info.get("seq_relative_weight") or 0.0)
     if g > 0:
         return {"seq_window": (float(info["seq_window"]),), "seq_recency": (float(info["seq_recency"]),),
-                "seq_grid": (0.0, g)}
-    return {"seq_grid": (0.0,)}
+                "seq_weight": (0.0, g)}
+    return {"seq_weight": (0.0,)}
 
 
 def pinned_weight(grid: Iterable[float], *candidates: tuple) -> float | None:
@@ -172,3 +175,79 @@ def positive_tuple(name: str, value, zero: bool = False) -> tuple[float, ...]:
         kind = "non-negative" if zero else "positive"
         raise KgrecError(f"'{name}' must be a {kind} number or a list of them (got {value!r})")
     return tuple(float(v) for v in values)
+
+
+@dataclass(frozen=True)
+class PriorSearch:
+    """The search space of the closed-form priors: the candidates a fit chooses among on validation
+    NDCG@10 (``hybrid`` and ``ease+rules``), kept apart from the models' hyper-parameters.
+
+    The priors are fitted in closed form after (the hybrid) or instead of (``ease+rules``) training;
+    what is searched is how they are made and mixed in. Each field holds one value or a tuple of
+    candidates; one value per field (and one weight above 0) pins the choice, which is how
+    ``chosen_params`` hands a fit's choice to a refit without validation. Every candidate
+    combination counts against a benchmark's tuning budget (``internal_trials``).
+
+    Args:
+        ease_reg: EASE's L2 weight candidates (default ``(250, 500, 1000)``).
+        ease_weight: EASE's weight candidates in units of (neural score std / EASE score std); the
+            hybrid only (``ease+rules`` is EASE plus the rules) (default ``(0, 0.25, ..., 8)``).
+        seq_window: the sequential rules' step decays ``w`` (default ``(3, 10, 30)``).
+        seq_recency: ``tau`` of the users' recency weights ``exp(-steps back / tau)`` (default ``(1, 3)``).
+        seq_weight: the rules' weight candidates, in units of (score std before them / rule score std);
+            0 (the model without them) is a candidate when listed (default ``(0, 0.25, 0.5, 1, 2, 4)``).
+    """
+
+    ease_reg: tuple = (250.0, 500.0, 1000.0)
+    ease_weight: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+    seq_window: tuple = (3.0, 10.0, 30.0)
+    seq_recency: tuple = (1.0, 3.0)
+    seq_weight: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # numbers or lists of them, as tuples of floats
+            zero = f.name in ("ease_weight", "seq_weight")
+            object.__setattr__(self, f.name, positive_tuple(f"priors.{f.name}", getattr(self, f.name), zero=zero))
+
+    @classmethod
+    def coerce(cls, value) -> "PriorSearch":
+        """``value`` as a :class:`PriorSearch`: one already, or a dict of its fields (``config.json``,
+        a benchmark's search space); a :class:`~kgrec.errors.KgrecError` names an unknown field.
+        """
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise KgrecError(f"'priors' must be a PriorSearch or a dict of its fields (got {value!r:.100})")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise KgrecError(f"'priors': unknown field {unknown[0]!r} (accepted: {', '.join(names)})")
+        return cls(**value)
+
+    def replace(self, **changes) -> "PriorSearch":
+        """A copy with ``changes`` (e.g. a fit's choices pinned for a refit)."""
+        return dataclasses.replace(self, **changes)
+
+
+#: the flat settings of kgrec 0.1 that now live in :class:`PriorSearch` (old name -> field)
+LEGACY_PRIOR_NAMES = {"ease_reg": "ease_reg", "prior_grid": "ease_weight", "seq_window": "seq_window",
+                      "seq_recency": "seq_recency", "seq_grid": "seq_weight"}
+
+
+def lift_legacy_priors(params: dict, defaults: PriorSearch, warn: bool) -> dict:
+    """``params`` with kgrec 0.1's flat prior settings (``ease_reg=``, ``prior_grid=``, ``seq_grid=``...)
+    moved into ``priors`` (their unnamed fields from ``priors`` if given, else ``defaults``). Saved
+    models of 0.1 load through this; an API call with them warns (:class:`DeprecationWarning`,
+    accepted for one release).
+    """
+    legacy = {k: params[k] for k in LEGACY_PRIOR_NAMES if k in params}
+    if not legacy:
+        return params
+    if warn:
+        warnings.warn(f"{', '.join(sorted(legacy))}: flat prior settings are deprecated; pass "
+                      "priors=PriorSearch(...) or priors={...} (fields: "
+                      f"{', '.join(LEGACY_PRIOR_NAMES[k] for k in sorted(legacy))})", DeprecationWarning, stacklevel=4)
+    base = PriorSearch.coerce(params.get("priors", defaults))
+    out = {k: v for k, v in params.items() if k not in LEGACY_PRIOR_NAMES}
+    out["priors"] = base.replace(**{LEGACY_PRIOR_NAMES[k]: v for k, v in legacy.items()})
+    return out

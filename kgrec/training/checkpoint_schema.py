@@ -97,6 +97,19 @@ def _check_value(value: Any, hint: Any, name: str) -> str | None:
             if (item is int and (isinstance(v, bool) or not isinstance(v, int))) or not _is_number(v):
                 return f"a list of {'integers' if item is int else 'finite numbers'}"
         return None
+    if dataclasses.is_dataclass(hint):  # a nested settings object, saved as a JSON object of its fields
+        if not isinstance(value, dict):
+            return "an object"
+        sub = typing.get_type_hints(hint)
+        names = [f.name for f in dataclasses.fields(hint)]
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            return f"an object of the fields {', '.join(names)} (unknown: {unknown[0]!r})"
+        for key, v in value.items():
+            wanted = _check_value(v, sub[key], f"{name}.{key}")
+            if wanted is not None:
+                return f"an object whose {key!r} is {wanted}"
+        return None
     return f"a value of type {hint}"  # an annotation this schema does not know: refuse, never guess
 
 
@@ -159,6 +172,14 @@ def check_config(config_cls: type, config: dict, path: Path, model: str) -> dict
     Raises:
         CheckpointError: an unknown or missing field, a wrong type or an out-of-range value.
     """
+    upgrade = getattr(config_cls, "upgrade", None)  # settings renamed since the checkpoint was written
+    if upgrade is not None:
+        try:
+            config = upgrade(dict(config), warn=False)
+        except KgrecError as e:
+            raise CheckpointError(f"{_where(path, 'config')}: {e}") from None
+        config = {k: {f: list(x) if isinstance(x, tuple) else x for f, x in dataclasses.asdict(v).items()}
+                  if dataclasses.is_dataclass(v) else v for k, v in config.items()}  # as JSON holds them
     hints = typing.get_type_hints(config_cls)
     fields = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(config) - fields)

