@@ -49,6 +49,18 @@ _PER_USER = (*_ACCURACY, "map", "avg_pop", "tail")  # per-user metrics, averaged
 ScoreFn = Callable[[Tensor], Tensor]
 
 
+class _Totals:
+    """What :meth:`Evaluator.__call__` adds up over the batches of users."""
+
+    def __init__(self, ks: tuple[int, ...], n_items: int):
+        self.sums = {f"{m}@{k}": 0.0 for k in ks for m in _PER_USER}
+        self.covered = {k: torch.zeros(n_items, dtype=torch.bool) for k in ks}
+        self.counts = {k: torch.zeros(n_items, dtype=torch.long) for k in ks}
+        self.parts: dict[str, list[Tensor]] = {f"{m}@{k}": [] for k in ks for m in _PER_USER}
+        self.parts["auc"] = []
+        self.rank_sums: list[Tensor] = []
+
+
 class Evaluator:
     """Precomputed masks and ground truth of one split part, reusable every epoch.
 
@@ -191,69 +203,79 @@ class Evaluator:
 
             Each user's values are kept in :attr:`per_user`.
         """
-        n_items, ks = self.num_items, self.ks
-        kmax = min(max(ks), n_items)
-        sums = {f"{m}@{k}": 0.0 for k in ks for m in _PER_USER}
-        covered = {k: torch.zeros(n_items, dtype=torch.bool) for k in ks}
-        counts = {k: torch.zeros(n_items, dtype=torch.long) for k in ks}
-        parts: dict[str, list[Tensor]] = {f"{m}@{k}": [] for k in ks for m in _PER_USER}
-        parts["auc"] = []
-        rank_sums: list[Tensor] = []
+        kmax = min(max(self.ks), self.num_items)
+        totals = _Totals(self.ks, self.num_items)
         start = time.perf_counter()
         with torch.no_grad():
             for b in range(0, self.users.numel(), self.batch_size):
                 users = self.users[b:b + self.batch_size]
-                scores = score_fn(users)
-                _check_scores(scores, users.numel(), n_items)
-                if self.candidates is not None:
-                    scores = restrict(scores, self.candidates)  # a copy, so masking may go in place
-                    scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices, inplace=True)
-                else:
-                    scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices)
-                if self.tie_order is None:
-                    values, index = topk(scores, kmax)
-                else:
-                    order = self.tie_order.to(scores.device)
-                    values, index = topk(scores[:, order], kmax)
-                    index = order[index]
-                valid = (values != float("-inf")).cpu()  # masked / non-candidate ranks are empty
-                index = index.cpu().masked_fill(~valid, -1)
-                query = users.view(-1, 1) * n_items + index
+                scores, index, valid = self._rank(score_fn, users, kmax)
+                query = users.view(-1, 1) * self.num_items + index
                 hits = _lookup(self.relevant_keys, query) & valid
-                n_rel = self.n_relevant[users]
-                for k in ks:
-                    per_user = {"recall": recall(hits, n_rel, k), "ndcg": ndcg(hits, n_rel, k),
-                                "precision": precision(hits, k), "hit": hit(hits, k), "mrr": mrr(hits, k),
-                                "map": average_precision(hits, n_rel, k),
-                                "avg_pop": average_popularity(index, self.item_popularity, k),
-                                "tail": tail_percentage(index, self.is_tail, k)}
-                    for m, v in per_user.items():
-                        v = v.double()
-                        sums[f"{m}@{k}"] += float(v.sum())
-                        parts[f"{m}@{k}"].append(v)
-                    top = index[:, :k]
-                    top = top[top >= 0]
-                    covered[k][top] = True
-                    counts[k] += torch.bincount(top, minlength=n_items)
+                self._count(totals, hits, index, self.n_relevant[users])
                 if self.gauc:
-                    rank_sums.append(self._rank_sum(scores, users))
+                    totals.rank_sums.append(self._rank_sum(scores, users))
                 else:
-                    rank_sums.append(torch.full((users.numel(),), math.nan, dtype=torch.float64))
-        seconds = time.perf_counter() - start
-        n = self.users.numel()
+                    totals.rank_sums.append(torch.full((users.numel(),), math.nan, dtype=torch.float64))
+        return self._summary(totals, time.perf_counter() - start)
+
+    def _rank(self, score_fn: ScoreFn, users: Tensor, kmax: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Scores of ``users`` masked, and their top ``kmax`` columns (``-1`` where a rank is empty).
+
+        Shapes:
+            users: ``[B]``. Returns scores ``[B, num_items]`` (masked), index ``[B, kmax]`` long on the
+            CPU and valid ``[B, kmax]`` bool on the CPU.
+        """
+        scores = score_fn(users)
+        _check_scores(scores, users.numel(), self.num_items)
+        if self.candidates is not None:
+            scores = restrict(scores, self.candidates)  # a copy, so masking may go in place
+            scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices, inplace=True)
+        else:
+            scores = mask_seen(scores, users, self.seen_indptr, self.seen_indices)
+        if self.tie_order is None:
+            values, index = topk(scores, kmax)
+        else:
+            order = self.tie_order.to(scores.device)
+            values, index = topk(scores[:, order], kmax)
+            index = order[index]
+        valid = (values != float("-inf")).cpu()  # masked / non-candidate ranks are empty
+        index = index.cpu().masked_fill(~valid, -1)
+        return scores, index, valid
+
+    def _count(self, totals: _Totals, hits: Tensor, index: Tensor, n_rel: Tensor) -> None:
+        """Add one batch's per-user metrics, covered items and top-k counts to ``totals``."""
+        for k in self.ks:
+            per_user = {"recall": recall(hits, n_rel, k), "ndcg": ndcg(hits, n_rel, k),
+                        "precision": precision(hits, k), "hit": hit(hits, k), "mrr": mrr(hits, k),
+                        "map": average_precision(hits, n_rel, k),
+                        "avg_pop": average_popularity(index, self.item_popularity, k),
+                        "tail": tail_percentage(index, self.is_tail, k)}
+            for m, v in per_user.items():
+                v = v.double()
+                totals.sums[f"{m}@{k}"] += float(v.sum())
+                totals.parts[f"{m}@{k}"].append(v)
+            top = index[:, :k]
+            top = top[top >= 0]
+            totals.covered[k][top] = True
+            totals.counts[k] += torch.bincount(top, minlength=self.num_items)
+
+    def _summary(self, totals: _Totals, seconds: float) -> dict[str, float]:
+        """The averaged metrics of a call from its ``totals``; keeps each user's values in :attr:`per_user`."""
+        sums, n = totals.sums, self.users.numel()
         n_rel = self.n_relevant[self.users]
-        auc = auc_from_rank_sum(torch.cat(rank_sums) if rank_sums else torch.zeros(0),
+        auc = auc_from_rank_sum(torch.cat(totals.rank_sums) if totals.rank_sums else torch.zeros(0),
                                 self.n_unmasked[self.users], n_rel)
         keep = ~torch.isnan(auc)
         w = n_rel[keep].double()
         out: dict[str, float] = {}
-        for k in ks:
+        for k in self.ks:
             for m in _ACCURACY:
                 out[f"{m}@{k}"] = sums[f"{m}@{k}"] / n if n else math.nan
-            out[f"coverage@{k}"] = int(covered[k].sum()) / self.n_rankable if self.n_rankable else math.nan
+            out[f"coverage@{k}"] = int(totals.covered[k].sum()) / self.n_rankable if self.n_rankable else math.nan
             out[f"avg_pop@{k}"] = sums[f"avg_pop@{k}"] / n if n else math.nan
-        for k in ks:
-            rankable = counts[k] if self.candidates is None else counts[k][self.candidates]
+        for k in self.ks:
+            rankable = totals.counts[k] if self.candidates is None else totals.counts[k][self.candidates]
             out[f"map@{k}"] = sums[f"map@{k}"] / n if n else math.nan
             out[f"gini@{k}"] = gini_from_counts(rankable)
             out[f"entropy@{k}"] = entropy_from_counts(rankable)
@@ -263,7 +285,7 @@ class Evaluator:
         out["seconds"] = seconds
         out["users_per_second"] = n / seconds if seconds > 0 else math.inf
         self.per_user = {key: torch.cat(v) if v else torch.zeros(0, dtype=torch.float64)
-                         for key, v in parts.items()}
+                         for key, v in totals.parts.items()}
         self.per_user["auc"] = auc
         return out
 
@@ -339,16 +361,7 @@ def evaluate_topk(topk_items: Mapping[int, Sequence[int]], split: Split, ks: Ite
         raise EvaluationError(f"'part' must be one of {', '.join(PARTS)} (got {part!r})")
     ks = _check_ks(ks)
     n_items = split.num_items
-    seen_parts = [split.train] if part == "valid" else [split.train, split.valid]
-    seen = {(u, i) for p in seen_parts for u, i in zip(p.user.tolist(), p.item.tolist())}
-    cand = None
-    if part == "test" and split.test_candidates is not None:
-        cand = set(torch.as_tensor(split.test_candidates).view(-1).tolist())
-    target = split.valid if part == "valid" else split.test
-    relevant: dict[int, set[int]] = {}
-    for u, i in zip(target.user.tolist(), target.item.tolist()):
-        if (cand is None or i in cand) and (u, i) not in seen:
-            relevant.setdefault(u, set()).add(i)
+    relevant, cand = _relevant_sets(split, part)
     chosen = sorted(relevant) if users is None else sorted(set(int(u) for u in users) & set(relevant))
     if item_popularity is None:
         pop = [0.0] * n_items
@@ -364,27 +377,10 @@ def evaluate_topk(topk_items: Mapping[int, Sequence[int]], split: Split, ks: Ite
         if u not in topk_items:
             raise EvaluationError(f"'topk_items' has no list for user {u}, who has "
                                   f"{len(relevant[u])} relevant {part} items")
-        items = [int(i) for i in topk_items[u]]
-        if len(set(items)) != len(items):
-            raise EvaluationError(f"'topk_items' list of user {u} repeats an item (got {items})")
-        bad = [i for i in items if not 0 <= i < n_items]
-        if bad:
-            raise EvaluationError(f"'topk_items' list of user {u} holds ids outside [0, {n_items}) (got {bad})")
-        rel = relevant[u]
+        items = _checked_list(topk_items[u], u, n_items)
         for k in ks:
-            top = items[:k]
-            flags = [i in rel for i in top]
-            n_hit = sum(flags)
-            dcg = sum(1.0 / math.log2(r + 2) for r, f in enumerate(flags) if f)
-            idcg = sum(1.0 / math.log2(r + 2) for r in range(min(len(rel), k)))
-            first = next((r for r, f in enumerate(flags) if f), None)
-            sums[f"recall@{k}"] += n_hit / len(rel)
-            sums[f"precision@{k}"] += n_hit / k
-            sums[f"hit@{k}"] += float(n_hit > 0)
-            sums[f"mrr@{k}"] += 0.0 if first is None else 1.0 / (first + 1)
-            sums[f"ndcg@{k}"] += dcg / idcg
-            sums[f"avg_pop@{k}"] += sum(pop[i] for i in top) / len(top) if top else 0.0
-            covered[k].update(top)
+            _add_list_metrics(sums, k, items[:k], relevant[u], pop)
+            covered[k].update(items[:k])
     n = len(chosen)
     out: dict[str, float] = {}
     for k in ks:
@@ -394,6 +390,49 @@ def evaluate_topk(topk_items: Mapping[int, Sequence[int]], split: Split, ks: Ite
         out[f"avg_pop@{k}"] = sums[f"avg_pop@{k}"] / n if n else math.nan
     out["users"] = n
     return out
+
+
+def _relevant_sets(split: Split, part: str) -> tuple[dict[int, set[int]], set[int] | None]:
+    """Each user's relevant items of ``split.<part>`` as Python sets (candidates kept, masked repeats
+    left out), and the candidate item set (``None`` without candidates); :func:`evaluate_topk`'s ground truth.
+    """
+    seen_parts = [split.train] if part == "valid" else [split.train, split.valid]
+    seen = {(u, i) for p in seen_parts for u, i in zip(p.user.tolist(), p.item.tolist())}
+    cand = None
+    if part == "test" and split.test_candidates is not None:
+        cand = set(torch.as_tensor(split.test_candidates).view(-1).tolist())
+    target = split.valid if part == "valid" else split.test
+    relevant: dict[int, set[int]] = {}
+    for u, i in zip(target.user.tolist(), target.item.tolist()):
+        if (cand is None or i in cand) and (u, i) not in seen:
+            relevant.setdefault(u, set()).add(i)
+    return relevant, cand
+
+
+def _checked_list(items: Sequence[int], u: int, n_items: int) -> list[int]:
+    """User ``u``'s recommended ids as ints, refused when one repeats or lies outside ``[0, n_items)``."""
+    items = [int(i) for i in items]
+    if len(set(items)) != len(items):
+        raise EvaluationError(f"'topk_items' list of user {u} repeats an item (got {items})")
+    bad = [i for i in items if not 0 <= i < n_items]
+    if bad:
+        raise EvaluationError(f"'topk_items' list of user {u} holds ids outside [0, {n_items}) (got {bad})")
+    return items
+
+
+def _add_list_metrics(sums: dict[str, float], k: int, top: list[int], rel: set[int], pop: list[float]) -> None:
+    """Add one user's metrics at ``k`` of its list ``top`` (already cut at ``k``) to ``sums``, in plain Python."""
+    flags = [i in rel for i in top]
+    n_hit = sum(flags)
+    dcg = sum(1.0 / math.log2(r + 2) for r, f in enumerate(flags) if f)
+    idcg = sum(1.0 / math.log2(r + 2) for r in range(min(len(rel), k)))
+    first = next((r for r, f in enumerate(flags) if f), None)
+    sums[f"recall@{k}"] += n_hit / len(rel)
+    sums[f"precision@{k}"] += n_hit / k
+    sums[f"hit@{k}"] += float(n_hit > 0)
+    sums[f"mrr@{k}"] += 0.0 if first is None else 1.0 / (first + 1)
+    sums[f"ndcg@{k}"] += dcg / idcg
+    sums[f"avg_pop@{k}"] += sum(pop[i] for i in top) / len(top) if top else 0.0
 
 
 def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:

@@ -218,8 +218,22 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
                            log=log)
     metrics = _Metrics(manager)
     manager.on_update = metrics.on_update
-    explain_graph: dict = {}
     started = time.time()
+    app = FastAPI(title="kgrec live recommendations", version=__version__,
+                  lifespan=_lifespan(manager, event_store, log),
+                  description="Top-k recommendations from a kgrec model that keeps learning from posted events.")
+    app.state.manager, app.state.store = manager, event_store
+    _add_error_handlers(app)
+    _add_recommend_routes(app, manager, max_k)
+    _add_explain_route(app, manager, data, mapping)
+    _add_write_routes(app, manager, event_store, metrics, mapping, _token_check(token))
+    _add_status_routes(app, manager, event_store, metrics, started)
+    app.add_middleware(_Limits, max_body_bytes=max_body_bytes, metrics=metrics)
+    return app
+
+
+def _lifespan(manager: ModelManager, event_store, log: Callable[[str], None]):
+    """The app's lifespan: the update worker runs while the app serves; the store is closed after."""
 
     @asynccontextmanager
     async def lifespan(app):
@@ -231,9 +245,13 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
             manager.stop()
             event_store.close()
 
-    app = FastAPI(title="kgrec live recommendations", version=__version__, lifespan=lifespan,
-                  description="Top-k recommendations from a kgrec model that keeps learning from posted events.")
-    app.state.manager, app.state.store = manager, event_store
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON ``{"error", "field"}``: 422 for a bad field, 404 for an unknown IRI, 503 when
+    nothing was stored, 401/403 for a missing/wrong token.
+    """
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):
@@ -257,6 +275,15 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
     async def _bad(request, exc):
         return _error(422, str(exc), _field_of(str(exc)))
 
+    @app.exception_handler(_Refused)
+    async def _refused(request, exc: _Refused):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.message, "Authorization", headers)
+
+
+def _token_check(token: str) -> Callable[[Request], None]:
+    """The dependency of the write endpoints: a bearer ``token`` (compared in constant time) or 401/403."""
+
     def require_token(request: Request) -> None:
         header = request.headers.get("authorization")
         if not header or not header.lower().startswith("bearer "):
@@ -264,14 +291,17 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
         if not hmac.compare_digest(header[7:].strip().encode(), token.encode()):
             raise _Refused(403, "the bearer token is wrong")
 
-    @app.exception_handler(_Refused)
-    async def _refused(request, exc: _Refused):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.message, "Authorization", headers)
+    return require_token
 
-    def _items(pairs, rec) -> list[dict]:
-        labels = rec.item_labels if len(rec.item_labels or []) == len(rec.items) else None
-        return [{"item": i, "score": s, **({"label": labels[rec.items.id(i)]} if labels else {})} for i, s in pairs]
+
+def _items(pairs, rec) -> list[dict]:
+    """``[(item IRI, score), ...]`` as the JSON items of an answer, with labels when the model has them."""
+    labels = rec.item_labels if len(rec.item_labels or []) == len(rec.items) else None
+    return [{"item": i, "score": s, **({"label": labels[rec.items.id(i)]} if labels else {})} for i, s in pairs]
+
+
+def _add_recommend_routes(app: FastAPI, manager: ModelManager, max_k: int) -> None:
+    """``GET /recommend`` (a user by IRI) and ``POST /recommend`` (a new user's items)."""
 
     @app.get("/recommend", summary="top-k items for a user")
     def recommend(user: str = Query(..., min_length=1, description="the user's IRI"),
@@ -309,6 +339,11 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
         pairs = rec.recommend_for_history([body.items[n] for n in keep], times=times, k=body.k)
         return {**out, "source": "history", "items": _items(pairs, rec)}
 
+
+def _add_explain_route(app: FastAPI, manager: ModelManager, data, mapping) -> None:
+    """``GET /explain`` on the graph of ``data`` (read once, at the first request)."""
+    explain_graph: dict = {}
+
     @app.get("/explain", summary="why an item is recommended to a user")
     def explain(user: str = Query(..., min_length=1), item: str = Query(..., min_length=1),
                 max_paths: int = Query(3, ge=1, le=50)):
@@ -333,6 +368,11 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
         exp = rec.explain(user, item, max_paths=max_paths, kg=kg)
         return {"model_version": served.version, **to_jsonable(exp.to_dict())}
 
+
+def _add_write_routes(app: FastAPI, manager: ModelManager, event_store, metrics: _Metrics, mapping,
+                      require_token: Callable[[Request], None]) -> None:
+    """``POST /events`` (JSON or RDF, answered once stored) and ``POST /update``, both behind the token."""
+
     @app.post("/events", summary="add interactions (JSON or RDF); answered once stored",
               dependencies=[Depends(require_token)], status_code=201)
     async def post_events(request: Request):
@@ -340,26 +380,14 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
         raw = await request.body()
         now = time.time()
         if ctype == "application/json":
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                return _error(400, f"the body is not JSON ({e})", "body")
-            if isinstance(body, dict) and set(body) == {"events"}:
-                body = body["events"]
-            if not isinstance(body, list) or not body:
-                return _error(422, "the body must be a non-empty JSON list of events {user, item, time?, "
-                                   "weight?, id?}", "body")
-            try:
-                events = [event_from_json(obj, f"[{n}]", now) for n, obj in enumerate(body)]
-            except EventError as e:
-                return _error(422, str(e), _field_of(str(e)))
+            events = _json_events(raw, now)
         elif ctype in RDF_TYPES:
             events = await run_in_threadpool(_rdf_events, raw, *RDF_TYPES[ctype], mapping, now)
-            if isinstance(events, JSONResponse):
-                return events
         else:
             return _error(415, f"Content-Type {ctype!r} is not read here: send application/json, text/turtle "
                                "or application/n-triples", "Content-Type")
+        if isinstance(events, JSONResponse):
+            return events
         metrics.received.inc(len(events))
         stored, dups = await run_in_threadpool(event_store.add, events)  # committed before we answer
         metrics.stored.inc(len(stored))
@@ -372,6 +400,10 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
     async def force_update():
         status = await run_in_threadpool(manager.update_now)
         return JSONResponse(status, status_code=200 if status.get("ok") else 500)
+
+
+def _add_status_routes(app: FastAPI, manager: ModelManager, event_store, metrics: _Metrics, started: float) -> None:
+    """``GET /health`` and ``GET /metrics`` (Prometheus text)."""
 
     @app.get("/health", summary="model version, store and the last update")
     def health():
@@ -389,14 +421,28 @@ def create_app(model_dir, *, state_dir=None, store=None, token: str | None = Non
     def prometheus():
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(_Limits, max_body_bytes=max_body_bytes, metrics=metrics)
-    return app
-
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+def _json_events(raw: bytes, now: float):
+    """Events of a JSON body: a list of events or ``{"events": [...]}`` (a 400/422 response when it is not one)."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return _error(400, f"the body is not JSON ({e})", "body")
+    if isinstance(body, dict) and set(body) == {"events"}:
+        body = body["events"]
+    if not isinstance(body, list) or not body:
+        return _error(422, "the body must be a non-empty JSON list of events {user, item, time?, "
+                           "weight?, id?}", "body")
+    try:
+        return [event_from_json(obj, f"[{n}]", now) for n, obj in enumerate(body)]
+    except EventError as e:
+        return _error(422, str(e), _field_of(str(e)))
 
 
 def _rdf_events(raw: bytes, fmt: str, suffix: str, mapping, now: float):

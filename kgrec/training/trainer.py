@@ -190,55 +190,28 @@ class EpochLoop:
             extra_info: ``extra_info(info) -> dict`` of model-specific ``fit_info`` keys, put
                 before ``curve``.
         """
-        est, module, cfg, ctx = self.est, self.est.module, self.est.config, self.ctx
-        rank, world, device, metric = self.rank, self.world, self.device, self.metric
+        module, cfg = self.est.module, self.est.config
         if has_valid is None:
             has_valid = evaluator is not None
         epoch_seconds: list[float] = []
         curve: list[dict] = []  # one row per epoch: loss, and the validation metrics when validated
         t_start = time.perf_counter()
         t_best = 0.0
-        epochs = range(self.first_epoch, cfg.epochs + 1)
-        if cfg.progress and rank == 0:
-            from tqdm.auto import tqdm
-
-            epochs = tqdm(epochs, desc=f"train {est.name}", unit="epoch")
-        for epoch in epochs:
-            module.train()
-            if unfreeze is not None:
-                unfreeze()
-            t0 = time.perf_counter()
-            total, count = step_epoch(epoch)
-            if self.use_amp:
-                torch.cuda.synchronize(device)
-            if ctx:  # the mean over all ranks' pairs (padding included); every rank sees the same value
-                total = distributed.all_reduce_sum(total) * n / (count * world)
-            epoch_seconds.append(time.perf_counter() - t0)
-            if not math.isfinite(total):
-                raise FloatingPointError(f"training loss of '{est.name}' became {total} at epoch {epoch}; "
-                                         f"{loss_hint}")
-            curve.append({"epoch": epoch, "loss": total / n, "seconds": epoch_seconds[-1]})
+        for epoch in self._epochs():
+            total, seconds = self._train_epoch(module, step_epoch, epoch, n, unfreeze, loss_hint)
+            epoch_seconds.append(seconds)
+            curve.append({"epoch": epoch, "loss": total / n, "seconds": seconds})
             if not has_valid or epoch % cfg.eval_every:
                 continue
-            freeze()  # on every rank: a model with cached state (fine-tuned text) stays the same everywhere
-            metrics = evaluator(est.score) if evaluator is not None else None
-            if ctx:
-                metrics = distributed.broadcast_object(metrics)
-            if metric not in metrics:
-                raise KgrecError(f"'metric': validation gave no {metric!r} (it gave {sorted(metrics)})")
-            score = metrics[metric]
-            curve[-1]["valid"] = {k: metrics[k] for k in (*curve_keys, metric)
-                                  if k in metrics and isinstance(metrics[k], (int, float))}
-            if log and rank == 0:
-                log(f"epoch {epoch:4d}  loss {total / n:.4f}  valid {metric} {score:.4f}  "
-                    f"({epoch_seconds[-1]:.2f} s)")
-            if score > self.best:
-                self.best, self.best_epoch, self.bad, self.best_metrics = score, epoch, 0, metrics
+            metrics = self._validate(epoch, curve[-1], evaluator, freeze, curve_keys, log)
+            if metrics[self.metric] > self.best:
+                self.best, self.best_epoch, self.bad, self.best_metrics = metrics[self.metric], epoch, 0, metrics
                 self.best_state = copy.deepcopy(module.state_dict())
                 t_best = time.perf_counter() - t_start
-                if checkpoint and rank == 0:
-                    meta, tensors = trainer_state(self.optimizer, self.gen, self.sampler, _estimator_generators(est))
-                    checkpoint(est, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
+                if checkpoint and self.rank == 0:
+                    meta, tensors = trainer_state(self.optimizer, self.gen, self.sampler,
+                                                  _estimator_generators(self.est))
+                    checkpoint(self.est, {"epoch": epoch, "valid": metrics, "trainer": meta}, tensors)
             else:
                 self.bad += 1
                 if self.bad >= cfg.patience:
@@ -248,8 +221,58 @@ class EpochLoop:
         else:  # no validation part: keep the last epoch
             self.best_epoch, t_best = self.first_epoch - 1 + len(epoch_seconds), time.perf_counter() - t_start
         freeze()
+        return self._fit_info(epoch_seconds, curve, t_start, t_best, extra_info)
+
+    def _epochs(self):
+        """The epochs still to train, behind a progress bar on rank 0 when ``config.progress`` asks for one."""
+        epochs = range(self.first_epoch, self.est.config.epochs + 1)
+        if self.est.config.progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc=f"train {self.est.name}", unit="epoch")
+        return epochs
+
+    def _train_epoch(self, module, step_epoch: Callable[[int], tuple[float, int]], epoch: int, n: int,
+                     unfreeze: Callable[[], None] | None, loss_hint: str) -> tuple[float, float]:
+        """Train one epoch; returns its loss sum (over all ranks, rescaled to ``n`` samples) and seconds."""
+        module.train()
+        if unfreeze is not None:
+            unfreeze()
+        t0 = time.perf_counter()
+        total, count = step_epoch(epoch)
+        if self.use_amp:
+            torch.cuda.synchronize(self.device)
+        if self.ctx:  # the mean over all ranks' pairs (padding included); every rank sees the same value
+            total = distributed.all_reduce_sum(total) * n / (count * self.world)
+        seconds = time.perf_counter() - t0
+        if not math.isfinite(total):
+            raise FloatingPointError(f"training loss of '{self.est.name}' became {total} at epoch {epoch}; "
+                                     f"{loss_hint}")
+        return total, seconds
+
+    def _validate(self, epoch: int, row: dict, evaluator: Callable | None, freeze: Callable[[], None],
+                  curve_keys: tuple[str, ...], log: Callable[[str], None] | None) -> dict:
+        """Validate the frozen model (rank 0 evaluates and broadcasts), record it in the curve's ``row``, log it."""
+        metric = self.metric
+        freeze()  # on every rank: a model with cached state (fine-tuned text) stays the same everywhere
+        metrics = evaluator(self.est.score) if evaluator is not None else None
+        if self.ctx:
+            metrics = distributed.broadcast_object(metrics)
+        if metric not in metrics:
+            raise KgrecError(f"'metric': validation gave no {metric!r} (it gave {sorted(metrics)})")
+        score = metrics[metric]
+        row["valid"] = {k: metrics[k] for k in (*curve_keys, metric)
+                        if k in metrics and isinstance(metrics[k], (int, float))}
+        if log and self.rank == 0:
+            log(f"epoch {epoch:4d}  loss {row['loss']:.4f}  valid {metric} {score:.4f}  "
+                f"({row['seconds']:.2f} s)")
+        return metrics
+
+    def _fit_info(self, epoch_seconds: list[float], curve: list[dict], t_start: float, t_best: float,
+                  extra_info: Callable[[dict], dict] | None) -> dict:
+        """The run's ``fit_info``, also stored on ``est.fit_info``."""
         info = {
-            "device": str(device),
+            "device": str(self.device),
             "best_epoch": self.best_epoch,
             "epochs_run": len(epoch_seconds),
             "resumed_from_epoch": self.first_epoch - 1 if self.resume is not None else None,
@@ -258,15 +281,15 @@ class EpochLoop:
             "seconds_to_best": t_best,
             "fit_seconds": time.perf_counter() - t_start,
             "peak_rss_mb": peak_memory_mb(),
-            "world_size": world,
-            "backend": ctx.backend if ctx else None,
+            "world_size": self.world,
+            "backend": self.ctx.backend if self.ctx else None,
         }
         if extra_info is not None:
             info.update(extra_info(info))
         info["curve"] = curve
         if self.use_amp:
-            info["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-        est.fit_info = info
+            info["peak_gpu_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self.est.fit_info = info
         return info
 
 
@@ -317,12 +340,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     optimizer = torch.optim.Adam(est.param_groups(), lr=cfg.lr)
     sampler = (est.negative_sampler(split.train, seed=cfg.seed + rank) if hasattr(est, "negative_sampler")
                else NegativeSampler(split.train, est.meta["num_items"], seed=cfg.seed + rank))
-    # GAUC (the dearest metric) only when it is the one selected on
-    evaluator = (Evaluator(split, ks=(10, 20), part="valid", gauc=metric == "gauc")
-                 if len(split.valid) and rank == 0 else None)
-    if validate is not None and rank == 0:
-        evaluator = lambda score_fn: validate(est)  # noqa: E731 (the same call shape as Evaluator)
-    has_valid = len(split.valid) > 0 or validate is not None
+    evaluator, has_valid = _validation(est, split, metric, validate, rank)
     users, items = split.train.user, split.train.item
     n = users.numel()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -336,12 +354,37 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
     if ctx:  # after the resumed weights are loaded: DDP broadcasts rank 0's at construction
         probe = torch.arange(min(n, 64))
         step = distributed.wrap(est, ctx, users[probe].to(device), items[probe].to(device))
+    step_epoch = _pairwise_epoch(loop, step, sampler, gen, split, pair_weights, device, ctx)
+    return loop.run(step_epoch, n, evaluator=evaluator, has_valid=has_valid, freeze=est.freeze,
+                    unfreeze=est.unfreeze, log=log, checkpoint=checkpoint)
+
+
+def _validation(est, split: Split, metric: str, validate: Callable[[object], dict] | None,
+                rank: int) -> tuple[Callable | None, bool]:
+    """:func:`fit_pairwise`'s validation: the evaluator rank 0 calls (``None`` elsewhere) and whether to validate."""
+    # GAUC (the dearest metric) only when it is the one selected on
+    evaluator = (Evaluator(split, ks=(10, 20), part="valid", gauc=metric == "gauc")
+                 if len(split.valid) and rank == 0 else None)
+    if validate is not None and rank == 0:
+        evaluator = lambda score_fn: validate(est)  # noqa: E731 (the same call shape as Evaluator)
+    return evaluator, len(split.valid) > 0 or validate is not None
+
+
+def _pairwise_epoch(loop: EpochLoop, step: Callable, sampler: NegativeSampler, gen: torch.Generator,
+                    split: Split, pair_weights: torch.Tensor | None, device: torch.device,
+                    ctx) -> Callable[[int], tuple[float, int]]:
+    """:func:`fit_pairwise`'s ``step_epoch``: shuffle (or draw by decay weight) this rank's training
+    pairs, sample negatives per batch and take one optimizer step per batch.
+    """
+    cfg = loop.est.config
+    users, items = split.train.user, split.train.item
+    n = users.numel()
 
     def step_epoch(epoch: int) -> tuple[float, int]:
         perm = (torch.randperm(n, generator=gen) if pair_weights is None
                 else torch.multinomial(pair_weights, n, replacement=True, generator=gen))
         if ctx:
-            perm = distributed.shard(perm, rank, world)
+            perm = distributed.shard(perm, loop.rank, loop.world)
         total = 0.0
         for start in range(0, perm.numel(), cfg.batch_size):
             b = perm[start:start + cfg.batch_size]
@@ -351,5 +394,4 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
             total += loop.backward_step(lambda: step(u, p, neg)) * b.numel()
         return total, perm.numel()
 
-    return loop.run(step_epoch, n, evaluator=evaluator, has_valid=has_valid, freeze=est.freeze,
-                    unfreeze=est.unfreeze, log=log, checkpoint=checkpoint)
+    return step_epoch

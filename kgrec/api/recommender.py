@@ -1,4 +1,8 @@
-"""The Python API: ``load``, ``split``, ``Recommender``. The only module (with the CLI) reading configs."""
+"""The :class:`Recommender`: train, evaluate, query, update and explain any kgrec model by name.
+
+Its storage (what :meth:`Recommender.save` writes, what :meth:`Recommender.load` checks, the state a
+resumed fit continues from) is :mod:`kgrec.api.storage`.
+"""
 
 from __future__ import annotations
 
@@ -12,65 +16,20 @@ from typing import Callable
 import torch
 
 from kgrec.ann import build_index, dot_product_vectors
+from kgrec.api.storage import jsonable, load_recommender, resume_state, save_recommender
 from kgrec.data.decay import history_weights
 from kgrec.data.graph import Interactions, KnowledgeGraph
-from kgrec.data.loader import load as _load
 from kgrec.data.scenarios import select
 from kgrec.data.splits import Split
-from kgrec.data.splits import split as _split
 from kgrec.data.vocab import Vocab
 from kgrec.dynamics.update import update_estimator
-from kgrec.errors import CheckpointError, KgrecError, SplitError
+from kgrec.errors import KgrecError, SplitError
 from kgrec.evaluation.evaluator import Evaluator
 from kgrec.evaluation.rank import csr_rows, mask_seen, seen_csr, topk
 from kgrec.explain import Explainer
 from kgrec.models import MODELS
-from kgrec.training.checkpoint import load_checkpoint, previous_checkpoint, save_checkpoint
-from kgrec.training.checkpoint_schema import (
-    check_config,
-    check_context_values,
-    check_header,
-    check_known,
-    check_top_level,
-)
-from kgrec.version import __version__
 
-__all__ = ["load", "split", "Recommender", "select_half_life"]
-
-
-def load(paths, mapping=None, format: str | None = None, *, allow_network: bool = False,
-         max_file_bytes: int = 2 * 1024**3, max_literal_chars: int = 1024**2,
-         max_line_bytes: int = 8 * 1024**2, max_xml_depth: int = 256,
-         max_expansion_ratio: int = 200) -> KnowledgeGraph:
-    """Read RDF file(s) into a :class:`KnowledgeGraph` through a mapping.
-
-    Args:
-        paths: one path or a list of paths (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD, N3,
-            optionally ``.gz``/``.bz2``), merged into one graph.
-        mapping: a :class:`~kgrec.data.mapping.Mapping`, a path to a TOML/YAML mapping, a profile
-            name (``"kgrec"``, ``"schema-org"``), or ``None`` for the kgrec vocabulary.
-        format: the RDF format for every file, instead of guessing from the suffix.
-        allow_network: download URLs given in ``paths`` (default ``False``: refused). Parsing never
-            fetches anything (remote JSON-LD contexts, ``owl:imports``, XML entities) either way.
-        max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
-        max_literal_chars: the most characters of one literal (default 1 Mi).
-        max_line_bytes: the most bytes of one line of a text RDF file, and of one triple-quoted
-            string (default 8 MiB), checked while reading, before a literal is built.
-        max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
-        max_expansion_ratio: the most decompressed bytes per compressed byte of a compressed
-            file, checked while decompressing (default 200).
-
-    See ``docs/errors.md`` for what each kind of bad input raises.
-    """
-    return _load(paths, mapping=mapping, format=format, allow_network=allow_network,
-                 max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars,
-                 max_line_bytes=max_line_bytes, max_xml_depth=max_xml_depth,
-                 max_expansion_ratio=max_expansion_ratio)
-
-
-def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:
-    """Split the interactions of ``kg`` (``random``, ``temporal``, ``global-time``, ``cold-item``)."""
-    return _split(kg, strategy=strategy, ratios=ratios, seed=seed)
+__all__ = ["Recommender"]
 
 
 def _models() -> dict:
@@ -213,7 +172,7 @@ class Recommender:
         rec = Recommender(self.model_name, **params)
         rec.fit(kg, None, log=log, scenarios=scenarios)
         rec.estimator.fit_info = {**rec.fit_info, "refit_all": {
-            "params": _jsonable(params), "chosen_params": _jsonable(self.estimator.chosen_params()),
+            "params": jsonable(params), "chosen_params": jsonable(self.estimator.chosen_params()),
             "selected_epoch": self.fit_info.get("best_epoch") if self.estimator.trainable else None}}
         return rec
 
@@ -462,31 +421,8 @@ class Recommender:
 
     # --------------------------------------------------------------- storage
     def _resume_state(self, directory) -> dict | None:
-        if not (Path(directory) / "config.json").is_file():
-            directory = previous_checkpoint(directory)  # a crash between the two renames of a save
-            if directory is None:
-                return None
-        # keys and types of config.json (its settings must then equal this model's, compared below)
-        meta, tensors = load_checkpoint(directory, check=lambda meta, header: check_top_level(
-            meta, Path(directory) / "config.json"))
-        # as save() writes it (JSON: tuples come back as lists), so that equal settings compare equal
-        mine = _jsonable(dataclasses.asdict(self.estimator.config))
-        theirs = meta.get("config", {})
-        differ = sorted(k for k in mine if k not in ("epochs", "progress", "device") and theirs.get(k) != mine[k])
-        if meta.get("model") != self.model_name or differ or not meta.get("progress"):
-            raise CheckpointError(f"cannot resume from '{directory}': it holds model {meta.get('model')!r}"
-                                  + (f" with other settings for {', '.join(differ)}" if differ else "")
-                                  + ("" if meta.get("progress") else " and no training progress"))
-        for what, saved, mine in (("users", meta.get("users"), self.users), ("items", meta.get("items"), self.items)):
-            if saved != mine.to_list():
-                n = len(saved) if isinstance(saved, list) else 0
-                raise CheckpointError(f"cannot resume from '{directory}': it was trained on other {what} ({n} "
-                                      f"{what}, this graph has {len(mine)}{_first_difference(saved, mine)}); "
-                                      "resume on the same graph and mapping, or use another checkpoint directory")
-        state = {k[7:]: v for k, v in tensors.items() if k.startswith("module.")}
-        trainer = {k[8:]: v for k, v in tensors.items() if k.startswith("trainer.")}
-        return {"state": state, **meta["progress"], "trainer_tensors": trainer,
-                "path": Path(directory) / "model.safetensors"}
+        """The state ``fit(..., resume=True)`` continues from (:func:`kgrec.api.storage.resume_state`)."""
+        return resume_state(self, directory)
 
     def save(self, directory: str | os.PathLike, progress: dict | None = None,
              trainer_tensors: dict[str, torch.Tensor] | None = None) -> Path:
@@ -498,25 +434,7 @@ class Recommender:
         :meth:`load` verifies; the checkpoint it replaces is kept as ``<directory>.prev``.
         """
         self._require_fit()
-        info = self.estimator.fit_info
-        if progress is None and info.get("best_epoch") and info.get("valid"):
-            progress = {"epoch": info["best_epoch"], "valid": info["valid"]}
-        meta = {
-            "model": self.model_name,
-            "config": dataclasses.asdict(self.estimator.config),
-            "meta": self.estimator.meta,
-            "fit_info": _jsonable(self.estimator.fit_info),
-            "users": self.users.to_list(),
-            "items": self.items.to_list(),
-            "item_labels": self.item_labels,
-            "kgrec_version": _version(),
-            "progress": _jsonable(progress),
-        }
-        tensors = self.estimator.state_tensors()
-        if self._known is not None:
-            tensors.update({"known.indptr": self._known[0].contiguous(), "known.indices": self._known[1].contiguous()})
-        tensors.update({f"trainer.{k}": v.detach().cpu() for k, v in (trainer_tensors or {}).items()})
-        return save_checkpoint(directory, meta, tensors)
+        return save_recommender(self, directory, progress, trainer_tensors)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str = "cpu", *, text_model: str | None = None,
@@ -544,43 +462,8 @@ class Recommender:
                 config or tensors a kgrec model cannot have (the message names the file and the
                 field, and the previous checkpoint when one is kept).
         """
-        d = Path(directory)
         loading = {"text_model": text_model, "text_allow_pickle": text_allow_pickle, "cache_dir": cache_dir}
-        holder: dict = {}
-
-        def check(meta: dict, header: dict) -> None:
-            check_top_level(meta, d / "config.json")
-            models = _models()
-            if meta["model"] not in models:
-                raise CheckpointError(f"'{d / 'config.json'}' field 'model': unknown model {meta['model']!r:.100}")
-            config_cls = models[meta["model"]].Config
-            params = check_config(config_cls, meta["config"], d / "config.json", meta["model"])
-            fields = {f.name for f in dataclasses.fields(config_cls)}
-            params.update({k: v for k, v in loading.items() if k in fields})
-            try:
-                rec = cls(meta["model"], **params)
-            except KgrecError as e:
-                raise CheckpointError(f"'{d / 'config.json'}' field 'config': {e}") from None
-            rec.estimator.meta = meta["meta"]
-            check_header(rec.estimator, header, d / "model.safetensors")
-            holder["rec"] = rec
-
-        meta, tensors = load_checkpoint(d, check=check)
-        rec = holder["rec"]
-        est = rec.estimator
-        est.fit_info = meta.get("fit_info", {})
-        try:
-            est.load_state_tensors(tensors)
-        except (RuntimeError, KeyError, ValueError) as e:  # what the header check did not foresee
-            raise CheckpointError(f"'{d / 'model.safetensors'}': the tensors do not fit the model ({e})") from None
-        check_context_values(est, d / "model.safetensors")
-        est.to(device)
-        rec.users = Vocab.from_list(meta["users"], "user")
-        rec.items = Vocab.from_list(meta["items"], "item")
-        rec.item_labels = meta.get("item_labels", [])
-        if "known.indptr" in tensors:  # older checkpoints lack it: known_items falls back to training
-            rec._known = check_known(tensors, len(rec.users), len(rec.items), d / "model.safetensors")
-        return rec
+        return load_recommender(cls, Path(directory), device, loading)
 
     def __repr__(self) -> str:
         state = f"{len(self.users)} users, {len(self.items)} items" if self.users else "not fitted"
@@ -622,48 +505,3 @@ def _chunk_exclusions(chunk: torch.Tensor, iris: Sequence[str], known: tuple[tor
     if not rows:
         return None
     return seen_csr(torch.cat(rows), torch.cat(cols), B, num_items)
-
-
-def _first_difference(saved, mine: Vocab) -> str:
-    if not isinstance(saved, list):
-        return ""
-    for i, (a, b) in enumerate(zip(saved, mine.to_list())):
-        if a != b:
-            return f"; id {i} is {a!r} there, {b!r} here"
-    return ""
-
-
-def _version() -> str:
-    return __version__
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    return x
-
-
-def select_half_life(model: str, kg, split, grid: Sequence[float | None] = (None, 30.0, 90.0, 365.0, 1095.0),
-                     **params):
-    """The learned variant: fit ``model`` once per half-life in ``grid`` and keep the one with the best
-    validation NDCG@10 (the test part is never read).
-
-    Returns:
-        ``(best Recommender, [{"half_life_days": h, "valid_ndcg@10": v}, ...])``.
-    """
-    if not len(split.valid):
-        raise KgrecError("select_half_life needs a split with a validation part ('split.valid' is empty)")
-    if not grid:
-        raise KgrecError("'grid' must hold at least one half-life (got an empty grid)")
-    best, best_rec, trials = -math.inf, None, []
-    for h in grid:
-        rec = Recommender(model, **dict(params, half_life_days=h)).fit(kg, split)
-        v = rec.evaluate(split, ks=(10,), part="valid")["ndcg@10"]
-        trials.append({"half_life_days": h, "valid_ndcg@10": v})
-        if v > best:
-            best, best_rec = v, rec
-    return best_rec, trials
