@@ -31,7 +31,7 @@ from collections import Counter
 import numpy as np
 
 from kgrec.checks import check_int
-from kgrec.data.convert import BASE, DBO, KGR, RDF_TYPE, RDFS_LABEL, XSD, _Writer, literal
+from kgrec.data.convert.ntriples import BASE, DBO, KGR, RDF_TYPE, RDFS_LABEL, XSD, _Writer, literal
 from kgrec.errors import KgrecError
 
 __all__ = ["generate", "SKOS_BROADER"]
