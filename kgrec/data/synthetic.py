@@ -74,7 +74,6 @@ def _zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarr
     return w / w.sum()
 
 
-
 @dataclass(frozen=True)
 class _Settings:
     """:func:`generate`'s arguments, checked."""

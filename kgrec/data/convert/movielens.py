@@ -54,6 +54,7 @@ DBPEDIA_EDGES = {
     "subject": DCT_SUBJECT,
 }
 
+
 def tag_slug(tag: str) -> str:
     """The normalised form of a free-text tag used in its IRI.
 
@@ -66,6 +67,7 @@ def tag_slug(tag: str) -> str:
     slug = re.sub(r"[^\w]+", "-", text).strip("-")
     return slug or text
 
+
 def _genre(w: _Writer, mint: _Minter, written: set[str], item: str, name: str) -> bool:
     """Write ``item kgr:genre <genre>`` (+ the genre's label once); False for a "no genre" name."""
     name = name.strip()
@@ -77,6 +79,7 @@ def _genre(w: _Writer, mint: _Minter, written: set[str], item: str, name: str) -
         w(g, _LABEL, literal(name))
     w(item, _T["genre"], g)
     return True
+
 
 # ------------------------------------------------------------------------------- MovieLens-100K
 def convert_movielens_100k(root: str | os.PathLike, out: str | os.PathLike, kg: bool = True,
@@ -258,6 +261,7 @@ def _ml100k_dbpedia(w: _Writer, folder: Path, mint: _Minter, items: set[int]) ->
                 w(i, pred, iri(target))
                 counts["dbpedia_edges"] += 1
     return counts
+
 
 # ---------------------------------------------------------------------- MovieLens latest-small
 _TITLE_YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")

@@ -143,7 +143,6 @@ class _TextSink:
             self._buf, self._size = [], 0
 
 
-
 class _Minter:
     """Term strings for a dataset's minted IRIs, cached because the same ids repeat a lot."""
 
