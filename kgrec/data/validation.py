@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import difflib
 import warnings as _warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 
@@ -222,6 +222,67 @@ def _steps(paths) -> list[str]:
     return out
 
 
+#: One mapping field to check: (where, kind, alternatives: each a list of terms that must all match, required).
+_Field = tuple[str, str, list[list[str]], bool]
+
+
+def _unmatched(cm: CompiledMapping, used: set[str], where: str, kind: str, alternatives: list[list[str]],
+               required: bool) -> list[UnmatchedTerm]:
+    """The terms of one mapping field that ``used`` lacks: ``alternatives`` each a list of terms that must all match."""
+    out: list[UnmatchedTerm] = []
+    if not alternatives:
+        return out
+    none_matched = not any(all(t in used for t in alt) for alt in alternatives)
+    seen = set()
+    for alt in alternatives:
+        for t in alt:
+            if t in used or t in seen:
+                continue
+            seen.add(t)
+            near = suggest(t, used)
+            blocking = none_matched and (required or bool(suggest(t, used, 1, MISSPELT_CUTOFF)))
+            out.append(UnmatchedTerm(t, cm.shorten(t), kind, where, near, blocking))
+    return out
+
+
+def _fields(cm: CompiledMapping, preds: set[str], cls: set[str], rules: list[RuleCount]) -> Iterator[_Field]:
+    """Every mapping field the report checks, in report order."""
+    if cm.user_classes:
+        yield "users.classes", "class", [[c] for c in sorted(cm.user_classes)], not cm.infer_users
+    if cm.item_classes:
+        yield "items.classes", "class", [[c] for c in sorted(cm.item_classes)], not cm.infer_items
+    yield from _rule_fields(cm, preds, cls, rules)
+    if cm.edges is not None:
+        for p in sorted(cm.edges - cm.exclude):
+            yield "kg.edges", "predicate", [[p]], True
+    if cm.text_predicates:
+        yield "text.predicates", "predicate", [[p] for p in cm.text_predicates], False
+    if cm.numeric:
+        yield "features.numeric", "predicate", [[p] for p in cm.numeric], False
+    if cm.domain_predicate is not None:
+        yield "scenarios.domain_predicate", "predicate", [[cm.domain_predicate]], True
+
+
+def _rule_fields(cm: CompiledMapping, preds: set[str], cls: set[str], rules: list[RuleCount]) -> Iterator[_Field]:
+    """The fields of the interaction rules; when each is required: see the module docstring."""
+    produced = {rc.name for rc in rules if rc.section == "interactions" and rc.interactions > 0}
+    for r in cm.rules:
+        where = f"interactions '{r.name}'"
+        alone = not (produced - {r.name})  # the only rule, or no other rule produced anything
+        # the rule's events are in the graph (its class or predicate is used): its parts must match
+        present = (r.predicate in preds if r.predicate is not None else True) and (
+            not r.classes or any(c in cls for c in r.classes))
+        if r.predicate is not None:
+            yield f"{where}.predicate", "predicate", [[r.predicate]], alone
+        if r.classes:
+            yield f"{where}.class", "class", [[c] for c in sorted(r.classes)], alone
+        for part in ("agent", "object", "time", "weight", "text"):
+            paths = getattr(r, part)
+            if paths:
+                yield (f"{where}.{part}", "predicate", [_steps([p]) for p in paths],
+                       (alone or present) and part in ("agent", "object"))
+
+
 def mapping_report(
     cm: CompiledMapping,
     name: str,
@@ -245,52 +306,8 @@ def mapping_report(
     """
     preds, cls = set(predicates), set(classes)
     unmatched: list[UnmatchedTerm] = []
-
-    def group(where: str, kind: str, alternatives: list[list[str]], required: bool) -> None:
-        """One mapping field: ``alternatives`` each a list of terms that must all match."""
-        used = cls if kind == "class" else preds
-        if not alternatives:
-            return
-        none_matched = not any(all(t in used for t in alt) for alt in alternatives)
-        seen = set()
-        for alt in alternatives:
-            for t in alt:
-                if t in used or t in seen:
-                    continue
-                seen.add(t)
-                near = suggest(t, used)
-                blocking = none_matched and (required or bool(suggest(t, used, 1, MISSPELT_CUTOFF)))
-                unmatched.append(UnmatchedTerm(t, cm.shorten(t), kind, where, near, blocking))
-
-    if cm.user_classes:
-        group("users.classes", "class", [[c] for c in sorted(cm.user_classes)], not cm.infer_users)
-    if cm.item_classes:
-        group("items.classes", "class", [[c] for c in sorted(cm.item_classes)], not cm.infer_items)
-    produced = {rc.name for rc in rules if rc.section == "interactions" and rc.interactions > 0}
-    for r in cm.rules:
-        where = f"interactions '{r.name}'"
-        alone = not (produced - {r.name})  # the only rule, or no other rule produced anything
-        # the rule's events are in the graph (its class or predicate is used): its parts must match
-        present = (r.predicate in preds if r.predicate is not None else True) and (
-            not r.classes or any(c in cls for c in r.classes))
-        if r.predicate is not None:
-            group(f"{where}.predicate", "predicate", [[r.predicate]], alone)
-        if r.classes:
-            group(f"{where}.class", "class", [[c] for c in sorted(r.classes)], alone)
-        for part in ("agent", "object", "time", "weight", "text"):
-            paths = getattr(r, part)
-            if paths:
-                group(f"{where}.{part}", "predicate", [_steps([p]) for p in paths],
-                      (alone or present) and part in ("agent", "object"))
-    if cm.edges is not None:
-        for p in sorted(cm.edges - cm.exclude):
-            group("kg.edges", "predicate", [[p]], True)
-    if cm.text_predicates:
-        group("text.predicates", "predicate", [[p] for p in cm.text_predicates], False)
-    if cm.numeric:
-        group("features.numeric", "predicate", [[p] for p in cm.numeric], False)
-    if cm.domain_predicate is not None:
-        group("scenarios.domain_predicate", "predicate", [[cm.domain_predicate]], True)
+    for where, kind, alternatives, required in _fields(cm, preds, cls, rules):
+        unmatched += _unmatched(cm, cls if kind == "class" else preds, where, kind, alternatives, required)
 
     return MappingReport(
         mapping=name,
