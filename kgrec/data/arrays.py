@@ -157,6 +157,43 @@ def load_arrays(path: str | os.PathLike) -> KnowledgeGraph:
             ``scenarios``; the message names the file and the array or column.
     """
     path = Path(path)
+    data = _read_arrays(path)
+    vocabs = _id_maps(data, path)
+    n_u, n_i, n_e, n_r = (len(vocabs[k]) for k in ("users", "items", "entities", "relations"))
+
+    triples = _ints(data, "triples", path, ndim=2)
+    if triples.shape[1] != 3:
+        raise ArrayFileError(f"'triples' must have shape [T, 3] (got {list(triples.shape)})", path)
+    for col, (what, n) in enumerate((("head", n_e), ("relation", n_r), ("tail", n_e))):
+        _in_range(triples[:, col], n, f"'triples' column {col} ({what} ids)", path)
+
+    user = _ints(data, "interactions_user", path, ndim=1)
+    item = _ints(data, "interactions_item", path, ndim=1)
+    _in_range(user, n_u, "'interactions_user'", path)
+    _in_range(item, n_i, "'interactions_item'", path)
+    n = user.shape[0]
+    if item.shape[0] != n:
+        raise ArrayFileError(f"'interactions_item' has {item.shape[0]} entries, 'interactions_user' has {n}", path)
+    weight = _floats(data, "interactions_weight", path, n, np.float32, 1.0)
+    time = _floats(data, "interactions_time", path, n, np.float64, np.nan)
+    scenarios, scenario = _scenarios(data, path, n)
+    features, names = _features(data, path, n_e)
+
+    warnings: Counter = Counter()
+    t = torch.from_numpy(triples.astype(np.int64)).view(-1, 3)
+    unique = torch.unique(t, dim=0) if len(t) else t  # sorted lexicographically
+    if len(unique) < len(t):
+        warnings["duplicate triple"] = len(t) - len(unique)
+    inter = Interactions(torch.from_numpy(user.astype(np.int64)), torch.from_numpy(item.astype(np.int64)),
+                         torch.from_numpy(weight), torch.from_numpy(time), scenario)
+    return KnowledgeGraph(users=vocabs["users"], items=vocabs["items"], entities=vocabs["entities"],
+                          relations=vocabs["relations"], triples=unique, interactions=inter,
+                          features=features, feature_names=names, warnings=warnings, sources=[str(path)],
+                          scenarios=scenarios)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file or a Parquet folder, exactly the names of REQUIRED and OPTIONAL."""
     if path.is_dir():
         data = _read_parquet(path)
     elif path.suffix != ".npz":
@@ -178,32 +215,23 @@ def load_arrays(path: str | os.PathLike) -> KnowledgeGraph:
     if unknown:
         raise ArrayFileError(f"unknown array(s) {', '.join(repr(u) for u in unknown)}; allowed: "
                              f"{', '.join(REQUIRED + OPTIONAL)}", path)
+    return data
 
+
+def _id_maps(data: dict, path: Path) -> dict[str, Vocab]:
+    """The users, items, entities and relations vocabularies; ``entities`` must start with ``items``."""
     vocabs = {name: _vocab(data, name, path) for name in ("users", "items", "entities", "relations")}
-    n_u, n_i, n_e, n_r = (len(vocabs[k]) for k in ("users", "items", "entities", "relations"))
+    n_i, n_e = len(vocabs["items"]), len(vocabs["entities"])
     if vocabs["entities"].labels[:n_i] != vocabs["items"].labels:
         first = next((k for k in range(n_i) if k >= n_e or vocabs["entities"][k] != vocabs["items"][k]), n_i)
         found = vocabs["entities"][first] if first < n_e else "the end of 'entities'"
         raise ArrayFileError(f"'entities' must start with the {n_i} 'items' in the same order; entry {first} is "
                              f"{found!r}, expected {vocabs['items'][first]!r}", path)
+    return vocabs
 
-    triples = _ints(data, "triples", path, ndim=2)
-    if triples.shape[1] != 3:
-        raise ArrayFileError(f"'triples' must have shape [T, 3] (got {list(triples.shape)})", path)
-    for col, (what, n) in enumerate((("head", n_e), ("relation", n_r), ("tail", n_e))):
-        _in_range(triples[:, col], n, f"'triples' column {col} ({what} ids)", path)
 
-    user = _ints(data, "interactions_user", path, ndim=1)
-    item = _ints(data, "interactions_item", path, ndim=1)
-    _in_range(user, n_u, "'interactions_user'", path)
-    _in_range(item, n_i, "'interactions_item'", path)
-    n = user.shape[0]
-    if item.shape[0] != n:
-        raise ArrayFileError(f"'interactions_item' has {item.shape[0]} entries, 'interactions_user' has {n}", path)
-    weight = _floats(data, "interactions_weight", path, n, np.float32, 1.0)
-    time = _floats(data, "interactions_time", path, n, np.float64, np.nan)
-    scenarios, scenario = _scenarios(data, path, n)
-
+def _features(data: dict, path: Path, n_e: int) -> tuple[torch.Tensor | None, list[str]]:
+    """``(features [E, F] or None, feature names)`` from ``features`` / ``feature_names`` (given together)."""
     features, names = None, []
     if ("features" in data) != ("feature_names" in data):
         raise ArrayFileError("'features' and 'feature_names' must be given together", path)
@@ -214,18 +242,7 @@ def load_arrays(path: str | os.PathLike) -> KnowledgeGraph:
             raise ArrayFileError(f"'features' must be a number array of shape [{n_e}, {len(names)}] "
                                  f"(entities x feature_names) (got {f.dtype} {list(f.shape)})", path)
         features = torch.from_numpy(f.astype(np.float32))
-
-    warnings: Counter = Counter()
-    t = torch.from_numpy(triples.astype(np.int64)).view(-1, 3)
-    unique = torch.unique(t, dim=0) if len(t) else t  # sorted lexicographically
-    if len(unique) < len(t):
-        warnings["duplicate triple"] = len(t) - len(unique)
-    inter = Interactions(torch.from_numpy(user.astype(np.int64)), torch.from_numpy(item.astype(np.int64)),
-                         torch.from_numpy(weight), torch.from_numpy(time), scenario)
-    return KnowledgeGraph(users=vocabs["users"], items=vocabs["items"], entities=vocabs["entities"],
-                          relations=vocabs["relations"], triples=unique, interactions=inter,
-                          features=features, feature_names=names, warnings=warnings, sources=[str(path)],
-                          scenarios=scenarios)
+    return features, names
 
 
 def _scenarios(data: dict, path: Path, n: int) -> tuple[list[str], torch.Tensor | None]:

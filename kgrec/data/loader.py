@@ -1,4 +1,16 @@
-"""``load(paths, mapping=None, format=None) -> KnowledgeGraph``: RDF files in, graph out."""
+"""``load(paths, mapping=None, format=None) -> KnowledgeGraph``: RDF files in, graph out.
+
+Interactions are one per (user, item) pair: the events of one pair (from two rules, say a
+rating and a watch, or the same event repeated) are merged into one interaction with the
+latest time and the largest weight among them, and the merged events are counted in
+``kg.warnings`` (:data:`~kgrec.data.validation.REPEATS_WARNING`). Repeats are therefore not
+kept: a re-watched item appears once, at its last time, in the time-ordered histories the
+sequential models read (SASRec's training sequences, the hybrid's sequential rules), and a
+split can never put one pair in two parts. A mapping whose rules name scenarios keeps one
+interaction per pair *and scenario*. Users are the agents of at least one interaction: an
+instance of a user class that never interacts (an author, an actor) is not a user. Named
+graphs (N-Quads, TriG) are merged into one graph, and counted.
+"""
 
 from __future__ import annotations
 
@@ -76,16 +88,8 @@ def load(
         max_expansion_ratio: the most decompressed bytes per compressed byte of a ``.gz`` /
             ``.bz2`` file, checked while decompressing once 32 MiB came out (default 200).
 
-    Interactions are one per (user, item) pair: the events of one pair (from two rules, say a
-    rating and a watch, or the same event repeated) are merged into one interaction with the
-    latest time and the largest weight among them, and the merged events are counted in
-    ``kg.warnings`` (:data:`~kgrec.data.validation.REPEATS_WARNING`). Repeats are therefore not
-    kept: a re-watched item appears once, at its last time, in the time-ordered histories the
-    sequential models read (SASRec's training sequences, the hybrid's sequential rules), and a
-    split can never put one pair in two parts. A mapping whose rules name scenarios keeps one
-    interaction per pair *and scenario*. Users are the agents of at least one interaction: an
-    instance of a user class that never interacts (an author, an actor) is not a user. Named
-    graphs (N-Quads, TriG) are merged into one graph, and counted.
+    How events become interactions (one per pair, repeats merged), which instances are users, and
+    what happens to named graphs: see the module docstring (:mod:`kgrec.data.loader`).
 
     Returns:
         The graph. Problems met (duplicate triples, dropped literals, incomplete events, merged
@@ -113,6 +117,11 @@ def load(
     m = Mapping.coerce(mapping)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    return _load_paths(paths, m, format, base_iri, limits, allow_network)
+
+
+def _load_paths(paths, m: Mapping, format, base_iri, limits: Limits, allow_network: bool) -> KnowledgeGraph:
+    """:func:`_load` of ``paths``, the URLs among them first downloaded when ``allow_network``."""
     urls = [p for p in paths if is_url(p)]
     if urls and allow_network:
         with tempfile.TemporaryDirectory(prefix="kgrec-download-") as tmp:

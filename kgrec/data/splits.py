@@ -100,6 +100,28 @@ def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), 
     ``r1 > 0`` (with 80/10/10 this adds a validation interaction to users with 3 or 4 warm
     interactions, who had none); a user with 1 or 2 keeps them all in train.
     """
+    ratios = _checked_ratios(kg, strategy, ratios)
+    inter = kg.interactions
+    rng = np.random.default_rng(seed)
+    part = np.zeros(len(inter), dtype=np.int8)  # 0 train, 1 valid, 2 test
+    cold_users = cold_items = torch.empty(0, dtype=torch.long)
+    candidates = None
+    if strategy in ("random", "temporal"):
+        _per_user_parts(inter, strategy, ratios, rng, part)
+    elif strategy == "global-time":
+        cold_users, cold_items = _global_time_parts(inter, ratios, part)
+    else:  # cold-item
+        cold_items = _cold_item_parts(inter, ratios, rng, part)
+        candidates = cold_items.clone()
+
+    p = torch.as_tensor(part)
+    return Split(strategy, seed, ratios, kg.num_users, kg.num_items,
+                 inter.select(p == 0), inter.select(p == 1), inter.select(p == 2),
+                 candidates, cold_users.long(), cold_items.long())
+
+
+def _checked_ratios(kg: KnowledgeGraph, strategy: str, ratios) -> tuple[float, float, float]:
+    """``ratios`` as three floats, once the strategy, the ratios and the interactions are valid for a split."""
     if strategy not in STRATEGIES:
         raise SplitError(f"'strategy' must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
     ratios = tuple(float(r) for r in ratios)
@@ -113,67 +135,70 @@ def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), 
         missing = int(torch.isnan(inter.time).sum())
         raise SplitError(f"strategy {strategy!r} needs a time on every interaction; "
                          f"{missing} of {len(inter)} have none")
-    rng = np.random.default_rng(seed)
+    return ratios
+
+
+def _per_user_parts(inter: Interactions, strategy: str, ratios: tuple[float, float, float],
+                    rng: np.random.Generator, part: np.ndarray) -> None:
+    """``random`` / ``temporal``: mark each user's valid (1) and test (2) rows in ``part`` (sizes by :func:`_cut`)."""
     n = len(inter)
-    part = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test
-    cold_users = cold_items = torch.empty(0, dtype=torch.long)
-    candidates = None
+    users = inter.user.numpy()
+    if strategy == "random":
+        order = rng.permutation(n)
+        order = order[np.argsort(users[order], kind="stable")]
+    else:
+        # ties in time keep a seeded random order so that equal timestamps are not cut by id
+        perm = rng.permutation(n)
+        t = inter.time.numpy()[perm]
+        order = perm[np.lexsort((t, users[perm]))]
+    starts = np.flatnonzero(np.r_[True, np.diff(users[order]) != 0])
+    ends = np.r_[starts[1:], n]
+    for s, e in zip(starts, ends):
+        m = e - s
+        n_train, n_valid = _cut(m, ratios)
+        part[order[s + n_train:s + n_train + n_valid]] = 1
+        part[order[s + n_train + n_valid:e]] = 2
 
-    if strategy in ("random", "temporal"):
-        users = inter.user.numpy()
-        if strategy == "random":
-            order = rng.permutation(n)
-            order = order[np.argsort(users[order], kind="stable")]
-        else:
-            # ties in time keep a seeded random order so that equal timestamps are not cut by id
-            perm = rng.permutation(n)
-            t = inter.time.numpy()[perm]
-            order = perm[np.lexsort((t, users[perm]))]
-        starts = np.flatnonzero(np.r_[True, np.diff(users[order]) != 0])
-        ends = np.r_[starts[1:], n]
-        for s, e in zip(starts, ends):
-            m = e - s
-            n_train, n_valid = _cut(m, ratios)
-            part[order[s + n_train:s + n_train + n_valid]] = 1
-            part[order[s + n_train + n_valid:e]] = 2
-    elif strategy == "global-time":
-        t = inter.time.numpy()
-        q1, q2 = np.quantile(t, ratios[0]), np.quantile(t, ratios[0] + ratios[1])
-        part[t >= q1] = 1
-        part[t >= q2] = 2
-        seen_u = np.unique(inter.user.numpy()[part == 0])
-        seen_i = np.unique(inter.item.numpy()[part == 0])
-        cold_users = torch.as_tensor(np.setdiff1d(np.unique(inter.user.numpy()[part > 0]), seen_u))
-        cold_items = torch.as_tensor(np.setdiff1d(np.unique(inter.item.numpy()[part > 0]), seen_i))
-    else:  # cold-item
-        items = np.unique(inter.item.numpy())
-        n_cold = max(1, int(round(ratios[2] * len(items))))
-        cold = np.sort(rng.choice(items, size=n_cold, replace=False))
-        is_cold = np.isin(inter.item.numpy(), cold)
-        part[is_cold] = 2
-        # the warm interactions are split per user at random into train / valid
-        warm = np.flatnonzero(~is_cold)
-        share = ratios[1] / (ratios[0] + ratios[1])
-        users = inter.user.numpy()[warm]
-        order = warm[rng.permutation(len(warm))]
-        order = order[np.argsort(inter.user.numpy()[order], kind="stable")]
-        u_sorted = inter.user.numpy()[order]
-        starts = np.flatnonzero(np.r_[True, np.diff(u_sorted) != 0])
-        ends = np.r_[starts[1:], len(order)]
-        for s, e in zip(starts, ends):
-            m = e - s
-            n_valid = int(round(share * m)) if m > 1 else 0
-            if m >= 3 and share > 0:
-                n_valid = min(max(n_valid, 1), m - 1)
-            part[order[e - n_valid:e]] = 1
-        del users
-        cold_items = torch.as_tensor(cold)
-        candidates = cold_items.clone()
 
-    p = torch.as_tensor(part)
-    return Split(strategy, seed, ratios, kg.num_users, kg.num_items,
-                 inter.select(p == 0), inter.select(p == 1), inter.select(p == 2),
-                 candidates, cold_users.long(), cold_items.long())
+def _global_time_parts(inter: Interactions, ratios: tuple[float, float, float],
+                       part: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``global-time``: mark ``part`` by the time quantiles; returns the cold ``(users, items)``."""
+    t = inter.time.numpy()
+    q1, q2 = np.quantile(t, ratios[0]), np.quantile(t, ratios[0] + ratios[1])
+    part[t >= q1] = 1
+    part[t >= q2] = 2
+    seen_u = np.unique(inter.user.numpy()[part == 0])
+    seen_i = np.unique(inter.item.numpy()[part == 0])
+    cold_users = torch.as_tensor(np.setdiff1d(np.unique(inter.user.numpy()[part > 0]), seen_u))
+    cold_items = torch.as_tensor(np.setdiff1d(np.unique(inter.item.numpy()[part > 0]), seen_i))
+    return cold_users, cold_items
+
+
+def _cold_item_parts(inter: Interactions, ratios: tuple[float, float, float], rng: np.random.Generator,
+                     part: np.ndarray) -> torch.Tensor:
+    """``cold-item``: mark the cold items' rows test (2) and a share of each user's warm rows valid
+    (1) in ``part``; returns the cold items.
+    """
+    items = np.unique(inter.item.numpy())
+    n_cold = max(1, int(round(ratios[2] * len(items))))
+    cold = np.sort(rng.choice(items, size=n_cold, replace=False))
+    is_cold = np.isin(inter.item.numpy(), cold)
+    part[is_cold] = 2
+    # the warm interactions are split per user at random into train / valid
+    warm = np.flatnonzero(~is_cold)
+    share = ratios[1] / (ratios[0] + ratios[1])
+    order = warm[rng.permutation(len(warm))]
+    order = order[np.argsort(inter.user.numpy()[order], kind="stable")]
+    u_sorted = inter.user.numpy()[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(u_sorted) != 0])
+    ends = np.r_[starts[1:], len(order)]
+    for s, e in zip(starts, ends):
+        m = e - s
+        n_valid = int(round(share * m)) if m > 1 else 0
+        if m >= 3 and share > 0:
+            n_valid = min(max(n_valid, 1), m - 1)
+        part[order[e - n_valid:e]] = 1
+    return torch.as_tensor(cold)
 
 
 def _cut(m: int, ratios: tuple[float, float, float]) -> tuple[int, int]:

@@ -63,53 +63,24 @@ def item_texts(kg: KnowledgeGraph, max_neighbors: int = 8, max_chars: int = 1000
     n_items = kg.num_items
     triples = kg.triples.numpy() if len(kg.triples) else np.empty((0, 3), dtype=np.int64)
     degree = np.bincount(np.concatenate([triples[:, 0], triples[:, 2]]), minlength=kg.num_entities)
-
-    rel_names = [relation_name(r) for r in kg.relations]
-    name_count: dict[str, int] = {}
-    for r, c in zip(range(kg.num_relations), np.bincount(triples[:, 1], minlength=kg.num_relations)):
-        name_count[rel_names[r]] = name_count.get(rel_names[r], 0) + int(c)
+    rel_names, name_count = _relation_names(kg, triples)
 
     out_rows = triples[triples[:, 0] < n_items]
     out_rows = out_rows[np.lexsort((out_rows[:, 2], out_rows[:, 1], out_rows[:, 0]))]
     starts = np.searchsorted(out_rows[:, 0], np.arange(n_items + 1))
 
-    readable: dict[int, str | None] = {}
-
-    def neighbor_label(e: int) -> str | None:
-        if e not in readable:
-            readable[e] = _readable_label(kg, e)
-        return readable[e]
-
+    readable: dict[int, str | None] = {}  # entity -> its readable label (None: opaque), shared by all items
     years = _year_feature(kg)
     texts = []
     for i in range(n_items):
-        title = _title(kg, i)
-        if years is not None and math.isfinite(float(years[i])):
-            year = str(int(years[i]))
-            if year not in title:
-                title = f"{title} ({year})"
+        title = _item_title(kg, i, years)
         parts = [title]
-
         groups: dict[str, list[int]] = {}
         for _, r, t in out_rows[starts[i]:starts[i + 1]]:
             groups.setdefault(rel_names[int(r)], []).append(int(t))
         if max_neighbors > 0:
-            for name in sorted(groups, key=lambda g: (-name_count[g], g)):
-                labelled = [(e, neighbor_label(e)) for e in set(groups[name])]
-                labelled = sorted(((e, lab) for e, lab in labelled if lab),
-                                  key=lambda x: (-int(degree[x[0]]), x[1].casefold(), x[0]))
-                shown = list(dict.fromkeys(lab for _, lab in labelled))[:max_neighbors]
-                if shown:
-                    parts.append(f"{name}: {', '.join(shown)}")
-
-        seen = {title}
-        lits = kg.literals.get(i, {})
-        for pred in sorted(p for p in lits if p not in _LABELS):
-            for value in lits[pred]:
-                value = _clean(value, underscores=False)
-                if value and value not in seen:
-                    seen.add(value)
-                    parts.append(value)
+            parts += _attribute_parts(kg, groups, name_count, degree, readable, max_neighbors)
+        parts += _description_parts(kg, i, title)
         # a bare title stays as it is (an item with nothing is exactly its local name)
         text = parts[0] if len(parts) == 1 else _sentences(parts)
         texts.append(_truncate(text, max_chars))
@@ -258,6 +229,60 @@ def relative_time(days: float) -> str:
 
 
 # ---------------------------------------------------------------- helpers
+def _relation_names(kg: KnowledgeGraph, triples: np.ndarray) -> tuple[list[str], dict[str, int]]:
+    """Each relation's :func:`relation_name`, and the number of triples of each name in the graph."""
+    rel_names = [relation_name(r) for r in kg.relations]
+    name_count: dict[str, int] = {}
+    for r, c in zip(range(kg.num_relations), np.bincount(triples[:, 1], minlength=kg.num_relations)):
+        name_count[rel_names[r]] = name_count.get(rel_names[r], 0) + int(c)
+    return rel_names, name_count
+
+
+def _item_title(kg: KnowledgeGraph, i: int, years: np.ndarray | None) -> str:
+    """The item's :func:`_title`, with its ``year`` feature appended unless the title holds it."""
+    title = _title(kg, i)
+    if years is not None and math.isfinite(float(years[i])):
+        year = str(int(years[i]))
+        if year not in title:
+            title = f"{title} ({year})"
+    return title
+
+
+def _attribute_parts(kg: KnowledgeGraph, groups: dict[str, list[int]], name_count: dict[str, int],
+                     degree: np.ndarray, readable: dict[int, str | None], max_neighbors: int) -> list[str]:
+    """``"name: label, label"`` per relation group, most frequent relations first (see :func:`item_texts`)."""
+    parts = []
+    for name in sorted(groups, key=lambda g: (-name_count[g], g)):
+        labelled = [(e, _cached_label(kg, e, readable)) for e in set(groups[name])]
+        labelled = sorted(((e, lab) for e, lab in labelled if lab),
+                          key=lambda x: (-int(degree[x[0]]), x[1].casefold(), x[0]))
+        shown = list(dict.fromkeys(lab for _, lab in labelled))[:max_neighbors]
+        if shown:
+            parts.append(f"{name}: {', '.join(shown)}")
+    return parts
+
+
+def _cached_label(kg: KnowledgeGraph, e: int, readable: dict[int, str | None]) -> str | None:
+    """:func:`_readable_label` of entity ``e``, computed once per ``readable`` cache."""
+    if e not in readable:
+        readable[e] = _readable_label(kg, e)
+    return readable[e]
+
+
+def _description_parts(kg: KnowledgeGraph, i: int, title: str) -> list[str]:
+    """The item's other text literals (predicates sorted), cleaned, without repeats or the title."""
+    parts = []
+    seen = {title}
+    lits = kg.literals.get(i, {})
+    for pred in sorted(p for p in lits if p not in _LABELS):
+        for value in lits[pred]:
+            value = _clean(value, underscores=False)
+            if value and value not in seen:
+                seen.add(value)
+                parts.append(value)
+    return parts
+
+
 def _history_order(train: Interactions, num_users: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``train`` grouped by user, most recent first; ``starts[u]:starts[u+1]`` = user u."""
     n = len(train)
