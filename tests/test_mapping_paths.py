@@ -6,6 +6,9 @@ triples parsed by another parser (rdflib, through ``build_graph_batched``) give 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -337,3 +340,22 @@ def test_every_ingestion_path_gives_the_same_graph(tmp_path, src, mapping):
     for kg in (kgrec.load(ttl, mapping=mapping), kgrec.load(nt, mapping=mapping)):
         _same(kg, ref)
     assert not any(math.isnan(w) for w in ref.interactions.weight.tolist())
+
+
+REPEATED_REVIEWS = """@prefix kgr: <https://w3id.org/kgrec/vocab#> .
+@prefix ex: <http://example.org/> .
+@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+""" + "".join(f"""ex:e{k} a kgr:Interaction ; kgr:user ex:alice ; kgr:item ex:m1 ; kgr:rating 4 ;
+    kgr:timestamp "2020-01-01T10:00:00Z"^^xsd:dateTime ; kgr:text "review {k}" .
+""" for k in range(12))
+
+
+def test_texts_of_repeated_events_join_in_the_same_order_whatever_the_string_hashing(tmp_path):
+    """Twelve events of one (user, item) pair with the same time and rating: their texts are joined in
+    the order of the events' IRIs, in every interpreter (string hashing is salted per process).
+    """
+    path = _write(tmp_path, REPEATED_REVIEWS, "repeats.ttl")
+    code = "import sys, kgrec; print(repr(kgrec.load(sys.argv[1]).interaction_text))"
+    outs = {subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                           env=dict(os.environ, PYTHONHASHSEED=str(seed))).stdout for seed in (1, 2, 3)}
+    assert outs == {repr(["\n".join(f"review {k}" for k in sorted(range(12), key=lambda k: f"e{k}"))]) + "\n"}

@@ -218,12 +218,15 @@ class EventReader(TripleIndex):
             cands |= self.path_starts(path[0])
         return cands
 
-    def _event_records(self, ri: int, rule, cands: set[str], recs: list) -> None:
+    def _event_records(self, ri: int, rule, cands, recs: list) -> None:
         """Append the records of an event rule's events by dict look-ups where its paths are single
         properties (:meth:`_single_valued`), each event the look-ups refuse by :meth:`_event_record`.
         """
         paths: list = []  # the general path's look-ups, built on its first use
         fast = self._single_valued(rule)
+        # events in IRI order: the order of records is the order repeats of one (user, item) pair
+        # join their texts in, which must not depend on the interpreter's string hashing
+        cands = sorted(cands)
         if fast is None:
             for e in cands:
                 self._event_record(e, ri, rule, paths, recs)
