@@ -54,7 +54,7 @@ def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
 
 
 @pytest.mark.parametrize("kw", [{"use_kg": False}, {"use_text": False}, {"use_cf": False}, {"fusion": "concat"},
-                                {"ease_prior": False}])
+                                {"fusion": "sequence"}, {"ease_prior": False}])
 def test_ablations_train(tiny_text_model, kw):
     kg = two_cluster_kg()
     sp = kgrec.split(kg, "random", seed=1)

@@ -249,11 +249,12 @@ def test_hybrid_update_with_a_new_relation_moves_the_user_item_edge_types(tiny_t
     assert directed == [[item90, person]]
 
 
-def test_hybrid_new_user_text_branch_matches_a_training_user_with_the_same_history(tiny_text_model):
+@pytest.mark.parametrize("fusion", ["cross", "sequence"])
+def test_hybrid_new_user_text_branch_matches_a_training_user_with_the_same_history(tiny_text_model, fusion):
     from tests.test_hybrid import _params
 
     kg = two_cluster_kg(n_per=6, items_per=4)
-    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=5, ease_prior=False)).fit(kg)
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=5, ease_prior=False, fusion=fusion)).fit(kg)
     est = rec.estimator
     est.freeze()
     m = est.module

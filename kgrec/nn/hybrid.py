@@ -45,7 +45,10 @@ class HybridModel(nn.Module):
         cf_layers: LightGCN layers (default ``2``).
         num_heads: attention heads (default ``4``). dropout: attention dropout (default ``0.1``).
         use_kg / use_text / use_cf: switch branches off for ablations.
-        fusion: ``"cross"`` (cross-attention) or ``"concat"`` (pooled concatenation, an ablation).
+        fusion: ``"cross"`` (the behaviour-text vector attends over the history items' KG vectors:
+            one query per user), ``"sequence"`` (cross-attention between the behaviour sequence's text
+            and KG views, one query per history position, both ways, then pooled by the behaviour
+            text: :meth:`user_sequence_vector`) or ``"concat"`` (pooled concatenation, an ablation).
         decay_days: time constant of the recency encoding of history items (default ``365``).
         branch_init: initial gate of each branch (default ``1``).
         item_dropout: during training, the share of warm items whose free id embeddings are
@@ -62,8 +65,8 @@ class HybridModel(nn.Module):
                  use_text: bool = True, use_cf: bool = True, fusion: str = "cross",
                  decay_days: float = 365.0, branch_init: float = 1.0, item_dropout: float = 0.0):
         super().__init__()
-        if fusion not in ("cross", "concat"):
-            raise ValueError(f"'fusion' must be 'cross' or 'concat' (got {fusion!r})")
+        if fusion not in ("cross", "sequence", "concat"):
+            raise ValueError(f"'fusion' must be 'cross', 'sequence' or 'concat' (got {fusion!r})")
         if not (use_kg or use_text or use_cf):
             raise ValueError("at least one of 'use_kg', 'use_text', 'use_cf' must be True")
         self.num_users = num_users
@@ -93,10 +96,13 @@ class HybridModel(nn.Module):
         if self.use_text:
             self.item_text_proj = nn.Linear(text_dim, dim)
             self.user_text_proj = nn.Linear(text_dim, dim)
-            fuse = CrossAttentionFusion if fusion == "cross" else ConcatFusion
+            fuse = ConcatFusion if fusion == "concat" else CrossAttentionFusion
             self.user_fusion = fuse(dim, num_heads=num_heads, dropout=dropout)
             self.item_fusion = fuse(dim, num_heads=num_heads, dropout=dropout)
             self.recency = nn.Linear(1, dim)
+            if fusion == "sequence":  # the reverse direction, and the pooling by the behaviour text
+                self.user_fusion_rev = CrossAttentionFusion(dim, num_heads=num_heads, dropout=dropout)
+                self.user_pool = CrossAttentionFusion(dim, num_heads=num_heads, dropout=dropout, ffn=False)
         # gates of the branches (cf, kg, fused text); weight of an optional fixed prior branch
         self.branch_gate = nn.Parameter(torch.empty(3))
         self.cold_gate = nn.Parameter(torch.empty(3))  # item-side scale of each branch for cold items
@@ -116,6 +122,9 @@ class HybridModel(nn.Module):
                 m.reset_parameters()
             self.user_fusion.reset_parameters()
             self.item_fusion.reset_parameters()
+            if self.fusion == "sequence":
+                self.user_fusion_rev.reset_parameters()
+                self.user_pool.reset_parameters()
         nn.init.constant_(self.branch_gate, self.branch_init)
         nn.init.ones_(self.cold_gate)
         # the prior's weight is chosen after training, on validation data (see HybridEstimator)
@@ -223,11 +232,12 @@ class HybridModel(nn.Module):
         t_i = self.item_fusion(item_query.unsqueeze(1), seg, item_text_mask).squeeze(1)  # [I, d]
         item_ctx = item_query
         if parts is not None:
-            parts["item_ctx"] = item_ctx
+            parts["item_ctx"], parts["item_txt"] = item_ctx, item_txt
         if return_attention:
-            t_u, attn = self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age, True)
+            t_u, attn = self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age, True,
+                                              item_txt=item_txt)
             return t_u, t_i, attn
-        return self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age), t_i, None
+        return self.user_text_vector(item_ctx, user_text, hist_items, hist_mask, hist_age, item_txt=item_txt), t_i, None
 
     def _assemble(self, p, q, h_u, h_i, t_u, t_i, warm, prior_user, prior_item, seq_user,
                   seq_item) -> tuple[Tensor, Tensor]:
@@ -248,13 +258,19 @@ class HybridModel(nn.Module):
         return torch.cat(users, dim=-1), torch.cat(items, dim=-1)
 
     def user_text_vector(self, item_ctx: Tensor, user_text: Tensor, hist_items: Tensor, hist_mask: Tensor,
-                         hist_age: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                         hist_age: Tensor, return_attention: bool = False,
+                         item_txt: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """The text branch of users: their behaviour-text vector attends over the vectors of their
-        history items (KG view, plus a recency encoding).
+        history items (KG view, plus a recency encoding); with ``fusion="sequence"`` over the fused
+        behaviour sequence (:meth:`user_sequence_vector`, which needs ``item_txt``).
 
         Shapes: item_ctx ``[I, d]``; user_text ``[N, H]``; hist_items / hist_mask / hist_age
-        ``[N, L]`` -> ``[N, d]`` (and the attention ``[N, L]`` with ``return_attention``).
+        ``[N, L]``; item_txt ``[I, d]`` -> ``[N, d]`` (and the attention ``[N, L]`` with
+        ``return_attention``).
         """
+        if self.fusion == "sequence":
+            return self.user_sequence_vector(item_ctx, item_txt, user_text, hist_items, hist_mask, hist_age,
+                                             return_attention)
         ctx = item_ctx[hist_items.clamp(min=0)]  # [N, L, d]
         ctx = ctx + self.recency(torch.exp(-hist_age / self.decay_days).unsqueeze(-1))
         query = self.user_text_proj(user_text).unsqueeze(1)  # [N, 1, d]
@@ -262,6 +278,39 @@ class HybridModel(nn.Module):
             t_u, attn = self.user_fusion(query, ctx, hist_mask, return_attention=True)
             return t_u.squeeze(1), attn.squeeze(1)
         return self.user_fusion(query, ctx, hist_mask).squeeze(1)
+
+    def user_sequence_vector(self, item_ctx: Tensor, item_txt: Tensor, user_text: Tensor, hist_items: Tensor,
+                             hist_mask: Tensor, hist_age: Tensor,
+                             return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        r"""Cross-attention between the two views of a user's behaviour sequence, then pooling.
+
+        Each of the user's ``L`` latest interactions is a position with two views, both with the
+        same time encoding :math:`r_j = W_r\,e^{-\mathrm{age}_j / \tau}`: its item's text
+        :math:`x_j` (MiniLM segments, projected and averaged) and its item's KG vector :math:`g_j`.
+        Every text position attends over the KG positions and every KG position over the text ones
+        (padding masked both ways); the behaviour-text vector :math:`b_u` (BERT of the rendered
+        history) then attends over the sum of the two fused sequences:
+
+        .. math::
+            A = \mathrm{CA}(x + r,\ g + r), \quad B = \mathrm{CA}'(g + r,\ x + r), \quad
+            \tilde u = \mathrm{Pool}(W_b b_u,\ A + B)
+
+        Shapes: item_ctx ``[I, d]`` (KG view), item_txt ``[I, d]`` (text view), user_text
+        ``[N, H]``, hist_items / hist_mask / hist_age ``[N, L]`` -> ``[N, d]`` (and the pooling's
+        attention over the positions ``[N, L]`` with ``return_attention``: the history items the
+        vector drew on, as with ``"cross"``).
+        """
+        if item_txt is None:
+            raise ValueError("fusion='sequence' needs the items' text vectors 'item_txt' [I, d]")
+        h = hist_items.clamp(min=0)
+        time = self.recency(torch.exp(-hist_age / self.decay_days).unsqueeze(-1))  # [N, L, d]
+        text_seq, kg_seq = item_txt[h] + time, item_ctx[h] + time
+        fused = self.user_fusion(text_seq, kg_seq, hist_mask) + self.user_fusion_rev(kg_seq, text_seq, hist_mask)
+        query = self.user_text_proj(user_text).unsqueeze(1)  # [N, 1, d]
+        if return_attention:
+            t_u, attn = self.user_pool(query, fused, hist_mask, return_attention=True)
+            return t_u.squeeze(1), attn.squeeze(1)
+        return self.user_pool(query, fused, hist_mask).squeeze(1)
 
     def branch_slices(self, width: int | None = None) -> dict[str, slice]:
         """Where each branch sits in the vectors :meth:`forward` returns.

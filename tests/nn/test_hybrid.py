@@ -18,7 +18,7 @@ def _inputs(U=3, I=4, E=6, S=2, H=8, L=3):
 
 
 @pytest.mark.parametrize("kw", [{}, {"use_kg": False}, {"use_text": False}, {"use_cf": False}, {"fusion": "concat"},
-                                {"kg_conv": "rgcn"}])
+                                {"fusion": "sequence"}, {"fusion": "sequence", "use_kg": False}, {"kg_conv": "rgcn"}])
 def test_shapes_grads_and_repr(kw):
     torch.manual_seed(0)
     m = HybridModel(3, 4, 6, 4, text_dim=8, dim=8, num_heads=2, **kw)
@@ -96,3 +96,51 @@ def test_item_dropout_trains_cold_gate_only_in_training():
     assert m0.cold_gate.grad is None or m0.cold_gate.grad.abs().sum() == 0  # no cold item, no dropout
     with pytest.raises(ValueError, match="'item_dropout'"):
         HybridModel(1, 1, 1, 2, item_dropout=1.0)
+
+
+def _sequence_model():
+    torch.manual_seed(0)
+    m = HybridModel(3, 6, 8, 4, text_dim=8, dim=8, num_heads=2, fusion="sequence", dropout=0.0).eval()
+    ctx, txt = torch.randn(6, 8), torch.randn(6, 8)
+    return m, ctx, txt, torch.randn(2, 8)
+
+
+def test_sequence_fusion_is_blind_to_padding_and_to_the_order_of_equal_time_positions():
+    """Positions carry order only through their time encodings: permuting positions of equal age leaves
+    the user vector unchanged, padded positions (any item id) never reach it, and an age or an item
+    change does.
+    """
+    m, ctx, txt, user_text = _sequence_model()
+    items = torch.tensor([[0, 1, 2, 5], [3, 4, -1, -1]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool()
+    age = torch.tensor([[0.0, 0.0, 0.0, 30.0], [0.0, 400.0, 0.0, 0.0]])
+    with torch.no_grad():
+        out, attn = m.user_text_vector(ctx, user_text, items, mask, age, True, item_txt=txt)
+        assert out.shape == (2, 8) and attn.shape == (2, 4)
+        assert torch.allclose(attn.sum(1), torch.ones(2)) and torch.equal(attn[1, 2:], torch.zeros(2))
+        perm = m.user_text_vector(ctx, user_text, items[:, [2, 0, 1, 3]], mask, age, item_txt=txt)
+        assert torch.allclose(perm[0], out[0], atol=1e-5)
+        padded = m.user_text_vector(ctx, user_text, torch.tensor([[0, 1, 2, 5], [3, 4, 5, 0]]), mask, age,
+                                    item_txt=txt)
+        assert torch.allclose(padded[1], out[1], atol=1e-6)
+        older = m.user_text_vector(ctx, user_text, items, mask, age + torch.tensor([[0.0, 0, 0, 300], [0, 0, 0, 0]]),
+                                   item_txt=txt)
+        assert not torch.allclose(older[0], out[0], atol=1e-4) and torch.allclose(older[1], out[1])
+        other_text = txt.clone()
+        other_text[5] += 1.0  # item 5's text view moves user 0 (it is in their history) and not user 1
+        moved = m.user_text_vector(ctx, user_text, items, mask, age, item_txt=other_text)
+        assert not torch.allclose(moved[0], out[0], atol=1e-4) and torch.allclose(moved[1], out[1])
+
+
+def test_sequence_fusion_is_the_sum_of_both_directions_pooled_by_the_behaviour_text():
+    m, ctx, txt, user_text = _sequence_model()
+    items, mask = torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.ones(2, 3, dtype=torch.bool)
+    age = torch.tensor([[0.0, 10.0, 20.0], [5.0, 5.0, 5.0]])
+    with torch.no_grad():
+        r = m.recency(torch.exp(-age / m.decay_days).unsqueeze(-1))
+        x, g = txt[items] + r, ctx[items] + r
+        fused = m.user_fusion(x, g, mask) + m.user_fusion_rev(g, x, mask)
+        expected = m.user_pool(m.user_text_proj(user_text).unsqueeze(1), fused, mask).squeeze(1)
+        assert torch.allclose(m.user_text_vector(ctx, user_text, items, mask, age, item_txt=txt), expected)
+    with pytest.raises(ValueError, match="item_txt"):
+        m.user_text_vector(ctx, user_text, items, mask, age)

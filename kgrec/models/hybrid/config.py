@@ -22,7 +22,9 @@ class HybridConfig(TrainConfig):
         kg_layers: KG encoder layers (default ``2``). kg_conv: ``"compgcn"``, ``"rgcn"`` or ``"kgat"``.
         cf_layers: LightGCN layers of the CF branch (default ``2``).
         num_heads: cross-attention heads (default ``4``). dropout: attention dropout (default ``0.1``).
-        use_kg, use_text, use_cf: branches on/off (ablations). fusion: ``"cross"`` or ``"concat"``.
+        use_kg, use_text, use_cf: branches on/off (ablations). fusion: ``"cross"``, ``"sequence"``
+            (cross-attention along the behaviour sequence) or ``"concat"``
+            (:class:`~kgrec.nn.hybrid.HybridModel`).
         ease_prior: add a closed-form EASE item-item model (Steck 2019), fitted on the training
             interactions, as a fixed linear CF branch. The neural branches are trained first
             (BPR, early stopping on validation); then EASE's reg and weight are chosen from

@@ -192,12 +192,13 @@ class HybridText:
         vec = vec.to(self.device, torch.float32)
         h_items, h_mask, h_age = user_history(hist, 1, max_len=self.config.max_history)
 
-        def item_ctx():
+        def item_views():  # the KG (or CF) view the user side attends over, and the text view
             parts: dict = {}
             m.eval()
             self.embed(parts=parts)
-            return parts["item_ctx"].float()
+            return parts["item_ctx"].float(), parts["item_txt"].float()
 
-        ctx = self.derived("item_ctx", item_ctx)
+        ctx, txt = self.derived("item_views", item_views)
         dev = ctx.device
-        return m.user_text_vector(ctx, vec, h_items.to(dev), h_mask.to(dev), h_age.float().to(dev))[0]
+        return m.user_text_vector(ctx, vec, h_items.to(dev), h_mask.to(dev), h_age.float().to(dev),
+                                  item_txt=txt)[0]
