@@ -2,7 +2,8 @@
 
 The public API: :func:`load` (RDF -> :class:`KnowledgeGraph`), :func:`load_store` (a SPARQL endpoint
 or an Oxigraph store -> :class:`KnowledgeGraph`), :func:`load_arrays` (pre-mapped NPZ),
-:func:`split`, :class:`Recommender`.
+:func:`split`, :class:`Recommender` (the priors' search space of the hybrid and ease+rules:
+:class:`PriorSearch`).
 """
 
 from kgrec.api import Recommender, load, split
@@ -25,11 +26,12 @@ from kgrec.errors import (
     StoreTimeoutError,
     UnknownIRIError,
 )
+from kgrec.models.priors_select import PriorSearch
 from kgrec.version import __version__
 
 __all__ = [
     "__version__", "load", "load_store", "load_arrays", "save_arrays", "split", "Recommender", "Mapping",
-    "KnowledgeGraph", "Interactions", "Split",
+    "KnowledgeGraph", "Interactions", "Split", "PriorSearch",
     "KgrecError", "RDFFormatError", "RDFParseError", "MappingError", "EmptyGraphError", "SplitError",
     "CheckpointError", "UnknownIRIError", "InputLimitError", "NetworkAccessError", "StoreError",
     "StoreTimeoutError",
