@@ -1,4 +1,16 @@
-"""``load(paths, mapping=None, format=None) -> KnowledgeGraph``: RDF files in, graph out."""
+"""``load(paths, mapping=None, format=None) -> KnowledgeGraph``: RDF files in, graph out.
+
+Interactions are one per (user, item) pair: the events of one pair (from two rules, say a rating
+and a watch, or the same event repeated) are merged into one interaction with the latest time and
+the largest weight among them, and the merged events are counted in ``kg.warnings``
+(:data:`~kgrec.data.validation.REPEATS_WARNING`). Repeats are therefore not kept: a re-watched item
+appears once, at its last time, in the time-ordered histories the sequential models read (SASRec's
+training sequences, the hybrid's sequential rules), and a split can never put one pair in two
+parts. A mapping whose rules name scenarios keeps one interaction per pair *and scenario*. Users
+are the agents of at least one interaction: an instance of a user class that never interacts (an
+author, an actor) is not a user. Named graphs (N-Quads, TriG) are merged into one graph, and
+counted.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from kgrec.checks import check_int
 from kgrec.data import stores
 from kgrec.data.extract import build_graph_ids
 from kgrec.data.graph import KnowledgeGraph
@@ -42,6 +55,7 @@ def load(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     max_xml_depth: int = DEFAULT_MAX_XML_DEPTH,
     max_expansion_ratio: int = DEFAULT_MAX_EXPANSION_RATIO,
+    workers: int | None = None,
 ) -> KnowledgeGraph:
     """Read RDF files into a :class:`~kgrec.data.graph.KnowledgeGraph`.
 
@@ -58,34 +72,22 @@ def load(
         format: RDF format of every file (``"turtle"``, ``"ntriples"``, ``"nquads"``, ``"trig"``,
             ``"xml"``, ``"json-ld"``, ``"n3"`` or an alias such as ``"ttl"``); default: guessed
             from each file's suffix.
-        engine: deprecated and ignored (a ``DeprecationWarning``; it goes in the next release):
-            every file is parsed by pyoxigraph into integer ids (:func:`kgrec.data.rdf.read_ids`),
-            whatever its format (``benchmarks/results/ingest.md`` measures it against rdflib).
+        engine: deprecated and ignored (a ``DeprecationWarning``; it goes in the next release): every
+            file is parsed by pyoxigraph into integer ids (:func:`kgrec.data.rdf.read_ids`).
         base_iri: base of relative IRIs in files with no ``@base``; default: each file's
             ``file://`` URI (such IRIs are counted in ``kg.warnings``).
         allow_network: download ``http(s)://`` / ``ftp://`` URLs given in ``paths`` (default
             ``False``: a URL is refused). Parsing itself never touches the network either way:
             remote JSON-LD contexts, ``owl:imports`` and XML entities are never fetched, and any
             attempt raises :class:`~kgrec.errors.NetworkAccessError`.
-        max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
-        max_literal_chars: the most characters of one literal (default 1 Mi).
-        max_line_bytes: the most bytes of one line of a text RDF file (N-Triples, Turtle...) and
-            of one triple-quoted string (default 8 MiB), checked as the bytes are read, so an
-            over-long literal is refused before it is built.
-        max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
-        max_expansion_ratio: the most decompressed bytes per compressed byte of a ``.gz`` /
-            ``.bz2`` file, checked while decompressing once 32 MiB came out (default 200).
+        max_file_bytes, max_literal_chars, max_line_bytes, max_xml_depth, max_expansion_ratio: the
+            caps of :class:`~kgrec.data.safety.Limits` (2 GiB a decompressed file, 1 Mi characters a
+            literal, 8 MiB a line or triple-quoted string, 256 nested XML elements, 200 times a
+            compressed file's size past 32 MiB), checked as the bytes are read.
+        workers: processes that parse a large uncompressed N-Triples / N-Quads file, a piece each
+            (:func:`kgrec.data.rdf.read_ids`); the graph is the same for any number.
 
-    Interactions are one per (user, item) pair: the events of one pair (from two rules, say a
-    rating and a watch, or the same event repeated) are merged into one interaction with the
-    latest time and the largest weight among them, and the merged events are counted in
-    ``kg.warnings`` (:data:`~kgrec.data.validation.REPEATS_WARNING`). Repeats are therefore not
-    kept: a re-watched item appears once, at its last time, in the time-ordered histories the
-    sequential models read (SASRec's training sequences, the hybrid's sequential rules), and a
-    split can never put one pair in two parts. A mapping whose rules name scenarios keeps one
-    interaction per pair *and scenario*. Users are the agents of at least one interaction: an
-    instance of a user class that never interacts (an author, an actor) is not a user. Named
-    graphs (N-Quads, TriG) are merged into one graph, and counted.
+    Interactions (one per user-item pair) and users: see the module docstring.
 
     Returns:
         The graph. Problems met (duplicate triples, dropped literals, incomplete events, merged
@@ -103,23 +105,23 @@ def load(
         NetworkAccessError: parsing tried to reach the network.
         MappingError: the mapping is invalid or finds no users / items / interactions.
         EmptyGraphError: the files hold no triples.
-        StoreError: a store directory is not an Oxigraph store, or another process has it open
-            for writing.
+        StoreError: a store directory is not an Oxigraph store, or another process writes to it.
     """
     if not isinstance(allow_network, bool):
         raise KgrecError(f"'allow_network' must be True or False (got {allow_network!r})")
     _engine_ignored(engine)
     limits = Limits(max_file_bytes, max_literal_chars, max_line_bytes, max_xml_depth, max_expansion_ratio)
+    if workers is not None:
+        check_int(workers, "workers")
     m = Mapping.coerce(mapping)
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
     urls = [p for p in paths if is_url(p)]
     if urls and allow_network:
         with tempfile.TemporaryDirectory(prefix="kgrec-download-") as tmp:
             local = {u: _download(u, Path(tmp) / f"{k}", format, limits) for k, u in enumerate(urls)}
             return _load([local.get(p, p) for p in paths], m, format, base_iri, limits,
-                         {str(v): u for u, v in local.items()})
-    return _load(paths, m, format, base_iri, limits, {})
+                         {str(v): u for u, v in local.items()}, workers)
+    return _load(paths, m, format, base_iri, limits, {}, workers)
 
 
 def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Path:
@@ -143,7 +145,8 @@ def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Pat
     return dest
 
 
-def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, str]) -> KnowledgeGraph:
+def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, str],
+          workers: int | None) -> KnowledgeGraph:
     store_dirs = [Path(p) for p in paths if stores.is_store_dir(p)]
     file_paths = [p for p in paths if not stores.is_store_dir(p)]
     files = rdf_files(file_paths) if file_paths or not store_dirs else []
@@ -152,7 +155,7 @@ def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, s
     parts = []
     for k, f in enumerate(files):
         base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
-        idt = read_ids(f, format, base_iri=base, warnings=counter, file_index=k, limits=limits)
+        idt = read_ids(f, format, base_iri=base, warnings=counter, file_index=k, limits=limits, workers=workers)
         if len(idt) == 0 and len(files) > 1:
             counter[f"empty file '{f}'"] += 1
         parts.append(idt)
