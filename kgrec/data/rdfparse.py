@@ -47,7 +47,7 @@ from kgrec.data.rdffiles import (
     open_binary,
     rdf_files,
 )
-from kgrec.data.rdfterms import IdTriples, Term
+from kgrec.data.rdfterms import Concat, IdTriples, Term
 from kgrec.data.safety import Limits, check_xml_prolog, network_guard, xml_error_line
 from kgrec.data.validation import NAMED_GRAPHS_WARNING
 from kgrec.errors import DataFileError, InputLimitError, KgrecError, RDFParseError
@@ -225,34 +225,38 @@ def _in_file_lines(e: DataFileError, src: Source, span: tuple[int, int] | None) 
     return type(e)(message, e.path, e.line + shift)
 
 
-def _read_pieces(src: Source, spans: list, batch_size: int) -> list[tuple[IdTriples, Counter, set]]:
-    """Every piece, the first in this process and the others in forked workers, in file order."""
-    if len(spans) == 1:
-        return [read_piece(src, spans[0], batch_size)]
+def _pieces(src: Source, spans: list, batch_size: int) -> Iterator[tuple[IdTriples, Counter, set]]:
+    """Every piece in file order: the first parsed in this process, and handed on (to be merged)
+    while forked workers still parse the others.
+    """
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=ctx) as pool:
         futures = [pool.submit(read_piece, src, span, batch_size) for span in spans[1:]]
-        parts = []
         try:
             for k, span in enumerate(spans):
                 try:
-                    parts.append(read_piece(src, span, batch_size) if k == 0 else futures[k - 1].result())
+                    part = read_piece(src, span, batch_size) if k == 0 else futures[k - 1].result()
                 except DataFileError as e:
                     raise _in_file_lines(e, src, span) from None
-        except BaseException:
+                yield part
+        finally:  # an error, or the consumer stopped: the pieces not started are not parsed
             for f in futures:
                 f.cancel()
-            raise
-    return parts
 
 
 def read_file(src: Source, *, warnings: Counter, batch_size: int, workers: int | None = None) -> IdTriples:
     """``src`` as :class:`IdTriples`, in one piece or several (:func:`plan_spans`), the same either way."""
-    parts = _read_pieces(src, plan_spans(src, workers), batch_size)
-    graphs: set = set()
-    for _, w, g in parts:
-        warnings.update(w)
-        graphs |= g
+    spans = plan_spans(src, workers)
+    if len(spans) == 1:
+        idt, counts, graphs = read_piece(src, spans[0], batch_size)
+    else:
+        merged, counts, graphs = Concat(), Counter(), set()
+        for part, w, g in _pieces(src, spans, batch_size):
+            merged.add(part)
+            counts.update(w)
+            graphs |= g
+        idt = merged.result()
+    warnings.update(counts)
     if graphs:
         warnings[NAMED_GRAPHS_WARNING] += len(graphs)
-    return IdTriples.concat([p[0] for p in parts])
+    return idt

@@ -28,7 +28,7 @@ import numpy as np
 from kgrec.errors import KgrecError
 
 __all__ = ["XSD", "RDF", "XSD_STRING", "RDF_LANGSTRING", "Literal", "Term", "Triple", "is_blank", "is_iri",
-           "paused_gc", "Numbering", "IdTriples"]
+           "paused_gc", "Numbering", "IdTriples", "Concat"]
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -173,22 +173,43 @@ class IdTriples:
     def concat(cls, parts: Sequence[IdTriples]) -> IdTriples:
         """One table for several files' triples, or several pieces of one file (in order): equal
         terms get the first one's id, so the pieces of a file concatenated in file order give the
-        table a single pass over the file gives, term for term.
-
-        Each part's terms are distinct (as every reader makes them), so the first part keeps its
-        ids and each later one is looked up once: a third of the dictionary work of numbering
-        every part's terms as new keys, which shows when a large file's pieces are merged.
+        table a single pass over the file gives, term for term (:class:`Concat`, part by part).
         """
-        if len(parts) <= 1:
-            return parts[0] if parts else cls([], _no_triples())
+        if len(parts) == 1:
+            return parts[0]
+        merged = Concat()
+        for part in parts:
+            merged.add(part)
+        return merged.result()
+
+
+class Concat:
+    """:meth:`IdTriples.concat`, one part at a time: a part can be added while the next is still
+    being parsed elsewhere.
+
+    Each part's terms are distinct (as every reader makes them), so the first part keeps its ids
+    and each later one is looked up once: a third of the dictionary work of numbering every
+    part's terms as new keys, which shows when a large file's pieces are merged.
+    """
+
+    def __init__(self):
+        self.terms: list[Term] = []
+        self.ids: dict = {}
+        self.arrays: list[np.ndarray] = []
+
+    def add(self, part: IdTriples) -> None:
         with paused_gc():
-            terms = list(parts[0].terms)
-            ids = dict(zip(terms, count()))
-            arrays = [parts[0].triples]
-            for part in parts[1:]:
-                new = list(filterfalse(ids.__contains__, part.terms))
-                ids.update(zip(new, count(len(terms))))
-                terms.extend(new)
-                remap = np.fromiter(map(ids.__getitem__, part.terms), dtype=np.int64, count=len(part.terms))
-                arrays.append(remap[part.triples])
-        return cls(terms, np.concatenate(arrays))
+            if not self.arrays:
+                self.terms = list(part.terms)
+                self.ids = dict(zip(self.terms, count()))
+                self.arrays.append(part.triples)
+                return
+            ids, terms = self.ids, self.terms
+            new = list(filterfalse(ids.__contains__, part.terms))
+            ids.update(zip(new, count(len(terms))))
+            terms.extend(new)
+            remap = np.fromiter(map(ids.__getitem__, part.terms), dtype=np.int64, count=len(part.terms))
+            self.arrays.append(remap[part.triples])
+
+    def result(self) -> IdTriples:
+        return IdTriples(self.terms, np.concatenate(self.arrays) if self.arrays else _no_triples())
