@@ -60,7 +60,8 @@ def load(paths, mapping=None, format: str | None = None, *, allow_network: bool 
         max_expansion_ratio: the most decompressed bytes per compressed byte of a compressed
             file, checked while decompressing (default 200).
         workers: processes that parse a large uncompressed N-Triples / N-Quads file, each a piece
-            of it (default: up to 2 for a file of 32 MiB or more); the graph is the same for any number.
+            of it (default: 2 for a file of 32 MiB or more when a CPU is idle); the graph is the same for
+            any number.
 
     See ``docs/errors.md`` for what each kind of bad input raises.
     """

@@ -130,8 +130,9 @@ def read_ids(
             characters a literal, 8 MiB a line, 256 nested XML elements, 200 times expansion),
             checked as the file is read.
         workers: processes that parse an uncompressed N-Triples / N-Quads file, each a piece cut
-            at line boundaries (Linux; other formats and compressed files take one). ``None``: up
-            to 2 for a file of at least :data:`kgrec.data.rdfparse.PARALLEL_MIN_BYTES`, else 1.
+            at line boundaries (Linux; other formats and compressed files take one). ``None``: 2
+            for a file of at least :data:`kgrec.data.rdfparse.PARALLEL_MIN_BYTES` when a CPU is
+            idle (:func:`kgrec.data.rdfparse.default_workers`), else 1.
             The result is the same for any number.
 
     Raises:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import re
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -47,16 +49,17 @@ from kgrec.data.rdffiles import (
     open_binary,
     rdf_files,
 )
-from kgrec.data.rdfterms import Concat, IdTriples, Term
+from kgrec.data.rdfterms import Concat, IdTriples, Term, paused_gc
 from kgrec.data.safety import Limits, check_xml_prolog, network_guard, xml_error_line
 from kgrec.data.validation import NAMED_GRAPHS_WARNING
 from kgrec.errors import DataFileError, InputLimitError, KgrecError, RDFParseError
 
 __all__ = ["Source", "check_source", "id_batches", "read_piece", "read_file", "plan_spans", "default_workers",
-           "PARALLEL_MIN_BYTES", "RELATIVE_IRI_WARNING"]
+           "workers_for", "PARALLEL_MIN_BYTES", "RELATIVE_IRI_WARNING"]
 
 #: Files smaller than this are parsed in one process when ``workers`` is not given: below it,
-#: starting a worker and sending its terms back costs about what the second core saves.
+#: the fixed cost of starting a worker, sending its piece back and merging is a large part of
+#: what the second core saves.
 PARALLEL_MIN_BYTES = 32 * 1024**2
 
 
@@ -178,14 +181,29 @@ def read_piece(src: Source, span: tuple[int, int] | None, batch_size: int) -> tu
 
 
 def default_workers() -> int:
-    """Processes a large line-based file is parsed with by default: the CPUs this process may run
-    on, at most 2 (the measured gain flattens as the merge, done in one process, takes over).
+    """Processes a large line-based file is parsed with by default: 2 when this process may run on
+    2 CPUs or more and one of them is idle, else 1.
+
+    Idle means the 1-minute load average (this process included) leaves at least half a CPU
+    free. On a busy machine a second worker gains nothing where the scheduler gives each session
+    its share of the CPUs (Linux's autogroup), which two processes then split, and the merge is extra
+    work; measured there, two workers were slower than one. Beyond 2, the merge in one process
+    takes over what more workers save.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(2, cpus))
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average
+        load = 0.0
+    return workers_for(cpus, load)
+
+
+def workers_for(cpus: int, load: float) -> int:
+    """:func:`default_workers` of ``cpus`` usable CPUs under a 1-minute load average ``load``."""
+    return max(1, min(2, cpus, 1 + int(cpus - load + 0.5)))
 
 
 def _can_fork() -> bool:
@@ -197,9 +215,10 @@ def plan_spans(src: Source, workers: int | None) -> list[tuple[int, int] | None]
     """The pieces :func:`read_file` parses ``src`` in: ``[None]`` (the whole file, in this process),
     or byte spans cut at line boundaries, one per worker.
 
-    ``workers=None``: :func:`default_workers` for an uncompressed N-Triples/N-Quads file of at least
-    :data:`PARALLEL_MIN_BYTES`, else 1. A number is used as given for such files (capped by their
-    lines); other formats and compressed files are always one piece.
+    ``workers=None``: :func:`default_workers` (2 if a CPU is idle) for an uncompressed
+    N-Triples/N-Quads file of at least :data:`PARALLEL_MIN_BYTES`, else 1. A number is used as
+    given for such files (capped by their lines); other formats and compressed files are always
+    one piece.
     """
     if workers is not None:
         check_int(workers, "workers")
@@ -225,17 +244,36 @@ def _in_file_lines(e: DataFileError, src: Source, span: tuple[int, int] | None) 
     return type(e)(message, e.path, e.line + shift)
 
 
+def _read_piece_to(path: str, src: Source, span: tuple[int, int], batch_size: int) -> str:
+    """:func:`read_piece` in a worker process, its result pickled to ``path`` (in a private
+    temporary folder). A file is written and read back in one call each, where the pool's pipe
+    would pass the tens of MiB in 64 KiB turns, each waiting for the other process to be scheduled:
+    on a busy machine those turns cost seconds.
+    """
+    part = read_piece(src, span, batch_size)
+    with open(path, "wb") as fh:
+        pickle.dump(part, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
 def _pieces(src: Source, spans: list, batch_size: int) -> Iterator[tuple[IdTriples, Counter, set]]:
     """Every piece in file order: the first parsed in this process, and handed on (to be merged)
     while forked workers still parse the others.
     """
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=ctx) as pool:
-        futures = [pool.submit(read_piece, src, span, batch_size) for span in spans[1:]]
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # memory, not disk, where there is one
+    with tempfile.TemporaryDirectory(prefix="kgrec-pieces-", dir=shm) as tmp, \
+            ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=ctx) as pool:
+        futures = [pool.submit(_read_piece_to, os.path.join(tmp, f"{k}.pickle"), src, span, batch_size)
+                   for k, span in enumerate(spans[1:], 1)]
         try:
             for k, span in enumerate(spans):
                 try:
-                    part = read_piece(src, span, batch_size) if k == 0 else futures[k - 1].result()
+                    if k == 0:
+                        part = read_piece(src, span, batch_size)
+                    else:
+                        with open(futures[k - 1].result(), "rb") as fh:
+                            part = pickle.load(fh)  # written by our own worker, just now
                 except DataFileError as e:
                     raise _in_file_lines(e, src, span) from None
                 yield part
@@ -251,10 +289,11 @@ def read_file(src: Source, *, warnings: Counter, batch_size: int, workers: int |
         idt, counts, graphs = read_piece(src, spans[0], batch_size)
     else:
         merged, counts, graphs = Concat(), Counter(), set()
-        for part, w, g in _pieces(src, spans, batch_size):
-            merged.add(part)
-            counts.update(w)
-            graphs |= g
+        with paused_gc():  # unpickling a piece makes as many objects as parsing it
+            for part, w, g in _pieces(src, spans, batch_size):
+                merged.add(part)
+                counts.update(w)
+                graphs |= g
         idt = merged.result()
     warnings.update(counts)
     if graphs:

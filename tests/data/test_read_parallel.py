@@ -148,6 +148,14 @@ def test_default_workers_by_size(tmp_path, monkeypatch):
     assert 1 <= rdfparse.default_workers() <= 2
 
 
+@pytest.mark.parametrize("cpus, load, workers", [
+    (2, 0.0, 2), (2, 1.0, 2), (2, 1.5, 2), (2, 1.6, 1), (2, 9.0, 1), (1, 0.0, 1), (16, 0.0, 2), (16, 15.0, 2),
+    (16, 15.6, 1),
+])
+def test_a_second_worker_only_when_a_cpu_is_idle(cpus, load, workers):
+    assert rdfparse.workers_for(cpus, load) == workers
+
+
 def test_line_spans_cut_after_newlines(tmp_path):
     p = tmp_path / "x.nt"
     data = b"a\n" + b"b" * 50 + b"\n" + b"c\n" * 30 + b"d" * 500 + b"\n" + b"e\n"
