@@ -7,12 +7,14 @@ Every file takes the same steps: :func:`check_source` checks the arguments once,
 piece in this process, or, for a line-based uncompressed file over :data:`PARALLEL_MIN_BYTES`, cuts
 it at line boundaries (:func:`kgrec.data.rdffiles.line_spans`) into one piece per worker: this
 process parses the first piece while the others parse the rest, each returning its own term table
-and id array, and :meth:`IdTriples.concat` merges them in file order by remapping the ids. Since
-terms are numbered in order of first appearance and the pieces are concatenated in file order, the
-merged table equals the one a single pass gives, term for term and id for id.
+and id array, and :class:`~kgrec.data.rdfterms.Concat` merges them in file order, each as it comes,
+by remapping the ids. Since terms are numbered in order of first appearance and the pieces are
+concatenated in file order, the merged table equals the one a single pass gives, term for term and
+id for id.
 
 Workers are forked (Linux): they start with the parent's modules already imported, where spawned
-ones would import torch again, which takes longer than the parse. A parse error or a limit met in
+ones would import torch again, which takes longer than the parse. Each hands its piece back as a
+pickle file in a private temporary folder (:func:`_read_piece_to`). A parse error or a limit met in
 a piece is raised with the line shifted by the newlines before the piece, so it names the file's
 line; pieces are read in order, so the error reported is the first piece's, as in a single pass.
 Turtle, TriG, N3, RDF/XML, JSON-LD and compressed files are parsed in one piece.
@@ -187,8 +189,8 @@ def default_workers() -> int:
     Idle means the 1-minute load average (this process included) leaves at least half a CPU
     free. On a busy machine a second worker gains nothing where the scheduler gives each session
     its share of the CPUs (Linux's autogroup), which two processes then split, and the merge is extra
-    work; measured there, two workers were slower than one. Beyond 2, the merge in one process
-    takes over what more workers save.
+    work; measured there, two workers were slower than one. At most 2 by default (what was
+    measured, on 2 CPUs); ``workers=N`` takes more.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -272,8 +274,10 @@ def _pieces(src: Source, spans: list, batch_size: int) -> Iterator[tuple[IdTripl
                     if k == 0:
                         part = read_piece(src, span, batch_size)
                     else:
-                        with open(futures[k - 1].result(), "rb") as fh:
+                        done = futures[k - 1].result()
+                        with open(done, "rb") as fh:
                             part = pickle.load(fh)  # written by our own worker, just now
+                        os.unlink(done)  # its memory back before the next piece is read
                 except DataFileError as e:
                     raise _in_file_lines(e, src, span) from None
                 yield part
