@@ -57,7 +57,7 @@ from kgrec.data.validation import NAMED_GRAPHS_WARNING
 from kgrec.errors import DataFileError, InputLimitError, KgrecError, RDFParseError
 
 __all__ = ["Source", "check_source", "id_batches", "read_piece", "read_file", "plan_spans", "default_workers",
-           "workers_for", "PARALLEL_MIN_BYTES", "RELATIVE_IRI_WARNING"]
+           "workers_for", "can_fork", "PARALLEL_MIN_BYTES", "RELATIVE_IRI_WARNING"]
 
 #: Files smaller than this are parsed in one process when ``workers`` is not given: below it,
 #: the fixed cost of starting a worker, sending its piece back and merging is a large part of
@@ -208,7 +208,8 @@ def workers_for(cpus: int, load: float) -> int:
     return max(1, min(2, cpus, 1 + int(cpus - load + 0.5)))
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
+    """Whether this process may parse in forked workers (Linux, and not itself a daemonic worker)."""
     return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
             and not multiprocessing.current_process().daemon)  # a daemonic process may not have children
 
@@ -224,7 +225,7 @@ def plan_spans(src: Source, workers: int | None) -> list[tuple[int, int] | None]
     """
     if workers is not None:
         check_int(workers, "workers")
-    if src.format not in LINE_BASED or is_compressed(src.path) or not _can_fork():
+    if src.format not in LINE_BASED or is_compressed(src.path) or not can_fork():
         return [None]
     if workers is None:
         workers = default_workers() if src.path.stat().st_size >= PARALLEL_MIN_BYTES else 1

@@ -24,6 +24,8 @@ from tests.data.test_read_ids import _assert_same_graph
 
 EX = "http://example.org/"
 G = "http://example.org/graph/"
+#: pieces need forked workers (Linux); elsewhere every file is one piece and these tests say nothing
+needs_fork = pytest.mark.skipif(not rdfparse.can_fork(), reason="workers are forked processes (Linux)")
 
 
 def _quads(n: int, graphs: bool = True) -> str:
@@ -53,6 +55,7 @@ def _same(a, b):
     assert a.triples.dtype == b.triples.dtype and np.array_equal(a.triples, b.triples)
 
 
+@needs_fork
 @pytest.mark.parametrize("workers", [2, 3, 7])
 def test_pieces_give_the_single_pass_ids(tmp_path, workers):
     p = tmp_path / "q.nq"
@@ -88,6 +91,7 @@ def _bad_file(tmp_path, n_good: int, bad_at: list[int], name="bad.nt"):
     return p
 
 
+@needs_fork
 def test_an_error_in_the_second_piece_names_the_files_line(tmp_path):
     p = _bad_file(tmp_path, 4000, [3517])
     src = rdfparse.check_source(p, None, None, None)
@@ -138,6 +142,7 @@ def test_other_formats_and_compressed_files_are_one_piece(tmp_path):
     _same(_read(gz, 4)[0], _read(nt, 4)[0])
 
 
+@needs_fork
 def test_default_workers_by_size(tmp_path, monkeypatch):
     p = tmp_path / "q.nt"
     p.write_text(_quads(500, graphs=False))
