@@ -5,24 +5,32 @@ triples, uncompressed so only parsing is compared; ``--turtle`` also writes it a
 measures, each in a fresh subprocess so resident memory is clean:
 
 * ``kgrec ids``: the file to integer ids: :func:`kgrec.data.rdf.read_ids` (pyoxigraph parse; an
-  ``(n, 3)`` int64 array of term ids and the decoded term table);
+  ``(n, 3)`` int64 array of term ids and the decoded term table), with its default ``workers``
+  (the file cut at line boundaries into one piece per worker process, up to 2);
 * ``kgrec.load``: RDF file -> mapping -> :class:`kgrec.KnowledgeGraph` (id maps, triples tensor,
-  interactions, literals), through ``read_ids``;
+  interactions, literals), through ``read_ids``, default ``workers``;
+* ``kgrec.load 1 worker`` / ``kgrec.load 2 workers``: the same with ``workers=1`` / ``workers=2``
+  (the default takes 2 only when a CPU is idle: on a busy machine a second process shares the
+  first one's time);
 * ``kgrec.load ttl``: the same from the Turtle file (with ``--turtle``);
 * ``rdflib parse``: ``rdflib.Graph().parse(path, format="nt")`` (parsing into an in-memory graph),
   the baseline every ratio divides by.
 
-Every mode runs on one thread (``OMP_NUM_THREADS`` of the children defaults to 1); other
-processes may share the machine's cores, so every ratio compares modes of the same run, in turns.
+Every mode runs on one thread per process (``OMP_NUM_THREADS`` of the children defaults to 1);
+the ``workers`` column says how many processes parsed. Other processes may share the machine's
+cores, so every ratio compares modes of the same run, in turns; the load average before and after
+the run is recorded.
 
 Per mode: wall seconds of the operation only (imports excluded; best of ``--repeats`` runs),
 triples/second, and peak memory: the child's ``ru_maxrss`` minus its RSS just before the
-operation, per triple. The two parsers must report the same triple count (the generator writes
-no duplicate triples, so rdflib's set semantics do not change the count).
+operation, per triple, and the largest worker process's peak RSS (forked workers share the
+parent's pages until they write them, so the two columns overlap). The two parsers must report
+the same triple count (the generator writes no duplicate triples, so rdflib's set semantics do
+not change the count).
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/ingest.py                 # ~1M triples, writes benchmarks/results/
+    OMP_NUM_THREADS=1 python benchmarks/ingest.py --triples 575000 --turtle   # the results file: 716k triples
     python benchmarks/ingest.py --triples 100000 --out /tmp/ingest
 """
 
@@ -38,15 +46,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from kgrec.data.synthetic import generate
-
-from common import (
+from common import (  # first: it puts this checkout ahead of an installed kgrec on sys.path
     ROOT,
     machine,
     write_results,
 )
 
-MODES = ("kgrec ids", "kgrec.load", "kgrec.load ttl", "rdflib parse")
+# isort: split
+import kgrec
+from kgrec.data.synthetic import generate
+
+MODES = ("kgrec ids", "kgrec.load", "kgrec.load 1 worker", "kgrec.load 2 workers", "kgrec.load ttl", "rdflib parse")
+#: mode -> the workers argument of kgrec.load
+LOADS = {"kgrec.load": None, "kgrec.load 1 worker": 1, "kgrec.load 2 workers": 2, "kgrec.load ttl": None}
 
 
 def _rss_bytes() -> int:
@@ -58,15 +70,15 @@ def child(mode: str, path: str) -> dict:
     """Run one measurement in this process (called in a fresh subprocess)."""
     import warnings
 
-    if mode in ("kgrec.load", "kgrec.load ttl"):
-        import kgrec
+    from kgrec.data import rdfparse
 
-        src = path if mode == "kgrec.load" else str(Path(path).with_suffix(".ttl"))
+    if mode in LOADS:
+        src = str(Path(path).with_suffix(".ttl")) if mode == "kgrec.load ttl" else path
 
         def op():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                kg = kgrec.load(src)
+                kg = kgrec.load(src, workers=LOADS[mode])
             return {"users": kg.num_users, "items": kg.num_items, "interactions": len(kg.interactions),
                     "kg_triples": int(kg.triples.shape[0])}
     elif mode == "kgrec ids":
@@ -84,12 +96,18 @@ def child(mode: str, path: str) -> dict:
             return {"triples": len(g)}
     else:
         raise SystemExit(f"unknown mode {mode!r}")
+    workers = 1
+    if mode != "rdflib parse":
+        parsed = src if mode in LOADS else path
+        workers = len(rdfparse.plan_spans(rdfparse.check_source(parsed, None, None, None), LOADS.get(mode)))
     before = _rss_bytes()
     t0 = time.perf_counter()
     out = op()
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return {**out, "seconds": seconds, "rss_before_bytes": before, "peak_rss_bytes": peak}
+    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {**out, "seconds": seconds, "workers": workers, "rss_before_bytes": before, "peak_rss_bytes": peak,
+            "worker_peak_rss_bytes": worker_peak, "kgrec_file": str(Path(kgrec.__file__).resolve())}
 
 
 def measure(mode: str, path: Path) -> dict:
@@ -121,9 +139,25 @@ def main(argv=None) -> int:
     if not args.turtle and "kgrec.load ttl" in modes:
         modes.remove("kgrec.load ttl")
 
+    payload = _run(args, modes)
+    payload["command"] = "python benchmarks/ingest.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    rows, checks, ratios = _summary(payload["runs"], payload["file"]["generator"])
+    payload.update(machine=machine(), rows=rows, checks=checks, speedup=ratios)
+    cols = {"mode": "mode", "workers": "workers", "seconds": "seconds", "triples_per_s": "triples/s",
+            "peak_mib": "peak RSS MiB", "worker_peak_mib": "worker peak RSS MiB", "bytes_per_triple": "bytes/triple",
+            "triples_seen": "triples parsed"}
+    j, md = write_results(args.out, "ingest", payload, rows, cols, title="RDF ingest: kgrec vs rdflib",
+                          text=_text(payload), floatfmt=".1f")
+    print(Path(md).read_text())
+    return 0 if all(checks.values()) else 1
+
+
+def _run(args, modes: list[str]) -> dict:
+    """Generate the file(s) and measure every mode, ``--repeats`` times in turns."""
     # measured: ~80 triples per user (events of 5 triples, activity capped) with items = users / 2
     users = max(10, round(args.triples / 80))
     items = max(10, users // 2)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="kgrec-ingest-") as tmp:
         path = Path(tmp) / "synthetic.nt"
         t0 = time.perf_counter()
@@ -141,21 +175,31 @@ def main(argv=None) -> int:
                 runs[mode].append(measure(mode, path))
         for mode in modes:
             best = min(runs[mode], key=lambda r: r["seconds"])
-            print(f"{mode:14s} {best['seconds']:.2f} s  ({[round(r['seconds'], 2) for r in runs[mode]]})", flush=True)
+            print(f"{mode:20s} {best['seconds']:.2f} s  ({[round(r['seconds'], 2) for r in runs[mode]]})", flush=True)
+    return {"file": {"triples": counts["triples"], "bytes": size, "generator": counts, "generate_seconds": gen_s,
+                     "seed": args.seed, "users": users, "items": items},
+            "repeats": args.repeats, "turtle_bytes": turtle_size, "runs": runs,
+            "load_average_before": list(load_before), "load_average_after": list(os.getloadavg())}
 
+
+def _summary(runs: dict, counts: dict) -> tuple[list[dict], dict, dict]:
+    """``(a row per mode, checks, speed-ups over rdflib)``."""
     n = counts["triples"]
     rows = []
     for mode, rs in runs.items():
         best = min(rs, key=lambda r: r["seconds"])
         peak_over = max(r["peak_rss_bytes"] - r["rss_before_bytes"] for r in rs)
-        rows.append({"mode": mode, "seconds": best["seconds"], "triples_per_s": n / best["seconds"],
-                     "peak_mib": max(r["peak_rss_bytes"] for r in rs) / 2**20,
+        rows.append({"mode": mode, "workers": best["workers"], "seconds": best["seconds"],
+                     "triples_per_s": n / best["seconds"], "peak_mib": max(r["peak_rss_bytes"] for r in rs) / 2**20,
+                     "worker_peak_mib": (max(r["worker_peak_rss_bytes"] for r in rs) / 2**20
+                                         if best["workers"] > 1 else ""),
                      "bytes_per_triple": peak_over / n, "triples_seen": best.get("triples", "")})
-    checks = {}
+    checks = {"kgrec imported from this checkout": all(
+        r["kgrec_file"].startswith(str(ROOT / "kgrec")) for rs in runs.values() for r in rs)}
     parsed = {m: runs[m][0]["triples"] for m in ("kgrec ids", "rdflib parse") if m in runs}
     if len(parsed) >= 2:
         checks["same_triple_count"] = len(set(parsed.values())) == 1 and n in parsed.values()
-    for m in ("kgrec.load", "kgrec.load ttl"):
+    for m in LOADS:
         if m in runs:
             r = runs[m][0]
             checks[f"{m}: counts match the generator"] = (r["users"], r["items"], r["interactions"]) == (
@@ -163,36 +207,37 @@ def main(argv=None) -> int:
     speed = {row["mode"]: row["triples_per_s"] for row in rows}
     ratios = {}
     if "rdflib parse" in speed:
-        for m in ("kgrec ids", "kgrec.load", "kgrec.load ttl"):
+        for m in ("kgrec ids", *LOADS):
             if m in speed:
                 ratios[f"{m} / rdflib parse"] = speed[m] / speed["rdflib parse"]
-    payload = {"machine": machine(), "file": {"triples": n, "bytes": size, "generator": counts,
-                                              "generate_seconds": gen_s, "seed": args.seed,
-                                              "users": users, "items": items},
-               "repeats": args.repeats, "turtle_bytes": turtle_size, "runs": runs, "rows": rows, "speedup": ratios,
-               "checks": checks}
-    mach = payload["machine"]
-    text = (f"Synthetic N-Triples file (`kgrec.data.synthetic.generate`, seed {args.seed}): {n:,} triples, "
-            f"{size / 2**20:.0f} MiB uncompressed. Each mode in a fresh subprocess on one thread, the modes in "
-            f"turns, best of {args.repeats}; "
+    return rows, checks, ratios
+
+
+def _text(payload: dict) -> str:
+    """The Markdown above the table: what each mode does, the speed-ups, the checks, where and how."""
+    f, mach, omp = payload["file"], payload["machine"], os.environ.get("OMP_NUM_THREADS", "unset")
+    return (f"Synthetic N-Triples file (`kgrec.data.synthetic.generate`, seed {f['seed']}): {f['triples']:,} "
+            f"triples, {f['bytes'] / 2**20:.0f} MiB uncompressed. Each mode in a fresh subprocess on one thread, "
+            f"the modes in turns, best of {payload['repeats']}; "
             "`bytes_per_triple` = (child's peak RSS - RSS before the operation) / triples. "
             "`kgrec ids` is the file to an (n, 3) integer-id array and its term table "
-            "(`kgrec.data.rdf.read_ids`: pyoxigraph parse, terms numbered batch by batch); `kgrec.load` goes on to "
-            "build the whole KnowledgeGraph through the mapping (users, items, interactions, KG triples, literals)"
-            + (", `kgrec.load ttl` the same from the same graph written as Turtle" if turtle_size else "")
-            + "; `rdflib parse` only parses. The machine's 2 cores are shared with other sessions' jobs: "
-            "compare the rows of this run with each other, not with other runs.\n\n"
-            + "".join(f"- speed-up {k}: **{v:.1f}x**\n" for k, v in ratios.items())
-            + "".join(f"- check {k}: {v}\n" for k, v in checks.items())
-            + f"\nMachine: {mach['cpu']} ({mach['cpu_count']} cores, shared), OMP_NUM_THREADS="
-              f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, rdflib {mach.get('rdflib')}, commit {mach['commit']}, "
-              f"{mach['date']}.")
-    cols = {"mode": "mode", "seconds": "seconds", "triples_per_s": "triples/s", "peak_mib": "peak RSS MiB",
-            "bytes_per_triple": "bytes/triple", "triples_seen": "triples parsed"}
-    j, md = write_results(args.out, "ingest", payload, rows, cols, title="RDF ingest: kgrec vs rdflib",
-                          text=text, floatfmt=".1f")
-    print(Path(md).read_text())
-    return 0 if all(checks.values()) else 1
+            "(`kgrec.data.rdf.read_ids`: pyoxigraph parse, terms numbered batch by batch, the file cut at line "
+            "boundaries into one piece per worker process); `kgrec.load` goes on to "
+            "build the whole KnowledgeGraph through the mapping (users, items, interactions, KG triples, literals), "
+            "`kgrec.load 1 worker` / `2 workers` the same with `workers=1` / `2` (the default takes 2 only when "
+            "a CPU is idle by the load average: on a busy machine the second process shares the first one's time)"
+            + (", `kgrec.load ttl` the same from the same graph written as Turtle (one process: Turtle is not "
+               "line-based)" if payload["turtle_bytes"] else "")
+            + "; `rdflib parse` only parses. `workers`: the processes that parsed; `worker peak RSS MiB`: the "
+            "largest worker's peak (forked, it shares the parent's pages: the columns overlap). "
+            f"The machine's {mach['cpu_count']} cores are shared with other sessions' jobs (load average "
+            f"{payload['load_average_before'][0]:.1f} before the run, {payload['load_average_after'][0]:.1f} "
+            "after): compare the rows of this run with each other, not with other runs.\n\n"
+            + "".join(f"- speed-up {k}: **{v:.1f}x**\n" for k, v in payload["speedup"].items())
+            + "".join(f"- check {k}: {v}\n" for k, v in payload["checks"].items())
+            + f"\nMachine: {mach['cpu']} ({mach['cpu_count']} cores, shared), OMP_NUM_THREADS={omp}, rdflib "
+              f"{mach.get('rdflib')}, commit {mach['commit']}, {mach['date']}.\n\n"
+              f"Command: `OMP_NUM_THREADS={omp} {payload['command']}`.")
 
 
 def _write_turtle(nt: Path, ttl: Path) -> None:

@@ -50,8 +50,13 @@ class DataFileError(KgrecError, ValueError):
         if path is not None:
             where = f"{path}:{line}: " if line is not None else f"{path}: "
         super().__init__(where + message)
+        self.message = message
         self.path = None if path is None else str(path)
         self.line = line
+
+    def __reduce__(self):
+        # pickled with its parts (an error raised in a worker process keeps its path and line)
+        return type(self), (self.message, self.path, self.line)
 
 
 class RDFParseError(DataFileError):

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import kgrec
-from kgrec.data import rdf
+from kgrec.data import rdfparse
 from kgrec.data.safety import network_guard
 from kgrec.data.validation import DROPPED_USERS_WARNING
 from kgrec.errors import (
@@ -350,13 +350,13 @@ def test_url_input_is_downloaded_with_allow_network(tmp_path):
 def test_network_access_during_parsing_fails_loudly(tmp_path, monkeypatch):
     # pyoxigraph never fetches anything; should a reader ever try (here: opening the file looks
     # a name up first), the guard around parsing stops it
-    real_open = rdf._open_binary
+    real_open = rdfparse.open_binary
 
     def open_and_look_up(*a, **k):
         socket.getaddrinfo("203.0.113.7", 80)
         return real_open(*a, **k)
 
-    monkeypatch.setattr(rdf, "_open_binary", open_and_look_up)
+    monkeypatch.setattr(rdfparse, "open_binary", open_and_look_up)
     f = write(tmp_path / "a.jsonld", '{"@context": {"n": "http://e/n"}, "@id": "http://e/x", "n": "y"}')
     from kgrec.data.loader import load
 

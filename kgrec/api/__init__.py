@@ -23,7 +23,7 @@ __all__ = ["load", "split", "Recommender", "select_half_life"]
 def load(paths, mapping=None, format: str | None = None, *, allow_network: bool = False,
          max_file_bytes: int = 2 * 1024**3, max_literal_chars: int = 1024**2,
          max_line_bytes: int = 8 * 1024**2, max_xml_depth: int = 256,
-         max_expansion_ratio: int = 200) -> KnowledgeGraph:
+         max_expansion_ratio: int = 200, workers: int | None = None) -> KnowledgeGraph:
     """Read RDF file(s) into a :class:`KnowledgeGraph` through a mapping.
 
     Args:
@@ -41,13 +41,16 @@ def load(paths, mapping=None, format: str | None = None, *, allow_network: bool 
         max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
         max_expansion_ratio: the most decompressed bytes per compressed byte of a compressed
             file, checked while decompressing (default 200).
+        workers: processes that parse a large uncompressed N-Triples / N-Quads file, each a piece
+            of it (default: 2 for a file of 32 MiB or more when a CPU is idle); the graph is the same for
+            any number.
 
     See ``docs/errors.md`` for what each kind of bad input raises.
     """
     return _load(paths, mapping=mapping, format=format, allow_network=allow_network,
                  max_file_bytes=max_file_bytes, max_literal_chars=max_literal_chars,
                  max_line_bytes=max_line_bytes, max_xml_depth=max_xml_depth,
-                 max_expansion_ratio=max_expansion_ratio)
+                 max_expansion_ratio=max_expansion_ratio, workers=workers)
 
 
 def split(kg: KnowledgeGraph, strategy: str = "random", ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from kgrec.checks import check_int
 from kgrec.data import stores
 from kgrec.data.extract import build_graph_ids
 from kgrec.data.graph import KnowledgeGraph
@@ -54,6 +55,7 @@ def load(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     max_xml_depth: int = DEFAULT_MAX_XML_DEPTH,
     max_expansion_ratio: int = DEFAULT_MAX_EXPANSION_RATIO,
+    workers: int | None = None,
 ) -> KnowledgeGraph:
     """Read RDF files into a :class:`~kgrec.data.graph.KnowledgeGraph`.
 
@@ -70,23 +72,20 @@ def load(
         format: RDF format of every file (``"turtle"``, ``"ntriples"``, ``"nquads"``, ``"trig"``,
             ``"xml"``, ``"json-ld"``, ``"n3"`` or an alias such as ``"ttl"``); default: guessed
             from each file's suffix.
-        engine: deprecated and ignored (a ``DeprecationWarning``; it goes in the next release):
-            every file is parsed by pyoxigraph into integer ids (:func:`kgrec.data.rdf.read_ids`),
-            whatever its format (``benchmarks/results/ingest.md`` measures it against rdflib).
+        engine: deprecated and ignored (a ``DeprecationWarning``; it goes in the next release): every
+            file is parsed by pyoxigraph into integer ids (:func:`kgrec.data.rdf.read_ids`).
         base_iri: base of relative IRIs in files with no ``@base``; default: each file's
             ``file://`` URI (such IRIs are counted in ``kg.warnings``).
         allow_network: download ``http(s)://`` / ``ftp://`` URLs given in ``paths`` (default
             ``False``: a URL is refused). Parsing itself never touches the network either way:
             remote JSON-LD contexts, ``owl:imports`` and XML entities are never fetched, and any
             attempt raises :class:`~kgrec.errors.NetworkAccessError`.
-        max_file_bytes: the most bytes one file may hold once decompressed (default 2 GiB).
-        max_literal_chars: the most characters of one literal (default 1 Mi).
-        max_line_bytes: the most bytes of one line of a text RDF file (N-Triples, Turtle...) and
-            of one triple-quoted string (default 8 MiB), checked as the bytes are read, so an
-            over-long literal is refused before it is built.
-        max_xml_depth: the deepest element nesting of an RDF/XML file (default 256).
-        max_expansion_ratio: the most decompressed bytes per compressed byte of a ``.gz`` /
-            ``.bz2`` file, checked while decompressing once 32 MiB came out (default 200).
+        max_file_bytes, max_literal_chars, max_line_bytes, max_xml_depth, max_expansion_ratio: the
+            caps of :class:`~kgrec.data.safety.Limits` (2 GiB a decompressed file, 1 Mi characters a
+            literal, 8 MiB a line or triple-quoted string, 256 nested XML elements, 200 times a
+            compressed file's size past 32 MiB), checked as the bytes are read.
+        workers: processes that parse a large uncompressed N-Triples / N-Quads file, a piece each
+            (:func:`kgrec.data.rdf.read_ids`); the graph is the same for any number.
 
     How events become interactions (one per pair, repeats merged), which instances are users, and
     what happens to named graphs: see the module docstring (:mod:`kgrec.data.loader`).
@@ -107,13 +106,14 @@ def load(
         NetworkAccessError: parsing tried to reach the network.
         MappingError: the mapping is invalid or finds no users / items / interactions.
         EmptyGraphError: the files hold no triples.
-        StoreError: a store directory is not an Oxigraph store, or another process has it open
-            for writing.
+        StoreError: a store directory is not an Oxigraph store, or another process writes to it.
     """
     if not isinstance(allow_network, bool):
         raise KgrecError(f"'allow_network' must be True or False (got {allow_network!r})")
     _engine_ignored(engine)
     limits = Limits(max_file_bytes, max_literal_chars, max_line_bytes, max_xml_depth, max_expansion_ratio)
+    if workers is not None:
+        check_int(workers, "workers")
     m = Mapping.coerce(mapping)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -127,8 +127,8 @@ def _load_paths(paths, m: Mapping, format, base_iri, limits: Limits, allow_netwo
         with tempfile.TemporaryDirectory(prefix="kgrec-download-") as tmp:
             local = {u: _download(u, Path(tmp) / f"{k}", format, limits) for k, u in enumerate(urls)}
             return _load([local.get(p, p) for p in paths], m, format, base_iri, limits,
-                         {str(v): u for u, v in local.items()})
-    return _load(paths, m, format, base_iri, limits, {})
+                         {str(v): u for u, v in local.items()}, workers)
+    return _load(paths, m, format, base_iri, limits, {}, workers)
 
 
 def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Path:
@@ -152,7 +152,8 @@ def _download(url: str, folder: Path, format: str | None, limits: Limits) -> Pat
     return dest
 
 
-def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, str]) -> KnowledgeGraph:
+def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, str],
+          workers: int | None) -> KnowledgeGraph:
     store_dirs = [Path(p) for p in paths if stores.is_store_dir(p)]
     file_paths = [p for p in paths if not stores.is_store_dir(p)]
     files = rdf_files(file_paths) if file_paths or not store_dirs else []
@@ -161,7 +162,7 @@ def _load(paths, m: Mapping, format, base_iri, limits: Limits, urls: dict[str, s
     parts = []
     for k, f in enumerate(files):
         base = base_iri if base_iri is not None or str(f) not in urls else urls[str(f)]
-        idt = read_ids(f, format, base_iri=base, warnings=counter, file_index=k, limits=limits)
+        idt = read_ids(f, format, base_iri=base, warnings=counter, file_index=k, limits=limits, workers=workers)
         if len(idt) == 0 and len(files) > 1:
             counter[f"empty file '{f}'"] += 1
         parts.append(idt)
