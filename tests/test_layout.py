@@ -2,7 +2,7 @@
 
 The import graph is built from the source (``ast``), counting every ``import`` statement wherever it sits,
 function-local ones included: a cycle hidden inside a function is still a cycle. Each module belongs to a
-layer (``LAYERS``, the order README "Layout" gives); a module may import its own layer and the ones below.
+layer (``LAYERS``, the order README "Architecture" gives); a module may import its own layer and the ones below.
 """
 from __future__ import annotations
 
@@ -97,3 +97,34 @@ def test_the_graph_sees_function_local_imports(tmp_path):
     # kgrec.cli.common.log imports kgrec.training.distributed inside the function, and only there
     assert g.has_edge("kgrec.cli.common", "kgrec.training.distributed")
     assert g.has_edge("kgrec.cli.main", "kgrec.cli.train")
+
+
+#: a module a newcomer can read in one sitting, a function that fits on a screen
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 600, 80
+
+
+def oversized(path: Path) -> tuple[int, list[tuple[str, int]]]:
+    """``(lines of the module, [(function, lines) over the limit]``; a function's lines run from its
+    ``def`` to its last line, docstring included, nested functions counted in their parent too.
+    """
+    src = path.read_text()
+    long = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(src))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    return src.count("\n"), long
+
+
+def test_no_module_over_600_lines_and_no_function_over_80():
+    too_big = {m: n for m, p in modules().items() if (n := oversized(p)[0]) > MAX_MODULE_LINES}
+    too_long = {m: fs for m, p in modules().items() if (fs := oversized(p)[1])}
+    assert too_big == {}, f"modules over {MAX_MODULE_LINES} lines: {too_big}"
+    assert too_long == {}, f"functions over {MAX_FUNCTION_LINES} lines: {too_long}"
+
+
+def test_the_size_check_measures_what_it_says(tmp_path):
+    """The checker itself on a file of known sizes: 3 lines of a short function, 82 of a long one."""
+    body = "\n".join(f"    x{i} = {i}" for i in range(80))
+    path = tmp_path / "m.py"
+    path.write_text(f"def short():\n    '''Doc.'''\n    return 1\n\n\ndef long():\n{body}\n    return x0\n")
+    lines, long = oversized(path)
+    assert lines == 3 + 2 + 1 + 80 + 1 and long == [("long", 82)]

@@ -117,10 +117,11 @@ def load(
     m = Mapping.coerce(mapping)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    return _load_paths(paths, m, format, base_iri, limits, allow_network)
+    return _load_paths(paths, m, format, base_iri, limits, allow_network, workers)
 
 
-def _load_paths(paths, m: Mapping, format, base_iri, limits: Limits, allow_network: bool) -> KnowledgeGraph:
+def _load_paths(paths, m: Mapping, format, base_iri, limits: Limits, allow_network: bool,
+                workers: int | None) -> KnowledgeGraph:
     """:func:`_load` of ``paths``, the URLs among them first downloaded when ``allow_network``."""
     urls = [p for p in paths if is_url(p)]
     if urls and allow_network:
