@@ -3,8 +3,10 @@
 ``machine`` and ``load_dataset`` live in ``suite.py`` (the suite behind ``benchmarks/run.py`` and
 ``kgrec benchmark``) and are re-exported here for the single-purpose scripts.
 
-Benchmarks use kgrec's public API only (``kgrec.load``, ``kgrec.split``, ``kgrec.Recommender``) plus
-``kgrec.data.convert`` to turn the original dataset files into RDF once.
+Importing this module puts the checkout's own kgrec first on ``sys.path`` (and refuses to go on
+when another kgrec was imported already). Benchmarks use kgrec's public API only (``kgrec.load``,
+``kgrec.split``, ``kgrec.Recommender``) plus ``kgrec.data.convert`` to turn the original dataset
+files into RDF once.
 """
 
 from __future__ import annotations
@@ -14,10 +16,26 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+# this checkout first, before any installed kgrec (an editable install of another checkout, say):
+# every script imports this module before kgrec (ruff's isort section "checkout"), so the code that
+# runs is the code whose commit the results name
+if str(ROOT) in sys.path:
+    sys.path.remove(str(ROOT))
+sys.path.insert(0, str(ROOT))
 
+import kgrec  # noqa: E402
 from kgrec.reports.tables import write_results as _write_results  # noqa: E402
+
+
+def check_checkout(module=kgrec, root: Path = ROOT) -> None:
+    """Refuse to measure a kgrec that is not this checkout's (it was imported before this module)."""
+    where = Path(module.__file__).resolve().parent.parent
+    if where != root:
+        raise SystemExit(f"benchmarks: kgrec was imported from '{where}', not from this checkout ('{root}'): the "
+                         "results would name a commit whose code did not run; import common before kgrec")
+
+
+check_checkout()
 
 from suite import DEFAULT_CACHE, DEFAULT_DATA_ROOT, load_dataset, machine  # noqa: E402,F401
 

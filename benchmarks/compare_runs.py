@@ -20,10 +20,10 @@ import statistics
 import sys
 from pathlib import Path
 
+from common import ROOT, machine, write_results
+
 from kgrec.errors import KgrecError
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
-
-from common import ROOT, machine, write_results
 
 
 def _runs(payload: dict, model: str) -> list[dict]:

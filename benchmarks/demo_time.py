@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kgrec.errors import KgrecError
-
 from common import ROOT, machine, write_results
+
+from kgrec.errors import KgrecError
 
 
 def run_demo(out: Path, cache: Path, threads: int | None, extra: list[str]) -> dict:

@@ -30,6 +30,15 @@ import sys
 import time
 from pathlib import Path
 
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    load_dataset,
+    machine,
+    write_results,
+)
+
 import numpy as np
 import torch
 
@@ -39,15 +48,6 @@ from kgrec.data.splits import Split
 from kgrec.dynamics.update import old_interactions
 from kgrec.evaluation import metrics
 from kgrec.reports.tables import markdown_table
-
-from common import (
-    DEFAULT_CACHE,
-    DEFAULT_DATA_ROOT,
-    ROOT,
-    load_dataset,
-    machine,
-    write_results,
-)
 
 DATASETS = {"movielens-100k": "ML-100K", "movielens-small": "ML-latest-small"}
 #: the trained model: BPR-MF, short schedule on two shared cores (say so with the results)

@@ -28,11 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-import kgrec
-from kgrec.explain import Explainer
-
 from common import (
     DEFAULT_CACHE,
     DEFAULT_DATA_ROOT,
@@ -41,6 +36,11 @@ from common import (
     machine,
     write_results,
 )
+
+import torch
+
+import kgrec
+from kgrec.explain import Explainer
 
 
 def attribute_edges(kg, item: int) -> list[tuple[str, str, str]]:

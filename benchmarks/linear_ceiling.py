@@ -32,16 +32,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from kgrec.evaluation.metrics import hit_matrix, ndcg, recall
-
 from common import (
     ROOT,
     machine,
     write_results,
 )
+
+import numpy as np
+import torch
+
+from kgrec.evaluation.metrics import hit_matrix, ndcg, recall
 
 
 def load(data_root: Path, split: str):

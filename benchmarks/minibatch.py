@@ -30,8 +30,6 @@ import time
 import warnings
 from pathlib import Path
 
-import kgrec
-
 from common import (
     DEFAULT_CACHE,
     DEFAULT_DATA_ROOT,
@@ -40,6 +38,8 @@ from common import (
     machine,
     write_results,
 )
+
+import kgrec
 
 
 def rss_mib() -> float:

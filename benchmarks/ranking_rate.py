@@ -31,13 +31,6 @@ import statistics
 import time
 import warnings
 
-import torch
-
-import kgrec
-from kgrec.ann import ItemIndex, recall_at_k
-from kgrec.data.vocab import Vocab
-from kgrec.evaluation.rank import mask_seen, seen_csr, topk
-
 from common import (
     DEFAULT_CACHE,
     DEFAULT_DATA_ROOT,
@@ -46,6 +39,13 @@ from common import (
     machine,
     write_results,
 )
+
+import torch
+
+import kgrec
+from kgrec.ann import ItemIndex, recall_at_k
+from kgrec.data.vocab import Vocab
+from kgrec.evaluation.rank import mask_seen, seen_csr, topk
 
 
 def _timed(fn, repeats: int) -> list[float]:

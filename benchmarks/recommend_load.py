@@ -26,15 +26,15 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
-import kgrec
-
 from common import (
     ROOT,
     machine,
     write_results,
 )
+
+import numpy as np
+
+import kgrec
 
 DATA = ROOT / "kg_data" / "movielens-small" / "movielens-small.nt.gz"
 

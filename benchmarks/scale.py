@@ -30,16 +30,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from kgrec.cli.common import parse_param
-from kgrec.cli.common import typed_params as _typed_params
-
 from common import (
     ROOT,
     machine,
     write_results,
 )
+
+import numpy as np
+
+from kgrec.cli.common import parse_param
+from kgrec.cli.common import typed_params as _typed_params
 
 #: Default LightGCN parameters: a large batch keeps an epoch at 1e7 within a few minutes on 2 cores.
 DEFAULT_PARAMS = {"dim": 64, "batch_size": 65536}

@@ -54,14 +54,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-import kgrec
-from kgrec.data.convert import convert_movielens_latest_small
-from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, select, target_test
-from kgrec.evaluation.evaluator import evaluate
-from kgrec.reports.tables import markdown_table
-
 from common import (
     DEFAULT_CACHE,
     DEFAULT_DATA_ROOT,
@@ -71,6 +63,15 @@ from common import (
     mean_std,
     write_results,
 )
+
+import torch
+
+import kgrec
+from kgrec.data.convert import convert_movielens_latest_small
+from kgrec.data.scenarios import assign_domains, few_shot, first_per_pair, select, target_test
+from kgrec.evaluation.evaluator import evaluate
+from kgrec.reports.tables import markdown_table
+
 from suite import dataset_source
 
 KGR = "https://w3id.org/kgrec/vocab#"

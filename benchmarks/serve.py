@@ -38,11 +38,11 @@ import time
 import warnings
 from pathlib import Path
 
+from common import ROOT, machine, write_results
+
 import numpy as np
 
 import kgrec
-
-from common import ROOT, machine, write_results
 
 DATA = ROOT / "kg_data" / "movielens-small" / "movielens-small.nt.gz"
 TOKEN = "benchmark-token-0123456789"

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine, write_results
+
 import torch
 
 from kgrec import api
-
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, load_dataset, machine, write_results
 
 
 def fit(kg, sp, mode: str, args) -> dict:
