@@ -55,6 +55,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+# this checkout's kgrec, not an installed one (an editable install of another checkout would
+# otherwise be imported first, and the results would name a commit whose code did not run)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import kgrec
 from kgrec.data.graph import Interactions, KnowledgeGraph
 from kgrec.data.splits import Split
@@ -273,6 +277,9 @@ def run_dataset(name: str, args, argv: list[str]) -> Path:
     if info["dirty"] and not args.allow_dirty:
         raise KgrecError(f"the working tree at {info['commit']} has uncommitted changes ({info['dirty_files']}); "
                          "commit them so that the results name the code that made them, or pass '--allow-dirty'")
+    if Path(kgrec.__file__).resolve().parents[1] != ROOT:
+        raise KgrecError(f"kgrec was imported from '{kgrec.__file__}', not from this checkout ({ROOT}): the results "
+                         "would name a commit whose code did not run")
     info["torch_threads"] = torch.get_num_threads()
     kg = load_dataset(name, args.data_root, args.cache)
     sp, held = held_out_split(kg)

@@ -154,3 +154,13 @@ def test_the_script_writes_json_markdown_and_png(tmp_path, tiny_text_model, monk
     payload = json.loads((tmp_path / "dynamics-coldstart-users-taste.json").read_text())
     assert [r["k"] for r in payload["tables"]["Recall@20"]] == [1, 2]
     assert payload["command"].startswith("python benchmarks/coldstart_users.py --datasets taste")
+
+
+def test_the_script_refuses_a_kgrec_from_another_checkout(tmp_path, monkeypatch, capsys):
+    # an editable install of another checkout is imported before this one's unless the script puts
+    # its own checkout first: the results would then name a commit whose code did not run
+    assert Path(cs.kgrec.__file__).resolve().parents[1] == cs.ROOT
+    monkeypatch.setattr(cs.kgrec, "__file__", str(tmp_path / "elsewhere" / "kgrec" / "__init__.py"))
+    with pytest.raises(SystemExit):
+        cs.main(["--datasets", "taste", "--out-dir", str(tmp_path), "--allow-dirty"])
+    assert "not from this checkout" in capsys.readouterr().err and not list(tmp_path.glob("*.json"))
