@@ -16,7 +16,9 @@ Three protocols (PROTOCOL.md metrics: full ranking, train items masked, NDCG@10 
   ``k`` interactions (by time, k = 1..5) at call time through ``recommend_for_history`` and is
   scored on the rest (Recall@20, NDCG@10) against MostPop, a random ranking and the oracle (the
   user's own rest ranked first: the highest Recall@20 a top-20 list can reach, below 1 when the
-  user has more than 20 items left).
+  user has more than 20 items left). Models here are fitted without a validation part;
+  ``coldstart_users.py`` measures the same held-out users against the models the suite tunes on
+  validation (the hybrid as ``fit`` gives it), with EASE fold-in and paired tests.
 
 Example::
 
