@@ -52,14 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, fmt_pm, load_dataset, machine, mean_std, write_results
+
 import numpy as np
 import torch
-
-# this checkout's kgrec, not an installed one (an editable install of another checkout would
-# otherwise be imported first, and the results would name a commit whose code did not run)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, fmt_pm, load_dataset, machine, mean_std, write_results
 
 import kgrec
 from kgrec.data.graph import Interactions, KnowledgeGraph
