@@ -1,0 +1,119 @@
+"""benchmarks/continual.py: the continual protocol with validation on a small graph, with known answers."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kgrec.data.graph import Interactions
+from kgrec.data.vocab import Vocab
+from tests.test_benchmarks_coldstart_users import taste_kg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import continual as ct  # noqa: E402
+
+
+def test_time_blocks_cut_the_timeline_at_the_shares():
+    kg = taste_kg()
+    inter = kg.interactions
+    blocks = ct.time_blocks(inter)
+    n = len(inter)
+    assert [len(b) for b in blocks] == [int(n * b) - int(n * a) for a, b in zip((0.0, *ct.SHARES[:-1]), ct.SHARES)]
+    for a, b in zip(blocks[:-1], blocks[1:]):
+        assert a.time.max() <= b.time.min()
+    pairs = sorted(p for b in blocks for p in zip(b.user.tolist(), b.item.tolist(), b.time.tolist()))
+    assert pairs == sorted(zip(inter.user.tolist(), inter.item.tolist(), inter.time.tolist()))
+
+
+def test_window_split_holds_out_each_users_latest_tenth():
+    kg = taste_kg()
+    window = ct.time_blocks(kg.interactions)[0]
+    sp = ct.window_split(kg, window, seed=2020)
+    assert len(sp.train) + len(sp.valid) == len(window) and len(sp.test) == 0
+    for u in set(window.user.tolist()):
+        m = int((window.user == u).sum())
+        tr_t = sp.train.time[sp.train.user == u]
+        va_t = sp.valid.time[sp.valid.user == u]
+        # RecBole rounding: floor(0.9 m) to train, the rest to validation; a lone interaction stays in train
+        expected = 0 if m == 1 else m - int(0.9 * m)
+        assert len(va_t) == expected, (u, m)
+        if len(va_t):
+            assert tr_t.max() <= va_t.min()
+
+
+class ScoreTable:
+    """A fitted-model stand-in: fixed scores ``[U, I]`` over the graph's own ids."""
+
+    def __init__(self, kg, scores):
+        self.users, self.items, self._scores = kg.users, kg.items, scores
+
+    def score(self, users):
+        return self._scores[users]
+
+
+def toy():
+    users = Vocab(["http://x/u0", "http://x/u1", "http://x/u2"], name="user")
+    items = Vocab([f"http://x/i{j}" for j in range(12)], name="item")
+    kg = type("KG", (), {"users": users, "items": items})()
+    # the window: u0 saw items 0-9, u1 saw 0-1, u2 saw 0; item 10 and 11 never occur in it
+    wu = [0] * 10 + [1, 1, 2]
+    wi = list(range(10)) + [0, 1, 0]
+    window = Interactions.from_lists(wu, wi, None, [float(t) for t in range(13)])
+    # next block: u0 -> {10 (not a candidate), 2 (already seen)}, u1 -> {5, 6}, u2 -> {3}
+    nxt = Interactions.from_lists([0, 0, 1, 1, 2], [10, 2, 5, 6, 3], None, [20.0] * 5)
+    return kg, window, nxt
+
+
+def test_block_eval_masks_window_pairs_and_keeps_window_items_as_candidates():
+    kg, window, nxt = toy()
+    scores = torch.zeros(3, 12)
+    scores[:, 11] = 100.0  # not a window item: never a candidate, must not take a slot
+    scores[1, 0] = 50.0  # u1's own window item: masked, must not take a slot
+    scores[1, 5], scores[1, 6] = 10.0, 9.0  # u1's two relevant items first -> NDCG 1, Recall 1
+    scores[2, 4], scores[2, 3] = 10.0, 9.0  # u2's relevant item second -> NDCG 1/log2(3)
+    m = ct.block_eval(ScoreTable(kg, scores), kg, window, nxt, None)
+    # u0's next items are a non-candidate and a seen item: u0 is not scored
+    assert m["users"] == 2
+    assert m["ndcg@10"] == pytest.approx((1.0 + 1.0 / torch.log2(torch.tensor(3.0)).item()) / 2)
+    assert m["recall@20"] == pytest.approx(1.0)
+    only_u2 = ct.block_eval(ScoreTable(kg, scores), kg, window, nxt, {2})
+    assert only_u2["users"] == 1 and only_u2["ndcg@10"] == pytest.approx(1.0 / torch.log2(torch.tensor(3.0)).item())
+
+
+def test_summaries_average_blocks_two_to_five_then_seeds():
+    rows = []
+    for seed, (retrain, update) in ((1, (0.2, 0.19)), (2, (0.2, 0.2))):
+        for blk in range(1, 6):
+            for variant, nd, secs in (("no update", 0.1, 0.0), ("full retrain", retrain, 100.0),
+                                      ("update()", 0.5 if blk == 1 else update, 10.0)):
+                for group in ct.GROUPS:
+                    rows.append({"seed": seed, "predicts block": blk, "variant": variant, "user group": group,
+                                 "ndcg@10": nd, "recall@20": 0.0, "users": 7, "seconds": secs})
+    seeds = ct.per_seed(rows)
+    assert [r["update % of retrain ndcg"] for r in seeds] == pytest.approx([95.0, 95.0, 100.0, 100.0])
+    assert all(r["update % of retrain time"] == pytest.approx(10.0) for r in seeds)
+    summary = ct.summarise(seeds)
+    assert summary[0]["update % of retrain ndcg"].startswith("97.5000 ± 3.5355")
+    assert summary[0]["target met"] == "yes"
+    block = ct.block_table(rows)
+    assert block[0]["users"] == "7" and len(block) == 5 * 3 * 2
+
+
+def test_one_seed_runs_every_variant_on_every_block(tiny_text_model):
+    kg = taste_kg()
+    extra = dict(text_model=tiny_text_model, cache_dir="", dim=8, num_heads=2, epochs=2, batch_size=64,
+                 text_segments=2, max_history=4)
+    rows, fits = ct.run_seed(kg, 2020, epochs=1, replay=0.2, l2_pull=0.0, extra=extra)
+    assert len(rows) == 5 * 3 * 2 and [f["window"] for f in fits] == ["0-0", "0-1", "0-2", "0-3", "0-4"]
+    assert all(f["valid"] > 0 for f in fits)
+    first = [r["ndcg@10"] for r in rows if r["predicts block"] == 1]
+    assert len(set(first)) <= 2  # block 1: every variant is the base model (all users / earlier users)
+    blocks = ct.time_blocks(kg.interactions)
+    window = blocks[0].concat(blocks[1])
+    seen = {(u, i) for u, i in zip(window.user.tolist(), window.item.tolist())}
+    cands = set(window.item.tolist())
+    expect = {u for u, i in zip(blocks[2].user.tolist(), blocks[2].item.tolist()) if (u, i) not in seen
+              and i in cands and u in set(window.user.tolist())}
+    got = [r["users"] for r in rows if r["predicts block"] == 2 and r["user group"] == "all users"]
+    assert got == [len(expect)] * 3
