@@ -13,7 +13,7 @@ FAST = {
     "mostpop": {},
     "itemknn": {"k": 5, "shrink": 0.0},
     "ease": {"reg": 1.0},
-    "bprmf": {"epochs": 100, "lr": 0.1, "reg": 0.0, "dim": 8, "batch_size": 8, "patience": 100, "seed": 0},
+    "bprmf": {"epochs": 200, "lr": 0.05, "reg": 0.0, "dim": 8, "batch_size": 8, "patience": 200, "seed": 0},
     "lightgcn": {"epochs": 60, "lr": 0.05, "reg": 0.0, "dim": 8, "batch_size": 8, "patience": 100, "seed": 0},
 }
 

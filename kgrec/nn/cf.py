@@ -29,8 +29,11 @@ class MF(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.user_emb.weight, std=0.1)
-        nn.init.normal_(self.item_emb.weight, std=0.1)
+        # Xavier-normal, as RecBole's BPR: on the ML-100K peer split (lr 1e-3, seed 2020) N(0, 0.1)
+        # reached test NDCG@10 0.2805 and Xavier 0.2929 (RecBole 0.2931); the smaller start lets early
+        # stopping find a later, better epoch.
+        nn.init.xavier_normal_(self.user_emb.weight)
+        nn.init.xavier_normal_(self.item_emb.weight)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """Returns user vectors ``[U, d]`` and item vectors ``[I, d]``."""
