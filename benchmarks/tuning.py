@@ -107,5 +107,8 @@ SPACES: dict[str, SearchSpace] = {
     "Hybrid": SearchSpace("hybrid", fixed={"epochs": 200, "priors": {
         "ease_reg": (500.0,), "ease_weight": (0.0, 0.5, 1.0, 2.0), "seq_window": (3.0,), "seq_recency": (1.0,),
         "seq_weight": (0.0, 1.0, 2.0)}}),
-    "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": 200, "ease_prior": False, "seq_prior": False}),
+    # the neural model alone makes no choice inside its fit, so it searches the trained models' knobs
+    # (learning rate, regularisation, CF depth) with the same budget as LightGCN
+    "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": 200, "ease_prior": False, "seq_prior": False},
+                                     space={"lr": [5e-3, 1e-3], "reg": [1e-4, 1e-3], "cf_layers": [2, 3]}),
 }

@@ -44,6 +44,13 @@ def test_internal_choices_count_against_the_budget():
             "seq_window": (3.0, 10.0, 30.0), "seq_recency": (1.0, 3.0),
             "seq_weight": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)}}), 6)
     assert hybrid.internal_trials({"use_cf": False}) == 1
+    # without its priors the hybrid chooses nothing inside its fit: it gets LightGCN's budget of 6
+    # trials over its own space, its defaults first
+    no_priors = trials(SPACES["Hybrid w/o priors"], 6)
+    assert len(no_priors) == 6 and all(hybrid.internal_trials(c) == 1 for c in no_priors)
+    assert no_priors[0] == {"epochs": 200, "ease_prior": False, "seq_prior": False, "lr": 5e-3, "reg": 1e-4,
+                            "cf_layers": 2}
+    assert no_priors[0]["lr"] == hybrid.Config().lr and no_priors[0]["cf_layers"] == hybrid.Config().cf_layers
     # the library defaults of the hybrid and of ease+rules, counted by the estimators themselves
     cfg = dataclasses.asdict(hybrid.Config())["priors"]
     assert hybrid.internal_trials({}) == 1 + len(cfg["ease_reg"]) * sum(g > 0 for g in cfg["ease_weight"]) + len(
