@@ -295,7 +295,7 @@ class Explainer:
         sims = dict(zip(hist, self.similarities(u, hist, i)))
         if not hist:
             exp.unavailable["history"] = "the user has no training interactions"
-        elif rec.model_name == "mostpop":
+        elif not rec.estimator.personalised:
             exp.unavailable["history"] = "popularity ranks every user alike: no item is tied to another"
         else:
             top = sorted(hist, key=lambda h: (-sims[h], h))[:max(max_paths, 5)]

@@ -93,6 +93,8 @@ class Estimator:
     name: ClassVar[str] = ""
     #: explains a score by its parts (``branch_shares``, ``history_attention``, ``occluded_score``)
     explains_by_parts: ClassVar[bool] = False
+    #: scores depend on the user's own history (``False``: every user gets one ranking, e.g. popularity)
+    personalised: ClassVar[bool] = True
     Config: ClassVar[type] = TrainConfig
     trainable: ClassVar[bool] = False
 

@@ -52,6 +52,7 @@ class MostPopConfig:
 
 class MostPopModel(_ClosedForm):
     name = "mostpop"
+    personalised = False
     Config = MostPopConfig
 
     def build(self) -> None:
