@@ -111,3 +111,25 @@ def test_shell_command_exists(command):
     with contextlib.redirect_stdout(io.StringIO()) as out:
         code = main([command, "--help"])
     assert code == 0 and out.getvalue().startswith(f"usage: kgrec {command}")
+
+
+def repo_paths(text: str) -> list[tuple[int, str]]:
+    """``(line, path)`` of every repository path a text names in backquotes or a Markdown link target
+    (``kgrec/...``, ``benchmarks/...``, ``docs/...``, ``tests/...``, ``kg_data/...``), without anchors.
+    """
+    pattern = re.compile(r"[`(]((?:kgrec|benchmarks|docs|tests|kg_data)/[\w./+-]*[\w/])[`)#]")
+    return [(n, m.group(1)) for n, line in enumerate(text.splitlines(), 1) for m in pattern.finditer(line)]
+
+
+def test_repo_path_finder_known_answer():
+    text = "see `kgrec/models/hybrid/update.py` and [x](benchmarks/results/a.md#top)\nnot kgrec/x.py or `<dir>`"
+    assert repo_paths(text) == [(1, "kgrec/models/hybrid/update.py"), (1, "benchmarks/results/a.md")]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "benchmarks/RESULTS.md", "docs/protocol.md"])
+def test_every_repository_path_a_document_names_exists(doc):
+    path = ROOT / doc
+    base = path.parent
+    missing = [(n, p) for n, p in repo_paths(path.read_text(encoding="utf-8"))
+               if not (ROOT / p).exists() and not (base / p).exists()]
+    assert not missing, f"{doc} names paths that do not exist (line, path): {missing}"
