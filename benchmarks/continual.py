@@ -247,10 +247,21 @@ def run_dataset(name: str, args, argv: list[str]) -> Path:
     info["torch_threads"] = torch.get_num_threads()
     kg = load_dataset(name, args.data_root, args.cache)
     rows, fits, extra = [], [], _extra(args)
-    for seed in (int(s) for s in args.seeds.split(",")):
+    wanted = [int(s) for s in args.seeds.split(",")]
+    for n, seed in enumerate(wanted, 1):
         r, f = run_seed(kg, seed, args.update_epochs, args.replay, args.l2_pull, extra)
         rows += r
         fits += f
+        # written after every seed (a later seed replaces the files), so a run cut short keeps its seeds
+        md = write_dataset(name, args, argv, info, rows, fits, extra, wanted[:n], wanted, t_start)
+    return md
+
+
+def write_dataset(name: str, args, argv: list[str], info: dict, rows: list[dict], fits: list[dict], extra: dict,
+                  done: list[int], wanted: list[int], t_start: float) -> Path:
+    """The JSON, Markdown and plot of the seeds ``done`` so far (the text says when some are missing)."""
+    out_dir = Path(args.out_dir)
+    stem = f"dynamics-continual-{SHORT.get(name, name)}"
     seeds = per_seed(rows)
     summary = summarise(seeds)
     seconds = time.perf_counter() - t_start
@@ -260,6 +271,9 @@ def run_dataset(name: str, args, argv: list[str]) -> Path:
                  if extra else "")
     dirty = (" **Written from a tree with uncommitted changes (--allow-dirty)**: "
              + ", ".join(info["dirty_files"]) + "." if info["dirty"] else "")
+    if done != wanted:
+        dirty += (f" **Partial: seeds {', '.join(map(str, done))} of {', '.join(map(str, wanted))}** (the others "
+                  "did not finish).")
     text = (f"{TITLES.get(name, name)}. Command: `{command}`. Machine: {info['cpu']}, {info['torch_threads']} torch "
             f"thread(s), GPU {info['gpu']}; commit {info['commit']}; {info['date']}; total {seconds:.0f} s."
             f"{dirty}{overrides}\n\n"
@@ -269,7 +283,8 @@ def run_dataset(name: str, args, argv: list[str]) -> Path:
             f"continued block by block ({args.update_epochs} epochs, replay {args.replay}, l2_pull {args.l2_pull}; "
             f"the base fit's validation part joins the first update). Each variant ranks for the next block (window "
             f"users, window items as candidates, window interactions masked). Blocks 2-5, mean per seed, then mean "
-            f"± std over seeds {args.seeds}. Targets (issue 21): update() >= {TARGET_NDCG:.0f}% of retrain's "
+            f"± std over seeds {', '.join(map(str, done))}. Targets (issue 21): update() >= {TARGET_NDCG:.0f}% of "
+            f"retrain's "
             f"NDCG@10 in <= {TARGET_TIME:.0f}% of its time.\n\n## Summary: blocks 2-5\n\n")
     rest = ("## Per seed (blocks 2-5)\n\n" + markdown_table(seeds, list(seeds[0])) + "\n\n"
             "## Every block (mean ± std over seeds; users scored per block)\n\n"
@@ -277,6 +292,7 @@ def run_dataset(name: str, args, argv: list[str]) -> Path:
             + markdown_table([{k: v for k, v in f.items() if k != "chosen"} for f in fits],
                              [k for k in fits[0] if k != "chosen"]) + "\n")
     payload = {"dataset": name, "command": command, "machine": info, "args": vars(args), "seconds": seconds,
+               "seeds_done": done,
                "rows": rows, "fits": fits, "per_seed": seeds, "summary": summary}
     _, md = write_results(out_dir, stem, payload, summary, list(summary[0]),
                           title="Continual protocol with validation: update() vs full retraining", text=text)

@@ -117,3 +117,24 @@ def test_one_seed_runs_every_variant_on_every_block(tiny_text_model):
               and i in cands and u in set(window.user.tolist())}
     got = [r["users"] for r in rows if r["predicts block"] == 2 and r["user group"] == "all users"]
     assert got == [len(expect)] * 3
+
+
+def test_results_after_each_seed_say_when_seeds_are_missing(tmp_path):
+    import argparse
+
+    rows = []
+    for blk in range(1, 6):
+        for variant in ct.VARIANTS:
+            for group in ct.GROUPS:
+                rows.append({"seed": 2020, "trained on blocks": f"0-{blk - 1}", "predicts block": blk,
+                             "variant": variant, "user group": group, "ndcg@10": 0.2, "recall@20": 0.1, "users": 5,
+                             "seconds": 10.0 if variant == "update()" else 100.0})
+    fits = [{"seed": 2020, "window": "0-0", "train": 9, "valid": 1, "best epoch": 2, "seconds": 1.0, "chosen": {}}]
+    info = {"cpu": "cpu", "torch_threads": 1, "gpu": None, "commit": "abc", "date": "today", "dirty": False}
+    args = argparse.Namespace(out_dir=str(tmp_path), update_epochs=5, replay=0.2, l2_pull=0.0)
+    md = ct.write_dataset("movielens-100k", args, [], info, rows, fits, {}, [2020], [2020, 2021], 0.0)
+    text = md.read_text(encoding="utf-8")
+    assert md.name == "dynamics-continual-ml100k.md" and "**Partial: seeds 2020 of 2020, 2021**" in text
+    assert (tmp_path / "dynamics-continual-ml100k.png").is_file()
+    whole = ct.write_dataset("movielens-100k", args, [], info, rows, fits, {}, [2020], [2020], 0.0)
+    assert "Partial" not in whole.read_text(encoding="utf-8")
