@@ -193,6 +193,32 @@ def test_sequential_rules_prior_follows_the_timeline(tiny_text_model, tmp_path):
     assert topk_in_fresh_process(tmp_path / "m", users, k=3) == expected_top
 
 
+def test_priors_enter_scores_but_never_a_training_step(tiny_text_model):
+    kg = _chain_kg()
+    sp = kgrec.split(kg, "temporal", ratios=(0.75, 0.125, 0.125))
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, use_kg=False, use_text=False,
+                                                priors={"ease_weight": (1.0,), "seq_weight": (1.0,)})).fit(kg, sp)
+    est, m = rec.estimator, rec.estimator.module
+    gates = float(m.prior_gate), float(m.seq_gate)
+    assert gates[0] > 0 and gates[1] > 0  # pinned one-value grids: both priors on
+    d, n_items = m.dim, kg.num_items
+    m.eval()
+    u_eval, i_eval = est.embed()
+    assert u_eval.shape[1] == i_eval.shape[1] == 3 * d + 2 * n_items  # EASE rows + rule rows ride along
+    m.train()
+    u_train, i_train = est.embed()
+    assert u_train.shape[1] == i_train.shape[1] == 3 * d  # a training step (fit or update) sees the neural part
+    m.eval()
+    # the neural part is the same either way (dropout off): the priors only add their own columns
+    assert torch.allclose(est.embed()[0][:, :3 * d], u_eval[:, :3 * d])
+    before = rec.recommend(kg.users.labels[:3], k=3)
+    rec.update(kg, sp.valid, epochs=1)  # continued training on the held-out pairs, then scored with priors
+    assert (float(rec.estimator.module.prior_gate), float(rec.estimator.module.seq_gate)) == gates
+    rec.estimator.module.eval()
+    assert rec.estimator.embed()[0].shape[1] == 3 * d + 2 * n_items
+    assert set(before) == set(rec.recommend(kg.users.labels[:3], k=3))
+
+
 @pytest.mark.parametrize("kw", [{"seq_window": 0}, {"seq_recency": (1.0, -2.0)}, {"seq_weight": (-1.0,)},
                                 {"seq_window": ()}])
 def test_bad_sequential_rules_settings_are_named(tiny_text_model, kw):

@@ -151,13 +151,19 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
                 graph = self.derived("kg_graph", lambda: m.kg_encoder.prepare_graph(edge_index, edge_type, n))
             else:
                 graph = m.kg_encoder.prepare_graph(edge_index, edge_type, n)
+        # The fixed priors enter scores only, never a training step: fit trains the neural part before
+        # their gates are chosen (they are 0 then), and update() keeps training it alone in the same
+        # way. Their parts are [U, I] history rows and [I, I] matrices: carried through every step of
+        # update() they made each step's vectors 2I columns wider (ML-latest-small, 9,742 items: 245 s
+        # for a 5-epoch update, of which ~190 s in concatenating, indexing and back-propagating them).
+        scoring = not m.training
         prior_user = prior_item = None
-        if "ease_weight" in c and float(m.prior_gate) != 0.0:
+        if scoring and "ease_weight" in c and float(m.prior_gate) != 0.0:
             prior_user = self.derived("history", lambda: self.weighted_history(torch.arange(self.meta["num_users"],
                                                                                       device=self.device)))
             prior_item = c["ease_weight"].t()  # score = history @ B = <history_u, B[:, i]>
         seq_user = seq_item = None
-        if "seq_weight" in c and float(m.seq_gate) != 0.0:
+        if scoring and "seq_weight" in c and float(m.seq_gate) != 0.0:
             all_users = torch.arange(self.meta["num_users"], device=self.device)
             seq_user = self.derived("recency", lambda: self.entry_rows(all_users, self.recency_weights()))
             seq_item = c["seq_weight"].t()  # score = recency rows @ T
