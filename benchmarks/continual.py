@@ -31,6 +31,13 @@ validation NDCG@10). Protocol, per dataset and model seed:
   seeds. Targets (issue 21): update() >= 95% of retrain's NDCG@10 in <= 20% of its time, earlier
   users not collapsing.
 
+What the comparison favours: the retrain is what ``fit`` gives, so each user's latest 10% of the
+window is validation, not training, and is neither in its history nor in its priors when it ranks
+the next block; update() has trained on those interactions (the first update takes the base fit's
+validation part). With sequential rules and recency, the latest interactions are the most telling,
+so update() can score above the retrain. The deployment path (``Recommender.refit_all`` on the whole
+window with the chosen settings) is the retrain that sees everything; it is not measured here.
+
 Each dataset writes ``<out-dir>/dynamics-continual-<dataset>.{json,md,png}``. The tree must be
 committed (``--allow-dirty`` marks the results otherwise). Example::
 
