@@ -54,3 +54,31 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def fmt_pm(mean: float, std: float) -> str:
     return f"{mean:.4f} ± {std:.4f}"
+
+
+def add_output_arguments(p) -> None:
+    """``--threads``, ``--out-dir`` and ``--allow-dirty``: the options every per-dataset protocol script shares."""
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="write results from a tree with uncommitted changes (the tables then say so)")
+
+
+def run_datasets(p, argv: list[str] | None, run_dataset) -> int:
+    """Parse ``argv``, set the torch threads and call ``run_dataset(name, args, argv)`` for each of
+    ``--datasets``; a :class:`kgrec.errors.KgrecError` becomes the parser's error message.
+    """
+    import torch
+
+    from kgrec.errors import KgrecError
+
+    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    torch.set_num_threads(args.threads)
+    try:
+        for name in args.datasets.split(","):
+            run_dataset(name, args, argv)
+    except KgrecError as e:
+        p.error(str(e))
+    return 0
+

@@ -55,7 +55,18 @@ import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_CACHE, DEFAULT_DATA_ROOT, ROOT, fmt_pm, load_dataset, machine, mean_std, write_results
+from common import (
+    DEFAULT_CACHE,
+    DEFAULT_DATA_ROOT,
+    ROOT,
+    add_output_arguments,
+    fmt_pm,
+    load_dataset,
+    machine,
+    mean_std,
+    run_datasets,
+    write_results,
+)
 
 import numpy as np
 import torch
@@ -320,19 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--l2-pull", type=float, default=0.0)
     p.add_argument("--param", action="append", default=[],
                    help="key=value overriding the Hybrid's settings (smoke runs only: results say so)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="write results from a tree with uncommitted changes (the tables then say so)")
-    args = p.parse_args(argv)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    torch.set_num_threads(args.threads)
-    try:
-        for name in args.datasets.split(","):
-            run_dataset(name, args, argv)
-    except KgrecError as e:
-        p.error(str(e))
-    return 0
+    add_output_arguments(p)
+    return run_datasets(p, argv, run_dataset)
 
 
 if __name__ == "__main__":
