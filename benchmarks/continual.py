@@ -14,6 +14,10 @@ validation NDCG@10). Protocol, per dataset and model seed:
   one for a user with 3 or more interactions in the window) is validation, the rest train.
 * **Full retrain.** A fresh fit on window ``0..b`` (train part; validation for early stopping and
   the priors): what a user who retrains from scratch gets.
+* **refit_all.** The deployment path: the full retrain's settings (the prior weights it chose and
+  its best epoch, :meth:`kgrec.Recommender.refit_all`) fitted again on *every* interaction of the
+  window, validation part included. Its seconds are the retrain's plus the refit's (choosing the
+  settings is part of its cost). This is the retrain that sees what update() sees.
 * **update().** The base model (fitted on block 0 as above) continued block by block with
   ``Recommender.update`` (``--update-epochs`` epochs, ``--replay`` of old interactions replayed):
   at the first update the new interactions are block 1 plus the base fit's validation part (data
@@ -25,18 +29,20 @@ validation NDCG@10). Protocol, per dataset and model seed:
   and validation parts alike, so no variant is helped or hurt by the carve), relevant the user's
   block ``b + 1`` items among the candidates. NDCG@10 and Recall@20 per user
   (``kgrec.evaluation.metrics``), averaged per block; "earlier users" are the users of block 0.
-* **Summary.** Blocks 2-5 (block 1 is predicted by the base model for every variant), per seed:
-  mean NDCG@10 of each variant, update() as % of retrain's NDCG@10 and of its seconds (retrain:
-  the whole fit with early stopping and calibration; update(): the whole call); then mean ± std over
-  seeds. Targets (issue 21): update() >= 95% of retrain's NDCG@10 in <= 20% of its time, earlier
-  users not collapsing.
+* **Summary.** Blocks 2-5 (block 1 is predicted by the base model, or for refit_all by the base
+  settings refitted on block 0, for every variant), per seed: mean NDCG@10 of each variant,
+  update() as % of the full retrain's and of refit_all's NDCG@10 and seconds (retrain: the whole
+  fit with early stopping and calibration; refit_all: that fit plus the refit; update(): the whole
+  call); then mean ± std over seeds. Targets (issue 21): update() >= 95% of retraining's NDCG@10
+  in <= 20% of its time, earlier users not collapsing; the verdict is given against both retrains.
 
-What the comparison favours: the retrain is what ``fit`` gives, so each user's latest 10% of the
-window is validation, not training, and is neither in its history nor in its priors when it ranks
-the next block; update() has trained on those interactions (the first update takes the base fit's
-validation part). With sequential rules and recency, the latest interactions are the most telling,
-so update() can score above the retrain. The deployment path (``Recommender.refit_all`` on the whole
-window with the chosen settings) is the retrain that sees everything; it is not measured here.
+What each comparison favours: the full retrain is what ``fit`` gives, so each user's latest 10% of
+the window is validation, not training, and is neither in its history nor in its priors when it
+ranks the next block; update() has trained on those interactions (the first update takes the base
+fit's validation part). With sequential rules and recency the latest interactions are the most
+telling, so update() can score above that retrain. refit_all removes that advantage: it trains on
+the whole window, as update() does, and is the fair yardstick for update()'s accuracy (and the
+costlier one, so the fairer one for update()'s time is the full retrain alone).
 
 Each dataset writes ``<out-dir>/dynamics-continual-<dataset>.{json,md,png}``. The tree must be
 committed (``--allow-dirty`` marks the results otherwise). Example::
@@ -83,7 +89,7 @@ from tuning import SPACES
 
 SHORT = {"movielens-100k": "ml100k", "movielens-small": "mlsmall"}
 TITLES = {"movielens-100k": "ML-100K", "movielens-small": "ML-latest-small"}
-VARIANTS = ("no update", "full retrain", "update()")
+VARIANTS = ("no update", "full retrain", "refit_all", "update()")
 GROUPS = ("all users", "earlier users")
 SHARES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # cumulative ends of the base block and the 5 blocks
 VALID = 0.1  # the last share of each user's window interactions held out for validation
@@ -162,6 +168,16 @@ def run_seed(kg: KnowledgeGraph, seed: int, epochs: int, replay: float, l2_pull:
             f"best epoch {info.get('best_epoch')}, {secs:.0f} s")
         return rec, sp, secs
 
+    def refit_on(rec, window: Interactions, label: str, fit_s: float):
+        t0 = time.perf_counter()
+        out = rec.refit_all(dataclasses.replace(kg, interactions=window))
+        secs = time.perf_counter() - t0
+        fits.append({"seed": seed, "window": f"{label} refit_all", "train": len(window), "valid": 0,
+                     "best epoch": out.fit_info.get("epochs_run", rec.fit_info.get("best_epoch")), "seconds": secs,
+                     "chosen": None})
+        log(f"[continual] seed {seed} refit_all on {label}: {len(window)} interactions, {secs:.0f} s")
+        return out, fit_s + secs
+
     base, base_sp, base_s = fit_on(blocks[0], "0-0")
     updated, pending = base, base_sp.valid  # the base fit's validation part: not yet trained on
     window, rows = blocks[0], []
@@ -175,16 +191,17 @@ def run_seed(kg: KnowledgeGraph, seed: int, epochs: int, replay: float, l2_pull:
             updated = copy.deepcopy(updated).update(kg, pending.concat(blocks[step]), epochs=epochs, replay=replay,
                                                     l2_pull=l2_pull)
             update_s, pending = time.perf_counter() - t0, Interactions.empty()
-        for variant, rec, secs in zip(VARIANTS, (base, retrain, updated), (0.0 if step else base_s, retrain_s,
-                                                                           update_s)):
+        refit, refit_s = refit_on(retrain, window, f"0-{step}", retrain_s)
+        for variant, rec, secs in zip(VARIANTS, (base, retrain, refit, updated),
+                                      (0.0 if step else base_s, retrain_s, refit_s, update_s)):
             for group, filt in zip(GROUPS, (None, base_users)):
                 m = block_eval(rec, kg, window, blocks[step + 1], filt)
                 rows.append({"seed": seed, "trained on blocks": f"0-{step}", "predicts block": step + 1,
                              "variant": variant, "user group": group, "ndcg@10": m["ndcg@10"],
                              "recall@20": m["recall@20"], "users": m["users"], "seconds": secs})
         log(f"[continual] seed {seed} step {step}: " + ", ".join(
-            f"{r['variant']} {r['ndcg@10']:.4f}" for r in rows[-6:] if r["user group"] == "all users")
-            + f" (retrain {retrain_s:.0f} s, update {update_s:.1f} s)")
+            f"{r['variant']} {r['ndcg@10']:.4f}" for r in rows[-2 * len(VARIANTS):] if r["user group"] == "all users")
+            + f" (retrain {retrain_s:.0f} s, refit_all {refit_s:.0f} s, update {update_s:.1f} s)")
     return rows, fits
 
 
@@ -197,9 +214,11 @@ def per_seed(rows: list[dict]) -> list[dict]:
         secs = {v: float(np.mean([r["seconds"] for r in rs if r["variant"] == v])) for v in VARIANTS[1:]}
         out.append({"seed": seed, "user group": group, **{f"{v} ndcg@10": nd[v] for v in VARIANTS},
                     "update % of retrain ndcg": 100 * nd["update()"] / nd["full retrain"],
+                    "update % of refit_all ndcg": 100 * nd["update()"] / nd["refit_all"],
                     "no update % of retrain ndcg": 100 * nd["no update"] / nd["full retrain"],
-                    "retrain s": secs["full retrain"], "update() s": secs["update()"],
-                    "update % of retrain time": 100 * secs["update()"] / secs["full retrain"]})
+                    "retrain s": secs["full retrain"], "refit_all s": secs["refit_all"], "update() s": secs["update()"],
+                    "update % of retrain time": 100 * secs["update()"] / secs["full retrain"],
+                    "update % of refit_all time": 100 * secs["update()"] / secs["refit_all"]})
     return out
 
 
@@ -209,11 +228,13 @@ def summarise(seed_rows: list[dict]) -> list[dict]:
     for group in GROUPS:
         rs = [r for r in seed_rows if r["user group"] == group]
         row = {"user group": group, "seeds": len(rs)}
-        for key in (*(f"{v} ndcg@10" for v in VARIANTS), "update % of retrain ndcg", "no update % of retrain ndcg",
-                    "retrain s", "update() s", "update % of retrain time"):
+        for key in (*(f"{v} ndcg@10" for v in VARIANTS), "update % of retrain ndcg", "update % of refit_all ndcg",
+                    "no update % of retrain ndcg", "retrain s", "refit_all s", "update() s", "update % of retrain time",
+                    "update % of refit_all time"):
             row[key] = fmt_pm(*mean_std([r[key] for r in rs]))
-        nd, tm = (mean_std([r[k] for r in rs])[0] for k in ("update % of retrain ndcg", "update % of retrain time"))
-        row["target met"] = "yes" if nd >= TARGET_NDCG and tm <= TARGET_TIME else "no"
+        for against in ("retrain", "refit_all"):
+            nd, tm = (mean_std([r[f"update % of {against} {k}"] for r in rs])[0] for k in ("ndcg", "time"))
+            row[f"target met vs {against}"] = "yes" if nd >= TARGET_NDCG and tm <= TARGET_TIME else "no"
         out.append(row)
     return out
 
@@ -297,13 +318,16 @@ def write_dataset(name: str, args, argv: list[str], info: dict, rows: list[dict]
             f"{dirty}{overrides}\n\n"
             f"Protocol (`benchmarks/continual.py`): a base block (first 50% by time) and 5 blocks of 10%; every fit "
             f"is the suite's \"Hybrid\" (`tuning.SPACES`: early stopping and the priors chosen on validation) on "
-            f"the window so far, cut per user by time with its last 10% as validation; update(): the base model "
+            f"the window so far, cut per user by time with its last 10% as validation (\"full retrain\"); "
+            f"refit_all: that fit's chosen settings refitted on every window interaction (seconds: fit + refit); "
+            f"update(): the base model "
             f"continued block by block ({args.update_epochs} epochs, replay {args.replay}, l2_pull {args.l2_pull}; "
             f"the base fit's validation part joins the first update). Each variant ranks for the next block (window "
             f"users, window items as candidates, window interactions masked). Blocks 2-5, mean per seed, then mean "
             f"± std over seeds {', '.join(map(str, done))}. Targets (issue 21): update() >= {TARGET_NDCG:.0f}% of "
-            f"retrain's "
-            f"NDCG@10 in <= {TARGET_TIME:.0f}% of its time.\n\n## Summary: blocks 2-5\n\n")
+            f"retraining's NDCG@10 in <= {TARGET_TIME:.0f}% of its time, judged against both retrains (the full "
+            f"retrain lacks each user's latest 10%, which favours update(); refit_all trains on it, as update() "
+            f"does).\n\n## Summary: blocks 2-5\n\n")
     rest = ("## Per seed (blocks 2-5)\n\n" + markdown_table(seeds, list(seeds[0])) + "\n\n"
             "## Every block (mean ± std over seeds; users scored per block)\n\n"
             + markdown_table(block_table(rows), list(block_table(rows)[0])) + "\n\n## Fits\n\n"

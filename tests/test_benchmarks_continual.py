@@ -86,18 +86,20 @@ def test_summaries_average_blocks_two_to_five_then_seeds():
     for seed, (retrain, update) in ((1, (0.2, 0.19)), (2, (0.2, 0.2))):
         for blk in range(1, 6):
             for variant, nd, secs in (("no update", 0.1, 0.0), ("full retrain", retrain, 100.0),
-                                      ("update()", 0.5 if blk == 1 else update, 10.0)):
+                                      ("refit_all", 0.25, 125.0), ("update()", 0.5 if blk == 1 else update, 10.0)):
                 for group in ct.GROUPS:
                     rows.append({"seed": seed, "predicts block": blk, "variant": variant, "user group": group,
                                  "ndcg@10": nd, "recall@20": 0.0, "users": 7, "seconds": secs})
     seeds = ct.per_seed(rows)
     assert [r["update % of retrain ndcg"] for r in seeds] == pytest.approx([95.0, 95.0, 100.0, 100.0])
     assert all(r["update % of retrain time"] == pytest.approx(10.0) for r in seeds)
+    assert [r["update % of refit_all ndcg"] for r in seeds] == pytest.approx([76.0, 76.0, 80.0, 80.0])
+    assert all(r["update % of refit_all time"] == pytest.approx(8.0) for r in seeds)
     summary = ct.summarise(seeds)
     assert summary[0]["update % of retrain ndcg"].startswith("97.5000 ± 3.5355")
-    assert summary[0]["target met"] == "yes"
+    assert summary[0]["target met vs retrain"] == "yes" and summary[0]["target met vs refit_all"] == "no"
     block = ct.block_table(rows)
-    assert block[0]["users"] == "7" and len(block) == 5 * 3 * 2
+    assert block[0]["users"] == "7" and len(block) == 5 * 4 * 2
 
 
 def test_one_seed_runs_every_variant_on_every_block(tiny_text_model):
@@ -105,18 +107,28 @@ def test_one_seed_runs_every_variant_on_every_block(tiny_text_model):
     extra = dict(text_model=tiny_text_model, cache_dir="", dim=8, num_heads=2, epochs=2, batch_size=64,
                  text_segments=2, max_history=4)
     rows, fits = ct.run_seed(kg, 2020, epochs=1, replay=0.2, l2_pull=0.0, extra=extra)
-    assert len(rows) == 5 * 3 * 2 and [f["window"] for f in fits] == ["0-0", "0-1", "0-2", "0-3", "0-4"]
-    assert all(f["valid"] > 0 for f in fits)
-    first = [r["ndcg@10"] for r in rows if r["predicts block"] == 1]
-    assert len(set(first)) <= 2  # block 1: every variant is the base model (all users / earlier users)
+    assert len(rows) == 5 * 4 * 2
+    assert [f["window"] for f in fits] == ["0-0", "0-0 refit_all"] + [
+        w for s in range(1, 5) for w in (f"0-{s}", f"0-{s} refit_all")]
     blocks = ct.time_blocks(kg.interactions)
+    for s in range(5):
+        fit, refit = fits[2 * s], fits[2 * s + 1]
+        window = sum(len(b) for b in blocks[:s + 1])
+        # the retrain holds out a validation part; refit_all trains on every window interaction
+        assert fit["valid"] > 0 and fit["train"] + fit["valid"] == window
+        assert refit["valid"] == 0 and refit["train"] == window
+    refit_secs = [r["seconds"] for r in rows if r["variant"] == "refit_all" and r["user group"] == "all users"]
+    retrain_secs = [r["seconds"] for r in rows if r["variant"] == "full retrain" and r["user group"] == "all users"]
+    assert all(a > b for a, b in zip(refit_secs, retrain_secs))  # the refit's cost includes choosing its settings
+    # block 1: every variant but refit_all is the base model (all users / earlier users)
+    assert len({r["ndcg@10"] for r in rows if r["predicts block"] == 1 and r["variant"] != "refit_all"}) <= 2
     window = blocks[0].concat(blocks[1])
     seen = {(u, i) for u, i in zip(window.user.tolist(), window.item.tolist())}
     cands = set(window.item.tolist())
     expect = {u for u, i in zip(blocks[2].user.tolist(), blocks[2].item.tolist()) if (u, i) not in seen
               and i in cands and u in set(window.user.tolist())}
     got = [r["users"] for r in rows if r["predicts block"] == 2 and r["user group"] == "all users"]
-    assert got == [len(expect)] * 3
+    assert got == [len(expect)] * 4
 
 
 def test_results_after_each_seed_say_when_seeds_are_missing(tmp_path):
