@@ -444,3 +444,27 @@ def test_a_hybrid_with_tuple_settings_resumes(tmp_path, tiny_text_model):
     rec = kgrec.Recommender("hybrid", **dict(params, epochs=6)).fit(kg, sp, checkpoint_dir=tmp_path / "c",
                                                                      resume=True)
     assert rec.fit_info["resumed_from_epoch"] >= 1
+
+
+def test_a_hybrid_saved_before_the_gates_setting_loads_with_the_free_gates_it_was_trained_with(
+        saved, tmp_path, tiny_text_model):
+    """Checkpoints written before ``gates`` existed hold free per-branch gates in ``branch_gate``:
+    loaded with today's default (softmax over logits) they would score differently, so a missing
+    ``gates`` is read as ``"free"`` (``HybridConfig.LEGACY_DEFAULTS``).
+    """
+    old = [1.7, 0.4, 1.1]
+    d = _copy(saved["hybrid"][1], tmp_path)
+    _edit_tensors(d, lambda t: t.__setitem__("module.branch_gate", torch.tensor(old)))
+    _edit_config(d, lambda meta: meta["config"].pop("gates"))
+    back = kgrec.Recommender.load(d, text_model=tiny_text_model)
+    assert back.estimator.config.gates == "free"
+    assert back.estimator.module.branch_weights().tolist() == pytest.approx(old)
+    users = torch.arange(len(back.users))
+    _edit_config(d, lambda meta: meta["config"].__setitem__("gates", "free"))
+    assert torch.equal(back.score(users), _unchecked_load(d, tiny_text_model).score(users))
+    # the same tensors read as logits: another model, so the legacy default is what keeps the scores
+    _edit_config(d, lambda meta: meta["config"].__setitem__("gates", "softmax"))
+    as_logits = kgrec.Recommender.load(d, text_model=tiny_text_model)
+    expected = (torch.softmax(torch.tensor(old), 0) * 3).tolist()
+    assert as_logits.estimator.module.branch_weights().tolist() == pytest.approx(expected)
+    assert not torch.allclose(as_logits.score(users), back.score(users))

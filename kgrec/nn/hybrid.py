@@ -50,7 +50,14 @@ class HybridModel(nn.Module):
             and KG views, one query per history position, both ways, then pooled by the behaviour
             text: :meth:`user_sequence_vector`) or ``"concat"`` (pooled concatenation, an ablation).
         decay_days: time constant of the recency encoding of history items (default ``365``).
-        branch_init: initial gate of each branch (default ``1``).
+        gates: how the branch gates are parametrised. ``"softmax"`` (default): learnable logits,
+            gates ``= branch_init x n x softmax(logits)`` over the ``n`` active branches, so the
+            branches' relative weights are learnt but their total is fixed. ``"free"``: each gate a
+            free scalar (models saved before ``gates`` existed). A free gate is not L2-regularised,
+            so training can grow it while shrinking the regularised embeddings it multiplies: the
+            ``reg`` penalty is escaped, and the branches overfit and stop early (the gate ablation
+            in ``benchmarks/results/hybrid-gates.md``).
+        branch_init: the average gate (default ``1``; with ``"free"`` the initial value of each).
         item_dropout: during training, the share of warm items whose free id embeddings are
             dropped at each step (DropoutNet, Volkovs et al. 2017), so the KG and text branches
             learn to score an item from its content alone, as they must for cold items; these
@@ -63,10 +70,14 @@ class HybridModel(nn.Module):
                  text_dim: int = 0, dim: int = 64, kg_layers: int = 2, kg_conv: str = "compgcn",
                  cf_layers: int = 2, num_heads: int = 4, dropout: float = 0.1, use_kg: bool = True,
                  use_text: bool = True, use_cf: bool = True, fusion: str = "cross",
-                 decay_days: float = 365.0, branch_init: float = 1.0, item_dropout: float = 0.0):
+                 decay_days: float = 365.0, branch_init: float = 1.0, item_dropout: float = 0.0,
+                 gates: str = "softmax"):
         super().__init__()
         if fusion not in ("cross", "sequence", "concat"):
             raise ValueError(f"'fusion' must be 'cross', 'sequence' or 'concat' (got {fusion!r})")
+        if gates not in ("softmax", "free"):
+            raise ValueError(f"'gates' must be 'softmax' or 'free' (got {gates!r})")
+        self.gates = gates
         if not (use_kg or use_text or use_cf):
             raise ValueError("at least one of 'use_kg', 'use_text', 'use_cf' must be True")
         self.num_users = num_users
@@ -103,7 +114,7 @@ class HybridModel(nn.Module):
             if fusion == "sequence":  # the reverse direction, and the pooling by the behaviour text
                 self.user_fusion_rev = CrossAttentionFusion(dim, num_heads=num_heads, dropout=dropout)
                 self.user_pool = CrossAttentionFusion(dim, num_heads=num_heads, dropout=dropout, ffn=False)
-        # gates of the branches (cf, kg, fused text); weight of an optional fixed prior branch
+        # gates of the branches (cf, kg, fused text): logits ("softmax") or the gates ("free")
         self.branch_gate = nn.Parameter(torch.empty(3))
         self.cold_gate = nn.Parameter(torch.empty(3))  # item-side scale of each branch for cold items
         self.register_buffer("prior_gate", torch.zeros(1))
@@ -125,16 +136,21 @@ class HybridModel(nn.Module):
             if self.fusion == "sequence":
                 self.user_fusion_rev.reset_parameters()
                 self.user_pool.reset_parameters()
-        nn.init.constant_(self.branch_gate, self.branch_init)
+        nn.init.constant_(self.branch_gate, 0.0 if self.gates == "softmax" else self.branch_init)
         nn.init.ones_(self.cold_gate)
         # the prior's weight is chosen after training, on validation data (see HybridEstimator)
         nn.init.zeros_(self.prior_gate)
         nn.init.zeros_(self.seq_gate)
 
     def branch_weights(self) -> Tensor:
-        """Shape ``[3]``: the gates of the (cf, kg, text) branches (0 when off)."""
+        """Shape ``[3]``: the gates of the (cf, kg, text) branches (0 when off); with ``gates="softmax"``
+        they sum to ``branch_init`` x the number of active branches.
+        """
         on = torch.tensor([self.use_cf, self.use_kg, self.use_text], device=self.branch_gate.device)
-        return self.branch_gate * on
+        if self.gates == "free":
+            return self.branch_gate * on
+        share = torch.softmax(self.branch_gate.masked_fill(~on, -torch.inf), dim=0)
+        return share * (self.branch_init * on.sum())
 
     def forward(self, cf_edge_index: Tensor | None, edge_index: Tensor | None, edge_type: Tensor | None,
                 item_warm: Tensor, item_text: Tensor | None = None, item_text_mask: Tensor | None = None,
@@ -341,4 +357,4 @@ class HybridModel(nn.Module):
         parts = [n for n, on in (("cf", self.use_cf), ("kg", self.use_kg), ("text", self.use_text)) if on]
         return (f"{self.__class__.__name__}(users={self.num_users}, items={self.num_items}, "
                 f"entities={self.num_entities}, edge_types={self.num_edge_types}, dim={self.dim}, "
-                f"branches={'+'.join(parts)}, fusion={self.fusion})")
+                f"branches={'+'.join(parts)}, fusion={self.fusion}, gates={self.gates})")

@@ -187,8 +187,11 @@ def check_config(config_cls: type, config: dict, path: Path, model: str) -> dict
         raise CheckpointError(f"{_where(path, 'config.' + unknown[0])}: unknown setting for model '{model}' "
                               f"(accepted: {', '.join(sorted(fields))})")
     out = {}
+    legacy = getattr(config_cls, "LEGACY_DEFAULTS", {})
     for name in sorted(fields):
-        if name not in config:  # a field added after the checkpoint was saved keeps its default
+        if name not in config:  # a field added after the checkpoint was saved: the value it was trained
+            if name in legacy:  # with where the config class names one, else today's default
+                out[name] = legacy[name]
             continue
         try:
             wanted = _check_value(config[name], hints[name], name)

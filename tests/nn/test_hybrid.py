@@ -144,3 +144,39 @@ def test_sequence_fusion_is_the_sum_of_both_directions_pooled_by_the_behaviour_t
         assert torch.allclose(m.user_text_vector(ctx, user_text, items, mask, age, item_txt=txt), expected)
     with pytest.raises(ValueError, match="item_txt"):
         m.user_text_vector(ctx, user_text, items, mask, age)
+
+
+@pytest.mark.parametrize("kw,on", [({}, [1, 1, 1]), ({"use_kg": False}, [1, 0, 1]), ({"use_text": False}, [1, 1, 0])])
+def test_softmax_gates_learn_shares_with_a_fixed_total(kw, on):
+    """Default gates: softmax shares of the active branches x branch_init x their number, so no gate
+    can grow the scores while the L2 penalty shrinks the embeddings; "free" keeps raw scalars.
+    """
+    m = HybridModel(3, 4, 6, 4, text_dim=8, dim=8, num_heads=2, branch_init=2.0, **kw)
+    n = sum(on)
+    assert m.branch_weights().tolist() == pytest.approx([2.0 * x for x in on])  # equal shares at the start
+    with torch.no_grad():
+        m.branch_gate.copy_(torch.tensor([3.0, 1.0, 0.0]))
+    w = m.branch_weights().detach()
+    logits = torch.tensor([3.0, 1.0, 0.0])[torch.tensor(on).bool()]
+    assert w[torch.tensor(on).bool()].tolist() == pytest.approx((torch.softmax(logits, 0) * 2.0 * n).tolist())
+    assert float(w.sum()) == pytest.approx(2.0 * n) and all(w[j] == 0 for j in range(3) if not on[j])
+    x = _inputs()
+    users, items = m(x["cf_edge_index"], **{k: v for k, v in x.items() if k != "cf_edge_index"})
+    (users @ items.t()).sum().backward()
+    assert m.branch_gate.grad is not None and float(m.branch_gate.grad.abs().sum()) > 0
+    free = HybridModel(3, 4, 6, 4, text_dim=8, dim=8, num_heads=2, branch_init=2.0, gates="free", **kw)
+    with torch.no_grad():
+        free.branch_gate.copy_(torch.tensor([3.0, 1.0, 0.5]))
+    assert free.branch_weights().tolist() == pytest.approx([3.0 * on[0], 1.0 * on[1], 0.5 * on[2]])
+
+
+def test_unknown_gates_or_fusion_are_refused_when_configured():
+    import kgrec
+    from kgrec.errors import KgrecError
+
+    with pytest.raises(KgrecError, match="'gates' must be one of 'softmax', 'free'"):
+        kgrec.Recommender("hybrid", gates="tanh")
+    with pytest.raises(KgrecError, match="'fusion' must be one of"):
+        kgrec.Recommender("hybrid", fusion="sum")
+    with pytest.raises(ValueError, match="'gates'"):
+        HybridModel(3, 4, 6, 4, gates="tanh")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kgrec.errors import KgrecError
 from kgrec.models.base import TrainConfig
 from kgrec.models.priors_select import PriorSearch, lift_legacy_priors
 
@@ -67,9 +68,16 @@ class HybridConfig(TrainConfig):
             messages over (only its KG attributes and text remain); it stays a positive of the
             loss, scored from that content. Redrawn at the start of every epoch, so the graphs
             are rebuilt once per epoch, not per step (default ``0.2``).
+        gates: ``"softmax"`` (default: the branches' relative weights are learnt, their total is
+            fixed, so no gate can grow past the L2 penalty on the embeddings) or ``"free"`` (one
+            unconstrained learnable scalar per branch, the behaviour of models saved before this
+            setting existed, which load with it): :class:`~kgrec.nn.hybrid.HybridModel`.
         cache_dir: directory of the text-embedding cache; ``""`` disables it (default: env
             ``KGREC_CACHE`` or ``~/.cache/kgrec``).
     """
+
+    #: settings a checkpoint saved before they existed was trained with (not today's defaults)
+    LEGACY_DEFAULTS = {"gates": "free"}
 
     batch_size: int = 8192
     lr: float = 5e-3
@@ -100,10 +108,15 @@ class HybridConfig(TrainConfig):
     max_history_text: int = 20
     decay_days: float = 365.0
     item_dropout: float = 0.2
+    gates: str = "softmax"
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.priors = PriorSearch.coerce(self.priors)
+        for name, allowed in (("fusion", ("cross", "sequence", "concat")), ("gates", ("softmax", "free"))):
+            if getattr(self, name) not in allowed:  # refused when the model is configured, not at fit
+                raise KgrecError(f"hybrid: '{name}' must be one of {', '.join(map(repr, allowed))} "
+                                 f"(got {getattr(self, name)!r})")
 
     @classmethod
     def upgrade(cls, params: dict, warn: bool) -> dict:

@@ -107,7 +107,7 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
             text_dim=m["text_dim"], dim=cfg.dim, kg_layers=cfg.kg_layers, kg_conv=cfg.kg_conv,
             cf_layers=cfg.cf_layers, num_heads=cfg.num_heads, dropout=cfg.dropout, use_kg=cfg.use_kg,
             use_text=cfg.use_text and m["text_dim"] > 0, use_cf=cfg.use_cf, fusion=cfg.fusion,
-            decay_days=cfg.decay_days, item_dropout=cfg.item_dropout)
+            decay_days=cfg.decay_days, item_dropout=cfg.item_dropout, gates=cfg.gates)
         if self.tunes_text:
             # registered on the module so the best epoch's BERT weights are kept and saved with it
             self.module.add_module("text_encoder", self._text_model())
