@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
 #: result files shown in the README, in order (missing ones are skipped)
 SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-100k/cold-item.md",
-         "hybrid-pseudo-cold.md", "hybrid-pseudo-cold-vs-content.md", "hybrid-cold-kg.md", "lastfm/random.md",
+         "hybrid-pseudo-cold.md", "hybrid-pseudo-cold-vs-content.md", "hybrid-cold-kg.md", "hybrid-gates.md",
+         "lastfm/random.md",
          "lastfm/ctr.md",
          "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md",
          "recommend_load.md", "layout_identity.md"]
