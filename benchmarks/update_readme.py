@@ -34,7 +34,7 @@ def headline(results: Path) -> str:
 
     from suite import hybrid_standing
 
-    rows, commits, payloads = {}, set(), []
+    rows, by_commit, payloads = {}, {}, []
     splits: list[str] = []
     for name in HEADLINE:
         f = results / name
@@ -42,7 +42,10 @@ def headline(results: Path) -> str:
             continue
         payload = json.loads(f.read_text(encoding="utf-8"))
         payloads.append(payload)
-        commits.add(payload["machine"]["commit"])
+        kept = {m: run["commit"] for run in payload.get("merged") or [] for m in run["models"]}  # --merge
+        for r in payload["table"]:
+            by_commit.setdefault(kept.get(r["model"], payload["machine"]["commit"]), set()).add(
+                f"{r['model']} ({payload['split']})")
         splits.append(payload["split"])
         for r in payload["table"]:
             rows.setdefault(r["model"], {})[payload["split"]] = (r["ndcg@10"], r["recall@20"], str(r["trials"]),
@@ -55,8 +58,9 @@ def headline(results: Path) -> str:
         cells = [c for s in splits for c in (by.get(s) or ("", "", "", ""))]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     standing = hybrid_standing(payloads)
-    return (f"### Headline: MovieLens-100K peer splits, test set (mean ± std over seeds; commit "
-            f"{', '.join(sorted(commits))})\n\n" + "\n".join(lines)
+    provenance = "; ".join(f"{c}: {', '.join(sorted(ms))}" for c, ms in sorted(by_commit.items()))
+    return ("### Headline: MovieLens-100K peer splits, test set (mean ± std over seeds)\n\n" + "\n".join(lines)
+            + f"\n\nCommit of each row (runs kept by `--merge` name their own): {provenance}."
             + "\n\nEvery model tuned with the same budget of validation trials "
             "([`docs/protocol.md`](docs/protocol.md)); `trials` counts the hybrid's and EASE+rules' internal "
             "prior choices.\n\n"
