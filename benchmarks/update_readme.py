@@ -43,11 +43,10 @@ def headline(results: Path) -> str:
         payload = json.loads(f.read_text(encoding="utf-8"))
         payloads.append(payload)
         kept = {m: run["commit"] for run in payload.get("merged") or [] for m in run["models"]}  # --merge
+        splits.append(payload["split"])
         for r in payload["table"]:
             by_commit.setdefault(kept.get(r["model"], payload["machine"]["commit"]), set()).add(
                 f"{r['model']} ({payload['split']})")
-        splits.append(payload["split"])
-        for r in payload["table"]:
             rows.setdefault(r["model"], {})[payload["split"]] = (r["ndcg@10"], r["recall@20"], str(r["trials"]),
                                                                  str(r["cap hits"]))
     if not rows:

@@ -10,7 +10,11 @@ from kgrec.nn.cf import LightGCNEmbed
 from kgrec.nn.fusion import ConcatFusion, CrossAttentionFusion
 from kgrec.nn.kg_encoder import KGEncoder
 
-__all__ = ["HybridModel"]
+__all__ = ["HybridModel", "FUSIONS", "GATES"]
+
+#: the accepted values of ``fusion`` and ``gates`` (the hybrid's config checks against these too)
+FUSIONS = ("cross", "sequence", "concat")
+GATES = ("softmax", "free")
 
 
 class HybridModel(nn.Module):
@@ -73,9 +77,9 @@ class HybridModel(nn.Module):
                  decay_days: float = 365.0, branch_init: float = 1.0, item_dropout: float = 0.0,
                  gates: str = "softmax"):
         super().__init__()
-        if fusion not in ("cross", "sequence", "concat"):
+        if fusion not in FUSIONS:
             raise ValueError(f"'fusion' must be 'cross', 'sequence' or 'concat' (got {fusion!r})")
-        if gates not in ("softmax", "free"):
+        if gates not in GATES:
             raise ValueError(f"'gates' must be 'softmax' or 'free' (got {gates!r})")
         self.gates = gates
         if not (use_kg or use_text or use_cf):

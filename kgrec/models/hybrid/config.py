@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from kgrec.errors import KgrecError
 from kgrec.models.base import TrainConfig
 from kgrec.models.priors_select import PriorSearch, lift_legacy_priors
+from kgrec.nn.hybrid import FUSIONS, GATES
 
 __all__ = ["HybridConfig"]
 
@@ -113,7 +114,7 @@ class HybridConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         self.priors = PriorSearch.coerce(self.priors)
-        for name, allowed in (("fusion", ("cross", "sequence", "concat")), ("gates", ("softmax", "free"))):
+        for name, allowed in (("fusion", FUSIONS), ("gates", GATES)):
             if getattr(self, name) not in allowed:  # refused when the model is configured, not at fit
                 raise KgrecError(f"hybrid: '{name}' must be one of {', '.join(map(repr, allowed))} "
                                  f"(got {getattr(self, name)!r})")
