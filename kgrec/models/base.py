@@ -344,8 +344,14 @@ class PairwiseEstimator(Estimator):
         self.prepare(kg, split)
         torch.manual_seed(self.config.seed)
         self.build()
-        fit_pairwise(self, split, **kwargs)
+        self.train_module(split, **kwargs)
         return self
+
+    def train_module(self, split: Split, **kwargs) -> None:
+        """Train the built module: one :func:`~kgrec.training.trainer.fit_pairwise` run (``kwargs`` are
+        its options); a model trained in stages overrides this.
+        """
+        fit_pairwise(self, split, **kwargs)
 
 
     def param_groups(self) -> list[dict]:
@@ -362,13 +368,24 @@ class PairwiseEstimator(Estimator):
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """Shapes: users ``[B]``, pos ``[B]``, neg ``[B]`` or ``[B, n]`` -> scalar loss."""
         u, p, n = self.batch_vectors(users, pos, neg)
+        return self.ranking_loss(u, p, n) + self.penalty(users, pos, neg)
+
+    def ranking_loss(self, u: Tensor, p: Tensor, n: Tensor) -> Tensor:
+        """The configured loss (BPR or sampled softmax) of a batch's vectors.
+
+        Shapes: u, p ``[B, d]``, n ``[B, d]`` (one negative each) or ``[B, n, d]`` -> scalar.
+        """
         s_pos = (u * p).sum(-1)
-        s_neg = (u.unsqueeze(1) * n).sum(-1) if neg.dim() == 2 else (u * n).sum(-1)
-        loss = bpr_loss(s_pos, s_neg) if self.config.loss == "bpr" else sampled_softmax_loss(
-            s_pos, s_neg if neg.dim() == 2 else s_neg.unsqueeze(-1), self.config.temperature)
+        s_neg = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
+        if self.config.loss == "bpr":
+            return bpr_loss(s_pos, s_neg)
+        return sampled_softmax_loss(s_pos, s_neg if n.dim() == 3 else s_neg.unsqueeze(-1), self.config.temperature)
+
+    def penalty(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """``reg`` x the L2 norm of the free id embeddings a batch touches (:meth:`ego` of the module)."""
         ego_u, ego_p = self.module.ego(users, pos)
         ego_n = self.module.ego(users, neg.reshape(-1))[1]
-        return loss + self.config.reg * l2_reg(ego_u, ego_p, ego_n)
+        return self.config.reg * l2_reg(ego_u, ego_p, ego_n)
 
     def freeze(self) -> None:
         """Cache the full embeddings for scoring (after training or before validation)."""

@@ -144,7 +144,8 @@ def _plot_curves(models: dict, names: list[str]) -> str | None:
             for e, v in val:
                 if e == best:
                     a1.plot([e], [v], marker="*", markersize=13, color=col)
-        a2.plot([r["epoch"] for r in c], [r["loss"] for r in c], label=name, color=col)
+        trained = [r for r in c if r.get("loss") is not None]  # a validated start (epoch 0) has no loss
+        a2.plot([r["epoch"] for r in trained], [r["loss"] for r in trained], label=name, color=col)
     a1.set_title("validation NDCG@10 (star: selected epoch)")
     a2.set_title("training loss (mean per pair)")
     for a in (a1, a2):

@@ -171,7 +171,7 @@ class EpochLoop:
             checkpoint: Callable[[object, dict, dict], None] | None = None,
             curve_keys: tuple[str, ...] = ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "auc"),
             loss_hint: str = "lower 'lr' or raise 'reg'",
-            extra_info: Callable[[dict], dict] | None = None) -> dict:
+            extra_info: Callable[[dict], dict] | None = None, validate_start: bool = False) -> dict:
         """Train the epochs and return ``fit_info`` (also stored on ``est.fit_info``).
 
         Args:
@@ -189,6 +189,8 @@ class EpochLoop:
             loss_hint: the advice of the error raised when the loss stops being finite.
             extra_info: ``extra_info(info) -> dict`` of model-specific ``fit_info`` keys, put
                 before ``curve``.
+            validate_start: validate the starting state first, as the best so far at epoch
+                ``first_epoch - 1`` (see :func:`fit_pairwise`).
         """
         module, cfg = self.est.module, self.est.config
         if has_valid is None:
@@ -197,6 +199,13 @@ class EpochLoop:
         curve: list[dict] = []  # one row per epoch: loss, and the validation metrics when validated
         t_start = time.perf_counter()
         t_best = 0.0
+        if validate_start and has_valid:
+            start = {"epoch": self.first_epoch - 1, "loss": None, "seconds": 0.0}
+            metrics = self._validate(self.first_epoch - 1, start, evaluator, freeze, curve_keys, log)
+            if metrics[self.metric] > self.best:
+                self.best, self.best_epoch, self.best_metrics = metrics[self.metric], self.first_epoch - 1, metrics
+                self.best_state = copy.deepcopy(module.state_dict())
+            curve.append(start)
         for epoch in self._epochs():
             total, seconds = self._train_epoch(module, step_epoch, epoch, n, unfreeze, loss_hint)
             epoch_seconds.append(seconds)
@@ -264,8 +273,8 @@ class EpochLoop:
         row["valid"] = {k: metrics[k] for k in (*curve_keys, metric)
                         if k in metrics and isinstance(metrics[k], (int, float))}
         if log and self.rank == 0:
-            log(f"epoch {epoch:4d}  loss {row['loss']:.4f}  valid {metric} {score:.4f}  "
-                f"({row['seconds']:.2f} s)")
+            loss = "-" if row["loss"] is None else f"{row['loss']:.4f}"  # None: the start, before training
+            log(f"epoch {epoch:4d}  loss {loss}  valid {metric} {score:.4f}  ({row['seconds']:.2f} s)")
         return metrics
 
     def _fit_info(self, epoch_seconds: list[float], curve: list[dict], t_start: float, t_best: float,
@@ -295,7 +304,8 @@ class EpochLoop:
 
 def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
                  metric: str = "ndcg@10", checkpoint: Callable[[object, dict, dict], None] | None = None,
-                 resume: dict | None = None, validate: Callable[[object], dict] | None = None) -> dict:
+                 resume: dict | None = None, validate: Callable[[object], dict] | None = None,
+                 validate_start: bool = False) -> dict:
     """Train a :class:`~kgrec.models.base.PairwiseEstimator` with sampled negatives.
 
     Every ``eval_every`` epochs the model is scored on ``split.valid`` (full ranking, train items
@@ -319,6 +329,9 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         validate: replaces the full-ranking evaluator: ``validate(est) -> metrics`` (a dict holding
             ``metric``), called with the frozen estimator on validated epochs, e.g. validation AUC of
             labelled pairs for the CTR protocol. It must read only validation data.
+        validate_start: also validate the module as it is before the first epoch ("epoch 0"), and keep
+            that state when no epoch beats it (a model that starts from trained parts, e.g. the
+            hybrid's second stage, then never ends worse on validation than it started).
 
     Under ``torchrun`` (:mod:`kgrec.training.distributed`) every rank trains its shard of each epoch with
     DDP-averaged gradients, ``batch_size`` is per rank (global batch ``world_size * batch_size``),
@@ -356,7 +369,7 @@ def fit_pairwise(est, split: Split, log: Callable[[str], None] | None = None,
         step = distributed.wrap(est, ctx, users[probe].to(device), items[probe].to(device))
     step_epoch = _pairwise_epoch(loop, step, sampler, gen, split, pair_weights, device, ctx)
     return loop.run(step_epoch, n, evaluator=evaluator, has_valid=has_valid, freeze=est.freeze,
-                    unfreeze=est.unfreeze, log=log, checkpoint=checkpoint)
+                    unfreeze=est.unfreeze, log=log, checkpoint=checkpoint, validate_start=validate_start)
 
 
 def _validation(est, split: Split, metric: str, validate: Callable[[object], dict] | None,

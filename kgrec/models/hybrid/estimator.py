@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
 from kgrec.data.graph import KnowledgeGraph, collaborative_edges
 from kgrec.data.splits import Split
 from kgrec.data.text import user_history
+from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, check_history, history_row
 from kgrec.models.hybrid.config import HybridConfig
 from kgrec.models.hybrid.priors import HybridPriors
@@ -15,9 +19,15 @@ from kgrec.models.hybrid.text import HybridText
 from kgrec.models.hybrid.update import HybridUpdate
 from kgrec.nn.hybrid import HybridModel
 from kgrec.nn.linear import recency_weights, time_steps_back
+from kgrec.nn.losses import l2_reg
 from kgrec.nn.sparse import gcn_adjacency
+from kgrec.training.trainer import fit_pairwise
 
 __all__ = ["HybridEstimator"]
+
+#: ``stages="cf-first"``: the gate logits the KG and text branches start the second stage with (the CF
+#: branch's is 0), so that its first ranking is the CF stage's, barely perturbed
+STAGE_GATE_LOGIT = -4.0
 
 
 class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator):
@@ -111,6 +121,95 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         if self.tunes_text:
             # registered on the module so the best epoch's BERT weights are kept and saved with it
             self.module.add_module("text_encoder", self._text_model())
+
+    def param_groups(self) -> list[dict]:
+        """The groups of :class:`HybridText`, with the CF branch's parameters at ``cf_lr`` when set."""
+        groups = super().param_groups()
+        if self.config.cf_lr is None or self.module.cf is None:
+            return groups
+        cf = {id(p) for p in self.module.cf.parameters()}
+        first = groups[0]["params"]
+        if not any(id(p) in cf for p in first):  # frozen (the second of stages="cf-first")
+            return groups
+        return [{"params": [p for p in first if id(p) in cf], "lr": self.config.cf_lr},
+                {**groups[0], "params": [p for p in first if id(p) not in cf]}, *groups[1:]]
+
+    def penalty(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """L2 of the free id embeddings: the CF branch's (the first ``dim`` columns of
+        :meth:`HybridModel.ego`) at ``cf_reg`` when set, the KG branch's at ``reg``.
+        """
+        cfg, m = self.config, self.module
+        if cfg.cf_reg is None or not m.use_cf:
+            return super().penalty(users, pos, neg)
+        ego_u, ego_p = m.ego(users, pos)
+        ego_n = m.ego(users, neg.reshape(-1))[1]
+        d = m.dim
+        cf = l2_reg(ego_u[:, :d], ego_p[:, :d], ego_n[:, :d])
+        rest = l2_reg(ego_u[:, d:], ego_p[:, d:], ego_n[:, d:]) if m.use_kg else 0.0
+        return cfg.cf_reg * cf + cfg.reg * rest
+
+    def ranking_loss(self, u: Tensor, p: Tensor, n: Tensor) -> Tensor:
+        """The loss of the fused score, plus ``branch_loss`` x the loss of each active branch's own
+        score. A branch's slice of the user vectors is divided by its gate, so the extra losses train
+        the branch, not the gates (whose gradient from them is exactly zero).
+        """
+        loss = super().ranking_loss(u, p, n)
+        if self.config.branch_loss <= 0:
+            return loss
+        m = self.module
+        gates = m.branch_weights()
+        for k, (name, sl) in enumerate(m.branch_slices().items()):
+            if not (m.use_cf, m.use_kg, m.use_text)[k] or float(gates[k].detach()) == 0.0:  # off, or a free gate at 0
+                continue
+            loss = loss + self.config.branch_loss * super().ranking_loss(u[..., sl] / gates[k], p[..., sl], n[..., sl])
+        return loss
+
+    def train_module(self, split: Split, **kwargs) -> None:
+        """``stages="joint"``: one :func:`fit_pairwise` run of every branch; ``"cf-first"``: the CF branch
+        alone, then the others over it (:class:`HybridConfig`); with neither KG nor text, the first stage
+        only. ``fit_info`` is the second stage's, with ``best_epoch`` counted in it (0: the CF stage's
+        model was kept), the whole fit's seconds (``fit_seconds``, ``seconds_to_best``) and the first
+        stage's figures under ``"cf_stage"``.
+        """
+        cfg, m = self.config, self.module
+        if cfg.stages == "joint" or not m.use_cf:
+            return super().train_module(split, **kwargs)
+        if kwargs.get("resume") is not None:
+            raise KgrecError("hybrid: a fit with stages='cf-first' cannot be resumed from a checkpoint; "
+                             "fit it again, or use stages='joint'")
+        cf_params = list(m.cf.parameters())
+        branches, item_dropout = (m.use_kg, m.use_text), m.item_dropout
+        stage_kw = {k: v for k, v in kwargs.items() if k != "checkpoint"}  # checkpoints: the final stage's
+        try:  # 1: the CF branch alone, as a LightGCN
+            m.use_kg = m.use_text = False
+            m.item_dropout = 0.0
+            self.config = replace(cfg, batch_size=cfg.cf_batch_size, lr=cfg.lr if cfg.cf_lr is None else cfg.cf_lr,
+                                  reg=cfg.reg if cfg.cf_reg is None else cfg.cf_reg, cf_lr=None, cf_reg=None,
+                                  branch_loss=0.0, eval_every=1, patience=cfg.patience * cfg.eval_every)
+            first = fit_pairwise(self, split, **(stage_kw if any(branches) else kwargs))
+        finally:
+            self.config = cfg
+            (m.use_kg, m.use_text), m.item_dropout = branches, item_dropout
+        if not any(branches):  # the CF branch alone (the ablation of both content branches): one stage
+            return
+        try:  # 2: the other branches over the frozen CF branch, from the CF ranking
+            for p in cf_params:
+                p.requires_grad_(False)
+            with torch.no_grad():
+                on = torch.tensor([False, m.use_kg, m.use_text])
+                if m.gates == "softmax":
+                    m.branch_gate.copy_(torch.where(on, STAGE_GATE_LOGIT, 0.0))
+                else:
+                    m.branch_gate.copy_(torch.where(on, math.exp(STAGE_GATE_LOGIT), 1.0) * m.branch_init)
+            second = fit_pairwise(self, split, validate_start=True, **kwargs)
+        finally:
+            for p in cf_params:
+                p.requires_grad_(True)
+        second["fit_seconds"] += first["fit_seconds"]
+        second["seconds_to_best"] += first["fit_seconds"]
+        second["cf_stage"] = {k: first[k] for k in ("best_epoch", "epochs_run", "valid", "seconds_per_epoch_median",
+                                                    "seconds_to_best", "fit_seconds")}
+        self.fit_info = second
 
     def fit(self, kg: KnowledgeGraph, split: Split, **kwargs) -> "HybridEstimator":
         super().fit(kg, split, **kwargs)
