@@ -25,6 +25,8 @@ from common import ROOT, machine, write_results
 from kgrec.errors import KgrecError
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
 
+from suite import model_commit
+
 
 def _runs(payload: dict, model: str) -> list[dict]:
     runs = [r for r in payload["runs"] if r.get("name") == model]
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
         payload = files[which]
         runs, table = _runs(payload, model), _row(payload, model)
         per_user = per_user_means(runs)
-        row = {"model": model, "run": which, "commit": payload["machine"]["commit"], "seeds": table["seeds"],
+        row = {"model": model, "run": which, "commit": model_commit(payload, model), "seeds": table["seeds"],
                "ndcg@10": table["ndcg@10"], "recall@20": table["recall@20"]}
         means = [r["test"]["ndcg@10"] for r in runs]
         spread = statistics.stdev(means) if len(means) > 1 else 0.0  # the seed spread of the suite's tables

@@ -42,8 +42,8 @@ from kgrec.version import __version__
 
 from tuning import DEFAULT_BUDGET, SPACES, trials
 
-__all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "add_arguments", "run", "main", "machine", "load_dataset",
-           "fit_one", "peer_split", "ctr_rows", "write_results_md"]
+__all__ = ["DATASETS", "ALIASES", "peer_rows", "tree_state", "model_commit", "add_arguments", "run", "main", "machine",
+           "load_dataset", "fit_one", "peer_split", "ctr_rows", "write_results_md"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = os.environ.get("KGREC_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
@@ -196,6 +196,14 @@ def load_dataset(name: str, data_root: str, cache: str) -> "KnowledgeGraph":  # 
     kg.save(graph_dir)
     (cache_dir / "load.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return kg
+
+
+def model_commit(payload: dict, model: str) -> str:
+    """The commit that produced ``model``'s runs in a suite result file: the file's own, or for runs kept
+    from an earlier file by ``--merge``, the commit of that earlier run (its ``"merged"`` entry).
+    """
+    kept = {m: run["commit"] for run in payload.get("merged") or [] for m in run["models"]}
+    return kept.get(model, payload["machine"]["commit"])
 
 
 def load_info(name: str, cache: str) -> dict | None:

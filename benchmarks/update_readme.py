@@ -14,6 +14,7 @@ START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
 #: result files shown in the README, in order (missing ones are skipped)
 SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-100k/cold-item.md",
          "hybrid-pseudo-cold.md", "hybrid-pseudo-cold-vs-content.md", "hybrid-cold-kg.md", "hybrid-gates.md",
+         "hybrid-stages.md", "hybrid-stages-vs-lightgcn.md", "hybrid-stages-content.md",
          "lastfm/random.md",
          "lastfm/ctr.md",
          "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md",
@@ -32,7 +33,7 @@ def headline(results: Path) -> str:
     sys.path.insert(0, str(ROOT))
     from kgrec.reports.tables import markdown_table
 
-    from suite import hybrid_standing
+    from suite import hybrid_standing, model_commit
 
     rows, by_commit, payloads = {}, {}, []
     splits: list[str] = []
@@ -42,10 +43,9 @@ def headline(results: Path) -> str:
             continue
         payload = json.loads(f.read_text(encoding="utf-8"))
         payloads.append(payload)
-        kept = {m: run["commit"] for run in payload.get("merged") or [] for m in run["models"]}  # --merge
         splits.append(payload["split"])
         for r in payload["table"]:
-            by_commit.setdefault(kept.get(r["model"], payload["machine"]["commit"]), set()).add(
+            by_commit.setdefault(model_commit(payload, r["model"]), set()).add(
                 f"{r['model']} ({payload['split']})")
             rows.setdefault(r["model"], {})[payload["split"]] = (r["ndcg@10"], r["recall@20"], str(r["trials"]),
                                                                  str(r["cap hits"]))

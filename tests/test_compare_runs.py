@@ -46,3 +46,15 @@ def test_different_splits_are_refused(tmp_path):
     with pytest.raises(KgrecError, match="different splits"):
         compare_runs.main(["--base", str(tmp_path / "a.json"), "--new", str(tmp_path / "b.json"),
                            "--rows", "Hybrid@base,Hybrid@new", "--name", "x", "--title", "t", "--out", str(tmp_path)])
+
+
+def test_a_row_kept_by_merge_names_the_commit_of_its_own_run(tmp_path):
+    base = payload("LightGCN", {2020: [0.1 * (u % 3) for u in range(40)]}, "c" * 40)
+    base["merged"] = [{"models": ["LightGCN", "EASE"], "commit": "d" * 40}]  # kept from an earlier run
+    new = payload("Hybrid", {2020: [0.1 * (u % 3) for u in range(40)]}, "b" * 40)
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    compare_runs.main(["--base", str(tmp_path / "base.json"), "--new", str(tmp_path / "new.json"),
+                       "--rows", "LightGCN@base,Hybrid@new", "--name", "cmp", "--title", "t", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "cmp.json").read_text())["rows"]
+    assert [r["commit"] for r in rows] == ["d" * 40, "b" * 40]
