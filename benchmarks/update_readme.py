@@ -14,7 +14,8 @@ START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
 #: result files shown in the README, in order (missing ones are skipped)
 SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-100k/cold-item.md",
          "hybrid-pseudo-cold.md", "hybrid-pseudo-cold-vs-content.md", "hybrid-cold-kg.md", "hybrid-gates.md",
-         "hybrid-stages.md", "hybrid-stages-vs-lightgcn.md", "hybrid-stages-content.md",
+         "hybrid-stages.md", "hybrid-stages-vs-lightgcn.md", "hybrid-stages-content.md", "hybrid-stages-priors.md",
+         "hybrid-stages-temporal-vs-lightgcn.md", "hybrid-stages-temporal-content.md",
          "lastfm/random.md",
          "lastfm/ctr.md",
          "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md",
