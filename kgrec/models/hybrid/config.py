@@ -82,13 +82,12 @@ class HybridConfig(TrainConfig):
             progress, no pseudo-cold items, no ``branch_loss``), then the KG and text branches on top
             of it with the CF branch frozen, their gates starting small so that training starts from
             the CF ranking, which is validated first and kept if no epoch beats it. Trained jointly,
-            the branches co-adapt: each fits what the others leave, none ranks well alone (the CF
-            slice alone fell to a third of the sum's validation NDCG@10 in development runs), and the
+            the branches co-adapt: each fits what the others leave, none ranks well alone, and the
             sum overfits before its CF part has learnt what a LightGCN learns. Over a frozen CF branch
             the content branches need ``branch_loss`` > 0: trained on the sum's loss alone they only fit
-            the training pairs the CF branch leaves, i.e. noise (their slices alone ranked near
-            chance in development runs, and the sum fell below the CF stage); with it each learns to
-            rank on its own and the sum adds what CF misses. Resuming an interrupted fit is refused.
+            the training pairs the CF branch leaves, i.e. noise; with it each learns to rank on its own.
+            The measured effect is in ``benchmarks/results/hybrid-stages*.md``. Resuming an interrupted
+            fit is refused.
         cf_batch_size: the CF stage's batch size (default ``2048``, LightGCN's: a CF-only step is
             cheap, a KG step is not, so only the second stage needs the large batches).
         cf_lr, cf_reg: learning rate and L2 weight of the CF branch's parameters (LightGCN's id
