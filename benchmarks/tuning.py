@@ -107,8 +107,15 @@ SPACES: dict[str, SearchSpace] = {
     "Hybrid": SearchSpace("hybrid", fixed={"epochs": 200, "priors": {
         "ease_reg": (500.0,), "ease_weight": (0.0, 0.5, 1.0, 2.0), "seq_window": (3.0,), "seq_recency": (1.0,),
         "seq_weight": (0.0, 1.0, 2.0)}}),
-    # the neural model alone makes no choice inside its fit, so it searches the trained models' knobs
-    # (learning rate, regularisation, CF depth) with the same budget as LightGCN
-    "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": 200, "ease_prior": False, "seq_prior": False},
-                                     space={"lr": [5e-3, 1e-3], "reg": [1e-4, 1e-3], "cf_layers": [2, 3]}),
+    # The neural model alone makes no choice inside its fit, so it gets LightGCN's budget over its own
+    # knobs. It trains in stages (``stages="cf-first"``: its CF branch alone as a LightGCN, then KG and
+    # text over the frozen CF branch, each branch with its own ranking loss), which beat joint training
+    # of the same model by +0.023 NDCG@10 on ML-100K (benchmarks/results/hybrid-stages.md). Its CF
+    # stage searches exactly LightGCN's grid under the CF names (the same seeded sample of 6 points
+    # and the same 300-epoch cap), so the row beside LightGCN differs from it only by what the KG and
+    # text stage adds on the point the whole model's validation NDCG@10 chose.
+    "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": 300, "ease_prior": False, "seq_prior": False,
+                                                      "stages": "cf-first", "branch_loss": 1.0},
+                                     space={"cf_lr": [5e-3, 1e-3], "cf_reg": [1e-4, 1e-5, 1e-3],
+                                            "cf_layers": [3, 2]}),
 }

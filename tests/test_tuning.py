@@ -45,12 +45,16 @@ def test_internal_choices_count_against_the_budget():
             "seq_weight": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)}}), 6)
     assert hybrid.internal_trials({"use_cf": False}) == 1
     # without its priors the hybrid chooses nothing inside its fit: it gets LightGCN's budget of 6
-    # trials over its own space, its defaults first
+    # trials, and its CF stage tries exactly the 6 points LightGCN tries (same grid, same seeded sample)
     no_priors = trials(SPACES["Hybrid w/o priors"], 6)
     assert len(no_priors) == 6 and all(hybrid.internal_trials(c) == 1 for c in no_priors)
-    assert no_priors[0] == {"epochs": 200, "ease_prior": False, "seq_prior": False, "lr": 5e-3, "reg": 1e-4,
-                            "cf_layers": 2}
-    assert no_priors[0]["lr"] == hybrid.Config().lr and no_priors[0]["cf_layers"] == hybrid.Config().cf_layers
+    assert all(c["stages"] == "cf-first" and c["branch_loss"] == 1.0 and not c["ease_prior"] for c in no_priors)
+    lightgcn = trials(SPACES["LightGCN"], 6)
+    assert [(c["cf_lr"], c["cf_reg"], c["cf_layers"]) for c in no_priors] == \
+        [(c["lr"], c["reg"], c["num_layers"]) for c in lightgcn]
+    assert {c["epochs"] for c in no_priors} == {c["epochs"] for c in lightgcn} == {300}
+    for c in no_priors:  # every point is a valid configuration of the estimator
+        hybrid.Config(**{k: v for k, v in c.items() if k != "epochs"}, epochs=c["epochs"])
     # the library defaults of the hybrid and of ease+rules, counted by the estimators themselves
     cfg = dataclasses.asdict(hybrid.Config())["priors"]
     assert hybrid.internal_trials({}) == 1 + len(cfg["ease_reg"]) * sum(g > 0 for g in cfg["ease_weight"]) + len(
