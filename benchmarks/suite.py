@@ -848,6 +848,13 @@ def write_results_md(results: Path, out: Path) -> Path:
                   "[`results/linear_ceiling-random.md`](results/linear_ceiling-random.md) and "
                   "[`-temporal.md`](results/linear_ceiling-temporal.md)), with the next step for each: the "
                   "README's \"What the tables below say\".", ""]
+    neural = neural_standing(payloads)
+    if neural:
+        lines += ["## Where the neural hybrid stands (without its closed-form priors)", "",
+                  "The same tests for **Hybrid w/o priors** (KG + text + CF trained by gradient, no EASE, no "
+                  "sequential rules) against tuned LightGCN (its CF branch is one) and against EASE: what the "
+                  "trained model reaches on its own. Each comparison has its own verdict, with the rule above.",
+                  "", markdown_table(neural, list(neural[0])), ""]
     for ds in dict.fromkeys(p["dataset"] for p in payloads):
         ps = [p for p in payloads if p["dataset"] == ds]
         g, rdf = ps[0]["graph"], ps[0]["rdf_load"]
@@ -874,6 +881,31 @@ def write_results_md(results: Path, out: Path) -> Path:
     return atomic_write_text(out, "\n".join(lines))
 
 
+def _runs_by_model(p: dict) -> dict[str, list[dict]]:
+    by_model: dict[str, list[dict]] = {}
+    for r in p["runs"]:
+        by_model.setdefault(r["name"], []).append(r)
+    return by_model
+
+
+def _versus(by_model: dict[str, list[dict]], model: str, other: str, metric: str) -> dict:
+    """``model`` against ``other`` on one result: both mean ± std over seeds, the gap, the per-user
+    paired Wilcoxon p (each user's figure averaged over seeds; ``None`` without per-user figures, as
+    for CTR AUC) and the verdict of :func:`verdict`.
+    """
+    (h, hs), (b, bs) = (_mean_std([float(r["test"][metric]) for r in by_model[m]]) for m in (model, other))
+    mine, theirs = per_user_means(by_model[model], metric), per_user_means(by_model[other], metric)
+    test = paired_test(mine, theirs) if mine and theirs else None
+    pv = test["p"] if test else None
+    return {"mean": b, "std": bs, "n": len(by_model[other]), "gap": h - b, "p": pv,
+            "p_text": "n/a" if pv is None else f"{pv:.2g}", "verdict": verdict(h - b, hs, bs, pv)}
+
+
+def _figure(by_model: dict[str, list[dict]], model: str, metric: str) -> str:
+    m, s = _mean_std([float(r["test"][metric]) for r in by_model[model]])
+    return f"{m:.4f} ± {s:.4f} ({len(by_model[model])})"
+
+
 def hybrid_standing(payloads: list[dict]) -> list[dict]:
     """Per suite result holding the hybrid: its headline figure against the best other model's.
 
@@ -887,36 +919,51 @@ def hybrid_standing(payloads: list[dict]) -> list[dict]:
     out = []
     for p in payloads:
         metric = "auc" if p["split"] == "ctr" else "ndcg@10"
-        by_model: dict[str, list[dict]] = {}
-        for r in p["runs"]:
-            by_model.setdefault(r["name"], []).append(r)
-        if "Hybrid" not in by_model:
+        by_model = _runs_by_model(p)
+        others = [m for m in by_model if not m.startswith("Hybrid")]
+        if "Hybrid" not in by_model or not others:
             continue
-        stats = {m: (*_mean_std([float(r["test"][metric]) for r in rs]), len(rs)) for m, rs in by_model.items()}
-        others = [m for m in stats if not m.startswith("Hybrid")]
-        if not others:
-            continue
-        best = max(others, key=lambda m: stats[m][0])
+        best = max(others, key=lambda m: _mean_std([float(r["test"][metric]) for r in by_model[m]])[0])
         row = {"dataset": p["dataset"], "split": p["split"] + (" (quick)" if p["quick"] else ""),
-               "metric": "AUC" if metric == "auc" else "NDCG@10"}
-        (h, hs, hn) = stats["Hybrid"]
-        row["hybrid"] = f"{h:.4f} ± {hs:.4f} ({hn})"
-        hyb = per_user_means(by_model["Hybrid"], metric)
-        for col, other in (("best other", best), ("EASE+rules", "EASE+rules")):
-            if other not in stats:
-                row[col] = row[f"p ({col})"] = "—"
+               "metric": "AUC" if metric == "auc" else "NDCG@10", "hybrid": _figure(by_model, "Hybrid", metric)}
+        v = _versus(by_model, "Hybrid", best, metric)
+        row["best other"] = (f"{best} {v['mean']:.4f} ± {v['std']:.4f} ({v['n']}); gap {v['gap']:+.4f} "
+                             f"({100 * v['gap'] / v['mean']:+.1f}%)")
+        row["p (best other)"] = v["p_text"]
+        if "EASE+rules" in by_model:
+            e = _versus(by_model, "Hybrid", "EASE+rules", metric)
+            row["EASE+rules"] = f"{e['mean']:.4f}; gap {e['gap']:+.4f} ({100 * e['gap'] / e['mean']:+.1f}%)"
+            row["p (EASE+rules)"] = e["p_text"]
+        else:
+            row["EASE+rules"] = row["p (EASE+rules)"] = "—"
+        row["verdict"] = v["verdict"]
+        out.append(row)
+    return out
+
+
+def neural_standing(payloads: list[dict], model: str = "Hybrid w/o priors",
+                    against: tuple[str, ...] = ("LightGCN", "EASE")) -> list[dict]:
+    """Per suite result holding ``model`` (by default the neural hybrid without its closed-form
+    priors): its headline figure against each row named in ``against`` (by default tuned LightGCN,
+    the CF model its CF branch is, and EASE), each with its own paired test and verdict as in
+    :func:`hybrid_standing`. Results lacking ``model`` are skipped; a missing comparison row is "—".
+    """
+    out = []
+    for p in payloads:
+        metric = "auc" if p["split"] == "ctr" else "ndcg@10"
+        by_model = _runs_by_model(p)
+        if model not in by_model:
+            continue
+        row = {"dataset": p["dataset"], "split": p["split"] + (" (quick)" if p["quick"] else ""),
+               "metric": "AUC" if metric == "auc" else "NDCG@10", model: _figure(by_model, model, metric)}
+        for other in against:
+            if other not in by_model:
+                row[other] = row[f"p ({other})"] = row[f"verdict ({other})"] = "—"
                 continue
-            b, bs, bn = stats[other]
-            gap = h - b
-            oth = per_user_means(by_model[other], metric)
-            test = paired_test(hyb, oth) if hyb and oth else None
-            pv = test["p"] if test else None
-            row[col] = (f"{other} {b:.4f} ± {bs:.4f} ({bn}); gap {gap:+.4f} ({100 * gap / b:+.1f}%)"
-                        if col == "best other" else f"{b:.4f}; gap {gap:+.4f} ({100 * gap / b:+.1f}%)")
-            row[f"p ({col})"] = "n/a" if pv is None else f"{pv:.2g}"
-            if col == "best other":
-                row["verdict"] = verdict(gap, hs, bs, pv)
-        row["verdict"] = row.pop("verdict", "tie")
+            v = _versus(by_model, model, other, metric)
+            row[other] = (f"{v['mean']:.4f} ± {v['std']:.4f} ({v['n']}); gap {v['gap']:+.4f} "
+                          f"({100 * v['gap'] / v['mean']:+.1f}%)")
+            row[f"p ({other})"], row[f"verdict ({other})"] = v["p_text"], v["verdict"]
         out.append(row)
     return out
 

@@ -36,7 +36,7 @@ def headline(results: Path) -> str:
     sys.path.insert(0, str(ROOT))
     from kgrec.reports.tables import markdown_table
 
-    from suite import hybrid_standing, model_commit
+    from suite import hybrid_standing, model_commit, neural_standing
 
     rows, by_commit, payloads = {}, {}, []
     splits: list[str] = []
@@ -59,7 +59,7 @@ def headline(results: Path) -> str:
     for model, by in rows.items():
         cells = [c for s in splits for c in (by.get(s) or ("", "", "", ""))]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    standing = hybrid_standing(payloads)
+    standing, neural = hybrid_standing(payloads), neural_standing(payloads)
     provenance = "; ".join(f"{c}: {', '.join(sorted(ms))}" for c, ms in sorted(by_commit.items()))
     return ("### Headline: MovieLens-100K peer splits, test set (mean ± std over seeds)\n\n" + "\n".join(lines)
             + f"\n\nCommit of each row (runs kept by `--merge` name their own): {provenance}."
@@ -67,7 +67,9 @@ def headline(results: Path) -> str:
             "([`docs/protocol.md`](docs/protocol.md)); `trials` counts the hybrid's and EASE+rules' internal "
             "prior choices.\n\n"
             + ("#### Where the hybrid stands (paired Wilcoxon test on per-user NDCG@10)\n\n"
-               + markdown_table(standing, list(standing[0])) + "\n" if standing else ""))
+               + markdown_table(standing, list(standing[0])) + "\n" if standing else "")
+            + ("\n#### Where the neural hybrid stands without its priors (same tests)\n\n"
+               + markdown_table(neural, list(neural[0])) + "\n" if neural else ""))
 
 
 def main(argv=None) -> int:

@@ -173,6 +173,34 @@ def test_hybrid_standing_needs_a_paired_test_and_a_gap_beyond_the_spreads():
     assert rows[2]["metric"] == "AUC" and rows[2]["p (best other)"] == "n/a" and rows[1]["split"] == "temporal (quick)"
 
 
+def test_neural_standing_compares_the_hybrid_without_priors_with_each_named_row():
+    users = list(range(30))
+
+    def runs(name, values, per_user):
+        return [{"name": name, "test": {"ndcg@10": v},
+                 "per_user": {"users": users, "ndcg@10": list(per_user + 0.001 * i)}} for i, v in enumerate(values)]
+
+    base = np.linspace(0.1, 0.4, 30)
+    # w/o priors beats LightGCN on every user by distinct margins (exact Wilcoxon p = 2 / 2^30), loses to EASE
+    # on every one
+    payload = {"dataset": "d", "split": "random", "quick": False,
+               "runs": runs("LightGCN", [0.25, 0.26], base) + runs("EASE", [0.30], base + 0.05)
+               + runs("Hybrid w/o priors", [0.28, 0.29, 0.28], base + 0.02 + 1e-4 * np.arange(30))
+               + runs("Hybrid", [0.31], base + 0.06)}
+    no_ease = {"dataset": "d", "split": "temporal", "quick": False,
+               "runs": runs("LightGCN", [0.25], base) + runs("Hybrid w/o priors", [0.25], base)}
+    without = {"dataset": "d", "split": "ctr", "quick": False, "runs": runs("LightGCN", [0.8], base)}
+    rows = bench.neural_standing([payload, no_ease, without])
+    assert len(rows) == 2  # the result without the model is skipped
+    r = rows[0]
+    assert r["Hybrid w/o priors"] == "0.2833 ± 0.0058 (3)"
+    assert r["LightGCN"] == "0.2550 ± 0.0071 (2); gap +0.0283 (+11.1%)"
+    assert float(r["p (LightGCN)"]) == pytest.approx(2 / 2**30, rel=0.05) and r["verdict (LightGCN)"] == "ahead"
+    assert r["verdict (EASE)"] == "behind" and r["EASE"].startswith("0.3000 ± 0.0000 (1); gap -0.0167")
+    # identical per-user figures: no difference, a tie; EASE absent: a dash, not a verdict
+    assert rows[1]["verdict (LightGCN)"] == "tie" and rows[1]["EASE"] == rows[1]["verdict (EASE)"] == "—"
+
+
 def test_results_are_refused_from_a_dirty_tree_and_marked_when_allowed(tmp_path, monkeypatch, capsys):
     root = toy_root(tmp_path)
     out = tmp_path / "results"
