@@ -17,7 +17,7 @@ SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-10
          "hybrid-stages.md", "hybrid-stages-vs-lightgcn.md", "hybrid-stages-content.md", "hybrid-stages-priors.md",
          "hybrid-stages-temporal-vs-lightgcn.md", "hybrid-stages-temporal-content.md", "hybrid-stages-temporal-lgcn.md",
          "hybrid-stages-temporal-lgcn-content.md", "hybrid-stages-lastfm.md", "hybrid-stages-lastfm-content.md",
-         "hybrid-stages-cold-item.md",
+         "hybrid-stages-cold-item.md", "hybrid-tuned-lastfm-content.md", "hybrid-tuned-temporal-content.md",
          "lastfm/random.md",
          "lastfm/ctr.md",
          "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md",
