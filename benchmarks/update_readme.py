@@ -18,6 +18,7 @@ SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-10
          "hybrid-stages-temporal-vs-lightgcn.md", "hybrid-stages-temporal-content.md", "hybrid-stages-temporal-lgcn.md",
          "hybrid-stages-temporal-lgcn-content.md", "hybrid-stages-lastfm.md", "hybrid-stages-lastfm-content.md",
          "hybrid-stages-cold-item.md", "hybrid-tuned-lastfm-content.md", "hybrid-tuned-temporal-content.md",
+         "hybrid-tuned-lastfm-patience.md",
          "lastfm/random.md",
          "lastfm/ctr.md",
          "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md",
