@@ -22,16 +22,21 @@ def payload(name, values_by_seed, commit):
                                      "recall@20": "0"}]}
 
 
+def _compare(tmp_path, base, new, rows):
+    """Write both suite files, run compare_runs on ``rows`` and return its JSON rows."""
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    compare_runs.main(["--base", str(tmp_path / "base.json"), "--new", str(tmp_path / "new.json"),
+                       "--rows", rows, "--name", "cmp", "--title", "t", "--out", str(tmp_path)])
+    return json.loads((tmp_path / "cmp.json").read_text())["rows"]
+
+
 def test_new_row_ahead_of_base_with_a_paired_test(tmp_path):
     base = payload("Hybrid", {2020: [0.1 * (u % 3) for u in range(40)],
                               2021: [0.1 * (u % 3) for u in range(40)]}, "a" * 40)
     new = payload("Hybrid", {2020: [0.1 * (u % 3) + 0.05 for u in range(40)],
                              2021: [0.1 * (u % 3) + 0.06 for u in range(40)]}, "b" * 40)
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    (tmp_path / "new.json").write_text(json.dumps(new))
-    compare_runs.main(["--base", str(tmp_path / "base.json"), "--new", str(tmp_path / "new.json"),
-                       "--rows", "Hybrid@base,Hybrid@new", "--name", "cmp", "--title", "t", "--out", str(tmp_path)])
-    rows = json.loads((tmp_path / "cmp.json").read_text())["rows"]
+    rows = _compare(tmp_path, base, new, "Hybrid@base,Hybrid@new")
     assert [r["commit"] for r in rows] == ["a" * 40, "b" * 40]
     assert rows[0]["verdict"] == "reference"
     # every user gains 0.055 (mean over the 2 seeds): Wilcoxon on 40 equal positive differences
@@ -52,9 +57,5 @@ def test_a_row_kept_by_merge_names_the_commit_of_its_own_run(tmp_path):
     base = payload("LightGCN", {2020: [0.1 * (u % 3) for u in range(40)]}, "c" * 40)
     base["merged"] = [{"models": ["LightGCN", "EASE"], "commit": "d" * 40}]  # kept from an earlier run
     new = payload("Hybrid", {2020: [0.1 * (u % 3) for u in range(40)]}, "b" * 40)
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    (tmp_path / "new.json").write_text(json.dumps(new))
-    compare_runs.main(["--base", str(tmp_path / "base.json"), "--new", str(tmp_path / "new.json"),
-                       "--rows", "LightGCN@base,Hybrid@new", "--name", "cmp", "--title", "t", "--out", str(tmp_path)])
-    rows = json.loads((tmp_path / "cmp.json").read_text())["rows"]
+    rows = _compare(tmp_path, base, new, "LightGCN@base,Hybrid@new")
     assert [r["commit"] for r in rows] == ["d" * 40, "b" * 40]

@@ -382,10 +382,15 @@ class PairwiseEstimator(Estimator):
         return sampled_softmax_loss(s_pos, s_neg if n.dim() == 3 else s_neg.unsqueeze(-1), self.config.temperature)
 
     def penalty(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        """``reg`` x the L2 norm of the free id embeddings a batch touches (:meth:`ego` of the module)."""
+        """``reg`` x the L2 norm of the free id embeddings a batch touches (:meth:`batch_ego`)."""
+        return self.config.reg * l2_reg(*self.batch_ego(users, pos, neg))
+
+    def batch_ego(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The free id embeddings of a batch's users, positives and (flattened) negatives, from the
+        module's ``ego``: ``[B, e]``, ``[B, e]``, ``[B x n, e]``.
+        """
         ego_u, ego_p = self.module.ego(users, pos)
-        ego_n = self.module.ego(users, neg.reshape(-1))[1]
-        return self.config.reg * l2_reg(ego_u, ego_p, ego_n)
+        return ego_u, ego_p, self.module.ego(users, neg.reshape(-1))[1]
 
     def freeze(self) -> None:
         """Cache the full embeddings for scoring (after training or before validation)."""

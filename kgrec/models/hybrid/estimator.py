@@ -141,8 +141,7 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         cfg, m = self.config, self.module
         if cfg.cf_reg is None or not m.use_cf:
             return super().penalty(users, pos, neg)
-        ego_u, ego_p = m.ego(users, pos)
-        ego_n = m.ego(users, neg.reshape(-1))[1]
+        ego_u, ego_p, ego_n = self.batch_ego(users, pos, neg)
         d = m.dim
         cf = l2_reg(ego_u[:, :d], ego_p[:, :d], ego_n[:, :d])
         rest = l2_reg(ego_u[:, d:], ego_p[:, d:], ego_n[:, d:]) if m.use_kg else 0.0
