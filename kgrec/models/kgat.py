@@ -91,14 +91,27 @@ class KGATModel(PairwiseEstimator):
         c = self.context
         return self.derived("attention", lambda: self.module.attention(c["ckg_edge_index"], c["ckg_edge_type"]))
 
+    def propagation(self):
+        """The sparse operator of the current attention (rebuilt with it)."""
+        def build():
+            pattern = self.derived("pattern", lambda: self.module.pattern(self.context["ckg_edge_index"]))
+            return self.module.propagation(pattern, self.attention())
+
+        return self.derived("propagation", build)
+
+    def drop_attention(self) -> None:
+        """Forget the attention (and its operator): the next use recomputes both."""
+        self._derived.pop("attention", None)
+        self._derived.pop("propagation", None)
+
     def update_attention(self) -> Tensor:
         """Recompute the attention from the current embeddings."""
-        self._derived.pop("attention", None)
+        self.drop_attention()
         return self.attention()
 
     def unfreeze(self) -> None:
         super().unfreeze()
-        self._derived.pop("attention", None)  # a new epoch: recomputed at its first step
+        self.drop_attention()  # a new epoch: recomputed at its first step
 
     def freeze(self) -> None:
         if self.module is not None:
@@ -108,12 +121,12 @@ class KGATModel(PairwiseEstimator):
 
     # ---------------------------------------------------------------- scoring
     def embed(self) -> tuple[Tensor, Tensor]:
-        return self.module(self.context["ckg_edge_index"], self.attention())
+        return self.module(self.propagation())
 
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         every = self.config.attention_every
         if every and self._steps % every == 0:
-            self._derived.pop("attention", None)
+            self.drop_attention()
         self._steps += 1
         loss = super().batch_loss(users, pos, neg)
         ei, et = self.context["ckg_edge_index"], self.context["ckg_edge_type"]

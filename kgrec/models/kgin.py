@@ -11,7 +11,7 @@ from kgrec.data.graph import KnowledgeGraph
 from kgrec.data.splits import Split
 from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, TrainConfig
-from kgrec.nn.kgin import INDEPENDENCE, KGIN
+from kgrec.nn.kgin import INDEPENDENCE, KGIN, KGINGraph
 from kgrec.nn.kgraph import add_ckg_context, interaction_part, kg_part
 
 __all__ = ["KGINConfig", "KGINModel"]
@@ -75,16 +75,17 @@ class KGINModel(PairwiseEstimator):
                            num_layers=c.num_layers, num_intents=c.num_intents, node_dropout=c.node_dropout,
                            mess_dropout=c.mess_dropout, independence=c.independence)
 
-    def _edges(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        def split_ckg():
+    def graph(self) -> KGINGraph:
+        """The module's sparse patterns of the collaborative KG (built once per device)."""
+        def build():
             ei, et, m = self.context["ckg_edge_index"], self.context["ckg_edge_type"], self.meta
-            return (*kg_part(ei, et, m["num_relations"]),
-                    *interaction_part(ei, et, m["num_relations"], m["num_entities"]))
+            return self.module.graph(*kg_part(ei, et, m["num_relations"]),
+                                     *interaction_part(ei, et, m["num_relations"], m["num_entities"]))
 
-        return self.derived("edges", split_ckg)
+        return self.derived("graph", build)
 
     def embed(self) -> tuple[Tensor, Tensor]:
-        return self.module(*self._edges())
+        return self.module(self.graph())
 
     def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         loss = super().batch_loss(users, pos, neg)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kgrec.nn.kgraph import project_by_relation
+
 __all__ = ["CKE"]
 
 
@@ -68,9 +70,10 @@ class CKE(nn.Module):
 
         Shapes: head ``[B]``, rel ``[B]``, each tail ``[B]`` -> ``[B]`` per tail (a tuple when several).
         """
-        m = self.proj(rel).view(-1, self.dim, self.relation_dim)  # [B, d, k]
-        hr = torch.bmm(self.entity_emb(head).unsqueeze(1), m).squeeze(1) + self.relation_emb(rel)  # [B, k]
-        out = tuple((hr - torch.bmm(self.entity_emb(t).unsqueeze(1), m).squeeze(1)).pow(2).sum(-1) for t in tails)
+        w = self.proj.weight.view(-1, self.dim, self.relation_dim)  # [R, d, k]
+        p = project_by_relation(self.entity_emb(torch.stack((head,) + tails)), rel, w)  # [V, B, k]
+        hr = p[0] + self.relation_emb(rel)  # [B, k]
+        out = tuple((hr - pt).pow(2).sum(-1) for pt in p[1:])
         return out[0] if len(out) == 1 else out
 
     def kg_loss(self, head: Tensor, rel: Tensor, tail: Tensor, neg_tail: Tensor) -> Tensor:

@@ -7,9 +7,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.utils import scatter, softmax
+from torch_geometric.utils import softmax
 
+from kgrec.nn.kgraph import project_by_relation
 from kgrec.nn.losses import l2_reg
+from kgrec.nn.sparse import SparseOperator, SparsePattern, spmm
 
 __all__ = ["KGAT"]
 
@@ -88,17 +90,28 @@ class KGAT(nn.Module):
             logits[m] = (t * torch.tanh(h + self.relation_emb.weight[r])).sum(-1).float()
         return softmax(logits, head, num_nodes=x.shape[0])
 
-    def forward(self, edge_index: Tensor, attention: Tensor) -> tuple[Tensor, Tensor]:
+    def propagation(self, pattern: SparsePattern, attention: Tensor) -> SparseOperator:
+        """The ``[N, N]`` operator :meth:`forward` aggregates with: entry ``(h, t)`` the attention of
+        edge ``(h, r, t)`` (summed over relations). ``pattern``: :meth:`pattern` of the edges;
+        attention ``[M]`` (a constant of the loss).
+        """
+        return pattern.operator(attention.to(self.node_emb.weight.dtype))
+
+    def pattern(self, edge_index: Tensor) -> SparsePattern:
+        """The sparse pattern of the CKG edges ``[2, M]`` (heads gather from tails)."""
+        n = self.node_emb.num_embeddings
+        return SparsePattern(edge_index[0], edge_index[1], (n, n))
+
+    def forward(self, propagation: SparseOperator) -> tuple[Tensor, Tensor]:
         """Propagate; returns user vectors ``[U, out_dim]`` and item vectors ``[I, out_dim]``.
 
-        Shapes: edge_index ``[2, M]``, attention ``[M]``.
+        ``propagation``: :meth:`propagation` of the current attention: ``e_N = A @ e`` is the
+        attention-weighted sum over each head's edges, as one sparse product.
         """
-        head, tail = edge_index
         x = self.node_emb.weight
-        n = x.shape[0]
         outs = [x]
         for w1, w2 in zip(self.w1, self.w2):
-            side = scatter(x[tail] * attention.unsqueeze(1).to(x.dtype), head, dim=0, dim_size=n, reduce="sum")
+            side = spmm(propagation, x).to(x.dtype)
             x = F.leaky_relu(w1(x + side)) + F.leaky_relu(w2(x * side))
             x = self.dropout(x)
             outs.append(F.normalize(x, p=2, dim=1))
@@ -112,9 +125,8 @@ class KGAT(nn.Module):
 
     def transr(self, head: Tensor, rel: Tensor, *tails: Tensor) -> tuple[Tensor, ...]:
         """Projected ``W_r e_h + e_r`` ``[B, k]`` and each ``W_r e_t`` ``[B, k]``."""
-        w = self.proj[rel]  # [B, d, k]
-        h = torch.bmm(self.node_emb(head).unsqueeze(1), w).squeeze(1) + self.relation_emb(rel)
-        return (h,) + tuple(torch.bmm(self.node_emb(t).unsqueeze(1), w).squeeze(1) for t in tails)
+        p = project_by_relation(self.node_emb(torch.stack((head,) + tails)), rel, self.proj)  # [V, B, k]
+        return (p[0] + self.relation_emb(rel),) + tuple(p[1:].unbind(0))
 
     def kg_loss(self, head: Tensor, rel: Tensor, tail: Tensor, neg_tail: Tensor, reg: float = 0.0) -> Tensor:
         """TransR pairwise loss ``softplus(g(h,r,t) - g(h,r,t'))`` (mean) + ``reg`` x L2 of the

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
 from kgrec.nn.kgraph import keep_mask
+from kgrec.nn.sparse import SparsePattern, spmm
 
-__all__ = ["KGIN", "INDEPENDENCE"]
+__all__ = ["KGIN", "KGINGraph", "INDEPENDENCE"]
 
 #: The independence losses between intents :class:`KGIN` offers.
 INDEPENDENCE = ("cosine", "distance")
@@ -72,28 +74,43 @@ class KGIN(nn.Module):
         """``[K, d]`` intent embeddings: softmax-weighted sums of the relation embeddings."""
         return torch.softmax(self.intent_att, -1) @ self.relation_emb.weight
 
-    def forward(self, kg_edge_index: Tensor, kg_edge_type: Tensor, ui_user: Tensor,
-                ui_item: Tensor) -> tuple[Tensor, Tensor]:
-        """Returns user vectors ``[U, d]`` and item vectors ``[I, d]``.
+    def graph(self, kg_edge_index: Tensor, kg_edge_type: Tensor, ui_user: Tensor, ui_item: Tensor) -> "KGINGraph":
+        """The sparse patterns :meth:`forward` propagates over, built once per graph.
 
         Shapes: kg_edge_index ``[2, M]`` (entity ids; ``h`` gathers from ``t``), kg_edge_type ``[M]``,
         ui_user / ui_item ``[N]`` training pairs.
         """
-        if self.training and self.node_dropout > 0:
-            keep = keep_mask(kg_edge_type.numel(), self.node_dropout, kg_edge_type.device)
-            if keep is not None:
-                kg_edge_index, kg_edge_type = kg_edge_index[:, keep], kg_edge_type[keep]
-            keep = keep_mask(ui_user.numel(), self.node_dropout, ui_user.device)
-            if keep is not None:
-                ui_user, ui_item = ui_user[keep], ui_item[keep]
         head, tail = kg_edge_index
+        E = self.num_entities
+        # (head, relation) pairs: the relation's vector scales the sum of a pair's tails once,
+        # instead of once per edge.
+        pair_key, pair = torch.unique(kg_edge_type * E + head, return_inverse=True)
+        return KGINGraph(kg_head=head, ui_user=ui_user,
+                         pair_rel=torch.div(pair_key, E, rounding_mode="floor"), pair_dst=pair_key % E,
+                         kg=SparsePattern(pair, tail, (pair_key.numel(), E)),
+                         ui=SparsePattern(ui_user, ui_item, (self.num_users, E)))
+
+    def forward(self, graph: "KGINGraph") -> tuple[Tensor, Tensor]:
+        """Returns user vectors ``[U, d]`` and item vectors ``[I, d]``; ``graph`` from :meth:`graph`.
+
+        Node dropout draws one keep mask over the KG edges, then one over the user-item edges, and
+        every mean is over the kept edges (a node left with none aggregates to zero).
+        """
+        kg_keep = ui_keep = None
+        if self.training and self.node_dropout > 0:
+            kg_keep = keep_mask(graph.kg_head.numel(), self.node_dropout, graph.kg_head.device)
+            ui_keep = keep_mask(graph.ui_user.numel(), self.node_dropout, graph.ui_user.device)
+        dtype = self.entity_emb.weight.dtype
+        kg = graph.kg.operator(_mean_weights(graph.kg_head, kg_keep, self.num_entities, dtype))
+        ui = graph.ui.operator(_mean_weights(graph.ui_user, ui_keep, self.num_users, dtype))
         rel = self.relation_emb.weight
         intents = self.intents()  # [K, d]
         e, u = self.entity_emb.weight, self.user_emb.weight
         e_sum, u_sum = e, u
         for _ in range(self.num_layers):
-            e_next = scatter(e[tail] * rel[kg_edge_type], head, dim=0, dim_size=self.num_entities, reduce="mean")
-            agg = scatter(e[ui_item], ui_user, dim=0, dim_size=self.num_users, reduce="mean")
+            by_pair = spmm(kg, e) * rel.index_select(0, graph.pair_rel)  # [P, d]
+            e_next = torch.zeros_like(e).index_add(0, graph.pair_dst, by_pair.to(e.dtype))
+            agg = spmm(ui, e).to(e.dtype)  # [U, d]
             beta = torch.softmax(u @ self.intent_query.weight.t(), -1)  # [U, K]
             u_next = (beta @ intents) * agg + agg
             e = F.normalize(self.dropout(e_next), p=2, dim=1)
@@ -129,3 +146,27 @@ class KGIN(nn.Module):
         return (f"{self.__class__.__name__}({self.num_users}, {self.num_items}, entities={self.num_entities}, "
                 f"relations={self.num_relations}, dim={self.dim}, layers={self.num_layers}, "
                 f"intents={self.num_intents}, independence={self.independence!r})")
+
+
+@dataclass
+class KGINGraph:
+    """What :meth:`KGIN.forward` propagates over (built by :meth:`KGIN.graph`, never saved).
+
+    ``kg``: ``[P, E]`` pattern of the KG edges grouped by (head, relation) pair ``p`` (relation
+    ``pair_rel[p]``, head ``pair_dst[p]``); ``ui``: ``[U, E]`` pattern of the user -> item edges;
+    ``kg_head`` ``[M]`` and ``ui_user`` ``[N]``: each edge's aggregating node, for the means.
+    """
+
+    kg_head: Tensor
+    ui_user: Tensor
+    pair_rel: Tensor
+    pair_dst: Tensor
+    kg: SparsePattern
+    ui: SparsePattern
+
+
+def _mean_weights(row: Tensor, keep: Tensor | None, n: int, dtype: torch.dtype) -> Tensor:
+    """``[M]`` weights ``keep_m / (kept edges of row_m)``: a row-mean over the kept edges."""
+    w = torch.ones(row.numel(), dtype=dtype, device=row.device) if keep is None else keep.to(dtype)
+    deg = torch.zeros(n, dtype=dtype, device=row.device).index_add_(0, row, w)
+    return w / deg.clamp_min(1.0).index_select(0, row)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from kgrec.data.graph import Interactions, collaborative_edges
 
-__all__ = ["ckg_context", "add_ckg_context", "kg_part", "interaction_part", "keep_mask"]
+__all__ = ["ckg_context", "add_ckg_context", "kg_part", "interaction_part", "keep_mask", "project_by_relation"]
 
 
 def ckg_context(kg, train) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -66,3 +66,22 @@ def keep_mask(n: int, rate: float, device) -> Tensor | None:
     return torch.rand(n, device=device) >= rate
 
 
+
+
+def project_by_relation(x: Tensor, rel: Tensor, weight: Tensor) -> Tensor:
+    """TransR's projection ``x[:, b] @ weight[rel[b]]`` of a batch, one matrix product per relation.
+
+    Gathering ``weight[rel]`` (``[B, d, k]``) for a batched product reads and writes a ``B x d x k``
+    tensor each way and dominated KGAT's and CKE's training steps when profiled; grouping the batch
+    by relation multiplies each group by its matrix in place.
+
+    Shapes: x ``[V, B, d]`` (``V`` vectors per triple: head, tails), rel ``[B]``, weight
+    ``[R, d, k]`` -> ``[V, B, k]``.
+    """
+    order = torch.argsort(rel)
+    sizes = torch.bincount(rel, minlength=weight.size(0)).tolist()
+    xs = x.index_select(1, order)
+    # unbind (not weight[r]) keeps the backward to one stack instead of R zero-filled gradients
+    parts = [chunk @ w for chunk, w in zip(xs.split(sizes, dim=1), weight.unbind(0)) if chunk.size(1)]
+    out = torch.cat(parts, 1)
+    return torch.empty_like(out).index_copy(1, order, out)
