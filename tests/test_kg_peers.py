@@ -1,10 +1,11 @@
 """KGAT and KGIN (kgrec.models.kgat / kgin): known-answer behaviour on a genre-structured graph."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch_geometric.utils import scatter
 
 import kgrec
 from kgrec.data.graph import Interactions, KnowledgeGraph
@@ -14,7 +15,10 @@ from kgrec.errors import KgrecError
 from kgrec.models import MODELS
 from kgrec.nn.kgat import KGAT
 from kgrec.nn.kgin import KGIN
-from kgrec.nn.kgraph import keep_mask, project_by_relation
+from kgrec.nn.kgraph import project_by_relation
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from kg_peer_speed import gathered_projection, kgat_edge_formula, kgin_edge_formula  # noqa: E402
 
 N_GENRES, ITEMS_PER, USERS_PER, LIKES = 5, 20, 12, 10
 
@@ -158,26 +162,6 @@ def test_kgin_independence_losses():
     assert float(KGIN(3, 4, 6, 4, num_intents=1).independence_loss()) == 0.0
 
 
-def _kgin_edge_formula(m, ei, et, uu, ui):
-    """KGIN's propagation written edge by edge (gather, scale, scatter-mean), as in the paper."""
-    if m.training and m.node_dropout > 0:
-        keep = keep_mask(et.numel(), m.node_dropout, et.device)
-        ei, et = ei[:, keep], et[keep]
-        keep = keep_mask(uu.numel(), m.node_dropout, uu.device)
-        uu, ui = uu[keep], ui[keep]
-    head, tail = ei
-    rel, intents = m.relation_emb.weight, m.intents()
-    e, u = m.entity_emb.weight, m.user_emb.weight
-    e_sum, u_sum = e, u
-    for _ in range(m.num_layers):
-        e_next = scatter(e[tail] * rel[et], head, dim=0, dim_size=m.num_entities, reduce="mean")
-        agg = scatter(e[ui], uu, dim=0, dim_size=m.num_users, reduce="mean")
-        u_next = (torch.softmax(u @ m.intent_query.weight.t(), -1) @ intents) * agg + agg
-        e, u = F.normalize(m.dropout(e_next), dim=1), F.normalize(m.dropout(u_next), dim=1)
-        e_sum, u_sum = e_sum + e, u_sum + u
-    return u_sum, e_sum[: m.num_items]
-
-
 @pytest.mark.parametrize("training", [False, True])
 def test_kgin_sparse_propagation_equals_the_edge_formula(training):
     torch.manual_seed(0)
@@ -189,7 +173,7 @@ def test_kgin_sparse_propagation_equals_the_edge_formula(training):
     torch.manual_seed(5)  # the same dropout draws for both
     got = m(m.graph(ei, et, uu, ui))
     torch.manual_seed(5)
-    want = _kgin_edge_formula(m, ei, et, uu, ui)
+    want = kgin_edge_formula(m, ei, et, uu, ui)
     for a, b in zip(got, want):
         assert torch.allclose(a, b, atol=1e-5)
     loss = [x[0].sum() + x[1].pow(2).sum() for x in (got, want)]
@@ -204,13 +188,7 @@ def test_kgat_sparse_propagation_equals_the_edge_formula():
     ei, et = torch.randint(0, E + U, (2, M)), torch.randint(0, T, (M,))
     att = m.attention(ei, et)
     got = m(m.propagation(m.pattern(ei), att))
-    x, outs = m.node_emb.weight, [m.node_emb.weight]
-    for w1, w2 in zip(m.w1, m.w2):
-        side = scatter(x[ei[1]] * att[:, None], ei[0], dim=0, dim_size=E + U, reduce="sum")
-        x = F.leaky_relu(w1(x + side)) + F.leaky_relu(w2(x * side))
-        outs.append(F.normalize(x, dim=1))
-    z = torch.cat(outs, 1)
-    want = (z[E:E + U], z[:I])
+    want = kgat_edge_formula(m, ei, att)
     for a, b in zip(got, want):
         assert torch.allclose(a, b, atol=1e-5)
     g = [torch.autograd.grad(sum(t.pow(2).sum() for t in out), m.node_emb.weight)[0] for out in (got, want)]
@@ -222,7 +200,7 @@ def test_project_by_relation_equals_the_gathered_product():
     x = torch.randn(3, 50, 8, requires_grad=True)
     rel = torch.randint(0, 5, (50,))  # relation 5 of 6 unused: its gradient is zero
     w = torch.randn(6, 8, 4, requires_grad=True)
-    got, want = project_by_relation(x, rel, w), torch.einsum("vbd,bdk->vbk", x, w[rel])
+    got, want = project_by_relation(x, rel, w), gathered_projection(x, rel, w)
     assert torch.allclose(got, want, atol=1e-5)
     grad = torch.randn_like(got)
     for a, b in zip(torch.autograd.grad(got, (x, w), grad), torch.autograd.grad(want, (x, w), grad)):
