@@ -16,8 +16,9 @@ class CKE(nn.Module):
 
     Item ``j`` is scored by :math:`u_i^\top (\eta_j + e_j)` where :math:`\eta_j` is a free offset and
     :math:`e_j` the embedding of the item's entity (items are entities ``[0, I)``), learnt jointly by
-    TransR on the KG triples: :math:`f_r(h, t) = \lVert e_h M_r + r - e_t M_r \rVert_2^2`, lower for
-    true triples. The paper's textual and visual parts are left out (as in RecBole's CKE).
+    TransR on the KG triples: :math:`f_r(h, t) = \lVert \bar{e_h M_r} + \bar{r} - \bar{e_t M_r} \rVert_2^2`
+    (bars: L2-normalised, as in RecBole's CKE), lower for true triples. The paper's textual and
+    visual parts are left out (as in RecBole's CKE). Every table starts Xavier-normal (RecBole's).
 
     Args:
         num_users: number of users.
@@ -49,11 +50,9 @@ class CKE(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.user_emb.weight, std=0.1)
-        nn.init.normal_(self.item_emb.weight, std=0.1)
-        nn.init.normal_(self.entity_emb.weight, std=0.1)
-        nn.init.normal_(self.relation_emb.weight, std=0.1)
-        nn.init.xavier_uniform_(self.proj.weight.view(-1, self.dim, self.relation_dim))
+        # RecBole's CKE: Xavier-normal on every table as stored (the projections flat, [R, d * k])
+        for emb in (self.user_emb, self.item_emb, self.entity_emb, self.relation_emb, self.proj):
+            nn.init.xavier_normal_(emb.weight)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """Returns user vectors ``[U, d]`` and item vectors ``[I, d]`` (offset + entity embedding)."""
@@ -71,8 +70,11 @@ class CKE(nn.Module):
         Shapes: head ``[B]``, rel ``[B]``, each tail ``[B]`` -> ``[B]`` per tail (a tuple when several).
         """
         w = self.proj.weight.view(-1, self.dim, self.relation_dim)  # [R, d, k]
-        p = project_by_relation(self.entity_emb(torch.stack((head,) + tails)), rel, w)  # [V, B, k]
-        hr = p[0] + self.relation_emb(rel)  # [B, k]
+        # Projected entities and relations on the unit sphere (RecBole's CKE; the paper constrains
+        # their norms): the distance stays in [0, 9], so the KG loss cannot grow the entity
+        # embeddings that the items share with the recommendation loss.
+        p = F.normalize(project_by_relation(self.entity_emb(torch.stack((head,) + tails)), rel, w), dim=-1)
+        hr = p[0] + F.normalize(self.relation_emb(rel), dim=-1)  # [B, k]
         out = tuple((hr - pt).pow(2).sum(-1) for pt in p[1:])
         return out[0] if len(out) == 1 else out
 
