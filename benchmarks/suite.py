@@ -576,10 +576,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "mode): add or redo some models without refitting the rest")
     p.add_argument("--report-only", action="store_true",
                    help="fit nothing: rewrite every <split>.md/.png and RESULTS.md from the JSON files in --out")
+    p.add_argument("--merge-from", action="append", default=[], metavar="SPLIT_JSON",
+                   help="fit nothing: fold the runs of a result file written elsewhere (another worktree's "
+                        "--out) into <out>/<dataset>/<split>.json as --merge would (its models replace "
+                        "theirs, the others are kept with their provenance); repeatable")
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None, prog: str = "python benchmarks/run.py") -> int:
     """Run the suite described by ``args`` (see :func:`add_arguments`); ``argv``/``prog`` are recorded."""
+    if args.merge_from:
+        out = Path(args.out)
+        for f in args.merge_from:
+            merge_from(Path(f), out)
+        write_results_md(out, Path(args.results_md) if args.results_md else out.parent / "RESULTS.md")
+        return 0
     if args.report_only:
         out = Path(args.out)
         for f in sorted(out.glob("*/*.json")):
@@ -678,21 +688,51 @@ def _merge(path: Path, runs: list[dict], split_stats: dict, quick: bool) -> tupl
     return kept + runs, provenance
 
 
+def merge_from(path: Path, out: Path) -> Path:
+    """Fold the suite result file ``path`` (one dataset and split, fitted elsewhere) into
+    ``<out>/<dataset>/<split>.json``: the file's models replace theirs there, the others are kept
+    with their provenance (``--merge``'s rule), and the table, Markdown and plot are rewritten.
+    Returns the written JSON path.
+    """
+    try:
+        new = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise KgrecError(f"'--merge-from': cannot read '{path}' as a result file ({e})") from None
+    if not isinstance(new, dict) or not new.get("suite"):
+        raise KgrecError(f"'--merge-from': '{path}' is not a benchmarks/run.py result file (no \"suite\" key)")
+    target = Path(out) / new["dataset"] / f"{new['split']}.json"
+    if Path(path).resolve() == target.resolve():
+        raise KgrecError(f"'--merge-from': '{path}' is the file it would merge into")
+    payload = dict(new)
+    if target.is_file():
+        runs, merged = _merge(target, new["runs"], new["split_stats"], new["quick"])
+        # the new file's own provenance (runs it had kept itself) stays true of its runs
+        payload.update(runs=runs, merged=merged + list(new.get("merged") or []))
+    _write_payload(target.parent, payload)
+    return target
+
+
+def _write_payload(folder: Path, payload: dict) -> None:
+    """``<folder>/<split>.json/.md/.png`` of a suite payload, its table recomputed from its runs."""
+    kind = payload["split"]
+    payload["table"] = table(payload["runs"], kind)
+    write_results(folder, kind, payload, payload["table"], payload["columns"],
+                  title=f"{payload['title']}: {kind}", text=_describe(payload), relative_to=ROOT)
+    plot(payload, folder / f"{kind}.png")
+
+
 def _write(folder: Path, ds: str, kind: str, runs: list[dict], load: dict, info: dict, args, command: str) -> None:
     sp = runs[0]["split_stats"]
     merged = []
     if getattr(args, "merge", False) and (folder / f"{kind}.json").is_file():
         runs, merged = _merge(folder / f"{kind}.json", runs, sp, args.quick)
-    rows = table(runs, kind)
     cols = CTR_COLS if kind == "ctr" else RANK_COLS
     payload = {"suite": True, "dataset": ds, "title": DATASETS[ds].title, "split": kind, "split_seed": 2020,
                "quick": args.quick, "command": command, "machine": info, "args": vars(args), "graph": load["stats"],
                "rdf_load": load["rdf"], "cached_load_seconds": load["cached_load_seconds"], "split_stats": sp,
-               "source": DATASETS[ds].source, "terms": DATASETS[ds].terms, "runs": runs, "table": rows,
+               "source": DATASETS[ds].source, "terms": DATASETS[ds].terms, "runs": runs, "table": None,
                "columns": cols, "merged": merged}
-    write_results(folder, kind, payload, rows, cols, title=f"{DATASETS[ds].title}: {kind}", text=_describe(payload),
-                  relative_to=ROOT)
-    plot(payload, folder / f"{kind}.png")
+    _write_payload(folder, payload)
 
 
 def _describe(p: dict) -> str:

@@ -133,6 +133,35 @@ def test_merge_adds_a_model_and_keeps_the_others(tmp_path, capsys):
     assert "'--merge':" in err and "random.json" in err and "quick=True" in err
 
 
+def test_merge_from_folds_a_run_made_elsewhere_into_the_table(tmp_path, capsys):
+    """--merge-from: the runs of a result file written to another --out join the table like --merge."""
+    root = toy_root(tmp_path)
+    base = ["--quick", "--data-root", str(root), "--cache", str(tmp_path / "cache"), "--datasets", "lastfm",
+            "--splits", "random", "--no-isolate", "--threads", "1", "--allow-dirty"]
+    main_out, other = tmp_path / "results", tmp_path / "elsewhere" / "results"
+    assert bench.main(base + ["--models", "mostpop,itemknn", "--out", str(main_out)]) == 0
+    first = json.loads((main_out / "lastfm" / "random.json").read_text())
+    assert bench.main(base + ["--models", "ease,itemknn", "--out", str(other)]) == 0
+    elsewhere = json.loads((other / "lastfm" / "random.json").read_text())
+    assert bench.main(["--merge-from", str(other / "lastfm" / "random.json"), "--out", str(main_out)]) == 0
+    both = json.loads((main_out / "lastfm" / "random.json").read_text())
+    assert [r["name"] for r in both["runs"]] == ["MostPop", "EASE", "ItemKNN"]
+    assert both["runs"][0] == first["runs"][0] and both["runs"][1:] == elsewhere["runs"]
+    assert [m["models"] for m in both["merged"]] == [["MostPop"]]
+    assert both["merged"][0]["command"] == first["command"] and both["command"] == elsewhere["command"]
+    assert sorted(row["model"] for row in both["table"]) == ["EASE", "ItemKNN", "MostPop"]
+    assert "Runs of MostPop kept from an earlier run" in (main_out / "lastfm" / "random.md").read_text()
+    assert "| EASE" in (tmp_path / "RESULTS.md").read_text()
+    # a file that is not a suite result is refused, naming the option and the file
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit):
+        bench.main(["--merge-from", str(bad), "--out", str(main_out)])
+    err = capsys.readouterr().err
+    assert "'--merge-from':" in err and "bad.json" in err
+    assert json.loads((main_out / "lastfm" / "random.json").read_text()) == both  # nothing stored was lost
+
+
 def test_hybrid_standing_needs_a_paired_test_and_a_gap_beyond_the_spreads():
     users = list(range(40))
 
