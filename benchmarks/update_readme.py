@@ -21,7 +21,7 @@ SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-10
          "hybrid-tuned-lastfm-patience.md",
          "lastfm/random.md",
          "lastfm/ctr.md",
-         "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md",
+         "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md", "kg_peer_speed.md",
          "recommend_load.md", "layout_identity.md"]
 #: suite results (docs/protocol.md: one tuning budget) whose test NDCG@10 / Recall@20 make the headline table
 HEADLINE = ["movielens-100k/random.json", "movielens-100k/temporal.json"]
