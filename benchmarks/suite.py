@@ -700,6 +700,9 @@ def merge_from(path: Path, out: Path) -> Path:
         raise KgrecError(f"'--merge-from': cannot read '{path}' as a result file ({e})") from None
     if not isinstance(new, dict) or not new.get("suite"):
         raise KgrecError(f"'--merge-from': '{path}' is not a benchmarks/run.py result file (no \"suite\" key)")
+    missing = [k for k in ("dataset", "split", "runs", "split_stats", "quick", "title", "columns") if k not in new]
+    if missing:
+        raise KgrecError(f"'--merge-from': '{path}' lacks {', '.join(missing)}: not a complete result file")
     target = Path(out) / new["dataset"] / f"{new['split']}.json"
     if Path(path).resolve() == target.resolve():
         raise KgrecError(f"'--merge-from': '{path}' is the file it would merge into")

@@ -160,6 +160,12 @@ def test_merge_from_folds_a_run_made_elsewhere_into_the_table(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'--merge-from':" in err and "bad.json" in err
     assert json.loads((main_out / "lastfm" / "random.json").read_text()) == both  # nothing stored was lost
+    bad.write_text(json.dumps({"suite": True, "dataset": "lastfm"}))  # flagged, but half a file
+    with pytest.raises(SystemExit):
+        bench.main(["--merge-from", str(bad), "--out", str(main_out)])
+    err = capsys.readouterr().err
+    assert "'--merge-from':" in err and "lacks split, runs" in err
+    assert json.loads((main_out / "lastfm" / "random.json").read_text()) == both
 
 
 def test_hybrid_standing_needs_a_paired_test_and_a_gap_beyond_the_spreads():

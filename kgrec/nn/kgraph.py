@@ -66,8 +66,6 @@ def keep_mask(n: int, rate: float, device) -> Tensor | None:
     return torch.rand(n, device=device) >= rate
 
 
-
-
 def project_by_relation(x: Tensor, rel: Tensor, weight: Tensor) -> Tensor:
     """TransR's projection ``x[:, b] @ weight[rel[b]]`` of a batch, one matrix product per relation.
 

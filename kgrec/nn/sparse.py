@@ -103,13 +103,6 @@ class SparsePattern:
                                           check_invariants=False)
         return SparseOperator.from_csr(a, a_t)
 
-    def to(self, device) -> "SparsePattern":
-        out = object.__new__(SparsePattern)
-        out.size = self.size
-        for k in ("slot", "crow", "col", "order_t", "crow_t", "col_t"):
-            setattr(out, k, getattr(self, k).to(device))
-        return out
-
 
 def sparse_mm(a: Tensor, x: Tensor) -> Tensor:
     """``a @ x`` in ``a``'s dtype with autocast off: under CUDA autocast ``torch.sparse.mm`` would
