@@ -239,8 +239,16 @@ class HybridModel(nn.Module):
         x = x * torch.cat([warm, warm.new_ones(x.shape[0] - I, 1)])
         if item_txt is not None:
             x = x + F.pad(item_txt, (0, 0, 0, x.shape[0] - I))
-        h = self.kg_encoder(x, edge_index, edge_type, graph=kg_graph)  # [E + U, d]
-        return h[self.num_entities:], h[:I]
+        # only items and users are read: the encoder's last layer skips the attribute entities
+        h = self.kg_encoder(x, edge_index, edge_type, graph=kg_graph, targets=self.kg_targets(x.device))
+        return h[I:], h[:I]  # [U, d], [I, d]
+
+    def kg_targets(self, device=None) -> Tensor:
+        """``[I + U]``: the collaborative KG's item nodes ``[0, I)`` then its user nodes ``[E, E + U)``,
+        the rows of the KG encoder's output the scorer reads.
+        """
+        I, E, U = self.num_items, self.num_entities, self.num_users
+        return torch.cat([torch.arange(I, device=device), torch.arange(E, E + U, device=device)])
 
     def _text_branch(self, h_i, q, item_txt, seg, item_text_mask, user_text, hist_items, hist_mask, hist_age,
                      return_attention: bool, parts: dict | None) -> tuple[Tensor, Tensor, Tensor | None]:

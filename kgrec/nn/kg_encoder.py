@@ -188,20 +188,24 @@ class KGEncoder(nn.Module):
             return self.rel_emb
         return self.rel_comp @ self.rel_basis
 
-    def prepare_graph(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> "_Graph":
+    def prepare_graph(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int,
+                      targets: Tensor | None = None) -> "_Graph":
         """Index structures of a fixed graph, to pass as ``forward(..., graph=)`` on every call.
 
         Building them sorts all edges (the bulk of a forward pass on CPU); a caller that trains on
         one graph builds them once. The sparse aggregation matrix also gets a cached transpose, so
-        the backward pass does not rebuild it either. Ignores ``edge_dropout``.
+        the backward pass does not rebuild it either. Ignores ``edge_dropout``. ``targets``: the
+        nodes a caller will ask ``forward`` for (its ``targets``), whose last-layer view is then
+        built here too instead of at the first call.
         """
         g = _Graph.build(self.conv, edge_index, edge_type, num_nodes, self.num_relations, torch.float32)
-        if g.adj is not None:
-            a = g.adj.coalesce()
-            g.op = SparseOperator(a.indices(), a.values(), tuple(a.shape))
+        g.freeze()
+        if targets is not None:
+            g.restricted(targets)
         return g
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, graph: "_Graph | None" = None) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, graph: "_Graph | None" = None,
+                targets: Tensor | None = None) -> Tensor:
         """Refine node states by ``num_layers`` relational convolutions.
 
         Args:
@@ -210,15 +214,24 @@ class KGEncoder(nn.Module):
             edge_type (Tensor): Edge type of each column of ``edge_index``.
             graph (optional): the result of :meth:`prepare_graph` for these edges; when given,
                 ``edge_index``/``edge_type`` are not read again.
+            targets (Tensor, optional): distinct node ids whose outputs the caller needs (default:
+                every node). Every layer but the last must still update every node the last layer
+                reads, but the last layer only computes the rows of ``targets``: on a collaborative
+                KG scored through its users and items, that skips the attribute entities (most of
+                the nodes) in the last layer's aggregation and its dense ``[N, d] x [d, d]``
+                products. The result equals the full output's rows ``targets``.
 
         Shapes:
-            - **input:** ``x`` ``[N, d]``, ``edge_index`` ``[2, M]``, ``edge_type`` ``[M]``
-            - **output:** ``[N, d]``
+            - **input:** ``x`` ``[N, d]``, ``edge_index`` ``[2, M]``, ``edge_type`` ``[M]``,
+              ``targets`` ``[T]``
+            - **output:** ``[N, d]``, or ``[T, d]`` with ``targets``
         """
         if graph is None:
             self._check_inputs(x, edge_index, edge_type)
+        if targets is not None:
+            _check_targets(targets, x.size(0))
         if self.num_layers == 0:
-            return x
+            return x if targets is None else x[targets]
         if graph is None:
             if self.training and self.edge_dropout > 0 and edge_type.numel() > 0:
                 keep = torch.rand(edge_type.numel(), device=edge_type.device) >= self.edge_dropout
@@ -227,8 +240,11 @@ class KGEncoder(nn.Module):
         z = self.relation_embeddings()
         total = x
         h = x
-        for layer in self.layers:
-            h, z = layer(h, z, graph)
+        for l, layer in enumerate(self.layers):
+            g, h_dst = graph, h
+            if targets is not None and l == self.num_layers - 1:
+                g, h_dst, total = graph.restricted(targets), h[targets], total[targets]
+            h, z = layer(h, h_dst, z, g)
             h = F.dropout(h, self.dropout, self.training)
             total = total + h
         return total / (self.num_layers + 1)
@@ -276,14 +292,22 @@ class _Graph:
 
     num_nodes: int
     src: Tensor                         # [M]
-    dst: Tensor                         # [M]
+    dst: Tensor                         # [M] in [0, num_dst)
     etype: Tensor                       # [M]
     adj: Tensor | None = None           # [P, N] sparse COO, coalesced
-    pair_dst: Tensor | None = None      # [P]
+    pair_dst: Tensor | None = None      # [P] in [0, num_dst)
     pair_rel: Tensor | None = None      # [P]
     rel_sizes: list[int] | None = None  # R ints summing to P
     pair_scale: Tensor | None = None    # [P] compgcn: sum of the pair's edge norms
     op: SparseOperator | None = None    # adj with a cached transpose (graphs reused across calls)
+    num_dst: int | None = None          # rows of a layer's output: num_nodes, or |targets| (restricted)
+    num_relations: int = 0
+    # the last-layer view of a reused graph, for the targets it was last asked for
+    _restricted: "tuple[Tensor, _Graph] | None" = None
+
+    def __post_init__(self) -> None:
+        if self.num_dst is None:
+            self.num_dst = self.num_nodes
 
     def aggregate(self, x: Tensor) -> Tensor:
         """``adj @ x``: ``[N, d]`` -> ``[P, d]``."""
@@ -291,11 +315,48 @@ class _Graph:
             return spmm(self.op, x)
         return sparse_mm(self.adj, x)
 
+    def freeze(self) -> None:
+        """Cache the aggregation matrix's transpose: for a graph reused across calls."""
+        if self.adj is not None and self.op is None:
+            a = self.adj.coalesce()
+            self.op = SparseOperator(a.indices(), a.values(), tuple(a.shape))
+
+    def restricted(self, targets: Tensor) -> "_Graph":
+        """The messages into ``targets`` only, their targets renumbered ``0 .. T-1`` in the order of
+        ``targets``; sources keep their ids. Every weight (CompGCN's degree normalisation counts
+        all of a node's edges) is the full graph's, so a layer over this view gives the full
+        layer's rows ``targets``. Cached for the last ``targets`` asked for.
+        """
+        if self._restricted is not None and torch.equal(self._restricted[0], targets):
+            return self._restricted[1]
+        N, dev = self.num_nodes, self.src.device
+        pos = torch.full((N,), -1, dtype=torch.long, device=dev)
+        pos[targets] = torch.arange(targets.numel(), device=dev)
+        keep_e = pos[self.dst] >= 0
+        g = _Graph(N, self.src[keep_e], pos[self.dst[keep_e]], self.etype[keep_e], num_dst=targets.numel(),
+                   num_relations=self.num_relations)
+        if self.adj is not None:
+            keep = pos[self.pair_dst] >= 0                          # [P] pairs into a target
+            new_row = torch.cumsum(keep, 0) - 1                     # order kept: rows stay sorted
+            idx, val = self.adj.indices(), self.adj.values()
+            keep_nz = keep[idx[0]]
+            P = int(keep.sum())
+            g.adj = torch.sparse_coo_tensor(torch.stack([new_row[idx[0][keep_nz]], idx[1][keep_nz]]),
+                                            val[keep_nz], (P, N), is_coalesced=True, check_invariants=False)
+            g.pair_dst = pos[self.pair_dst[keep]]
+            g.pair_rel = self.pair_rel[keep]
+            g.rel_sizes = torch.bincount(g.pair_rel, minlength=self.num_relations).tolist()
+            g.pair_scale = self.pair_scale[keep] if self.pair_scale is not None else None
+            if self.op is not None:
+                g.freeze()
+        self._restricted = (targets.clone(), g)
+        return g
+
     @classmethod
     def build(cls, conv: str, edge_index: Tensor, edge_type: Tensor, num_nodes: int,
               num_relations: int, dtype: torch.dtype) -> "_Graph":
         src, dst = edge_index[0], edge_index[1]
-        g = cls(num_nodes, src, dst, edge_type)
+        g = cls(num_nodes, src, dst, edge_type, num_relations=num_relations)
         if conv == "kgat":
             return g
         N, dev = num_nodes, src.device
@@ -365,7 +426,8 @@ class _RGCNLayer(nn.Module):
         nn.init.xavier_uniform_(self.root)
         nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, z: Tensor | None, g: _Graph) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, x_dst: Tensor, z: Tensor | None, g: _Graph) -> tuple[Tensor, Tensor | None]:
+        """``x`` ``[N, d]`` every node's state, ``x_dst`` ``[g.num_dst, d]`` those of the output rows."""
         weight = self.weight
         if self.comp is not None:
             weight = (self.comp @ weight.view(self.num_bases, -1)).view(self.num_relations, self.dim, self.dim)
@@ -373,9 +435,9 @@ class _RGCNLayer(nn.Module):
         # One [P_r, d] x [d, d] product per relation present; unbind (not weight[r]) keeps the
         # backward to one stack instead of R zero-filled [R, d, d] gradients.
         parts = [chunk @ w for chunk, w in zip(agg.split(g.rel_sizes), weight.unbind(0)) if chunk.size(0)]
-        out = x @ self.root + self.bias
+        out = x_dst @ self.root + self.bias
         if parts:
-            out = out + scatter(torch.cat(parts), g.pair_dst, 0, x.size(0), reduce="sum")
+            out = out + scatter(torch.cat(parts), g.pair_dst, 0, g.num_dst, reduce="sum")
         return self.act(out), z
 
 
@@ -408,15 +470,16 @@ class _CompGCNLayer(nn.Module):
         # sum_e n_e (h_e - z) = sum_e n_e h_e - (sum_e n_e) z: ``scale`` carries sum_e n_e.
         return h - z if scale is None else h - scale.unsqueeze(-1) * z
 
-    def forward(self, x: Tensor, z: Tensor, g: _Graph) -> tuple[Tensor, Tensor]:
-        N = x.size(0)
+    def forward(self, x: Tensor, x_dst: Tensor, z: Tensor, g: _Graph) -> tuple[Tensor, Tensor]:
+        """``x`` ``[N, d]`` every node's state, ``x_dst`` ``[g.num_dst, d]`` those of the output rows."""
+        N = g.num_dst
         # phi is linear in h for a fixed relation, so composing the per-pair normalised sum
         # equals summing the composed messages.
         agg = g.aggregate(x)
         msg = self._compose(agg, z.index_select(0, g.pair_rel), g.pair_scale)
         by_dir = scatter(msg, g.pair_dst + (g.pair_rel % 2) * N, 0, 2 * N, reduce="sum")
         out = (by_dir[:N] @ self.w_orig + by_dir[N:] @ self.w_inv
-               + self._compose(x, self.loop_rel) @ self.w_loop) / 3.0
+               + self._compose(x_dst, self.loop_rel) @ self.w_loop) / 3.0
         return self.act(out + self.bias), (z @ self.w_rel if self.update_rel else z)
 
 
@@ -438,15 +501,28 @@ class _KGATLayer(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, x: Tensor, z: Tensor, g: _Graph) -> tuple[Tensor, Tensor]:
-        N = x.size(0)
+    def forward(self, x: Tensor, x_dst: Tensor, z: Tensor, g: _Graph) -> tuple[Tensor, Tensor]:
+        """``x`` ``[N, d]`` every node's state, ``x_dst`` ``[g.num_dst, d]`` those of the output rows."""
+        N = g.num_dst
         p = x @ self.w_att
+        p_dst = p if x_dst is x else x_dst @ self.w_att
         # pi(i, r, j) = (W h_j)^T tanh(W h_i + z_r): i is the node being updated (KGAT's head).
         logit = (p.index_select(0, g.src)
-                 * torch.tanh(p.index_select(0, g.dst) + z.index_select(0, g.etype))).sum(-1)
+                 * torch.tanh(p_dst.index_select(0, g.dst) + z.index_select(0, g.etype))).sum(-1)
         alpha = softmax(logit, g.dst, num_nodes=N)
         e_n = scatter(x.index_select(0, g.src) * alpha.unsqueeze(-1), g.dst, 0, N, reduce="sum")
-        return self.act(self.lin_sum(x + e_n)) + self.act(self.lin_prod(x * e_n)), z
+        return self.act(self.lin_sum(x_dst + e_n)) + self.act(self.lin_prod(x_dst * e_n)), z
 
 
 # --------------------------------------------------------------------------- checks
+
+
+def _check_targets(targets: Tensor, num_nodes: int) -> None:
+    if targets.dim() != 1 or targets.dtype != torch.long:
+        raise ValueError(f"'targets' must be a long tensor of shape [T] "
+                         f"(got {targets.dtype} of shape {list(targets.shape)})")
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= num_nodes):
+        raise ValueError(f"'targets' must hold node ids in [0, {num_nodes}) "
+                         f"(got values in [{int(targets.min())}, {int(targets.max())}])")
+    if torch.unique(targets).numel() != targets.numel():
+        raise ValueError("'targets' must not repeat a node")

@@ -254,6 +254,56 @@ def test_prepared_graph_gives_the_same_output_and_gradients(kw):
     torch.testing.assert_close(m(x, ei, et, graph=graph), out_a.detach())
 
 
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("prepared", [False, True])
+def test_targets_give_the_full_outputs_rows_and_gradients(kw, layers, prepared):
+    """Restricting the last layer to some nodes (unsorted, the isolated one included) changes no
+    value: outputs and every gradient equal those of the full output's rows.
+    """
+    x, ei, et = _graph()
+    m = _model(kw, num_layers=layers)
+    targets = torch.tensor([5, 0, ISOLATED, 3])
+    graph = m.prepare_graph(ei, et, N, targets=targets) if prepared else None
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    full = m(xa, ei, et)[targets]
+    part = m(xb, ei, et, graph=graph, targets=targets)
+    assert part.shape == (4, D)
+    torch.testing.assert_close(part, full)
+    w = torch.randn(4, D, generator=torch.Generator().manual_seed(1))  # a loss that weighs each row
+    grads_a = torch.autograd.grad((full * w).sum(), [xa, *m.parameters()])
+    grads_b = torch.autograd.grad((part * w).sum(), [xb, *m.parameters()])
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(gb, ga)
+    # a prepared graph serves other targets too (its cached view is rebuilt for them)
+    if prepared:
+        other = torch.tensor([1, 2])
+        torch.testing.assert_close(m(x, ei, et, graph=graph, targets=other), m(x, ei, et)[other])
+
+
+def test_targets_of_the_last_layer_skip_the_other_nodes():
+    """The last layer's view holds only the messages into the targets."""
+    x, ei, et = _graph()
+    m = _model(CONVS["compgcn_sub"])
+    graph = m.prepare_graph(ei, et, N)
+    view = graph.restricted(torch.tensor([0, 3]))
+    into = ((ei[1] == 0) | (ei[1] == 3))
+    assert view.num_dst == 2 and view.src.numel() == int(into.sum())
+    assert set(view.pair_dst.tolist()) <= {0, 1}
+    assert int(view.adj._nnz()) < int(graph.adj._nnz())
+
+
+@pytest.mark.parametrize("targets,match", [
+    (torch.tensor([0, 0]), "must not repeat"),
+    (torch.tensor([N]), r"node ids in \[0, 8\)"),
+    (torch.tensor([[0]]), "shape \\[T\\]"),
+    (torch.tensor([0.0]), "long tensor"),
+])
+def test_bad_targets(targets, match):
+    x, ei, et = _graph()
+    with pytest.raises(ValueError, match=match):
+        _model(CONVS["rgcn"])(x, ei, et, targets=targets)
+
+
 def test_zero_layers_returns_input():
     x, ei, et = _graph()
     assert torch.equal(KGEncoder(R, D, num_layers=0)(x, ei, et), x)
