@@ -287,8 +287,8 @@ def to_markdown(report: dict) -> str:
             "",
             f"## {threads} thread{'s' if threads > 1 else ''}",
             "",
-            f"| conv | params | fwd+bwd ms median | min | min x {BASELINE} | CPU ms min | "
-            f"eval fwd ms median | saved for bwd MB | x {BASELINE} | peak RSS growth MB | prepare ms |",
+            f"| conv | params | fwd+bwd ms median | min | min x {base['name']} | CPU ms min | "
+            f"eval fwd ms median | saved for bwd MB | x {base['name']} | peak RSS growth MB | prepare ms |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in res:
