@@ -39,7 +39,7 @@ from kgrec.models.priors_select import (
     select_added_weight,
     std_sample,
 )
-from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
+from kgrec.nn.linear import EASE, SequentialRules, recency_weights, rows_times, time_steps_back
 from kgrec.training.trainer import peak_memory_mb
 
 __all__ = ["EASERulesConfig", "EASERulesModel", "RandomConfig", "RandomModel", "ContentKNNConfig",
@@ -126,7 +126,7 @@ class EASERulesModel(Estimator):
 
     def _score_rows(self, history: Tensor) -> Tensor:
         """EASE's part of the scores of history rows (the rules need the entries' times)."""
-        return history @ self.context["ease_weight"]
+        return rows_times(history, self.context["ease_weight"])
 
     def recency_weights(self, tau: float | None = None) -> Tensor:
         """``[nnz]`` each history entry's weight in the rules' user rows, ``exp(-steps back / tau)``
@@ -139,7 +139,7 @@ class EASERulesModel(Estimator):
         return recency_weights(steps, tau).to(self.device)
 
     def _ease_scores(self, users: Tensor) -> Tensor:
-        return self.weighted_history(users.to(self.device)) @ self.context["ease_weight"]
+        return rows_times(self.weighted_history(users.to(self.device)), self.context["ease_weight"])
 
     @torch.no_grad()
     def score(self, users: Tensor) -> Tensor:
@@ -148,7 +148,7 @@ class EASERulesModel(Estimator):
         c = self.context
         if "seq_weight" in c:
             recency = self.derived("recency", lambda: self.recency_weights())
-            out = out + float(c["seq_gate"][0]) * (self.entry_rows(users, recency) @ c["seq_weight"])
+            out = out + float(c["seq_gate"][0]) * rows_times(self.entry_rows(users, recency), c["seq_weight"])
         return out
 
     def _rules(self, window: float) -> Tensor:

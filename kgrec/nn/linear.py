@@ -18,12 +18,32 @@ from torch import Tensor, nn
 
 from kgrec.memory import check_memory
 
-__all__ = ["MostPop", "ItemKNN", "EASE", "SequentialRules", "time_steps_back", "recency_weights",
+__all__ = ["MostPop", "ItemKNN", "EASE", "SequentialRules", "rows_times", "time_steps_back", "recency_weights",
            "itemknn_fit_bytes", "ease_fit_bytes", "ease_dtype", "block_width", "rules_fit_bytes"]
 
 
 def _as_csr(x):
     return sp.csr_matrix(x, dtype=np.float32)
+
+
+#: ``rows_times`` multiplies sparsely when at most this share of the rows' entries is non-zero
+SPARSE_ROWS_MAX_DENSITY = 0.3
+
+
+def rows_times(rows: Tensor, weight: Tensor) -> Tensor:
+    """``rows @ weight`` for history-like rows ``[B, I]`` (mostly zeros) and an item-item matrix
+    ``[I, I']`` -> ``[B, I']``.
+
+    A user's row holds their few history items, so a dense ``[B, I] x [I, I']`` product spends
+    almost all of its ``B I I'`` operations on zeros; as a sparse-dense product it costs
+    ``nnz x I'`` (on Book-Crossing, ~3 history entries per row of 14,967 items, that is about
+    5,000 times fewer). Rows denser than :data:`SPARSE_ROWS_MAX_DENSITY` use the dense product.
+    Equal up to float rounding (the sums run in another order).
+    """
+    if rows.dim() == 2 and rows.numel() and rows.layout == torch.strided and not rows.requires_grad \
+            and int(torch.count_nonzero(rows)) <= SPARSE_ROWS_MAX_DENSITY * rows.numel():
+        return torch.sparse.mm(rows.to_sparse(), weight.to(rows.dtype))
+    return rows @ weight
 
 
 class MostPop(nn.Module):
@@ -315,7 +335,7 @@ class EASE(nn.Module):
         """History ``[B, I]`` -> scores ``[B, I]`` (0 before :meth:`fit`)."""
         if self.weight.shape[1] != self.num_items:
             return history.new_zeros(history.shape[0], self.num_items)
-        return history @ self.weight
+        return rows_times(history, self.weight)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(num_items={self.num_items}, reg={self.reg})"
@@ -435,7 +455,7 @@ class SequentialRules(nn.Module):
 
     def forward(self, recency: Tensor) -> Tensor:
         """Recency ``[B, I]`` (:func:`recency_weights` of the history items, 0 elsewhere) -> scores ``[B, I]``."""
-        return recency @ self.weight
+        return rows_times(recency, self.weight)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(num_items={self.num_items}, window={self.window})"

@@ -114,3 +114,28 @@ def test_sequential_rules_max_offset_limits_pairs():
 def test_sequential_rules_bad_arguments_are_named(kw):
     with pytest.raises(ValueError, match=f"'{next(iter(kw))}'"):
         SequentialRules(4, **kw)
+
+
+@pytest.mark.parametrize("per_row", [0, 3, 40])
+def test_rows_times_equals_the_dense_product(per_row):
+    """Sparse rows take the sparse path, dense ones the dense path; both give ``rows @ weight``."""
+    from kgrec.nn import linear
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.zeros(16, 50)
+    if per_row:
+        rows.scatter_(1, torch.randint(0, 50, (16, per_row), generator=g), torch.rand(16, per_row, generator=g))
+    weight = torch.randn(50, 30, generator=g)
+    out = linear.rows_times(rows, weight)
+    assert out.layout == torch.strided and out.shape == (16, 30)
+    torch.testing.assert_close(out, rows @ weight)
+    calls = []
+    real = torch.sparse.mm
+    try:
+        torch.sparse.mm = lambda a, b: calls.append(a.layout) or real(a, b)
+        linear.rows_times(rows, weight)
+    finally:
+        torch.sparse.mm = real
+    sparse = int(torch.count_nonzero(rows)) <= linear.SPARSE_ROWS_MAX_DENSITY * rows.numel()
+    assert calls == ([torch.sparse_coo] if sparse else [])
+    assert sparse == (per_row in (0, 3))
