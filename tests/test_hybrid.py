@@ -37,6 +37,21 @@ def test_cold_item_ranked_by_its_kg_neighbourhood(tiny_text_model):
     assert beats_b[:6].mean() > beats_b[6:].mean() + 0.3
 
 
+def test_batch_vectors_are_the_full_vectors_rows(tiny_text_model):
+    """A training batch's vectors come from its distinct users only, and equal the full pass's rows."""
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
+    est = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1, ease_prior=False)).fit(kg, sp).estimator
+    est.module.eval()
+    users, pos, neg = torch.tensor([5, 1, 5, 0]), torch.tensor([0, 2, 3, 1]), torch.tensor([[4], [6], [7], [5]])
+    with torch.no_grad():
+        u_all, i_all = est.embed()
+        u, p, n = est.batch_vectors(users, pos, neg)
+    torch.testing.assert_close(u, u_all[users])
+    torch.testing.assert_close(p, i_all[pos])
+    torch.testing.assert_close(n, i_all[neg])
+
+
 def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
     kg = two_cluster_kg()
     sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)

@@ -164,8 +164,9 @@ class HybridModel(nn.Module):
                 prior_item: Tensor | None = None, seq_user: Tensor | None = None,
                 seq_item: Tensor | None = None,
                 return_attention: bool = False, parts: dict | None = None,
-                item_cold: Tensor | None = None) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
-        r"""All user and item vectors.
+                item_cold: Tensor | None = None,
+                users: Tensor | None = None) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
+        r"""All user and item vectors (or those of some users and all items).
 
         Shapes:
             cf_edge_index ``[2, 2N]`` (users ``[0, U)``, items ``[U, U+I)``); edge_index ``[2, M]``,
@@ -190,14 +191,26 @@ class HybridModel(nn.Module):
             ``item_dropout`` of the warm items itself (their edges then stay).
             ``parts``, when a dict, receives ``"item_ctx"`` ``[I, d]``: the item vectors the user
             fusion attends over (before the recency term), for users scored outside the model.
+            ``users`` ``[B]``: only these users' vectors are returned (``[B, .]``, in this order),
+            equal to those rows of the full output. The graph branches still propagate over every
+            node, but the text branch's per-user work (the fusion over each history, the largest
+            per-user cost) runs for these users only: a training step needs just its batch's users.
         """
         U, I, d = self.num_users, self.num_items, self.dim
+        if users is not None:  # the per-user inputs of the chosen users only
+            user_text = user_text[users] if user_text is not None else None
+            hist_items, hist_mask, hist_age = (t[users] if t is not None else None
+                                               for t in (hist_items, hist_mask, hist_age))
+            prior_user = prior_user[users] if prior_user is not None else None
+            seq_user = seq_user[users] if seq_user is not None else None
+            U = users.numel()
         ref = self.branch_gate
         zeros_u, zeros_i = ref.new_zeros(U, d), ref.new_zeros(I, d)
         warm = self._warm(item_warm, item_cold, ref.dtype)
         p, q = zeros_u, zeros_i
         if self.use_cf:
             p, q = self.cf(cf_edge_index)
+            p = p if users is None else p[users]
             q = q * warm  # a cold item's id embedding is untrained noise
         seg = item_txt = None
         if self.use_text:
@@ -207,6 +220,7 @@ class HybridModel(nn.Module):
         h_u, h_i = zeros_u, zeros_i
         if self.use_kg:
             h_u, h_i = self._kg_branch(warm, item_txt, edge_index, edge_type, kg_graph)
+            h_u = h_u if users is None else h_u[users]
         t_u, t_i, attn = zeros_u, zeros_i, None
         if self.use_text:
             t_u, t_i, attn = self._text_branch(h_i, q, item_txt, seg, item_text_mask, user_text, hist_items,

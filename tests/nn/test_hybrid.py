@@ -180,3 +180,30 @@ def test_unknown_gates_or_fusion_are_refused_when_configured():
         kgrec.Recommender("hybrid", fusion="sum")
     with pytest.raises(ValueError, match="'gates'"):
         HybridModel(3, 4, 6, 4, gates="tanh")
+
+
+@pytest.mark.parametrize("kw", [{}, {"use_kg": False}, {"use_text": False}, {"use_cf": False},
+                                {"fusion": "sequence"}, {"fusion": "concat"}])
+def test_some_users_give_those_rows_of_the_full_output_and_gradients(kw):
+    """``users=`` (repeated and out of order) returns exactly the full output's rows, priors and
+    attention included, and the same gradients for a loss on those rows.
+    """
+    torch.manual_seed(0)
+    m = HybridModel(3, 4, 6, 4, text_dim=8, dim=8, num_heads=2, **kw).eval()
+    m.prior_gate.fill_(0.5)
+    x = _inputs()
+    x.update(prior_user=torch.randn(3, 5), prior_item=torch.randn(4, 5))
+    cf = x.pop("cf_edge_index")
+    pick = torch.tensor([2, 0, 2])
+    full_u, full_i, full_a = m(cf, **x, return_attention=True)
+    part_u, part_i, part_a = m(cf, **x, return_attention=True, users=pick)
+    torch.testing.assert_close(part_u, full_u[pick])
+    torch.testing.assert_close(part_i, full_i)
+    torch.testing.assert_close(part_a, full_a[pick])
+    w = torch.randn(3, 4, generator=torch.Generator().manual_seed(1))
+    g_full = torch.autograd.grad((full_u[pick] @ full_i.t() * w).sum(), list(m.parameters()), allow_unused=True)
+    g_part = torch.autograd.grad((part_u @ part_i.t() * w).sum(), list(m.parameters()), allow_unused=True)
+    for a, b in zip(g_full, g_part):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(b, a)

@@ -222,9 +222,17 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         return self
 
 
+    def batch_vectors(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """A training batch's vectors from one forward pass that builds the vectors of the batch's
+        distinct users only (:meth:`HybridModel.forward`'s ``users``), not of every user.
+        """
+        uniq, inv = torch.unique(users, return_inverse=True)
+        u_vec, i_vec = self.embed(users=uniq)
+        return u_vec[inv], i_vec[pos], i_vec[neg]
+
     def embed(self, return_attention: bool = False, edges: tuple[Tensor, Tensor] | None = None,
-              parts: dict | None = None):
-        """User and item vectors (see :meth:`HybridModel.forward`).
+              parts: dict | None = None, users: Tensor | None = None):
+        """User and item vectors (see :meth:`HybridModel.forward`; ``users``: those users' vectors only).
 
         ``edges`` (``edge_index [2, M]``, ``edge_type [M]``) replaces the collaborative KG the KG
         encoder passes messages over (explanations remove edges to see what they contributed);
@@ -268,7 +276,7 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         return m(adj, edge_index, edge_type, c["item_warm"], c.get("item_text"), c.get("item_text_mask"),
                  c.get("user_text"), c["hist_items"], c["hist_mask"], c["hist_age"], kg_graph=graph,
                  prior_user=prior_user, prior_item=prior_item, seq_user=seq_user, seq_item=seq_item,
-                 return_attention=return_attention, parts=parts, item_cold=item_cold)
+                 return_attention=return_attention, parts=parts, item_cold=item_cold, users=users)
 
     # ------------------------------------------------------------ explanations
     @torch.no_grad()
