@@ -52,6 +52,21 @@ def test_batch_vectors_are_the_full_vectors_rows(tiny_text_model):
     torch.testing.assert_close(n, i_all[neg])
 
 
+def test_scores_with_priors_are_the_dot_products_of_the_vectors(tiny_text_model):
+    """With its EASE prior the scores stay the dot products of the frozen vectors (the item vectors
+    a transposed contiguous matrix; which product rows_times takes is tested in tests/nn).
+    """
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
+    est = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=1,
+                                                priors={"ease_weight": (1.0,)})).fit(kg, sp).estimator
+    assert float(est.module.prior_gate) > 0
+    u, i = est.vectors()
+    assert i.t().is_contiguous()
+    users = torch.arange(kg.num_users)
+    torch.testing.assert_close(est.score(users), u @ i.t())
+
+
 def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
     kg = two_cluster_kg()
     sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)

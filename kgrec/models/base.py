@@ -29,6 +29,7 @@ from kgrec.data.splits import Split
 from kgrec.data.vocab import Vocab
 from kgrec.errors import KgrecError
 from kgrec.evaluation.rank import csr_rows, seen_csr
+from kgrec.nn.linear import rows_times
 from kgrec.nn.losses import bpr_loss, l2_reg, sampled_softmax_loss
 from kgrec.training.continual import continue_pairwise, id_graph, init_untrained_rows, update_split
 from kgrec.training.trainer import fit_pairwise
@@ -393,11 +394,17 @@ class PairwiseEstimator(Estimator):
         return ego_u, ego_p, self.module.ego(users, neg.reshape(-1))[1]
 
     def freeze(self) -> None:
-        """Cache the full embeddings for scoring (after training or before validation)."""
+        """Cache the full embeddings for scoring (after training or before validation).
+
+        The item vectors are kept as the transpose of a contiguous ``[d, I]`` matrix: scoring multiplies
+        by that matrix, which a sparse-dense product (:func:`~kgrec.nn.linear.rows_times`, taken when the
+        user vectors are mostly zeros, as the hybrid's history rows of its priors are) needs contiguous.
+        """
         if self.module is not None:
             self.module.eval()
         with torch.no_grad():
-            self._frozen = tuple(t.float() for t in self.embed())
+            u_vec, i_vec = (t.float() for t in self.embed())
+            self._frozen = (u_vec, i_vec.t().contiguous().t())
 
     def unfreeze(self) -> None:
         self._frozen = None
@@ -408,7 +415,7 @@ class PairwiseEstimator(Estimator):
         if self._frozen is None:
             self.freeze()
         u_vec, i_vec = self._frozen
-        return u_vec[users.to(u_vec.device)] @ i_vec.t()
+        return rows_times(u_vec[users.to(u_vec.device)], i_vec.t())
 
     @torch.no_grad()
     def history_contributions(self, items: list[int], target: int) -> list[float]:

@@ -18,7 +18,7 @@ from kgrec.models.priors_select import (
     positive,
     score_cache,
 )
-from kgrec.nn.linear import EASE, SequentialRules, recency_weights, time_steps_back
+from kgrec.nn.linear import EASE, SequentialRules, recency_weights, rows_times, time_steps_back
 
 __all__ = ["HybridPriors"]
 
@@ -150,8 +150,10 @@ class HybridPriors:
         trials = []  # (valid ndcg@10, relative weight, reg, absolute weight)
         for reg, weight in candidates.items():
             weight = weight.to(self.device)
-            scale = float(neural_std / (hist[sample] @ weight).std().clamp(min=1e-12))
-            ease = self._score_part(lambda u, weight=weight: hist[u.to(hist.device)] @ weight) if evaluator else None
+            scale = float(neural_std / rows_times(hist[sample], weight).std().clamp(min=1e-12))
+            ease = None
+            if evaluator:
+                ease = self._score_part(lambda u, weight=weight: rows_times(hist[u.to(hist.device)], weight))
             for g in self.config.priors.ease_weight:
                 if g == 0 and trials:  # the neural-only score does not depend on EASE's reg
                     continue
@@ -191,7 +193,7 @@ class HybridPriors:
                 c["hist_indptr"], c["hist_indices"], c["hist_time"]).weight.to(self.device)
             for tau in taus:
                 recency = self.recency_weights(tau)
-                sample_std = float((self.entry_rows(sample, recency) @ rules).std())
+                sample_std = float(rows_times(self.entry_rows(sample, recency), rules).std())
                 if sample_std <= 0:
                     continue
                 part = None
@@ -204,7 +206,7 @@ class HybridPriors:
                         continue
                     if part is None:  # the rules' scores of this (window, recency), once for its weights
                         part = self._score_part(lambda u, recency=recency, rules=rules:
-                                                self.entry_rows(u, recency) @ rules)
+                                                rows_times(self.entry_rows(u, recency), rules))
 
                     def score(u, a=a, part=part):
                         return base(u) + a * part(u)
