@@ -221,7 +221,6 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
             self._calibrate_prior(None)
         return self
 
-
     def batch_vectors(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """A training batch's vectors from one forward pass that builds the vectors of the batch's
         distinct users only (:meth:`HybridModel.forward`'s ``users``), not of every user.
