@@ -52,7 +52,7 @@ def test_internal_choices_count_against_the_budget():
     lightgcn = trials(SPACES["LightGCN"], 6)
     assert [(c["cf_lr"], c["cf_reg"], c["cf_layers"]) for c in no_priors] == \
         [(c["lr"], c["reg"], c["num_layers"]) for c in lightgcn]
-    assert {c["epochs"] for c in no_priors} == {c["epochs"] for c in lightgcn} == {300}
+    assert {c["epochs"] for c in no_priors} == {c["epochs"] for c in lightgcn} == {1000}
     for c in no_priors:  # every point is a valid configuration of the estimator
         hybrid.Config(**{k: v for k, v in c.items() if k != "epochs"}, epochs=c["epochs"])
     # the library defaults of the hybrid and of ease+rules, counted by the estimators themselves
@@ -89,3 +89,21 @@ def test_per_user_means_average_seeds_on_common_users_and_verdicts():
     assert verdict(0.02, 0.03, 0.005, 0.01) == "tie"  # inside a seed spread
     assert verdict(0.02, 0.01, 0.005, 0.2) == "tie"  # not significant
     assert verdict(0.02, 0.01, 0.005, None) == "tie"  # no paired test
+
+
+def test_a_higher_epoch_cap_leaves_a_fit_stopped_by_patience_unchanged(cluster_kg):
+    # docs/protocol.md keeps rows run under the old 300-epoch cap beside runs under 1000: true only if
+    # a fit that stopped before a cap trains the same epochs, bit for bit, under any higher cap
+    import torch
+
+    import kgrec
+
+    sp = kgrec.split(cluster_kg, "random", seed=0)
+    params = dict(dim=8, batch_size=8, lr=0.05, seed=0, patience=2)
+    low = kgrec.Recommender("bprmf", epochs=1000, **params).fit(cluster_kg, sp)
+    stopped = low.fit_info["epochs_run"]
+    assert stopped < 1000  # stopped by patience, not by the cap
+    high = kgrec.Recommender("bprmf", epochs=stopped + 1, **params).fit(cluster_kg, sp)
+    assert high.fit_info["epochs_run"] == stopped and high.fit_info["best_epoch"] == low.fit_info["best_epoch"]
+    for a, b in zip(low.estimator.module.state_dict().values(), high.estimator.module.state_dict().values()):
+        assert torch.equal(a, b)
