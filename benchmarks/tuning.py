@@ -115,8 +115,8 @@ SPACES: dict[str, SearchSpace] = {
     # stage searches exactly LightGCN's grid under the CF names (the same seeded sample of 6 points
     # and the same epoch cap), so the row beside LightGCN differs from it only by what the KG and
     # text stage adds on the point the whole model's validation NDCG@10 chose.
-    "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": _TRAIN["epochs"], "ease_prior": False, "seq_prior": False,
-                                                      "stages": "cf-first", "branch_loss": 1.0},
+    "Hybrid w/o priors": SearchSpace("hybrid", fixed={"epochs": _TRAIN["epochs"], "ease_prior": False,
+                                                      "seq_prior": False, "stages": "cf-first", "branch_loss": 1.0},
                                      space={"cf_lr": [5e-3, 1e-3], "cf_reg": [1e-4, 1e-5, 1e-3],
                                             "cf_layers": [3, 2]}),
 }
