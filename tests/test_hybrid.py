@@ -314,3 +314,22 @@ def test_pseudo_cold_items_train_as_cold_items_are_scored(tiny_text_model, kw):
             m.node_emb.weight[:I][cold] = torch.randn_like(m.node_emb.weight[:I][cold]) * 10
         users2, items2 = est.embed()
     assert torch.allclose(users, users2, atol=1e-5) and torch.allclose(items, items2, atol=1e-5)
+
+
+def test_scoring_a_history_outside_no_grad_twice_gives_the_same_scores_and_trains_nothing(tiny_text_model):
+    # the text part of a folded-in user's scores goes through the branch gates (parameters): scoring
+    # must neither backpropagate into them nor fail when called again in grad mode
+    kg = _chain_kg()
+    sp = kgrec.split(kg, "temporal", ratios=(0.75, 0.125, 0.125))
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, use_kg=False)).fit(kg, sp)
+    est = rec.estimator
+    items, times = torch.tensor([1, 2, 3]), torch.tensor([1e6, 1e6 + 86400, 1e6 + 2 * 86400], dtype=torch.float64)
+    w, labels = torch.ones(3), rec.item_labels
+    grads = [None if p.grad is None else p.grad.clone() for p in est.module.parameters()]
+    with torch.no_grad():
+        expected = est.score_history(items, w, times=times, labels=labels)
+    first = est.score_history(items, w, times=times, labels=labels)
+    second = est.score_history(items, w, times=times, labels=labels)
+    assert not first.requires_grad and torch.equal(first, expected) and torch.equal(second, expected)
+    after = [None if p.grad is None else p.grad.clone() for p in est.module.parameters()]
+    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(grads, after))

@@ -532,6 +532,7 @@ def fold_in(item_vec: Tensor, items: Tensor, weights: Tensor, u0: Tensor, steps:
     q = item_vec.detach().float()
     w = (weights / weights.sum()).to(q)
     u0 = u0.detach().float()
+    offset = None if offset is None else offset.detach().float()  # fixed: no gradient into the model
     u = u0.clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
     for _ in range(steps):

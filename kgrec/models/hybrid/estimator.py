@@ -323,12 +323,14 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         w, n = self.module.cf.gcn.embedding.weight, self.module.num_users
         return w[:n], w[n:]
 
+    @torch.no_grad()
     def score_history(self, items: Tensor, weights: Tensor, times: Tensor | None = None,
                       labels: list[str] | None = None) -> Tensor:
         """The neural part folds the user in over its CF and KG dimensions; the text branch's part
         is computed exactly from the history's behaviour text when the item ``labels`` are given
         (:meth:`history_text_vector`); the EASE prior adds its exact history-row part and the
         sequential rules their exact recency-row part when the history's ``times`` are given.
+        Scoring trains nothing: no gradient reaches the model (the fold-in's own steps run inside).
         """
         check_history(items, weights)
         module = self.module
