@@ -12,6 +12,7 @@ from kgrec.data.splits import Split
 from kgrec.data.subgraph import NeighborSampler, check_fanouts, csr_adjacency
 from kgrec.errors import KgrecError
 from kgrec.models.base import Estimator, PairwiseEstimator, TrainConfig
+from kgrec.models.contrastive import check_contrastive, contrastive_batch_loss
 from kgrec.nn.cf import MF, LightGCNEmbed
 from kgrec.nn.linear import EASE, ItemKNN, MostPop
 from kgrec.nn.sparse import gcn_adjacency
@@ -138,14 +139,29 @@ class LightGCNConfig(TrainConfig):
         generator is seeded by ``seed`` and checkpointed with the trainer's state, so a resumed
         sampled run ends exactly as an uninterrupted one on the CPU (default ``False``).
     fanouts: neighbours sampled per node at each hop, one entry per layer (default ``[10, 10, 10]``).
+    cl_weight: weight of XSimGCL's contrastive loss (:mod:`kgrec.models.contrastive`); ``0``
+        (default) is plain LightGCN. With a weight > 0 every step propagates with noise of norm
+        ``cl_noise`` (default ``0.2``) added to each layer's output, takes the ranking loss on that
+        propagation, and adds InfoNCE (temperature ``cl_temperature``, default ``0.2``) between each
+        batch user's / positive item's vector and its perturbed layer-``cl_layer`` output (default
+        ``1``). The paper's defaults; not with ``sampled``.
     """
 
     dim: int = 64
     num_layers: int = 3
     sampled: bool = False
     fanouts: list[int] = field(default_factory=lambda: [10, 10, 10])
+    cl_weight: float = 0.0
+    cl_noise: float = 0.2
+    cl_temperature: float = 0.2
+    cl_layer: int = 1
 
     def __post_init__(self) -> None:
+        check_contrastive("lightgcn", "cl_", self.cl_weight, self.cl_noise, self.cl_temperature, self.cl_layer,
+                          self.num_layers)
+        if self.cl_weight > 0 and self.sampled:
+            raise KgrecError("lightgcn: 'cl_weight' > 0 needs the full propagation; it cannot be used with "
+                             "'sampled'")
         self.fanouts = list(check_fanouts(self.fanouts))
         if self.sampled and len(self.fanouts) != self.num_layers:
             raise KgrecError(f"'fanouts' must give one fanout per layer (num_layers={self.num_layers}, "
@@ -170,9 +186,20 @@ class LightGCNModel(BPRMFModel):
         w, n = self.module.gcn.embedding.weight, self.meta["num_users"]
         return w[:n], w[n:]
 
-    def embed(self) -> tuple[Tensor, Tensor]:
+    def _adj(self):
         n = self.meta["num_users"] + self.meta["num_items"]
-        return self.module(self.derived("adj", lambda: gcn_adjacency(self.context["edge_index"], n)))
+        return self.derived("adj", lambda: gcn_adjacency(self.context["edge_index"], n))
+
+    def embed(self) -> tuple[Tensor, Tensor]:
+        return self.module(self._adj())
+
+    def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """With ``cl_weight`` > 0: XSimGCL's loss (:func:`kgrec.models.contrastive.contrastive_batch_loss`)."""
+        cfg = self.config
+        if cfg.cl_weight <= 0:
+            return super().batch_loss(users, pos, neg)
+        return contrastive_batch_loss(self, self.module, self._adj(), users, pos, neg, cfg.cl_weight, cfg.cl_noise,
+                                      cfg.cl_temperature, cfg.cl_layer)
 
     def _neighbor_sampler(self):
         """The sampled mode's neighbour sampler over the training graph (built once, seeded by ``seed``)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgrec.nn.sampled import propagate_sampled
@@ -92,6 +94,34 @@ class LightGCNEmbed(nn.Module):
         else:
             out = self.gcn.get_embedding(graph)
         return out[: self.num_users], out[self.num_users:]
+
+    def forward_perturbed(self, graph: SparseOperator, noise: float, view_layer: int) -> tuple[Tensor, ...]:
+        r"""The noisy propagation of XSimGCL (Yu et al., TKDE 2023), for its contrastive loss.
+
+        Each layer's output gets a random vector of norm ``noise`` in the same orthant (XSimGCL's
+        :math:`e' = e + \epsilon\, \mathrm{sign}(e) \odot \bar\Delta`, :math:`\bar\Delta` uniform in
+        :math:`[0, 1)^d` scaled to unit norm): :math:`x^{(l+1)} = \tilde A x^{(l)} + \epsilon\,
+        \mathrm{sign}(\tilde A x^{(l)}) \odot \bar\Delta^{(l+1)}`, aggregated with LightGCN's
+        :math:`\alpha_l` (layer 0 included, as :meth:`forward`, so training and scoring use the same
+        aggregate). Args: graph: the normalised adjacency (:func:`kgrec.nn.sparse.gcn_adjacency`);
+        noise: :math:`\epsilon`; view_layer: the layer ``1..L`` whose output is the second view.
+
+        Returns users ``[U, d]``, items ``[I, d]`` (the perturbed aggregate) and the same split of the
+        ``view_layer`` output: ``[U, d]``, ``[I, d]``.
+        """
+        if not 1 <= view_layer <= self.num_layers:
+            raise ValueError(f"'view_layer' must be in 1..{self.num_layers} (got {view_layer})")
+        x = self.gcn.embedding.weight
+        out = x * self.gcn.alpha[0]
+        view = None
+        for layer in range(self.num_layers):
+            x = spmm(graph, x)
+            x = x + torch.sign(x) * F.normalize(torch.rand_like(x), dim=-1) * noise
+            out = out + x * self.gcn.alpha[layer + 1]
+            if layer + 1 == view_layer:
+                view = x
+        U = self.num_users
+        return out[:U], out[U:], view[:U], view[U:]
 
     def forward_sampled(self, nodes: Tensor, edge_index: Tensor, edge_weight: Tensor,
                         hop_sizes: tuple[int, ...]) -> Tensor:

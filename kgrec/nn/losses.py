@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["bpr_loss", "sampled_softmax_loss", "l2_reg"]
+__all__ = ["bpr_loss", "sampled_softmax_loss", "l2_reg", "info_nce"]
 
 
 def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
@@ -32,3 +32,14 @@ def l2_reg(*tensors: Tensor) -> Tensor:
     """Half squared L2 norm summed over rows, averaged over the batch (LightGCN's regulariser)."""
     b = tensors[0].shape[0]
     return sum(t.pow(2).sum() for t in tensors) / (2 * b)
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    r"""InfoNCE between two views of the same rows, the other rows as negatives (SimGCL / XSimGCL):
+    :math:`-\frac1B \sum_k \log \frac{\exp(\cos(a_k, b_k)/\tau)}{\sum_j \exp(\cos(a_k, b_j)/\tau)}`.
+
+    Shapes: a, b ``[B, d]`` -> ``[]``.
+    """
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    logits = a @ b.t() / temperature
+    return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))

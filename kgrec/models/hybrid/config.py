@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from kgrec.errors import KgrecError
 from kgrec.models.base import TrainConfig
+from kgrec.models.contrastive import check_contrastive
 from kgrec.models.priors_select import PriorSearch, lift_legacy_priors
 from kgrec.nn.hybrid import FUSIONS, GATES
 
@@ -97,6 +98,13 @@ class HybridConfig(TrainConfig):
             score (its slice of the vectors, without its gate), added to the loss of the fused score
             (default ``0``: off). Each branch is then trained to rank on its own as well as in the
             sum, so one branch cannot lean on the others (deep supervision of a late fusion).
+        cf_cl_weight: weight of XSimGCL's contrastive loss on the CF branch while it trains alone (the
+            CF stage of ``stages="cf-first"``, or a model with neither KG nor text nor ``item_dropout``): exactly the
+            ``lightgcn`` peer's ``cl_weight`` loss (:mod:`kgrec.models.contrastive`), with
+            ``cf_cl_noise``, ``cf_cl_temperature``, ``cf_cl_layer`` as its ``cl_noise``,
+            ``cl_temperature``, ``cl_layer`` (defaults ``0`` = off, ``0.2``, ``0.2``, ``1``). Refused
+            with ``stages="joint"`` and a KG or text branch or ``item_dropout``, where the CF branch
+            never trains alone.
         cache_dir: directory of the text-embedding cache; ``""`` disables it (default: env
             ``KGREC_CACHE`` or ``~/.cache/kgrec``).
     """
@@ -139,6 +147,10 @@ class HybridConfig(TrainConfig):
     cf_lr: float | None = None
     cf_reg: float | None = None
     branch_loss: float = 0.0
+    cf_cl_weight: float = 0.0
+    cf_cl_noise: float = 0.2
+    cf_cl_temperature: float = 0.2
+    cf_cl_layer: int = 1
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -155,6 +167,12 @@ class HybridConfig(TrainConfig):
             raise KgrecError(f"hybrid: 'cf_batch_size' must be a positive integer (got {self.cf_batch_size!r})")
         if self.cf_lr is not None and self.cf_lr <= 0:
             raise KgrecError(f"hybrid: 'cf_lr' must be > 0 (got {self.cf_lr!r})")
+        check_contrastive("hybrid", "cf_cl_", self.cf_cl_weight, self.cf_cl_noise, self.cf_cl_temperature,
+                          self.cf_cl_layer, self.cf_layers)
+        if self.cf_cl_weight > 0 and self.stages == "joint" and (self.use_kg or self.use_text or self.item_dropout):
+            raise KgrecError("hybrid: 'cf_cl_weight' > 0 applies while the CF branch trains alone, with no "
+                             "pseudo-cold items; with a KG or text branch or 'item_dropout' > 0 it needs "
+                             "stages='cf-first'")
 
     @classmethod
     def upgrade(cls, params: dict, warn: bool) -> dict:

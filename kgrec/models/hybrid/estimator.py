@@ -13,6 +13,7 @@ from kgrec.data.splits import Split
 from kgrec.data.text import user_history
 from kgrec.errors import KgrecError
 from kgrec.models.base import PairwiseEstimator, check_history, history_row
+from kgrec.models.contrastive import contrastive_batch_loss
 from kgrec.models.hybrid.config import HybridConfig
 from kgrec.models.hybrid.priors import HybridPriors
 from kgrec.models.hybrid.text import HybridText
@@ -146,6 +147,19 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         cf = l2_reg(ego_u[:, :d], ego_p[:, :d], ego_n[:, :d])
         rest = l2_reg(ego_u[:, d:], ego_p[:, d:], ego_n[:, d:]) if m.use_kg else 0.0
         return cfg.cf_reg * cf + cfg.reg * rest
+
+    def batch_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """While the CF branch trains alone with ``cf_cl_weight`` > 0: the ``lightgcn`` peer's XSimGCL loss
+        on the CF branch (:func:`kgrec.models.contrastive.contrastive_batch_loss`; its vectors times
+        the CF gate, the score of a CF-only model); otherwise the loss of the fused score.
+        """
+        cfg, m = self.config, self.module
+        if cfg.cf_cl_weight > 0 and m.use_cf and not (m.use_kg or m.use_text) and m.item_dropout == 0:
+            n = self.meta["num_users"] + self.meta["num_items"]
+            adj = self.derived("cf_adj", lambda: gcn_adjacency(self.context["cf_edge_index"], n))
+            return contrastive_batch_loss(self, m.cf, adj, users, pos, neg, cfg.cf_cl_weight, cfg.cf_cl_noise,
+                                          cfg.cf_cl_temperature, cfg.cf_cl_layer, scale=m.branch_weights()[0])
+        return super().batch_loss(users, pos, neg)
 
     def ranking_loss(self, u: Tensor, p: Tensor, n: Tensor) -> Tensor:
         """The loss of the fused score, plus ``branch_loss`` x the loss of each active branch's own
