@@ -104,7 +104,9 @@ def test_hybrid_cf_stage_trains_the_lightgcn_peers_loss(tiny_text_model):
         peer.module.gcn.embedding.weight.copy_(hyb.module.cf.gcn.embedding.weight)
     hyb.unfreeze()
     peer.unfreeze()
-    users, pos, neg = _batch()
+    # items with training interactions only: the hybrid scores a never-trained item 0 (item 2 here)
+    assert bool(hyb.context["item_warm"][[0, 3, 5, 6, 7, 1, 4]].all()) and not bool(hyb.context["item_warm"][2])
+    users, pos, neg = torch.tensor([0, 1, 7, 1]), torch.tensor([0, 3, 5, 3]), torch.tensor([6, 7, 1, 4])
     torch.manual_seed(3)
     a = hyb.batch_loss(users, pos, neg)
     torch.manual_seed(3)
@@ -131,3 +133,28 @@ def test_contrastive_refused_where_it_cannot_apply():
     with pytest.raises(KgrecError, match="cf_cl_layer"):
         HybridConfig(cf_cl_weight=0.1, stages="cf-first", cf_layers=2, cf_cl_layer=3)
     HybridConfig(cf_cl_weight=0.1, stages="cf-first")  # accepted
+
+
+@pytest.mark.parametrize("branch_loss", [0.0, 0.5])
+def test_hybrid_cf_alone_loss_equals_the_fused_loss(branch_loss):
+    """The CF branch alone is scored from its LightGCN vectors directly: the same loss, gradient and
+    score as through the fused [U, 3d] vectors (whose KG and text parts are zero).
+    """
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", seed=1)
+    est = kgrec.Recommender("hybrid", use_kg=False, use_text=False, item_dropout=0.0, dim=8, cf_layers=2,
+                            epochs=1, batch_size=16, seed=0, reg=1e-2, ease_prior=False, seq_prior=False,
+                            gates="free", branch_loss=branch_loss).fit(kg, sp).estimator
+    with torch.no_grad():
+        est.module.branch_gate.fill_(0.7)  # a CF gate other than 1
+    assert est.module.branch_weights()[0].item() == pytest.approx(0.7)
+    est.unfreeze()
+    users, pos, neg = _batch()
+    direct = est.batch_loss(users, pos, neg)
+    w = est.module.cf.gcn.embedding.weight
+    g_direct = torch.autograd.grad(direct, w)[0]
+    u, p, n = est.batch_vectors(users, pos, neg)  # the fused path
+    fused = est.ranking_loss(u, p, n) + est.penalty(users, pos, neg)
+    g_fused = torch.autograd.grad(fused, w)[0]
+    assert direct.item() == pytest.approx(fused.item(), rel=1e-6)
+    assert torch.allclose(g_direct, g_fused, atol=1e-7)

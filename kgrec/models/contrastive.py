@@ -41,15 +41,17 @@ def check_contrastive(owner: str, prefix: str, weight, noise, temperature, layer
 
 def contrastive_batch_loss(est, cf: LightGCNEmbed, adj: SparseOperator, users: Tensor, pos: Tensor, neg: Tensor,
                            weight: float, noise: float, temperature: float, layer: int,
-                           scale: Tensor | float = 1.0) -> Tensor:
+                           scale: Tensor | float = 1.0, item_scale: Tensor | None = None) -> Tensor:
     """A training batch's loss with the regulariser: ``est``'s ranking loss and penalty on the perturbed
     propagation, plus ``weight`` x (InfoNCE of the batch's distinct users + of its distinct positives).
 
-    ``scale`` multiplies the user vectors of the ranking loss (the hybrid's CF gate), so the loss is
-    the one of the vectors the model scores with.
+    ``scale`` multiplies the user vectors and ``item_scale`` ``[I, 1]`` the item vectors of the ranking
+    loss (the hybrid's CF gate, and its 0 for items never trained), so the loss is the one of the
+    vectors the model scores with.
     """
     u_all, i_all, u_view, i_view = cf.forward_perturbed(adj, noise, layer)
-    loss = est.ranking_loss(u_all[users] * scale, i_all[pos], i_all[neg]) + est.penalty(users, pos, neg)
+    i_rank = i_all if item_scale is None else i_all * item_scale
+    loss = est.ranking_loss(u_all[users] * scale, i_rank[pos], i_rank[neg]) + est.penalty(users, pos, neg)
     if weight == 0:
         return loss
     uu, ii = torch.unique(users), torch.unique(pos)
