@@ -234,6 +234,10 @@ def test_neural_standing_compares_the_hybrid_without_priors_with_each_named_row(
     assert r["verdict (EASE)"] == "behind" and r["EASE"].startswith("0.3000 ± 0.0000 (1); gap -0.0167")
     # identical per-user figures: no difference, a tie; EASE absent: a dash, not a verdict
     assert rows[1]["verdict (LightGCN)"] == "tie" and rows[1]["EASE"] == rows[1]["verdict (EASE)"] == "—"
+    # XSimGCL is compared by default, the column order LightGCN, XSimGCL, EASE
+    assert r["XSimGCL"] == r["verdict (XSimGCL)"] == "—"
+    cols = list(r)
+    assert cols.index("LightGCN") < cols.index("XSimGCL") < cols.index("EASE")
 
 
 def test_results_are_refused_from_a_dirty_tree_and_marked_when_allowed(tmp_path, monkeypatch, capsys):
