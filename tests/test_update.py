@@ -298,3 +298,20 @@ def test_hybrid_update_encodes_only_the_new_items_texts(tiny_text_model, monkeyp
     items_call, users_call = seen  # item segments first, then the users' behaviour texts
     assert items_call == ["90.", "genre: A."]  # the segments of the new item 90 alone (its name, its genre)
     assert len(users_call) == len(rec.users)
+
+
+@pytest.mark.parametrize("model", ["mostpop", "itemknn", "ease", "bprmf", "lightgcn"])
+def test_recommend_for_history_leaves_the_model_unchanged(model, tmp_path):
+    """A call's given items are left out of that call's list only: MostPop's scores were a view of its
+    popularity vector, so masking them wrote -inf into the model and every later caller (and a save)
+    lost those items.
+    """
+    kg = two_cluster_kg(n_per=6, items_per=4)
+    rec = kgrec.Recommender(model, **FAST.get(model, {})).fit(kg)
+    everyone = rec.recommend_for_history([A_ITEMS[0]], k=len(rec.items))
+    before = {k: v.clone() for k, v in rec.estimator.state_tensors().items()}
+    rec.recommend_for_history(A_ITEMS[1:3], k=3)
+    again = rec.recommend_for_history([A_ITEMS[0]], k=len(rec.items))
+    assert again == everyone and len(again) == len(rec.items) - 1
+    after = rec.estimator.state_tensors()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

@@ -318,10 +318,14 @@ class Estimator:
         ``[n]`` with ``weights`` ``[n]`` (and ``times`` ``[n]``, the items' ``labels`` for models that
         read them), with no refit. A closed-form model scores the history row exactly as it scores a
         training user (decay-weighted when the model has a half-life).
+
+        The tensor is the caller's own: a module may return a view of its fitted state (MostPop's
+        scores are its popularity vector, expanded), so it is copied here, and a caller masking the
+        given items cannot write into the model.
         """
         check_history(items, weights)
         with torch.no_grad():
-            return self.module(history_row(self, items, weights))[0].float().cpu()
+            return self.module(history_row(self, items, weights))[0].float().cpu().clone()
 
 
 class PairwiseEstimator(Estimator):
