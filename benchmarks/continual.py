@@ -44,6 +44,10 @@ telling, so update() can score above that retrain. refit_all removes that advant
 the whole window, as update() does, and is the fair yardstick for update()'s accuracy (and the
 costlier one, so the fairer one for update()'s time is the full retrain alone).
 
+Seeds can run in separate processes (one ``--seeds`` each, their own ``--out-dir``) and be folded into
+one table with ``--merge-from`` (``--seeds ''`` fits nothing): each seed keeps the commit and command
+that made it, and files of another dataset, other protocol settings or a dirty tree are refused.
+
 Each dataset writes ``<out-dir>/dynamics-continual-<dataset>.{json,md,png}``. The tree must be
 committed (``--allow-dirty`` marks the results otherwise). Example::
 
@@ -56,6 +60,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -284,21 +289,68 @@ def run_dataset(name: str, args, argv: list[str]) -> Path:
         raise KgrecError(f"the working tree at {info['commit']} has uncommitted changes ({info['dirty_files']}); "
                          "commit them so that the results name the code that made them, or pass '--allow-dirty'")
     info["torch_threads"] = torch.get_num_threads()
+    extra = _extra(args)
+    wanted = [int(s) for s in args.seeds.split(",") if s.strip()]
+    rows, fits, merged = merged_seeds(name, args, wanted)
+    if not wanted:  # only folding in seeds run elsewhere
+        if not merged:
+            raise KgrecError("'--seeds' is empty and nothing is given with '--merge-from': no seed to report")
+        return write_dataset(name, args, argv, info, rows, fits, extra, [], [], t_start, merged)
     kg = load_dataset(name, args.data_root, args.cache)
-    rows, fits, extra = [], [], _extra(args)
-    wanted = [int(s) for s in args.seeds.split(",")]
     for n, seed in enumerate(wanted, 1):
         r, f = run_seed(kg, seed, args.update_epochs, args.replay, args.l2_pull, extra)
         rows += r
         fits += f
         # written after every seed (a later seed replaces the files), so a run cut short keeps its seeds
-        md = write_dataset(name, args, argv, info, rows, fits, extra, wanted[:n], wanted, t_start)
+        md = write_dataset(name, args, argv, info, rows, fits, extra, wanted[:n], wanted, t_start, merged)
     return md
 
 
+#: the settings two runs must share for their seeds to be one table
+PROTOCOL_ARGS = ("update_epochs", "replay", "l2_pull", "param")
+
+
+def merged_seeds(name: str, args, wanted: list[int]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The rows and fits of the seeds in ``--merge-from`` files (each written by this script for
+    ``name``, seeds run in separate processes), and one provenance record per file (its seeds,
+    commit, machine, date, command). Refused, naming the file: another dataset, other protocol
+    settings (:data:`PROTOCOL_ARGS`), a file written from a dirty tree, or a seed given twice.
+    """
+    rows, fits, merged, seen = [], [], [], set(wanted)
+    for path in getattr(args, "merge_from", None) or []:
+        f = Path(path)
+        try:
+            payload = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise KgrecError(f"--merge-from {f}: not a readable result file ({e})") from None
+        if payload.get("dataset") != name:
+            raise KgrecError(f"--merge-from {f}: its dataset is {payload.get('dataset')!r}, not {name!r}")
+        theirs = payload.get("args", {})
+        for key in PROTOCOL_ARGS:
+            if theirs.get(key) != getattr(args, key):
+                raise KgrecError(f"--merge-from {f}: ran with {key}={theirs.get(key)!r}, this run with "
+                                 f"{getattr(args, key)!r}; seeds of one table share the protocol")
+        if payload["machine"].get("dirty"):
+            raise KgrecError(f"--merge-from {f}: written from a tree with uncommitted changes")
+        seeds = list(payload["seeds_done"])
+        twice = sorted(seen & set(seeds))
+        if twice:
+            raise KgrecError(f"--merge-from {f}: seed(s) {twice} given twice")
+        seen |= set(seeds)
+        rows += payload["rows"]
+        fits += payload["fits"]
+        m = payload["machine"]
+        merged.append({"file": f.name, "seeds": seeds, "commit": m["commit"], "cpu": m["cpu"], "date": m["date"],
+                       "command": payload["command"]})
+    return rows, fits, merged
+
+
 def write_dataset(name: str, args, argv: list[str], info: dict, rows: list[dict], fits: list[dict], extra: dict,
-                  done: list[int], wanted: list[int], t_start: float) -> Path:
-    """The JSON, Markdown and plot of the seeds ``done`` so far (the text says when some are missing)."""
+                  done: list[int], wanted: list[int], t_start: float, merged: list[dict] = ()) -> Path:
+    """The JSON, Markdown and plot of the seeds ``done`` so far (the text says when some are missing),
+    with the seeds folded in from other runs (``merged``: :func:`merged_seeds`), each named with its
+    commit and command.
+    """
     out_dir = Path(args.out_dir)
     stem = f"dynamics-continual-{SHORT.get(name, name)}"
     seeds = per_seed(rows)
@@ -313,6 +365,10 @@ def write_dataset(name: str, args, argv: list[str], info: dict, rows: list[dict]
     if done != wanted:
         dirty += (f" **Partial: seeds {', '.join(map(str, done))} of {', '.join(map(str, wanted))}** (the others "
                   "did not finish).")
+    for m in merged:
+        dirty += (f" Seed(s) {', '.join(map(str, m['seeds']))} folded in (`--merge-from`) from a run at commit "
+                  f"{m['commit']} ({m['cpu']}, {m['date']}; command `{m['command']}`).")
+    done = [s for m in merged for s in m["seeds"]] + list(done)
     text = (f"{TITLES.get(name, name)}. Command: `{command}`. Machine: {info['cpu']}, {info['torch_threads']} torch "
             f"thread(s), GPU {info['gpu']}; commit {info['commit']}; {info['date']}; total {seconds:.0f} s."
             f"{dirty}{overrides}\n\n"
@@ -334,7 +390,7 @@ def write_dataset(name: str, args, argv: list[str], info: dict, rows: list[dict]
             + markdown_table([{k: v for k, v in f.items() if k != "chosen"} for f in fits],
                              [k for k in fits[0] if k != "chosen"]) + "\n")
     payload = {"dataset": name, "command": command, "machine": info, "args": vars(args), "seconds": seconds,
-               "seeds_done": done,
+               "seeds_done": done, "merged": list(merged),
                "rows": rows, "fits": fits, "per_seed": seeds, "summary": summary}
     _, md = write_results(out_dir, stem, payload, summary, list(summary[0]),
                           title="Continual protocol with validation: update() vs full retraining", text=text)
@@ -355,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--l2-pull", type=float, default=0.0)
     p.add_argument("--param", action="append", default=[],
                    help="key=value overriding the Hybrid's settings (smoke runs only: results say so)")
+    p.add_argument("--merge-from", action="append", default=[], metavar="JSON",
+                   help="fold in the seeds of a result file of this script run elsewhere (same dataset and "
+                        "protocol settings), so seeds can run in parallel processes; repeatable. With "
+                        "--seeds '' nothing is fitted")
     add_output_arguments(p)
     return run_datasets(p, argv, run_dataset)
 

@@ -1,5 +1,6 @@
 """benchmarks/continual.py: the continual protocol with validation on a small graph, with known answers."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 
 from kgrec.data.graph import Interactions
 from kgrec.data.vocab import Vocab
+from kgrec.errors import KgrecError
 from tests.test_benchmarks_coldstart_users import taste_kg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -150,3 +152,63 @@ def test_results_after_each_seed_say_when_seeds_are_missing(tmp_path):
     assert (tmp_path / "dynamics-continual-ml100k.png").is_file()
     whole = ct.write_dataset("movielens-100k", args, [], info, rows, fits, {}, [2020], [2020], 0.0)
     assert "Partial" not in whole.read_text(encoding="utf-8")
+
+
+def _seed_rows(seed, ndcg):
+    rows = []
+    for blk in range(1, 6):
+        for variant in ct.VARIANTS:
+            for group in ct.GROUPS:
+                rows.append({"seed": seed, "trained on blocks": f"0-{blk - 1}", "predicts block": blk,
+                             "variant": variant, "user group": group, "ndcg@10": ndcg, "recall@20": 0.1, "users": 5,
+                             "seconds": 10.0 if variant == "update()" else 100.0})
+    return rows
+
+
+def _seed_file(folder, seed, ndcg, commit, **over):
+    import argparse
+
+    args = argparse.Namespace(out_dir=str(folder), update_epochs=5, replay=0.2, l2_pull=0.0, param=[])
+    for k, v in over.items():
+        setattr(args, k, v)
+    fits = [{"seed": seed, "window": "0-0", "train": 9, "valid": 1, "best epoch": 2, "seconds": 1.0, "chosen": {}}]
+    info = {"cpu": "cpu", "torch_threads": 1, "gpu": None, "commit": commit, "date": "today", "dirty": False}
+    ct.write_dataset("movielens-100k", args, ["--seeds", str(seed)], info, _seed_rows(seed, ndcg), fits, {},
+                     [seed], [seed], 0.0)
+    return folder / "dynamics-continual-ml100k.json"
+
+
+def _merge_args(tmp_path, files, seeds=""):
+    import argparse
+
+    return argparse.Namespace(out_dir=str(tmp_path / "out"), update_epochs=5, replay=0.2, l2_pull=0.0, param=[],
+                              seeds=seeds, merge_from=[str(f) for f in files], allow_dirty=True,
+                              data_root="unused", cache="unused")
+
+
+def test_seeds_run_apart_are_folded_into_one_table_with_their_commits(tmp_path):
+    a = _seed_file(tmp_path / "a", 2020, 0.2, "aaa")
+    b = _seed_file(tmp_path / "b", 2021, 0.4, "bbb")
+    (tmp_path / "out").mkdir()
+    md = ct.run_dataset("movielens-100k", _merge_args(tmp_path, [a, b]), ["--seeds", ""])
+    payload = json.loads(md.with_suffix(".json").read_text(encoding="utf-8"))
+    assert payload["seeds_done"] == [2020, 2021] and [m["commit"] for m in payload["merged"]] == ["aaa", "bbb"]
+    every = [r for r in payload["summary"] if r["user group"] == "all users"][0]
+    assert every["seeds"] == 2 and every["full retrain ndcg@10"] == "0.3000 ± 0.1414"  # mean, std of 0.2 and 0.4
+    text = md.read_text(encoding="utf-8")
+    assert "Seed(s) 2020 folded in (`--merge-from`) from a run at commit aaa" in text
+    assert "Seed(s) 2021 folded in" in text and "bbb" in text and "Partial" not in text
+
+
+def test_merge_refuses_other_settings_a_seed_twice_and_nothing_to_report(tmp_path):
+    a = _seed_file(tmp_path / "a", 2020, 0.2, "aaa")
+    other = _seed_file(tmp_path / "c", 2021, 0.2, "ccc", replay=0.5)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(KgrecError, match=r"dynamics-continual-ml100k.json: ran with replay=0.5"):
+        ct.run_dataset("movielens-100k", _merge_args(tmp_path, [a, other]), [])
+    with pytest.raises(KgrecError, match=r"seed\(s\) \[2020\] given twice"):
+        ct.run_dataset("movielens-100k", _merge_args(tmp_path, [a, a]), [])
+    with pytest.raises(KgrecError, match="nothing is given with '--merge-from'"):
+        ct.run_dataset("movielens-100k", _merge_args(tmp_path, []), [])
+    with pytest.raises(KgrecError, match=r"its dataset is 'movielens-100k', not 'movielens-small'"):
+        ct.run_dataset("movielens-small", _merge_args(tmp_path, [a]), [])
