@@ -323,6 +323,11 @@ def merged_seeds(name: str, args, wanted: list[int]) -> tuple[list[dict], list[d
             payload = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise KgrecError(f"--merge-from {f}: not a readable result file ({e})") from None
+        missing = [k for k in ("dataset", "machine", "command", "seeds_done", "rows", "fits") if k not in payload] \
+            if isinstance(payload, dict) else ["a JSON object"]
+        if missing:
+            raise KgrecError(f"--merge-from {f}: not a result file of benchmarks/continual.py "
+                             f"(no {', '.join(missing)})")
         if payload.get("dataset") != name:
             raise KgrecError(f"--merge-from {f}: its dataset is {payload.get('dataset')!r}, not {name!r}")
         theirs = payload.get("args", {})
@@ -339,9 +344,14 @@ def merged_seeds(name: str, args, wanted: list[int]) -> tuple[list[dict], list[d
         seen |= set(seeds)
         rows += payload["rows"]
         fits += payload["fits"]
-        m = payload["machine"]
-        merged.append({"file": f.name, "seeds": seeds, "commit": m["commit"], "cpu": m["cpu"], "date": m["date"],
-                       "command": payload["command"]})
+        # a file that itself folded seeds in keeps their own provenance; its run made the rest
+        inner = payload.get("merged") or []
+        merged += inner
+        own = [s for s in seeds if s not in {x for m in inner for x in m["seeds"]}]
+        if own:
+            m = payload["machine"]
+            merged.append({"file": f.name, "seeds": own, "commit": m["commit"], "cpu": m["cpu"], "date": m["date"],
+                           "command": payload["command"]})
     return rows, fits, merged
 
 

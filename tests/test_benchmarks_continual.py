@@ -212,3 +212,23 @@ def test_merge_refuses_other_settings_a_seed_twice_and_nothing_to_report(tmp_pat
         ct.run_dataset("movielens-100k", _merge_args(tmp_path, []), [])
     with pytest.raises(KgrecError, match=r"its dataset is 'movielens-100k', not 'movielens-small'"):
         ct.run_dataset("movielens-small", _merge_args(tmp_path, [a]), [])
+
+
+def test_a_merged_file_folded_in_again_keeps_each_seeds_commit_and_bad_files_are_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(ct, "machine", lambda ignore=(): {"cpu": "cpu", "gpu": None, "commit": "mmm", "date": "today",
+                                                          "dirty": False, "dirty_files": []})
+    a = _seed_file(tmp_path / "a", 2020, 0.2, "aaa")
+    b = _seed_file(tmp_path / "b", 2021, 0.4, "bbb")
+    (tmp_path / "out").mkdir()
+    first = ct.run_dataset("movielens-100k", _merge_args(tmp_path, [a]), [])  # made by this run's commit
+    c = _seed_file(tmp_path / "c", 2022, 0.3, "ccc")
+    args = _merge_args(tmp_path, [first.with_suffix(".json"), b, c])
+    args.out_dir = str(tmp_path / "out2")
+    (tmp_path / "out2").mkdir()
+    payload = json.loads(ct.run_dataset("movielens-100k", args, []).with_suffix(".json").read_text(encoding="utf-8"))
+    assert [(m["seeds"], m["commit"]) for m in payload["merged"]] == [([2020], "aaa"), ([2021], "bbb"),
+                                                                       ([2022], "ccc")]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"dataset": "movielens-100k"}', encoding="utf-8")
+    with pytest.raises(KgrecError, match=r"bad.json: not a result file of benchmarks/continual.py \(no machine"):
+        ct.run_dataset("movielens-100k", _merge_args(tmp_path, [bad]), [])

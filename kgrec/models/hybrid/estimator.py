@@ -153,8 +153,8 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         items: the CF stage of ``stages="cf-first"``), the same loss from the CF branch's LightGCN
         vectors directly, times the CF gate (never-trained items at 0). The fused vectors are then
         those vectors with two zero branches, so the score is the same, without building and
-        back-propagating ``[U, 3d]``
-        assemblies (the CF stage ran ~20% slower per epoch than LightGCN through them). With
+        back-propagating ``[U, 3d]`` assemblies (the CF stage ran ~20% slower per epoch than
+        LightGCN through them). With
         ``cf_cl_weight`` > 0 that loss is the ``lightgcn`` peer's XSimGCL loss
         (:func:`kgrec.models.contrastive.contrastive_batch_loss`).
         """
