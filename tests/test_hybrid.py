@@ -130,6 +130,52 @@ def test_text_fine_tuning_changes_bert_and_user_vectors(tiny_text_model, tmp_pat
     assert torch.allclose(back.score(torch.arange(4)), rec.score(torch.arange(4)), atol=1e-5)
 
 
+def test_top_k_prefix_cache_trains_as_the_whole_forward(tiny_text_model, tmp_path, monkeypatch):
+    """text_prefix_cache: the frozen BERT layers run once per fit, steps run the top layer only, and
+    (without dropout, which the frozen layers would otherwise apply) the fit ends where re-encoding
+    through every layer ends.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    from kgrec.nn.text_encoder import TextEncoder
+
+    model = AutoModel.from_pretrained(tiny_text_model, local_files_only=True, hidden_dropout_prob=0.0,
+                                      attention_probs_dropout_prob=0.0)
+    model.save_pretrained(tmp_path / "bert")
+    AutoTokenizer.from_pretrained(tiny_text_model).save_pretrained(tmp_path / "bert")
+    kg = two_cluster_kg()
+    sp = kgrec.split(kg, "random", ratios=(0.6, 0.2, 0.2), seed=1)
+    calls = {"forward": 0, "prefix": 0}
+    full_forward, from_prefix = TextEncoder.forward, TextEncoder.forward_from_prefix
+
+    def forward(self, *a):  # counts the re-encodings of training steps (with gradients, train mode)
+        calls["forward"] += int(self.training and torch.is_grad_enabled())
+        return full_forward(self, *a)
+
+    def forward_from_prefix(self, *a):
+        calls["prefix"] += 1
+        return from_prefix(self, *a)
+
+    monkeypatch.setattr(TextEncoder, "forward", forward)
+    monkeypatch.setattr(TextEncoder, "forward_from_prefix", forward_from_prefix)
+    recs = {}
+    for cache in (True, False):
+        calls.update(forward=0, prefix=0)
+        params = _params(str(tmp_path / "bert"), epochs=3, text_mode="top-k", text_top_k=1, text_lr=1e-2,
+                         text_prefix_cache=cache, ease_prior=False, seq_prior=False)
+        recs[cache] = kgrec.Recommender("hybrid", **params).fit(kg, sp)
+        if cache:  # no step ran the whole forward
+            assert calls["forward"] == 0 and calls["prefix"] > 3
+            assert recs[cache].estimator._prefix is None  # released after the fit
+        else:
+            assert calls["prefix"] == 0 and calls["forward"] >= 3  # one per step
+    a, b = (dict(recs[c].estimator.text_encoder.model.encoder.layer[-1].named_parameters()) for c in (True, False))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert torch.allclose(recs[True].score(torch.arange(4)), recs[False].score(torch.arange(4)), atol=1e-4)
+    with pytest.raises(kgrec.KgrecError, match="'text_prefix_cache' must be true or false \\(got 'yes'\\)"):
+        kgrec.Recommender("hybrid", text_prefix_cache="yes")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_hybrid_trains_on_gpu_with_bf16_autocast(tiny_text_model, tmp_path):

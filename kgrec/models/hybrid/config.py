@@ -59,6 +59,12 @@ class HybridConfig(TrainConfig):
             training, every user's text is re-encoded once with the tuned weights (so a saved
             model scores without BERT).
         text_top_k: layers fine-tuned in ``"top-k"`` mode (default ``2``).
+        text_prefix_cache: in ``"top-k"`` mode, compute the frozen layers' output for every user's
+            behaviour text once per fit and run only the top layers at each step and each
+            re-encoding (default ``True``; :meth:`kgrec.nn.text_encoder.TextEncoder.prefix_states`).
+            Memory: users x ``text_max_length`` x hidden size floats. Used only where the model's
+            layers reproduce its own forward (checked on the first users); ``False`` re-encodes
+            through every layer, as before (the frozen layers then also apply dropout).
         text_lr: learning rate of the BERT weights when fine-tuned (default ``2e-5``).
         text_max_length: tokens per text (default ``128``). text_segments: text segments per item
             the item's KG vector attends over (default ``4``).
@@ -133,6 +139,7 @@ class HybridConfig(TrainConfig):
     text_allow_pickle: bool = False
     text_mode: str = "frozen"
     text_top_k: int = 2
+    text_prefix_cache: bool = True
     text_lr: float = 2e-5
     text_max_length: int = 128
     text_segments: int = 4
@@ -159,6 +166,8 @@ class HybridConfig(TrainConfig):
             if getattr(self, name) not in allowed:  # refused when the model is configured, not at fit
                 raise KgrecError(f"hybrid: '{name}' must be one of {', '.join(map(repr, allowed))} "
                                  f"(got {getattr(self, name)!r})")
+        if not isinstance(self.text_prefix_cache, bool):
+            raise KgrecError(f"hybrid: 'text_prefix_cache' must be true or false (got {self.text_prefix_cache!r})")
         for name in ("cf_lr", "cf_reg", "branch_loss"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value >= 0 and value == value):

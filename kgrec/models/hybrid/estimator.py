@@ -43,6 +43,8 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         self.text_encoder = None
         self.tokenizer = None
         self._user_text_list: list[str] = []
+        # text_prefix_cache: (frozen-layer states [U, L, H], mask [U, L]), False where unusable, None unset
+        self._prefix: tuple[Tensor, Tensor] | bool | None = None
         self._text_stale = False
         # this epoch's pseudo-cold items and the graphs without their user-item edges (unfreeze)
         self._cold_epoch: dict | None = None
@@ -240,6 +242,7 @@ class HybridEstimator(HybridPriors, HybridText, HybridUpdate, PairwiseEstimator)
         if self.tunes_text:  # the best epoch's BERT weights were just restored
             self._text_stale = True
             self.freeze()
+        self._prefix = None  # text_prefix_cache: only training and the re-encoding above read it
         if len(split.valid) and ("ease_weight" in self.context or self._seq_candidates):
             self._calibrate_prior(split)
         elif not len(split.valid) and any(self._pinned_priors()):

@@ -99,7 +99,11 @@ class HybridText:
         self._text_stale = True
         if len(uniq):
             self.text_encoder.train()
-            fresh = self.text_encoder(*self._user_tokens(uniq))
+            prefix = self._user_prefix()
+            if prefix is None:
+                fresh = self.text_encoder(*self._user_tokens(uniq))
+            else:  # the frozen layers' output was computed once: only the top layers run
+                fresh = self.text_encoder.forward_from_prefix(*_rows(prefix, uniq))
             self.context["user_text"] = cached.index_copy(0, uniq, fresh.to(cached.dtype))
         try:
             return super().batch_loss(users, pos, neg)
@@ -107,15 +111,55 @@ class HybridText:
             self.context["user_text"] = cached
 
 
+    def _user_prefix(self) -> tuple[Tensor, Tensor] | None:
+        """``text_prefix_cache`` in ``"top-k"`` mode: the frozen layers' output for every user's
+        behaviour text ``[U, L, H]`` and its mask ``[U, L]``, computed once (until the behaviour texts
+        change) in batches of ``text_batch_size``; ``None`` when not used (other modes, switched off,
+        or a model whose layers do not reproduce its forward on the first users' texts).
+        """
+        cfg = self.config
+        if not (self.tunes_text and cfg.text_mode == "top-k" and cfg.text_prefix_cache):
+            return None
+        if self._prefix is None:
+            enc = self._text_model()
+            users = torch.arange(len(self._user_text_list), device=self.device)
+            ids, mask = self._user_tokens(users)
+            probe = ids[:8], mask[:8]
+            if not enc.prefix_matches(*probe):
+                self._prefix = False
+            else:
+                step = cfg.text_batch_size
+                states = torch.cat([enc.prefix_states(ids[s:s + step], mask[s:s + step])
+                                    for s in range(0, len(users), step)])
+                self._prefix = (states, mask)
+        return self._prefix or None
+
     def _refresh_user_texts(self) -> None:
         """Re-encode every user's behaviour text with the current (fine-tuned) weights before scoring."""
         if self.tunes_text and self._text_stale:
             enc = self._text_model()
-            vec = enc.encode_all(self.tokenizer, self._user_text_list, batch_size=self.config.text_batch_size,
-                                 max_length=self.config.text_max_length)
+            prefix = self._user_prefix()
+            if prefix is None:
+                vec = enc.encode_all(self.tokenizer, self._user_text_list, batch_size=self.config.text_batch_size,
+                                     max_length=self.config.text_max_length)
+            else:
+                vec = self._encode_from_prefix(prefix)
             vec[torch.tensor([t == "" for t in self._user_text_list], device=vec.device)] = 0.0
             self.context["user_text"] = vec.to(self.context["user_text"].dtype)
             self._text_stale = False
+
+    def _encode_from_prefix(self, prefix: tuple[Tensor, Tensor]) -> Tensor:
+        """``[U, H]``: every user's vector from the cached prefix states, in eval mode, no gradients."""
+        enc, step = self.text_encoder, self.config.text_batch_size
+        was_training = enc.training
+        enc.eval()
+        try:
+            with torch.no_grad():
+                users = torch.arange(prefix[0].shape[0], device=prefix[0].device)
+                return torch.cat([enc.forward_from_prefix(*_rows(prefix, users[s:s + step]))
+                                  for s in range(0, users.numel(), step)])
+        finally:
+            enc.train(was_training)
 
     def _encode(self, texts: list[str]) -> Tensor:
         """``[len(texts), H]`` embeddings through the disk cache (frozen weights only)."""
@@ -158,6 +202,7 @@ class HybridText:
             mask[n, : len(seg)] = True
             pos += len(seg)
         self._user_text_list = user_texts(kg, split.train, max_items=cfg.max_history_text)
+        self._prefix = None  # the behaviour texts changed: their frozen-layer states are recomputed
         user_vec = self._encode(self._user_text_list)
         empty = torch.tensor([t == "" for t in self._user_text_list])
         user_vec[empty] = 0.0  # a user with no history has no behaviour text
@@ -202,3 +247,10 @@ class HybridText:
         dev = ctx.device
         return m.user_text_vector(ctx, vec, h_items.to(dev), h_mask.to(dev), h_age.float().to(dev),
                                   item_txt=txt)[0]
+
+
+def _rows(prefix: tuple[Tensor, Tensor], users: Tensor) -> tuple[Tensor, Tensor]:
+    """These users' rows of the cached prefix states and mask, cut to their longest text."""
+    states, mask = prefix[0][users], prefix[1][users]
+    width = int(mask.sum(1).max()) if users.numel() else 1
+    return states[:, :width], mask[:, :width]

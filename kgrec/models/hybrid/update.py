@@ -133,6 +133,7 @@ class HybridUpdate:
             w = new_est.module.cf.gcn.embedding.weight.data
             anchors = [(w[:U], w[:U0].clone()), (w[U:], w[U:U + I0].clone())]
         continue_pairwise(new_est, fresh, old, everything, epochs, replay, l2_pull, anchors, log)
+        new_est._prefix = None  # text_prefix_cache: only training reads it
         return new_est, "hybrid: merged KG, tables grown"
 
     @torch.no_grad()
