@@ -157,6 +157,19 @@ def test_real_minilm_matches_sentence_transformers(monkeypatch):
     assert sim[0, 1] > sim[0, 2] + 0.1
 
 
+@pytest.mark.slow
+def test_real_minilm_top_layers_from_the_prefix_match_its_forward(monkeypatch):
+    """The real MiniLM (6 layers, its default attention): the top-2 path from the cached prefix is
+    its own forward, so text_prefix_cache is used with the default text model.
+    """
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tok = load_text_model(default_text_model_dir())
+    enc = TextEncoder(model, pooling="mean", trainable="top-k", top_k=2)
+    batch = tok(["a space adventure film", "Toy Story (1995). genre: Animation, Comedy.", ""], padding=True,
+                return_tensors="pt")
+    assert enc.prefix_matches(batch["input_ids"], batch["attention_mask"], atol=1e-5)
+
+
 def test_missing_default_model_package_is_a_kgrec_error(monkeypatch):
     import sys
 
