@@ -122,10 +122,11 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = list(dict.fromkeys(r["pair"] for r in rows))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.6), squeeze=False)
-    for ax, pair in zip(axes[0], pairs):
-        sub = [r for r in rows if r["pair"] == pair and not r["training interactions"].startswith("all")]
+    panels = list(dict.fromkeys((r["pair"], r["dataset"], r["split"]) for r in rows))  # one per --pair
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for ax, (pair, dataset, split) in zip(axes[0], panels):
+        sub = [r for r in rows if (r["pair"], r["dataset"], r["split"]) == (pair, dataset, split)
+               and not r["training interactions"].startswith("all")]
         x = np.arange(len(sub))
         rel = [100 * r["relative"] for r in sub]
         ax.bar(x, rel, color=["tab:green" if v >= 0 else "tab:red" for v in rel])
@@ -133,7 +134,7 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.annotate(f"p={r['p']:.2g}", (xi, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, [f"{r['training interactions']}\n(n={r['users']})" for r in sub], fontsize=7)
-        ax.set_title(f"{pair}\n{sub[0]['dataset']} {sub[0]['split']}", fontsize=8)
+        ax.set_title(f"{pair}\n{dataset} {split}", fontsize=8)
         ax.set_ylabel("new vs base, NDCG@10 (%)")
         ax.set_xlabel("training interactions of the test user")
     fig.tight_layout()

@@ -52,3 +52,19 @@ def test_bad_pairs_are_refused_by_name():
         user_activity.same_split("kg", a, b)
     with pytest.raises(KgrecError, match="'--pair' 'kg': no runs of 'N' in g"):
         user_activity.group_rows("kg", [("f", "M"), ("g", "N")], [a, a], np.ones(8, dtype=int), 4)
+
+
+def test_plot_has_one_panel_per_pair(tmp_path, monkeypatch):
+    """Pairs with one label on two datasets are two panels (the plot groups by label, dataset, split)."""
+    import matplotlib.pyplot as plt
+
+    counts = np.array([1, 1, 1, 1, 5, 5, 5, 5])
+    rows = []
+    for dataset in ("d1", "d2"):
+        a = dict(payload("M", {2020: [0.5] * 8}), dataset=dataset)
+        b = dict(payload("N", {2020: [0.6] * 8}), dataset=dataset)
+        rows += user_activity.group_rows("kg", [("f", "M"), ("g", "N")], [a, b], counts, 4)
+    seen, real = [], plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: seen.append(a) or real(*a, **k))
+    user_activity.plot(rows, tmp_path / "x.png")
+    assert seen == [(1, 2)] and (tmp_path / "x.png").stat().st_size > 0
