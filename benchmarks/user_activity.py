@@ -166,7 +166,11 @@ def main(argv=None) -> int:
         p.error(str(e))
     cols = ["pair", "dataset", "split", "training interactions", "users", "base", "new", "base ndcg@10",
             "new ndcg@10", "gap", "relative", "p"]
-    text = ("Per-user test NDCG@10 (mean over each row's seeds) of two rows, grouped by the test user's "
+    command = "python benchmarks/user_activity.py " + " ".join(
+        f"'{a}'" if " " in a else a for a in (argv if argv is not None else sys.argv[1:]))
+    text = (f"Command: `{command}` at commit {info['commit']}{' (uncommitted changes)' if info['dirty'] else ''}; "
+            f"{info['cpu']}, {info['date']}. The rows' own commits are in the base / new columns. "
+            "Per-user test NDCG@10 (mean over each row's seeds) of two rows, grouped by the test user's "
             "number of training interactions (quartiles of the test users, coinciding edges merged; the "
             "last line of each pair is all users). 'relative' = (new - base) / base; p: paired Wilcoxon "
             "signed-rank test within the group. Groups are not a verdict by the protocol's rule (no seed "
@@ -175,10 +179,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     plot(rows, out / f"{args.name}.png")
     table = [dict(r, relative=f"{100 * r['relative']:+.1f}%", p=f"{r['p']:.3g}") for r in rows]
-    write_results(out, args.name, {"rows": rows, "machine": info,
-                                   "command": "python benchmarks/user_activity.py "
-                                   + " ".join(f"'{a}'" if " " in a else a
-                                              for a in (argv if argv is not None else sys.argv[1:]))},
+    write_results(out, args.name, {"rows": rows, "machine": info, "command": command},
                   table, cols, title=args.title, text=text)
     return 0
 
