@@ -89,7 +89,8 @@ def write(args, info: dict, rows: list[dict], planned: int) -> None:
             "per item. 'top-k' fine-tunes the last BERT layers from the frozen layers' output computed once per "
             "fit; 'no prefix cache' re-encodes through every layer at each step (the baseline, same run). "
             "'s/epoch' is the median epoch, validation included. Test figures after so few epochs are "
-            "indicative only.")
+            "indicative only. One process runs the fits in this order, so 'peak RSS MB' is the process's "
+            "peak so far: a row's own only where it exceeds the rows above.")
     columns = [(c, c) for c in ("mode", "epochs", "s/epoch", "fit s", "test ndcg@10", "test recall@20",
                                 "peak RSS MB")]
     if len(rows) < planned:

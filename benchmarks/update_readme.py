@@ -19,7 +19,7 @@ SHOWN = ["movielens-100k/random.md", "movielens-100k/temporal.md", "movielens-10
          "hybrid-stages-temporal-lgcn-content.md", "hybrid-stages-lastfm.md", "hybrid-stages-lastfm-content.md",
          "hybrid-stages-cold-item.md", "hybrid-tuned-lastfm-content.md", "hybrid-tuned-temporal-content.md",
          "hybrid-tuned-lastfm-patience.md", "hybrid-tuned-ml100k-content.md", "hybrid-tuned-bx-content.md",
-         "hybrid-tuned-mlsmall-content.md", "user-activity-kg-text.md",
+         "hybrid-tuned-mlsmall-content.md", "user-activity-kg-text.md", "text_finetune.md",
          "lastfm/random.md",
          "lastfm/ctr.md",
          "movielens-small/temporal.md", "demo.md", "serve.md", "ingest.md", "kg_encoder_speed.md", "kg_peer_speed.md",
