@@ -11,6 +11,11 @@ from torch import Tensor, nn
 
 from kgrec.errors import TextModelError
 
+try:  # transformers >= 4.56 builds each attention implementation's mask itself
+    from transformers.masking_utils import create_bidirectional_mask
+except ImportError:  # older releases: layers take the classic additive [B, 1, 1, L] mask
+    create_bidirectional_mask = None
+
 __all__ = ["TextEncoder", "TextModelError", "default_text_model_dir", "load_text_model",
            "POOLINGS", "TRAINABLE_MODES"]
 
@@ -196,9 +201,7 @@ class TextEncoder(nn.Module):
 
     def _layer_mask(self, states: Tensor, attention_mask: Tensor):
         """The attention mask a layer of the wrapped model expects for ``attention_mask`` ``[B, L]``."""
-        try:
-            from transformers.masking_utils import create_bidirectional_mask
-        except ImportError:  # transformers < 4.56: the classic additive [B, 1, 1, L] mask
+        if create_bidirectional_mask is None:
             return (1.0 - attention_mask[:, None, None, :].to(states.dtype)) * torch.finfo(states.dtype).min
         return create_bidirectional_mask(config=self.model.config, inputs_embeds=states,
                                          attention_mask=attention_mask)
