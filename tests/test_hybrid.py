@@ -85,12 +85,16 @@ def test_fit_recommend_save_reload_identical(tiny_text_model, tmp_path):
 
 @pytest.mark.parametrize("kw", [{"use_kg": False}, {"use_text": False}, {"use_cf": False}, {"fusion": "concat"},
                                 {"fusion": "sequence"}, {"ease_prior": False}])
-def test_ablations_train(tiny_text_model, kw):
+def test_ablations_learn_the_taste_clusters(tiny_text_model, kw):
+    """Every ablated model still learns what it can: on two taste clusters its top recommendation for
+    (almost) every user is an item of the user's own cluster, the withheld one or another unseen there.
+    """
     kg = two_cluster_kg()
-    sp = kgrec.split(kg, "random", seed=1)
-    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, epochs=2, **kw)).fit(kg, sp)
-    m = rec.evaluate(sp, ks=(5,))
-    assert 0.0 <= m["ndcg@5"] <= 1.0 and m["users"] > 0
+    sp = kgrec.split(kg, "random", ratios=(0.8, 0.0, 0.2), seed=1)  # no validation part: all epochs run
+    rec = kgrec.Recommender("hybrid", **_params(tiny_text_model, **kw)).fit(kg, sp)
+    top = {u: v[0][0] for u, v in rec.recommend(kg.users.labels, k=1).items()}
+    own = [(int(u[-2:]) < 6) == (int(i[-2:]) < 4) for u, i in top.items()]
+    assert sum(own) >= 11, top  # 12 users; chance level is 6
 
 
 def test_segment_text():
