@@ -151,12 +151,15 @@ def main(argv=None) -> int:
             "removal", "whole recall@20", "ablated recall@20", "whole commit", "ablated commit"]
     lines = [f"| {q['ablation']} | {q['lowers']} of {q['splits']} | {q['raises']} | {q['earns its place']} |"
              for q in parts]
-    text = (f"Whole model: **{args.model}** at the point its validation NDCG@10 chose on each split; each "
-            "ablation refits that point without one part, with the same seeds. Paired Wilcoxon test on "
-            "per-user NDCG@10 (mean over seeds), ablated against whole; 'lowers' / 'raises' need p < 0.05 and "
-            "a gap beyond both seed spreads (docs/protocol.md), anything else is a tie. A part earns its "
-            f"place when its removal lowers NDCG@10 on at least {args.need} splits.\n\n"
-            "| part removed | lowers NDCG@10 on | raises it on | earns its place |\n|:--|:--|:--|:--|\n"
+    text = (f"Whole model: **{args.model}** at the point its validation NDCG@10 chose on each split; "
+            "each ablation refits that point with one part removed or replaced, with the same seeds. "
+            "Paired Wilcoxon test on per-user NDCG@10 (mean over seeds), ablated against whole; "
+            "'lowers' / 'raises' need p < 0.05 and a gap beyond both seed spreads (docs/protocol.md), "
+            "anything else is a tie. A part earns its place when its removal lowers NDCG@10 on at "
+            f"least {args.need} splits.\n\n"
+            "| ablation (a part removed or replaced) | lowers NDCG@10 on | raises it on "
+            "| the whole model's part earns its place |\n"
+            "|:--|:--|:--|:--|\n"
             + "\n".join(lines))
     out = Path(args.out)
     payload = {"model": args.model, "need": args.need, "rows": rows, "parts": parts, "machine": machine(),
