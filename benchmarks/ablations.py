@@ -110,7 +110,7 @@ def plot(rows: list[dict], path: Path) -> None:
     splits = list(dict.fromkeys(f"{r['dataset']}\n{r['split']}" for r in rows))
     labels = list(dict.fromkeys(r["ablation"] for r in rows))
     width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(splits), 3.6))
+    fig, ax = plt.subplots(figsize=(3.0 + 1.6 * len(splits), 3.8))
     for k, label in enumerate(labels):
         mine = [r for r in rows if r["ablation"] == label]
         xs = [splits.index(f"{r['dataset']}\n{r['split']}") + (k - (len(labels) - 1) / 2) * width for r in mine]
@@ -118,8 +118,8 @@ def plot(rows: list[dict], path: Path) -> None:
                hatch=["" if r["removal"] == "tie" else "//" for r in mine], edgecolor="black", linewidth=0.5)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(splits)), splits)
-    ax.set_ylabel("NDCG@10 change when removed (%)")
-    ax.set_title("Ablations (hatched: beyond the seed spread, p < 0.05)")
+    ax.set_ylabel("NDCG@10, ablated vs whole (%)")
+    ax.set_title("Ablations (hatched: a gap beyond the seed spread\nwith p < 0.05)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
