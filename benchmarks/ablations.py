@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
-from common import ROOT, machine, write_results
+from common import ROOT, machine, mean_std, write_results
 
 from kgrec.errors import KgrecError
 from kgrec.evaluation.significance import paired_test, per_user_means, verdict
@@ -68,8 +67,7 @@ def model_runs(payload: dict, model: str, path: Path) -> list[dict]:
 
 
 def summary(runs: list[dict], metric: str) -> tuple[float, float]:
-    values = [r["test"][metric] for r in runs]
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return mean_std([r["test"][metric] for r in runs])
 
 
 def compare(label: str, model: str, whole: tuple[Path, dict], ablated: tuple[Path, dict]) -> dict:
